@@ -1,0 +1,36 @@
+# Two entry points, each doing its own set-up on a fresh machine: `make serve`, `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+# Root filesystem the base image starts from. The default is made locally with debootstrap
+# (no registry needed); on a host that can pull, `make serve ROOTFS=debian:bookworm-slim`.
+ROOTFS ?= minibinder-rootfs:bookworm
+# The host's CA bundle is trusted inside builds, so TLS-intercepting proxies keep working.
+export MINIBINDER_EXTRA_CA_FILE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
+
+BIN := $(VENV)/bin
+
+.PHONY: serve test lint docker base-image venv
+
+serve: venv docker base-image
+	$(BIN)/minibinder serve
+
+test: venv docker base-image
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check minibinder tests bench
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+docker:
+	scripts/ensure-docker.sh
+
+base-image: venv docker
+	case "$(ROOTFS)" in minibinder-rootfs:*) scripts/bootstrap-rootfs.sh "$(ROOTFS)";; esac
+	$(BIN)/minibinder base-image --from "$(ROOTFS)"

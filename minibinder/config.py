@@ -1,0 +1,223 @@
+"""Settings: one declarative list with defaults and help, loaded from TOML plus environment overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+ENV_PREFIX = "MINIBINDER_"
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def setting(default: Any, help: str, kind: str = "", build: bool = False) -> Any:
+    """Declare one setting: its default, the help text shown in docs, and how to parse it.
+
+    `build=True` marks settings that change what an image contains; they feed the config hash.
+    """
+    meta = {"help": help, "kind": kind, "build": build}
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
+    return os.path.join(base, "minibinder")
+
+
+@dataclass(frozen=True)
+class Config:
+    """All of minibinder's settings. Field order is the order of config.example.toml."""
+
+    data_dir: str = setting(
+        "", "Where minibinder keeps its state (SQLite, build logs, work dirs). "
+        "Empty: $XDG_DATA_HOME/minibinder, i.e. ~/.local/share/minibinder.")
+    image_prefix: str = setting(
+        "minibinder-", "Prefix of the names of images minibinder builds.", kind="image_prefix")
+    base_images: dict = setting(
+        {"3.11": "minibinder-base:py3.11"},
+        "Base image per Python version (\"X.Y\" = image). A repository asks for a version in "
+        "runtime.txt; images are made by `minibinder base-image`.", kind="str_map", build=True)
+    default_python: str = setting(
+        "3.11", "Python version used when the repository does not ask for one.", build=True)
+    extra_ca_file: str = setting(
+        "", "PEM file of extra CA certificates trusted inside builds and sessions "
+        "(TLS-intercepting proxies, university networks). Empty: none.", kind="path", build=True)
+    package_index_url: str = setting(
+        "", "Python package index used by builds instead of PyPI (a mirror, an air-gapped "
+        "devpi). Empty: PyPI.", build=True)
+    installer: str = setting(
+        "uv", "Installer for Python packages in builds: \"uv\" (fast) or \"pip\".",
+        kind="choice:uv,pip", build=True)
+    allow_dockerfile: bool = setting(
+        True, "Build repositories that bring their own Dockerfile (under the Dockerfile policy).")
+    build_memory_limit: str = setting(
+        "3G", "Memory limit of each build step (bytes, or with a K/M/G suffix).", kind="size")
+    build_timeout: int = setting(1800, "Seconds a build may take before it is stopped.")
+    clone_timeout: int = setting(120, "Seconds cloning a repository may take.")
+    clone_max_size: str = setting(
+        "512M", "Largest checkout a clone may produce (bytes, or with a K/M/G suffix).",
+        kind="size")
+    clone_submodules: bool = setting(False, "Also fetch git submodules of a repository.")
+    allowed_clone_schemes: list = setting(
+        ["https"], "URL schemes a repository may be cloned with; add \"git\" or \"http\" only "
+        "for trusted networks (e.g. a loopback git server in tests).", kind="str_list")
+    github_url: str = setting(
+        "https://github.com", "Base URL for the `gh` provider (GitHub Enterprise, a mirror).")
+    gitlab_url: str = setting("https://gitlab.com", "Base URL for the `gl` provider.")
+    gist_url: str = setting("https://gist.github.com", "Base URL for the `gist` provider.")
+    spec_allow: list = setting(
+        [], "Regular expressions; when any is given, a `<provider>/<spec>` must match one "
+        "to be built.", kind="regex_list")
+    spec_deny: list = setting(
+        [], "Regular expressions; a `<provider>/<spec>` matching any is refused.",
+        kind="regex_list")
+    bind: str = setting("127.0.0.1:8585", "Address and port `minibinder serve` listens on.")
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir or default_data_dir()).expanduser()
+
+    def size(self, name: str) -> int:
+        """A size setting in bytes."""
+        return parse_size(getattr(self, name), name)
+
+    def python_versions(self) -> list[str]:
+        return sorted(self.base_images, key=lambda v: tuple(int(p) for p in v.split(".")))
+
+    def build_hash(self) -> str:
+        """Hash of everything in the settings that changes what a built image contains."""
+        values = {f.name: getattr(self, f.name) for f in fields() if f.metadata["build"]}
+        if self.extra_ca_file:
+            values["extra_ca_file"] = hashlib.sha256(read_extra_ca(self)).hexdigest()
+        text = json.dumps(values, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def fields() -> tuple[dataclasses.Field, ...]:
+    return dataclasses.fields(Config)
+
+
+def read_extra_ca(config: Config) -> bytes:
+    if not config.extra_ca_file:
+        return b""
+    try:
+        return Path(config.extra_ca_file).expanduser().read_bytes()
+    except OSError as error:
+        raise ConfigError(f"extra_ca_file: cannot read {config.extra_ca_file}: "
+                          f"{error.strerror}") from None
+
+
+def parse_size(value: Any, name: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _SIZE_RE.match(str(value))
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"{name}: expected a size like 512M or 2G, got {value!r}")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
+    """Turn a TOML or environment value into the setting's type, or say what is wrong."""
+    kind, name = f.metadata["kind"], f.name
+    default = getattr(Config, name, None) if f.default is not dataclasses.MISSING else None
+    if kind == "str_list" or kind == "regex_list":
+        if from_env:
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{name}: expected a list of strings, got {value!r}")
+        if kind == "regex_list":
+            for pattern in value:
+                try:
+                    re.compile(pattern)
+                except re.error as error:
+                    raise ConfigError(f"{name}: {pattern!r} is not a regular expression: "
+                                      f"{error}") from None
+        return value
+    if kind == "str_map":
+        if from_env:
+            pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ConfigError(f"{name}: expected KEY=VALUE,KEY=VALUE, got {value!r}")
+            value = {k.strip(): v.strip() for k, v in pairs}
+        if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise ConfigError(f"{name}: expected a table of strings, got {value!r}")
+        for version in value:
+            if not re.fullmatch(r"\d+\.\d+", version):
+                raise ConfigError(f"{name}: keys are Python versions like \"3.11\", got {version!r}")
+        return value
+    if isinstance(default, bool):
+        if from_env:
+            lowered = value.strip().lower()
+            if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ConfigError(f"{name}: expected true or false, got {value!r}")
+            return lowered in {"1", "true", "yes", "on"}
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: expected true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        try:
+            number = int(value) if from_env else value
+        except ValueError:
+            number = None
+        if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
+            raise ConfigError(f"{name}: expected a positive whole number, got {value!r}")
+        return number
+    if not isinstance(value, str):
+        raise ConfigError(f"{name}: expected a string, got {value!r}")
+    if kind == "size":
+        parse_size(value, name)
+    elif kind.startswith("choice:"):
+        choices = kind.split(":", 1)[1].split(",")
+        if value not in choices:
+            raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+    elif kind == "image_prefix" and not re.fullmatch(r"[a-z0-9][a-z0-9._/-]*", value):
+        raise ConfigError(f"{name}: must be lowercase letters, digits, '.', '_', '-' or '/', "
+                          f"got {value!r}")
+    return value
+
+
+def load_config(path: str | os.PathLike | None = None,
+                environ: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read settings from TOML (if a path is given), then `MINIBINDER_*` variables, then overrides.
+
+    The environment is passed in, never read from globals, so tests can hand in their own.
+    """
+    environ = environ or {}
+    raw: dict[str, Any] = {}
+    if path:
+        try:
+            with open(path, "rb") as handle:
+                raw = tomllib.load(handle)
+        except OSError as error:
+            raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    by_name = {f.name: f for f in fields()}
+    unknown = sorted(set(raw) - set(by_name))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown setting in {path} "
+                          f"(known: see config.example.toml)")
+    values = {name: _coerce(by_name[name], value, False) for name, value in raw.items()}
+    for name, f in by_name.items():
+        env_value = environ.get(ENV_PREFIX + name.upper())
+        if env_value is not None:
+            values[name] = _coerce(f, env_value, True)
+    for name, value in (overrides or {}).items():
+        if name not in by_name:
+            raise ConfigError(f"{name}: unknown setting")
+        values[name] = _coerce(by_name[name], value, False)
+    return Config(**values)
