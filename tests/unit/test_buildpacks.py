@@ -1,0 +1,254 @@
+"""Detection and precedence of configuration files, as repo2docker does it, and rendering."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from minibinder.buildpacks import RepoConfig, pick_buildpack, plan_build, read_repo_config
+from minibinder.buildpacks.base import parse_apt_txt
+from minibinder.buildpacks.dockerfile import check_dockerfile_policy
+from minibinder.buildpacks.python import refers_to_repository
+from minibinder.buildpacks.render import render_dockerfile
+from minibinder.config import load_config
+from minibinder.errors import BuildpackError
+
+CONFIG = load_config()
+PYPROJECT = b'[project]\nname = "x"\nversion = "1"\n[build-system]\nrequires = ["setuptools"]\n'
+
+
+def repo(files, config_dir=""):
+    return RepoConfig(config_dir, {k: v.encode() if isinstance(v, str) else v
+                                   for k, v in files.items()})
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({}, "python"),
+    ({"requirements.txt": "six"}, "python"),
+    ({"setup.py": ""}, "python"),
+    ({"pyproject.toml": PYPROJECT}, "python"),
+    ({"Pipfile": "[packages]\nsix = '*'\n"}, "pipfile"),
+    ({"Pipfile.lock": "{}"}, "pipfile"),
+    ({"Pipfile": "", "requirements.txt": "six"}, "pipfile"),
+    ({"Dockerfile": "FROM x", "requirements.txt": "six", "Pipfile": ""}, "dockerfile"),
+    ({"environment.yml": "", "requirements.txt": "six"}, "unsupported"),
+    ({"environment.yml": "", "Pipfile": ""}, "unsupported"),
+    ({"install.R": ""}, "unsupported"),
+    ({"Dockerfile": "FROM x", "environment.yml": ""}, "dockerfile"),
+    ({"apt.txt": "curl", "postBuild": "", "start": ""}, "python"),
+])
+def test_detection_order(files, expected):
+    assert pick_buildpack(repo(files)).name == expected
+
+
+def test_requirements_install_before_the_repository_is_copied():
+    text = render_dockerfile(plan_build(repo({"requirements.txt": "six==1.16.0\n"}), CONFIG))
+    install = text.index("uv pip install -r /srv/minibinder/deps/requirements.txt")
+    assert text.index("COPY --chown=1000:1000 _minibinder/deps/") < install
+    assert install < text.index("COPY --chown=1000:1000 repo/ /home/jovyan/")
+
+
+def test_requirements_naming_repository_files_install_after_the_copy():
+    text = render_dockerfile(plan_build(repo({"requirements.txt": "-e .\n"}), CONFIG))
+    assert text.index("COPY --chown=1000:1000 repo/") < text.index("uv pip install -r "
+                                                                   "requirements.txt")
+
+
+@pytest.mark.parametrize("text, local", [
+    ("six\nnumpy>=1\n", False), ("-e .\n", True), (".\n", True), ("-r other.txt\n", True),
+    ("pkg @ file:///x\n", True), ("--requirement=x.txt", True), ("six\n  -c constraints.txt", True),
+    ("--index-url https://x/simple\nsix\n", False),
+])
+def test_refers_to_repository(text, local):
+    assert refers_to_repository(text) is local
+
+
+def test_setup_py_and_pyproject_install_the_repository():
+    for files in ({"setup.py": ""}, {"pyproject.toml": PYPROJECT}):
+        text = render_dockerfile(plan_build(repo(files), CONFIG))
+        assert text.index("COPY --chown=1000:1000 repo/") < text.index("uv pip install .")
+
+
+def test_pyproject_without_project_table_is_not_a_package():
+    plan = plan_build(repo({"pyproject.toml": "[tool.black]\nline-length = 100\n"}), CONFIG)
+    assert plan.post_repo_steps == []
+
+
+def test_invalid_pyproject_is_a_clear_error():
+    with pytest.raises(BuildpackError, match="pyproject.toml is not valid TOML"):
+        plan_build(repo({"pyproject.toml": "[project\n"}), CONFIG)
+
+
+def test_pip_installer_setting():
+    config = load_config(overrides={"installer": "pip"})
+    text = render_dockerfile(plan_build(repo({"requirements.txt": "six"}), config))
+    assert "python -m pip install --no-cache-dir -r" in text and "uv pip" not in text
+
+
+def test_pipfile_lock_wins_over_pipfile_and_installs_dev_packages():
+    lock = {"_meta": {"requires": {"python_version": "3.11"}},
+            "default": {"six": {"version": "==1.16.0"},
+                        "attrs": {"version": "==23.1.0", "markers": "python_version >= '3.7'"},
+                        "local": {"path": ".", "editable": True}},
+            "develop": {"tabulate": {"version": "==0.9.0", "extras": ["widechars"]}}}
+    plan = plan_build(repo({"Pipfile.lock": json.dumps(lock), "Pipfile": "[packages]\nx='*'"}),
+                      CONFIG)
+    requirements = plan.dependency_files["requirements.txt"].decode()
+    assert requirements.splitlines() == ["attrs==23.1.0 ; python_version >= '3.7'",
+                                         "six==1.16.0", "tabulate[widechars]==0.9.0"]
+    assert plan.post_repo_steps[0].startswith("uv pip install -e .")
+
+
+def test_pipfile_without_lock():
+    plan = plan_build(repo({"Pipfile": "[packages]\nsix = '*'\nnumpy = '>=1.20'\n"
+                                       "[dev-packages]\npytest = {version = '==8.0'}\n"}), CONFIG)
+    assert plan.dependency_files["requirements.txt"].decode().splitlines() == [
+        "numpy>=1.20", "six", "pytest==8.0"]
+
+
+def test_pipfile_python_version_must_be_available():
+    with pytest.raises(BuildpackError, match="asks for Python 3.7, but this server provides "
+                                             "only 3.11"):
+        plan_build(repo({"Pipfile": "[requires]\npython_version = '3.7'\n"}), CONFIG)
+
+
+@pytest.mark.parametrize("runtime, version", [
+    ("python-3.11", "3.11"), ("python-3.11.4\n", "3.11"), ("python-3", "3.11"), ("", "3.11")])
+def test_runtime_txt(runtime, version):
+    assert plan_build(repo({"runtime.txt": runtime}), CONFIG).python_version == version
+
+
+def test_runtime_txt_picks_the_base_image_for_the_version():
+    config = load_config(overrides={"base_images": {"3.11": "b:311", "3.12": "b:312"}})
+    plan = plan_build(repo({"runtime.txt": "python-3.12"}), config)
+    assert plan.base_image == "b:312"
+    assert render_dockerfile(plan).splitlines()[1] == "FROM b:312"
+
+
+@pytest.mark.parametrize("runtime, message", [
+    ("python-3.7", "asks for python-3.7, but this server provides only python-3.11"),
+    ("python-2", "provides only python-3.11"),
+    ("r-4.1-2022-01-01", "understands python-X.Y"),
+])
+def test_runtime_txt_errors(runtime, message):
+    with pytest.raises(BuildpackError, match=message):
+        plan_build(repo({"runtime.txt": runtime}), CONFIG)
+
+
+def test_environment_yml_fails_clearly():
+    with pytest.raises(BuildpackError, match=r"binder/environment.yml: environment.yml \(conda\) "
+                                             "is not supported yet"):
+        plan_build(repo({"environment.yml": "dependencies: [numpy]"}, "binder"), CONFIG)
+
+
+def test_apt_txt_is_validated_and_rendered_as_root():
+    assert parse_apt_txt("# tools\ncurl\n\nvim  # editor\ncurl\nlibc6-dev g++\n") == [
+        "curl", "g++", "libc6-dev", "vim"]
+    text = render_dockerfile(plan_build(repo({"apt.txt": "curl\n"}), CONFIG))
+    assert text.index("USER root") < text.index("apt-get install") < text.index("USER 1000:1000")
+
+
+@pytest.mark.parametrize("line", ["curl; rm -rf /", "Curl", "-y", "pkg=1.0", "$(id)", "a/b",
+                                  "pkg`id`", "..", "_x"])
+def test_apt_txt_hostile_lines(line):
+    with pytest.raises(BuildpackError, match="apt.txt line 1"):
+        parse_apt_txt(line + "\n")
+
+
+def test_postbuild_and_start_from_the_binder_folder():
+    plan = plan_build(repo({"postBuild": "#!/bin/sh\n", "start": "#!/bin/sh\nexec \"$@\"\n"},
+                           "binder"), CONFIG)
+    assert plan.executables == ["binder/postBuild", "binder/start"]
+    text = render_dockerfile(plan)
+    assert "RUN ./binder/postBuild" in text
+    assert 'ENTRYPOINT ["/home/jovyan/binder/start"]' in text
+    assert text.index("COPY --chown=1000:1000 repo/") < text.index("RUN ./binder/postBuild")
+
+
+def test_index_url_is_set_for_pip_and_uv():
+    config = load_config(overrides={"package_index_url": "https://mirror.example/simple"})
+    text = render_dockerfile(plan_build(repo({}), config))
+    assert 'ENV PIP_INDEX_URL="https://mirror.example/simple"' in text
+    assert 'ENV UV_INDEX_URL="https://mirror.example/simple"' in text
+
+
+def test_no_configuration_renders_plain_python():
+    text = render_dockerfile(plan_build(repo({}), CONFIG))
+    assert text.splitlines()[1] == "FROM minibinder-base:py3.11"
+    assert "RUN" not in text
+
+
+@pytest.mark.parametrize("dockerfile, message", [
+    ("# syntax=docker/dockerfile:1\nFROM x\n", "syntax"),
+    ("#syntax = foo\nFROM x\n", "syntax"),
+    ("FROM x\nRUN --mount=type=cache,target=/root/.cache pip install x\n", "RUN --mount"),
+    ("FROM x\nRUN --network=host curl x\n", "RUN --network"),
+    ("FROM x\nRUN --security=insecure id\n", "RUN --security"),
+    ("FROM x\nRUN echo a \\\n  && true\nrun   --mount=type=secret,id=x cat\n", "line 4"),
+    ("RUN echo no from\n", "no FROM"),
+])
+def test_dockerfile_policy(dockerfile, message):
+    with pytest.raises(BuildpackError, match=message):
+        check_dockerfile_policy(dockerfile, "Dockerfile")
+
+
+def test_dockerfile_policy_allows_ordinary_files():
+    check_dockerfile_policy("FROM base\nRUN pip install x --network-timeout 5\nUSER 1000\n",
+                            "Dockerfile")
+
+
+def test_dockerfile_can_be_disabled():
+    config = load_config(overrides={"allow_dockerfile": False})
+    with pytest.raises(BuildpackError, match="allow_dockerfile = false"):
+        plan_build(repo({"Dockerfile": "FROM x\n"}), config)
+
+
+# -- reading a checkout ------------------------------------------------------------------------
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(content)
+    return root
+
+
+def test_binder_folder_hides_root_configuration(tmp_path):
+    write(tmp_path, {"requirements.txt": "root", "setup.py": "", "binder/requirements.txt": "b",
+                     "binder/apt.txt": "curl"})
+    config = read_repo_config(tmp_path)
+    assert config.config_dir == "binder"
+    assert config.files == {"requirements.txt": b"b", "apt.txt": b"curl"}
+
+
+def test_dot_binder_folder(tmp_path):
+    write(tmp_path, {".binder/requirements.txt": "x", "requirements.txt": "root"})
+    assert read_repo_config(tmp_path).path("requirements.txt") == ".binder/requirements.txt"
+
+
+def test_both_binder_folders_is_an_error(tmp_path):
+    write(tmp_path, {"binder/requirements.txt": "", ".binder/requirements.txt": ""})
+    with pytest.raises(BuildpackError, match="both binder/ and .binder/"):
+        read_repo_config(tmp_path)
+
+
+def test_symlink_out_of_the_repository_is_not_followed(tmp_path):
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "secret").write_text("root:x:0:0")
+    os.symlink(tmp_path / "secret", tmp_path / "repo" / "requirements.txt")
+    with pytest.raises(BuildpackError, match="symbolic link to outside the repository"):
+        read_repo_config(tmp_path / "repo")
+
+
+def test_symlinked_binder_folder_out_of_the_repository(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "repo").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "repo" / "binder")
+    with pytest.raises(BuildpackError, match="binder/ is a symbolic link"):
+        read_repo_config(tmp_path / "repo")
+
+
+def test_symlink_inside_the_repository_is_read(tmp_path):
+    write(tmp_path, {"deps/reqs.txt": "six\n"})
+    os.symlink("deps/reqs.txt", tmp_path / "requirements.txt")
+    assert read_repo_config(tmp_path).files["requirements.txt"] == b"six\n"
