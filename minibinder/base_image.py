@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 from collections.abc import Iterator
@@ -16,11 +17,23 @@ from .events import Event
 DEFAULT_ROOTFS = "debian:bookworm-slim"
 
 
+def _dockerfile() -> bytes:
+    return resources.files("minibinder").joinpath("base_image/Dockerfile").read_bytes()
+
+
+def base_hash(config: Config, rootfs: str) -> str:
+    """Everything the base image is made of; a change means it must be built again."""
+    digest = hashlib.sha256()
+    for part in (_dockerfile(), read_extra_ca(config), config.package_index_url.encode(),
+                 rootfs.encode()):
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()[:16]
+
+
 def base_context(config: Config) -> io.BytesIO:
-    dockerfile = resources.files("minibinder").joinpath("base_image/Dockerfile").read_bytes()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, content in (("Dockerfile", dockerfile), ("extra-ca.crt", read_extra_ca(config))):
+        for name, content in (("Dockerfile", _dockerfile()), ("extra-ca.crt", read_extra_ca(config))):
             info = tarfile.TarInfo(name)
             info.size = len(content)
             tar.addfile(info, io.BytesIO(content))
@@ -32,9 +45,10 @@ def build_base_image(config: Config, docker: Docker, rootfs: str, tag: str,
                      force: bool = False) -> Iterator[Event]:
     """Build `tag` from `rootfs` unless an image of that tag with the same settings exists."""
     labels = {"minibinder.base": "1", "minibinder.version": __version__,
-              "minibinder.config-hash": config.build_hash(), "minibinder.rootfs": rootfs}
+              "minibinder.base-hash": base_hash(config, rootfs), "minibinder.rootfs": rootfs}
     existing = docker.image_labels(tag)
-    if existing and existing.get("minibinder.rootfs") == rootfs and not force:
+    if existing and existing.get("minibinder.base-hash") == labels["minibinder.base-hash"] \
+            and not force:
         yield Event("built", f"Base image {tag} exists\n", {"imageName": tag, "cached": True})
         return
     buildargs = {"ROOTFS": rootfs, "PACKAGE_INDEX_URL": config.package_index_url}

@@ -69,6 +69,7 @@ class GitServer:
 class Repo:
     def __init__(self, server: GitServer, path: str, work: Path):
         self.server, self.path, self.work = server, path, work
+        self.head = ""
 
     @property
     def url(self) -> str:
@@ -91,4 +92,7 @@ class Repo:
             git("tag", "-a", "-m", tag, tag, cwd=self.work)
         git("push", "--quiet", "--follow-tags", str(self.server.root / self.path),
             f"HEAD:refs/heads/{branch}", cwd=self.work)
-        return git("rev-parse", "HEAD", cwd=self.work)
+        sha = git("rev-parse", "HEAD", cwd=self.work)
+        if branch == "main":
+            self.head = sha
+        return sha

@@ -1,0 +1,73 @@
+"""Integration fixtures: the real Docker daemon, the base image, and cleanup by image prefix."""
+
+from __future__ import annotations
+
+import docker as docker_sdk
+import pytest
+
+from minibinder.builds import build_image, target_for_directory, target_for_source
+from minibinder.docker_client import Docker
+from minibinder.errors import DockerUnavailable
+from minibinder.spec import parse_spec
+
+from ..conftest import TEST_IMAGE_PREFIX, make_config
+
+
+@pytest.fixture(scope="session")
+def docker():
+    try:
+        client = Docker.connect()
+    except DockerUnavailable as error:  # never skip: CI must exercise the real daemon
+        pytest.fail(f"{error}. `make test` starts one.")
+    yield client
+    sdk = docker_sdk.from_env()
+    for image in sdk.images.list():
+        for tag in image.tags:
+            if tag.startswith(TEST_IMAGE_PREFIX):
+                sdk.images.remove(tag, force=True)
+
+
+@pytest.fixture(scope="session")
+def build_config(tmp_path_factory, git_server, docker):
+    config = make_config(tmp_path_factory.mktemp("data"), git_server)
+    base = config.base_images[config.default_python]
+    if docker.image_labels(base) is None:
+        pytest.fail(f"base image {base} is missing; `make test` (or `make base-image`) builds it")
+    return config
+
+
+class Builder:
+    """Build helper: events of a build, and commands run inside the built image as jovyan."""
+
+    def __init__(self, config, docker):
+        self.config, self.docker = config, docker
+        self.sdk = docker_sdk.from_env()
+
+    def build(self, spec_or_dir, no_cache=False, config=None):
+        config = config or self.config
+        if spec_or_dir.startswith(("gh/", "gl/", "git/", "gist/")):
+            target = target_for_source(parse_spec(spec_or_dir, config), config)
+        else:
+            from pathlib import Path
+
+            target = target_for_directory(Path(spec_or_dir), config)
+        events = list(build_image(target, config, self.docker, no_cache))
+        return target, events
+
+    def built(self, spec_or_dir, **kwargs):
+        target, events = self.build(spec_or_dir, **kwargs)
+        assert events[-1].phase == "built", events[-1].message
+        return target.image, events
+
+    def run(self, image, command, user="1000"):
+        output = self.sdk.containers.run(image, ["bash", "-c", command], remove=True, user=user)
+        return output.decode().strip()
+
+
+@pytest.fixture(scope="session")
+def builder(build_config, docker):
+    return Builder(build_config, docker)
+
+
+def log_text(events) -> str:
+    return "".join(e.message for e in events if e.phase == "building")
