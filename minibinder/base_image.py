@@ -33,7 +33,8 @@ def base_hash(config: Config, rootfs: str) -> str:
 def base_context(config: Config) -> io.BytesIO:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, content in (("Dockerfile", _dockerfile()), ("extra-ca.crt", read_extra_ca(config))):
+        files = (("Dockerfile", _dockerfile()), ("extra-ca.crt", read_extra_ca(config)))
+        for name, content in files:
             info = tarfile.TarInfo(name)
             info.size = len(content)
             tar.addfile(info, io.BytesIO(content))

@@ -8,7 +8,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .builds import (
-    BuildTarget, build_image, generated_dockerfile, target_for_directory, target_for_source,
+    BuildTarget,
+    build_image,
+    generated_dockerfile,
+    target_for_directory,
+    target_for_source,
 )
 from .config import Config
 from .docker_client import Docker

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .buildpacks import plan_build, read_repo_config, render_dockerfile
 from .builder import run_build
+from .buildpacks import plan_build, read_repo_config, render_dockerfile
 from .config import Config
 from .context import make_context
 from .docker_client import Docker
@@ -91,7 +91,7 @@ def is_cached(docker: Docker, target: BuildTarget, config: Config) -> bool:
 
 
 def generated_dockerfile(repo_dir: Path, config: Config) -> str:
-    """The Dockerfile minibinder would build for a checkout (the repository's own, if it has one)."""
+    """The Dockerfile minibinder would build for a checkout (the repository's own if any)."""
     plan = plan_build(read_repo_config(repo_dir), config)
     if plan.dockerfile:
         return (repo_dir / plan.dockerfile).read_text(errors="replace")
@@ -148,10 +148,10 @@ def _fetch_and_build(target: BuildTarget, config: Config, docker: Docker, no_cac
                            dockerfile=plan.dockerfile, no_cache=no_cache)
         yield from events
     else:
-        dockerfile = render_dockerfile(plan)
+        dockerfile = render_dockerfile(plan, labels)
         with make_context(repo_dir, plan, dockerfile, workdir,
                           include_git=target.local_dir is None) as context:
-            yield from run_build(docker, tag=target.image, labels=labels, memory=memory,
+            yield from run_build(docker, tag=target.image, labels={}, memory=memory,
                                  timeout=config.build_timeout, fileobj=context,
                                  no_cache=no_cache)
     yield _built(target, cached=False, seconds=time.monotonic() - started)

@@ -6,7 +6,6 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import click
 
@@ -23,17 +22,29 @@ class Progress:
         self.started = time.monotonic()
         self.quiet = quiet
         self.phase = ""
+        self.partial = ""  # Docker streams chunks, not lines: hold a line until it ends
 
     def show(self, event: Event) -> None:
         elapsed = time.monotonic() - self.started
         stamp = f"[{int(elapsed // 60):02d}:{elapsed % 60:04.1f} {event.phase:>9}]"
         if event.phase != self.phase:
+            self.flush(stamp)
             self.phase = event.phase
             click.secho(f"{stamp} -- {event.phase} --", err=True, bold=True)
         if self.quiet and event.phase == "building":
             return
-        for line in event.message.rstrip("\n").splitlines():
-            click.echo(f"{stamp} {line}", err=True)
+        text = self.partial + event.message
+        if event.phase != "building" and not text.endswith("\n"):
+            text += "\n"
+        *lines, self.partial = text.split("\n")
+        for line in lines:
+            if line.strip():
+                click.echo(f"{stamp} {line}", err=True)
+
+    def flush(self, stamp: str) -> None:
+        if self.partial.strip():
+            click.echo(f"{stamp} {self.partial}", err=True)
+        self.partial = ""
 
 
 def _load(ctx: click.Context) -> Config:

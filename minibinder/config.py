@@ -1,4 +1,4 @@
-"""Settings: one declarative list with defaults and help, loaded from TOML plus environment overrides."""
+"""Settings: one declarative list with defaults and help, from TOML plus environment overrides."""
 
 from __future__ import annotations
 
@@ -156,7 +156,8 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
             raise ConfigError(f"{name}: expected a table of strings, got {value!r}")
         for version in value:
             if not re.fullmatch(r"\d+\.\d+", version):
-                raise ConfigError(f"{name}: keys are Python versions like \"3.11\", got {version!r}")
+                raise ConfigError(f"{name}: keys are Python versions like \"3.11\", "
+                                  f"got {version!r}")
         return value
     if isinstance(default, bool):
         if from_env:

@@ -29,7 +29,7 @@ def make_context(repo_dir: Path, plan: BuildPlan, dockerfile: str, scratch: Path
     start are made executable, as repo2docker does.
     """
     scratch.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.TemporaryFile(dir=scratch)
+    handle = tempfile.TemporaryFile(dir=scratch)  # noqa: SIM115 - the caller closes it
     executables = set(plan.executables)
     with tarfile.open(fileobj=handle, mode="w") as tar:
         _add_bytes(tar, "Dockerfile", dockerfile.encode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Sequence
@@ -63,10 +64,8 @@ def run_git(args: Sequence[str], allowed_schemes: Sequence[str], timeout: float,
 
 def kill(process: subprocess.Popen) -> None:
     """Kill git and the helpers it started (remote-https, index-pack) as one group."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, 9)
-    except ProcessLookupError:
-        pass
     process.communicate()
 
 

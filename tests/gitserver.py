@@ -54,7 +54,7 @@ class GitServer:
             self.process.terminate()
             self.process.wait(timeout=10)
 
-    def create(self, path: str, files: dict[str, str | bytes], executable: tuple = ()) -> "Repo":
+    def create(self, path: str, files: dict[str, str | bytes], executable: tuple = ()) -> Repo:
         """A new repository `owner/name` whose first commit on `main` holds `files`."""
         bare = self.root / path
         bare.mkdir(parents=True)

@@ -83,7 +83,7 @@ def _requirement(name: str, entry: object, where: str) -> tuple[str | None, str 
 
 
 class PipfileBuildPack(BaseBuildPack):
-    """Pipfile.lock (or, without a lock, the Pipfile), packages and dev-packages, as pipenv --dev."""
+    """Pipfile.lock (else the Pipfile): packages and dev-packages, as `pipenv --dev` does."""
 
     name = "pipfile"
 

@@ -252,3 +252,10 @@ def test_symlink_inside_the_repository_is_read(tmp_path):
     write(tmp_path, {"deps/reqs.txt": "six\n"})
     os.symlink("deps/reqs.txt", tmp_path / "requirements.txt")
     assert read_repo_config(tmp_path).files["requirements.txt"] == b"six\n"
+
+
+def test_labels_render_as_one_instruction_with_quoting():
+    text = render_dockerfile(plan_build(repo({}), CONFIG),
+                             {"minibinder.spec": '/home/a "b" $HOME', "minibinder.ref": "abc"})
+    assert text.rstrip().splitlines()[-1] == (
+        'LABEL minibinder.spec="/home/a \\"b\\" \\$HOME" minibinder.ref="abc"')

@@ -112,3 +112,21 @@ def test_fetch_timeout(tmp_path):
 def test_git_refuses_schemes_the_operator_did_not_allow(tmp_path, repo):
     with pytest.raises(FetchError, match="failed"):
         list(fetch_commit(repo.url, repo.head, tmp_path / "c", FetchLimits(["https"], 30, 2**20)))
+
+
+@pytest.mark.parametrize("argument", [
+    "git/file%3A%2F%2F%2Fetc%2Fpasswd/HEAD", "git/ext%3A%3Ash%20-c%20id/HEAD",
+    "git/--upload-pack%3Did/HEAD", "https://user:pw@example.org/r.git", "ssh://host/repo",
+    "gh/owner/repo/--upload-pack=id", "git/https%3A%2F%2F-oProxyCommand%3Did%2Fr/HEAD",
+])
+def test_hostile_input_starts_no_git_process(config, monkeypatch, argument):
+    from minibinder import gitproc
+    from minibinder.build_cli import pick_target
+    from minibinder.errors import SpecError
+
+    def no_git(*args, **kwargs):
+        raise AssertionError("git was started")
+
+    monkeypatch.setattr(gitproc.subprocess, "Popen", no_git)
+    with pytest.raises(SpecError):
+        pick_target(config, argument, None)
