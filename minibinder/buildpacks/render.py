@@ -46,7 +46,7 @@ CMD ["jupyter", "lab", "--ip=0.0.0.0", "--port=8888", "--no-browser"]
 {%- endif %}
 {%- if labels %}
 LABEL {% for name, value in labels.items() -%}
-{{ name }}={{ value | tojson | replace("$", "\\$") }}{{ " " if not loop.last }}
+{{ name }}={{ value | dockerfile_quote }}{{ " " if not loop.last }}
 {%- endfor %}
 {%- endif %}
 """
@@ -54,6 +54,14 @@ LABEL {% for name, value in labels.items() -%}
 _environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                                   autoescape=False)
 _environment.policies["json.dumps_function"] = json.dumps
+
+
+def dockerfile_quote(value: str) -> str:
+    """A double-quoted Dockerfile word: JSON escapes, and `$` kept from variable expansion."""
+    return json.dumps(value).replace("$", "\\$")
+
+
+_environment.filters["dockerfile_quote"] = dockerfile_quote
 
 
 def render_dockerfile(plan: BuildPlan, labels: dict[str, str] | None = None) -> str:
