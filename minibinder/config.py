@@ -84,6 +84,29 @@ class Config:
         [], "Regular expressions; a `<provider>/<spec>` matching any is refused.",
         kind="regex_list")
     bind: str = setting("127.0.0.1:8585", "Address and port `minibinder serve` listens on.")
+    workers: int = setting(1, "gunicorn worker processes of `minibinder serve`.")
+    threads: int = setting(
+        256, "Threads per worker; each open event stream or WebSocket holds one.")
+    public_url: str = setting(
+        "", "Base URL users reach minibinder at (e.g. https://binder.example.org), used in "
+        "`ready` events. Empty: taken from each request's Host header.")
+    cors_allow_origin: str = setting(
+        "", "Access-Control-Allow-Origin sent on the /build API (\"*\" for thebe on other "
+        "sites). Empty: same origin only.")
+    jupyter_allow_origin: str = setting(
+        "*", "Jupyter's allow_origin in sessions; \"*\" lets thebe and Jupyter Book pages on "
+        "other sites use a session they hold the token of.")
+    session_memory_limit: str = setting(
+        "2G", "Memory limit of a session (memory and swap together: no swap).", kind="size")
+    session_memory_reservation: str = setting(
+        "1G", "Memory reserved for each session.", kind="size")
+    session_cpu_limit: float = setting(1.0, "CPUs a session may use at most.")
+    session_pids_limit: int = setting(512, "Processes and threads a session may run at most.")
+    session_network: str = setting(
+        "minibinder-sessions", "Docker network sessions run on (created if missing; sessions "
+        "on it cannot reach each other).")
+    launch_timeout: int = setting(
+        60, "Seconds a session may take to answer after its container started.")
 
     @property
     def data_path(self) -> Path:
@@ -168,6 +191,14 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{name}: expected true or false, got {value!r}")
         return value
+    if isinstance(default, float):
+        try:
+            number = float(value) if from_env else value
+        except ValueError:
+            number = None
+        if not isinstance(number, int | float) or isinstance(number, bool) or number <= 0:
+            raise ConfigError(f"{name}: expected a positive number, got {value!r}")
+        return float(number)
     if isinstance(default, int):
         try:
             number = int(value) if from_env else value

@@ -10,7 +10,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from .errors import BuildError, DockerUnavailable
+from .errors import BuildError, DockerUnavailable, LaunchError
 
 _UNREACHABLE = (requests.exceptions.ConnectionError, docker.errors.DockerException)
 
@@ -31,6 +31,14 @@ class Docker:
                 f"the Docker daemon does not answer ({_short(error)}); start it, "
                 "e.g. with scripts/ensure-docker.sh") from None
         return cls(client)
+
+    @classmethod
+    def lazy(cls, timeout: int = 60) -> Docker:
+        """A client that does not talk to the daemon until used (the daemon may be down now).
+
+        API 1.41 (Docker 20.10) is pinned so that no version negotiation happens at start.
+        """
+        return cls(docker.DockerClient.from_env(version="1.41", timeout=timeout))
 
     def image_labels(self, name: str) -> dict[str, str] | None:
         """The labels of an image, or None when no image has that name."""
@@ -61,6 +69,88 @@ class Docker:
         except _UNREACHABLE as error:
             raise DockerUnavailable(f"the Docker daemon stopped answering during the build "
                                     f"({_short(error)})") from None
+
+    def ensure_network(self, name: str) -> None:
+        """A bridge network for sessions; containers on it cannot talk to each other."""
+        try:
+            if self._client.api.networks(names=[name]):
+                return
+            self._client.api.create_network(
+                name, driver="bridge", labels={"minibinder.network": "sessions"},
+                options={"com.docker.network.bridge.enable_icc": "false"})
+        except docker.errors.APIError as error:
+            if "already exists" not in str(error):
+                raise DockerUnavailable(f"cannot create network {name}: {_short(error)}") \
+                    from None
+        except _UNREACHABLE as error:
+            raise DockerUnavailable(f"the Docker daemon does not answer ({_short(error)})") \
+                from None
+
+    def start_container(self, *, image: str, name: str, command: list[str],
+                        environment: dict[str, str], labels: dict[str, str], network: str,
+                        user: str, mem_limit: int, mem_reservation: int, nano_cpus: int,
+                        pids_limit: int) -> str:
+        """Create and start a hardened container; return its id. Nothing is published."""
+        api = self._client.api
+        try:
+            host_config = api.create_host_config(
+                mem_limit=mem_limit, memswap_limit=mem_limit, mem_reservation=mem_reservation,
+                nano_cpus=nano_cpus, pids_limit=pids_limit, cap_drop=["ALL"],
+                security_opt=["no-new-privileges"], network_mode=network, init=True,
+                restart_policy={"Name": "no"}, shm_size=64 * 2**20)
+            created = api.create_container(
+                image=image, name=name, command=command, environment=environment,
+                labels=labels, user=user, host_config=host_config, detach=True)
+            api.start(created["Id"])
+        except docker.errors.ImageNotFound:
+            raise LaunchError(f"image {image} is gone; build it again") from None
+        except docker.errors.APIError as error:
+            raise LaunchError(f"Docker could not start the session: {_short(error)}") from None
+        except _UNREACHABLE as error:
+            raise DockerUnavailable(f"the Docker daemon does not answer ({_short(error)})") \
+                from None
+        return created["Id"]
+
+    def container_address(self, container_id: str, network: str) -> str:
+        info = self._client.api.inspect_container(container_id)
+        networks = info["NetworkSettings"]["Networks"]
+        return networks[network]["IPAddress"]
+
+    def container_state(self, container_id: str) -> dict[str, Any] | None:
+        """Docker's State of a container (Running, OOMKilled, ExitCode…), None if gone."""
+        try:
+            return self._client.api.inspect_container(container_id)["State"]
+        except docker.errors.NotFound:
+            return None
+
+    def container_logs(self, container_id: str, tail: int = 20) -> str:
+        try:
+            return self._client.api.logs(container_id, tail=tail).decode(errors="replace")
+        except docker.errors.APIError:
+            return ""
+
+    def remove_container(self, container_id: str) -> None:
+        """Stop and remove a container with its anonymous volumes; gone already is fine."""
+        with contextlib.suppress(docker.errors.NotFound):
+            try:
+                self._client.api.remove_container(container_id, force=True, v=True)
+            except docker.errors.APIError as error:
+                if "already in progress" not in str(error):
+                    raise
+
+    def containers(self, label: str) -> list[dict[str, Any]]:
+        """All containers (running or not) carrying `label`."""
+        try:
+            return self._client.api.containers(all=True, filters={"label": label})
+        except _UNREACHABLE as error:
+            raise DockerUnavailable(f"the Docker daemon does not answer ({_short(error)})") \
+                from None
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._client.ping())
+        except _UNREACHABLE:
+            return False
 
     def kill_container(self, container_id: str) -> None:
         """Kill a container; one that is already gone counts as killed."""

@@ -31,3 +31,15 @@ class BuildError(MinibinderError):
 
 class DockerUnavailable(MinibinderError):
     """The Docker daemon does not answer."""
+
+
+class LaunchError(MinibinderError):
+    """A session could not be started or did not become ready."""
+
+
+class QuotaExceeded(MinibinderError):
+    """A launch was refused because a limit is reached; `retry_after` says when to try again."""
+
+    def __init__(self, message: str, retry_after: int = 30):
+        super().__init__(message)
+        self.retry_after = retry_after

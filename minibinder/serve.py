@@ -1,6 +1,9 @@
-"""`minibinder serve`: run the Flask app under gunicorn."""
+"""`minibinder serve`: run the Flask app under gunicorn's threaded worker."""
 
 from __future__ import annotations
+
+import os
+import shutil
 
 from gunicorn.app.base import BaseApplication
 
@@ -14,10 +17,14 @@ class _Gunicorn(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
-        self.cfg.set("bind", self.bind)
-        self.cfg.set("worker_class", "gthread")
-        self.cfg.set("threads", 32)
-        self.cfg.set("workers", 1)
+        config = self.minibinder_config
+        # gthread holds each SSE stream and WebSocket in a thread for as long as it lasts.
+        for name, value in {"bind": self.bind, "worker_class": "gthread",
+                            "workers": config.workers, "threads": config.threads,
+                            "timeout": 60, "graceful_timeout": 10, "keepalive": 75,
+                            "accesslog": "-", "errorlog": "-",
+                            "worker_connections": max(1000, config.threads * 4)}.items():
+            self.cfg.set(name, value)
 
     def load(self):
         from .web import create_app
@@ -26,4 +33,10 @@ class _Gunicorn(BaseApplication):
 
 
 def run_server(config: Config, bind: str) -> None:
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    # Every worker writes its metrics here; /metrics adds them up.
+    metrics_dir = config.data_path / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     _Gunicorn(config, bind).run()

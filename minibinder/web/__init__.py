@@ -1,4 +1,4 @@
-"""The Flask application factory; each module hands it a blueprint."""
+"""The Flask application factory: services, blueprints, and the proxy in front of them."""
 
 from __future__ import annotations
 
@@ -7,16 +7,33 @@ from pathlib import Path
 from flask import Flask
 
 from ..config import Config, load_config
+from ..docker_client import Docker
+from ..flow import Services
+from ..proxy import ProxyMiddleware
+from ..routes import RouteTable
+from ..sessions import Sessions
+from ..store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def create_app(config: Config | None = None) -> Flask:
+def create_services(config: Config, docker: Docker | None = None) -> tuple[Services, RouteTable]:
+    store = Store(config.data_path / "minibinder.sqlite")
+    routes = RouteTable(store)
+    docker = docker or Docker.lazy()
+    return Services(config, store, Sessions(config, docker, store, routes), docker), routes
+
+
+def create_app(config: Config | None = None, docker: Docker | None = None) -> Flask:
     config = config or load_config()
     app = Flask("minibinder", template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"))
-    app.config["MINIBINDER"] = config
-    from . import pages
+    services, routes = create_services(config, docker)
+    app.extensions["minibinder"] = services
+    from . import api, pages
 
     app.register_blueprint(pages.blueprint)
+    app.register_blueprint(api.blueprint)
+    # The proxy sits outside Flask: session traffic never pays for routing or request objects.
+    app.wsgi_app = ProxyMiddleware(app.wsgi_app, routes)  # type: ignore[method-assign]
     return app

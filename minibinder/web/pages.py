@@ -1,19 +1,77 @@
-"""Human-facing pages (for now the home page and the health check)."""
+"""Pages for people: home (form and badges), the launch page, health, versions, metrics."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template
+import shutil
+
+from flask import (
+    Blueprint, Response, current_app, jsonify, render_template, request, send_from_directory,
+)
 
 from .. import __version__
+from ..errors import SpecError
+from ..links import PROVIDER_NAMES, launch_link, provider_spec, session_path
+from ..metrics import render_metrics
+from .api import host_url, raw_spec, services
 
 blueprint = Blueprint("pages", __name__)
 
 
 @blueprint.get("/")
 def home():
-    return render_template("home.html", version=__version__)
+    form = {key: request.args.get(key, "") for key in ("provider", "repo", "ref", "path", "ui")}
+    form["provider"] = form["provider"] or "gh"
+    form["ui"] = form["ui"] or "lab"
+    badges, error = None, None
+    if form["repo"]:
+        try:
+            spec = provider_spec(form["provider"], form["repo"], form["ref"])
+            badges = launch_link(host_url(), spec, form["path"], form["ui"])
+        except SpecError as problem:
+            error = str(problem)
+    return render_template("home.html", form=form, providers=PROVIDER_NAMES, badges=badges,
+                           error=error, version=__version__)
+
+
+@blueprint.get("/v2/<provider>/<path:spec>")
+def launch(provider: str, spec: str):
+    try:
+        landing = session_path(request.args.get("urlpath", ""), request.args.get("labpath", ""),
+                               request.args.get("filepath", ""))
+    except SpecError as error:
+        return render_template("error.html", title="Bad launch link", message=str(error)), 400
+    provider_and_spec = raw_spec("/v2/")
+    return render_template("loading.html", build_url=f"/build/{provider_and_spec}",
+                           landing=landing, spec=provider_and_spec, version=__version__)
+
+
+@blueprint.get("/badge_logo.svg")
+def badge_logo():
+    return send_from_directory(current_app.static_folder, "badge_logo.svg",
+                               mimetype="image/svg+xml", max_age=86400)
+
+
+@blueprint.get("/health")
+def health():
+    app_services = services()
+    docker_ok = app_services.docker.ping()
+    disk = shutil.disk_usage(app_services.config.data_path)
+    checks = {"docker": docker_ok, "disk_free_bytes": disk.free}
+    status = 200 if docker_ok else 503
+    body = {"status": "ok" if status == 200 else "unhealthy", "version": __version__,
+            "checks": checks}
+    if not docker_ok:
+        body["message"] = "the Docker daemon does not answer"
+    return jsonify(body), status
 
 
 @blueprint.get("/versions")
 def versions():
-    return jsonify({"minibinder": __version__, "builder": "minibinder buildpacks"})
+    return jsonify({"minibinder": __version__, "builder": f"minibinder {__version__}"})
+
+
+@blueprint.get("/metrics")
+def metrics():
+    store = services().store
+    body, content_type = render_metrics(lambda: len(store.sessions("running")))
+    return Response(body, content_type=content_type)

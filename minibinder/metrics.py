@@ -1,0 +1,60 @@
+"""Prometheus metrics: build and launch counts and durations by status, sessions, builds running.
+
+Under `minibinder serve` every worker writes to PROMETHEUS_MULTIPROC_DIR (set before this
+module is imported), and /metrics sums them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
+
+BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, float("inf"))
+
+BUILDS = Counter("minibinder_builds_total", "Builds by outcome (built, cached, failed)",
+                 ["status"])
+BUILD_SECONDS = Histogram("minibinder_build_duration_seconds", "Build duration by outcome",
+                          ["status"], buckets=BUCKETS)
+LAUNCHES = Counter("minibinder_launches_total", "Launches by outcome (success, failure)",
+                   ["status"])
+LAUNCH_SECONDS = Histogram("minibinder_launch_duration_seconds",
+                           "Time from request to ready, by outcome", ["status"], buckets=BUCKETS)
+BUILDS_IN_PROGRESS = Gauge("minibinder_builds_in_progress", "Builds running now",
+                           multiprocess_mode="livesum")
+
+
+class SessionCollector(Collector):
+    """Running sessions, read from the shared store at scrape time."""
+
+    def __init__(self, count_running: Callable[[], int]):
+        self.count_running = count_running
+
+    def collect(self):
+        gauge = GaugeMetricFamily("minibinder_sessions_running", "Sessions running now")
+        gauge.add_metric([], self.count_running())
+        yield gauge
+
+
+class _ThisProcess(Collector):
+    """The metrics of this process (used when there is no multiprocess directory)."""
+
+    def collect(self):
+        yield from REGISTRY.collect()
+
+
+def render_metrics(count_running: Callable[[], int]) -> tuple[bytes, str]:
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_ThisProcess())
+    registry.register(SessionCollector(count_running))
+    return generate_latest(registry), CONTENT_TYPE_LATEST

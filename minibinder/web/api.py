@@ -1,0 +1,86 @@
+"""The BinderHub-compatible event stream: GET /build/<provider>/<spec>."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, current_app, request
+
+from ..events import Event
+from ..flow import LaunchOptions, Services, binder_events
+
+blueprint = Blueprint("api", __name__)
+log = logging.getLogger(__name__)
+KEEPALIVE_SECONDS = 25.0
+
+
+def services() -> Services:
+    return current_app.extensions["minibinder"]
+
+
+def raw_spec(prefix: str) -> str:
+    """The `<provider>/<spec>` part of the raw request path, still percent-encoded.
+
+    Flask decodes `%2F`, which would break `gl/` and `git/` specs; BinderHub reads the raw path.
+    """
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path
+    path = raw.split("?", 1)[0]
+    return path.split(prefix, 1)[1] if prefix in path else request.path.split(prefix, 1)[-1]
+
+
+def host_url() -> str:
+    public = services().config.public_url
+    return (public.rstrip("/") + "/") if public else request.host_url
+
+
+def sse(event: Event) -> str:
+    return f"data: {event.to_json()}\n\n"
+
+
+def event_stream(provider_spec: str, options: LaunchOptions, app_services: Services,
+                 keepalive: float = KEEPALIVE_SECONDS) -> Iterator[str]:
+    """Run the request in a thread; relay its events and a keepalive comment while it works."""
+    events: queue.Queue = queue.Queue()
+
+    def work() -> None:
+        try:
+            for event in binder_events(provider_spec, options, app_services):
+                events.put(event)
+        except Exception as error:  # never leave the client waiting on a crashed thread
+            log.exception("launch of %s crashed", provider_spec)
+            events.put(Event("failed", f"internal error: {type(error).__name__}: {error}"))
+        finally:
+            events.put(None)
+
+    threading.Thread(target=work, name=f"launch {provider_spec}", daemon=True).start()
+    try:
+        while True:
+            try:
+                event = events.get(timeout=keepalive)
+            except queue.Empty:
+                yield ":keepalive\n\n"
+                continue
+            if event is None:
+                return
+            yield sse(event)
+    finally:
+        options.cancelled.set()
+
+
+@blueprint.get("/build/<provider>/<path:spec>")
+def build(provider: str, spec: str):
+    options = LaunchOptions(
+        host_url=host_url(),
+        build_only=request.args.get("build_only", "").lower() in ("true", "1", "yes"),
+        client_ip=request.remote_addr)
+    response = Response(event_stream(raw_spec("/build/"), options, services()),
+                        mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    origin = services().config.cors_allow_origin
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+    return response

@@ -1,0 +1,96 @@
+// The launch page: follow /build/... (server-sent events), show the log, then enter the session.
+(function () {
+  "use strict";
+  var root = document.getElementById("launch");
+  var buildUrl = root.dataset.buildUrl + window.location.search;
+  var landing = root.dataset.landing;
+  var logEl = document.getElementById("log");
+  var phaseEl = document.getElementById("phase");
+  var barEl = document.getElementById("bar");
+  var progressEl = barEl.parentElement;
+  var failureEl = document.getElementById("failure");
+  var elapsedEl = document.getElementById("elapsed");
+  var started = Date.now();
+  var PROGRESS = {waiting: 5, fetching: 15, building: 35, built: 70, launching: 85, ready: 100,
+                  failed: 100};
+  var LABELS = {waiting: "Waiting", fetching: "Fetching the repository",
+                building: "Building the environment", built: "Environment ready",
+                launching: "Starting the server", ready: "Ready: opening",
+                failed: "Failed"};
+  var COLOURS = ["black", "red", "green", "yellow", "blue", "magenta", "cyan", "white"];
+  var style = {};
+
+  function escapeHtml(text) {
+    return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  }
+
+  // Turn ANSI SGR colour codes into spans; everything else is escaped text.
+  function ansiToHtml(text) {
+    var out = "";
+    var parts = text.split(/\x1b\[([0-9;]*)m/);
+    for (var i = 0; i < parts.length; i++) {
+      if (i % 2 === 1) {
+        parts[i].split(";").forEach(function (code) {
+          var n = parseInt(code || "0", 10);
+          if (n === 0) { style = {}; }
+          else if (n === 1) { style.bold = true; }
+          else if (n >= 30 && n <= 37) { style.fg = COLOURS[n - 30]; }
+          else if (n >= 90 && n <= 97) { style.fg = COLOURS[n - 90]; }
+          else if (n === 39) { delete style.fg; }
+        });
+        continue;
+      }
+      var chunk = escapeHtml(parts[i].replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").replace(/\r(?!\n)/g, "\n"));
+      if (!chunk) { continue; }
+      var classes = [];
+      if (style.fg) { classes.push("ansi-" + style.fg); }
+      if (style.bold) { classes.push("ansi-bold"); }
+      out += classes.length ? '<span class="' + classes.join(" ") + '">' + chunk + "</span>" : chunk;
+    }
+    return out;
+  }
+
+  function appendLog(text) {
+    var atBottom = logEl.scrollTop + logEl.clientHeight >= logEl.scrollHeight - 20;
+    logEl.insertAdjacentHTML("beforeend", ansiToHtml(text));
+    if (atBottom) { logEl.scrollTop = logEl.scrollHeight; }
+  }
+
+  function setPhase(phase) {
+    phaseEl.textContent = LABELS[phase] || phase;
+    barEl.style.width = (PROGRESS[phase] || 0) + "%";
+    progressEl.setAttribute("aria-valuenow", String(PROGRESS[phase] || 0));
+    root.dataset.phase = phase;
+  }
+
+  var timer = setInterval(function () {
+    elapsedEl.textContent = Math.round((Date.now() - started) / 1000) + " s";
+  }, 1000);
+
+  var source = new EventSource(buildUrl);
+  source.onmessage = function (message) {
+    var data = JSON.parse(message.data);
+    setPhase(data.phase);
+    if (data.message) { appendLog(data.message); }
+    if (data.phase === "failed") {
+      source.close();
+      clearInterval(timer);
+      barEl.classList.add("failed");
+      failureEl.textContent = data.message.split("\n")[0];
+      failureEl.hidden = false;
+    } else if (data.phase === "ready" && data.url) {
+      source.close();
+      clearInterval(timer);
+      var target = data.url + landing;
+      target += (target.indexOf("?") >= 0 ? "&" : "?") + "token=" + encodeURIComponent(data.token);
+      window.location.replace(target);
+    }
+  };
+  source.onerror = function () {
+    if (root.dataset.phase === "ready" || root.dataset.phase === "failed") { return; }
+    source.close();
+    clearInterval(timer);
+    failureEl.textContent = "Lost the connection to the server. Reload the page to try again.";
+    failureEl.hidden = false;
+  };
+})();

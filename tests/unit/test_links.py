@@ -1,0 +1,65 @@
+"""Where a launch lands, links and badges, as on mybinder.org."""
+
+import pytest
+
+from minibinder.errors import SpecError
+from minibinder.links import launch_link, provider_spec, session_path, with_token
+
+
+@pytest.mark.parametrize("args, expected", [
+    ({}, "lab"),
+    ({"urlpath": "/lab/tree/a.ipynb"}, "lab/tree/a.ipynb"),
+    ({"urlpath": "tree"}, "tree"),
+    ({"urlpath": "/voila/render/x.ipynb?dark=1"}, "voila/render/x.ipynb?dark=1"),
+    ({"labpath": "notebooks/a b.ipynb"}, "doc/tree/notebooks/a%20b.ipynb"),
+    ({"filepath": "/index.ipynb"}, "tree/index.ipynb"),
+    ({"labpath": "a.ipynb", "filepath": "b.ipynb"}, "doc/tree/a.ipynb"),
+    ({"labpath": "a.ipynb", "urlpath": "/tree"}, "doc/tree/a.ipynb"),
+])
+def test_session_path(args, expected):
+    assert session_path(**args) == expected
+
+
+@pytest.mark.parametrize("urlpath", ["//evil.example/x", "\\\\evil.example", "/\\evil.example",
+                                     "https://evil.example/", "javascript:alert(1)",
+                                     "data:text/html,x", "/lab\nLocation: x", "/a\\b"])
+def test_session_path_refuses_other_origins(urlpath):
+    with pytest.raises(SpecError, match="must be a path inside the session"):
+        session_path(urlpath=urlpath)
+
+
+def test_with_token():
+    assert with_token("http://h/user/x/lab", "t/k") == "http://h/user/x/lab?token=t%2Fk"
+    assert with_token("http://h/user/x/v?a=1", "t") == "http://h/user/x/v?a=1&token=t"
+
+
+@pytest.mark.parametrize("provider, repository, ref, expected", [
+    ("gh", "owner/repo", "", "gh/owner/repo/HEAD"),
+    ("gh", "https://github.com/owner/repo.git", "main", "gh/owner/repo/main"),
+    ("gh", "owner/repo", "feature/x", "gh/owner/repo/feature/x"),
+    ("gl", "group/sub/project", "v1", "gl/group%2Fsub%2Fproject/v1"),
+    ("gl", "https://gitlab.com/group/project", "release/1", "gl/group%2Fproject/release%2F1"),
+    ("git", "https://example.org/r.git", "", "git/https%3A%2F%2Fexample.org%2Fr.git/HEAD"),
+    ("gist", "someone/abc123", "", "gist/someone/abc123/HEAD"),
+])
+def test_provider_spec(provider, repository, ref, expected):
+    assert provider_spec(provider, repository, ref) == expected
+
+
+def test_provider_spec_errors():
+    with pytest.raises(SpecError, match="enter a repository"):
+        provider_spec("gh", " ", "")
+    with pytest.raises(SpecError, match="unknown provider"):
+        provider_spec("svn", "x", "")
+
+
+def test_badges():
+    badges = launch_link("http://lab.example:8585/", "gh/o/r/HEAD", "nb/a.ipynb")
+    assert badges.url == "http://lab.example:8585/v2/gh/o/r/HEAD?labpath=nb%2Fa.ipynb"
+    assert badges.markdown == ("[![Binder](http://lab.example:8585/badge_logo.svg)]"
+                               "(http://lab.example:8585/v2/gh/o/r/HEAD?labpath=nb%2Fa.ipynb)")
+    assert badges.rst.startswith(".. image:: http://lab.example:8585/badge_logo.svg\n :target: ")
+    assert 'href="http://lab.example:8585/v2/gh/o/r/HEAD?labpath=nb%2Fa.ipynb"' in badges.html
+    classic = launch_link("http://h/", "gh/o/r/HEAD", "a.ipynb", ui="classic")
+    assert classic.url.endswith("?filepath=a.ipynb")
+    assert launch_link("http://h/", "gh/o/r/HEAD", ui="classic").url.endswith("?urlpath=%2Ftree")
