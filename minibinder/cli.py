@@ -131,6 +131,15 @@ def base_image(ctx: click.Context, rootfs: str | None, version: str | None, forc
 
 
 @main.command()
+@click.option("--markdown", is_flag=True, help="A Markdown table instead of TOML.")
+def settings(markdown: bool) -> None:
+    """Print every setting with its default and help (config.example.toml)."""
+    from .config_docs import example_toml, markdown_table
+
+    click.echo(markdown_table() if markdown else example_toml(), nl=False)
+
+
+@main.command()
 @click.option("--bind", default=None, help="host:port to listen on (default: the bind setting).")
 @click.pass_context
 def serve(ctx: click.Context, bind: str | None) -> None:

@@ -6,6 +6,7 @@ client's handshake (Jupyter negotiates subprotocols and compression itself).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import selectors
 import socket
@@ -222,10 +223,8 @@ class ProxyMiddleware:
             _pump(client, upstream, lambda: self.routes.touch(session_id))
         finally:
             upstream.close()
-            try:
+            with contextlib.suppress(OSError):
                 client.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         # The connection now belongs to neither HTTP nor the app: gunicorn closes it quietly.
         raise StopIteration("websocket closed")
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import shutil
 
 from flask import (
-    Blueprint, Response, current_app, jsonify, render_template, request, send_from_directory,
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    send_from_directory,
 )
 
 from .. import __version__

@@ -81,3 +81,12 @@ def test_build_hash_follows_build_settings_only():
     base = Config().build_hash()
     assert load_config(overrides={"build_timeout": 5}).build_hash() == base
     assert load_config(overrides={"installer": "pip"}).build_hash() != base
+
+
+def test_generated_docs_are_up_to_date():
+    from minibinder.config_docs import example_toml, markdown_table
+
+    assert (ROOT / "config.example.toml").read_text() == example_toml(), \
+        "run `minibinder settings > config.example.toml`"
+    assert markdown_table() in (ROOT / "README.md").read_text(), \
+        "paste `minibinder settings --markdown` into the README"

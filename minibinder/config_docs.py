@@ -1,0 +1,44 @@
+"""Documentation of the settings, generated from their declarations: example TOML, README table."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+from .config import Config, fields
+
+HEADER = """\
+# minibinder settings. Every setting is optional; the values shown are the defaults.
+# Use with `minibinder --config PATH` or MINIBINDER_CONFIG=PATH. Each setting can also be
+# set in the environment as MINIBINDER_<NAME> (lists comma-separated, tables as K=V,K=V).
+"""
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value)
+
+
+def example_toml() -> str:
+    defaults, plain, tables = Config(), [], []
+    for f in fields():
+        comment = ["# " + line for line in textwrap.wrap(f.metadata["help"], 94)]
+        value = getattr(defaults, f.name)
+        if isinstance(value, dict):
+            tables += [*comment, f"[{f.name}]",
+                       *(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items()), ""]
+        else:
+            plain += [*comment, f"{f.name} = {_toml_value(value)}", ""]
+    return HEADER + "\n" + "\n".join(plain + tables)
+
+
+def markdown_table() -> str:
+    defaults = Config()
+    rows = ["| Setting | Default | Meaning |", "| --- | --- | --- |"]
+    for f in fields():
+        value = _toml_value(getattr(defaults, f.name)).replace("|", "\\|")
+        rows.append(f"| `{f.name}` | `{value}` | {f.metadata['help']} |")
+    return "\n".join(rows)
