@@ -27,7 +27,7 @@ def split_route(raw_path: str) -> tuple[str, str] | None:
     if not raw_path.startswith(PREFIX):
         return None
     path = raw_path.split("?", 1)[0]
-    if _DOT_SEGMENT.search(path) or "\\" in path:
+    if _DOT_SEGMENT.search(path) or "\\" in path or "%5c" in path.lower():
         raise BadRoute("dot segments and backslashes are not allowed in session paths")
     match = _ROUTE_RE.match(raw_path)
     if not match:

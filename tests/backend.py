@@ -1,0 +1,167 @@
+"""A small HTTP + WebSocket backend standing in for a session's Jupyter in proxy tests."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+SUBPROTOCOLS = ("v1.kernel.websocket.jupyter.org", "chat")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def do_GET(self):
+        self.server.requests.append(self.path)
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        if self.headers.get("Upgrade", "").lower() == "websocket":
+            return self.websocket()
+        if url.path.endswith("/big"):
+            size = int(query["size"][0])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            block = b"x" * (1 << 20)
+            remaining = size
+            while remaining:
+                piece = block[:min(remaining, len(block))]
+                self.wfile.write(piece)
+                remaining -= len(piece)
+            return
+        if url.path.endswith("/headers"):
+            body = json.dumps({"headers": [[k, v] for k, v in self.headers.items()],
+                               "path": self.path}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "X-Backend-Hop")
+            self.send_header("X-Backend-Hop", "secret")
+            self.send_header("Keep-Alive", "timeout=5")
+            self.send_header("Set-Cookie", "a=1; Path=/")
+            self.send_header("Set-Cookie", "b=2; Path=/")
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if url.path.endswith("/status"):
+            code = int(query.get("code", ["200"])[0])
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = f"hello from {self.server.name}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        self.server.requests.append(self.path)
+        digest, count = hashlib.sha256(), 0
+        if "chunked" in self.headers.get("Transfer-Encoding", ""):
+            while True:
+                size = int(self.rfile.readline().strip(), 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                remaining = size
+                while remaining:
+                    data = self.rfile.read(min(remaining, 1 << 16))
+                    digest.update(data)
+                    count += len(data)
+                    remaining -= len(data)
+                self.rfile.readline()
+        else:
+            remaining = int(self.headers.get("Content-Length", "0"))
+            while remaining:
+                data = self.rfile.read(min(remaining, 1 << 16))
+                digest.update(data)
+                count += len(data)
+                remaining -= len(data)
+        body = json.dumps({"bytes": count, "sha256": digest.hexdigest()}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    # -- a minimal RFC 6455 echo server ---------------------------------------------------------
+
+    def websocket(self):
+        key = self.headers["Sec-WebSocket-Key"]
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        offered = [p.strip() for p in self.headers.get("Sec-WebSocket-Protocol", "").split(",")
+                   if p.strip()]
+        chosen = next((p for p in offered if p in SUBPROTOCOLS), None)
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        if chosen:
+            self.send_header("Sec-WebSocket-Protocol", chosen)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        while True:
+            header = self.rfile.read(2)
+            if len(header) < 2:
+                return
+            opcode, length = header[0] & 0x0F, header[1] & 0x7F
+            if length == 126:
+                length = struct.unpack(">H", self.rfile.read(2))[0]
+            elif length == 127:
+                length = struct.unpack(">Q", self.rfile.read(8))[0]
+            mask = self.rfile.read(4) if header[1] & 0x80 else b"\0\0\0\0"
+            data = bytearray(self.rfile.read(length))
+            for i in range(len(data)):
+                data[i] ^= mask[i % 4]
+            if opcode == 0x8:
+                self.send_frame(0x8, bytes(data[:2]))
+                return
+            self.send_frame(0xA if opcode == 0x9 else opcode, bytes(data))
+
+    def send_frame(self, opcode: int, payload: bytes):
+        head = bytes([0x80 | opcode])
+        if len(payload) < 126:
+            head += bytes([len(payload)])
+        elif len(payload) < 1 << 16:
+            head += bytes([126]) + struct.pack(">H", len(payload))
+        else:
+            head += bytes([127]) + struct.pack(">Q", len(payload))
+        self.wfile.write(head + payload)
+        self.wfile.flush()
+
+
+class Backend:
+    def __init__(self, name: str):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.name = name
+        self.server.requests = []
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def target(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"{host}:{port}"
+
+    @property
+    def requests(self) -> list[str]:
+        return self.server.requests
+
+    def __enter__(self) -> Backend:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

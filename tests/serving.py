@@ -1,0 +1,68 @@
+"""Run `minibinder serve` (gunicorn) as a subprocess, the way people run it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from .gitserver import free_port
+
+
+class ServeProcess:
+    def __init__(self, config_file: Path, log_file: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config_file, self.log_file = config_file, log_file
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> ServeProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MINIBINDER_")}
+        self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "minibinder.cli", "--config", str(self.config_file), "serve",
+             "--bind", f"127.0.0.1:{self.port}"],
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.url + "/versions", timeout=1).read()
+                return self
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"minibinder serve exited: {self.log_file.read_text()}")
+                time.sleep(0.1)
+        raise RuntimeError(f"minibinder serve did not answer: {self.log_file.read_text()}")
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True,
+                             text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+def write_config(path: Path, data_dir: Path, **settings) -> Path:
+    lines = [f'data_dir = "{data_dir}"']
+    for name, value in settings.items():
+        if isinstance(value, list):
+            lines.append(f"{name} = [{', '.join(repr(v).replace(chr(39), chr(34)) for v in value)}]")
+        elif isinstance(value, bool):
+            lines.append(f"{name} = {'true' if value else 'false'}")
+        elif isinstance(value, int | float):
+            lines.append(f"{name} = {value}")
+        else:
+            lines.append(f'{name} = "{value}"')
+    path.write_text("\n".join(lines) + "\n")
+    return path
