@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,7 +34,8 @@ class ServeProcess:
                 return self
             except OSError:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"minibinder serve exited: {self.log_file.read_text()}")
+                    raise RuntimeError(f"minibinder serve exited: {self.log_file.read_text()}") \
+                        from None
                 time.sleep(0.1)
         raise RuntimeError(f"minibinder serve did not answer: {self.log_file.read_text()}")
 
@@ -54,15 +56,10 @@ class ServeProcess:
 
 
 def write_config(path: Path, data_dir: Path, **settings) -> Path:
-    lines = [f'data_dir = "{data_dir}"']
+    lines = [f"data_dir = {json.dumps(str(data_dir))}"]
     for name, value in settings.items():
-        if isinstance(value, list):
-            lines.append(f"{name} = [{', '.join(repr(v).replace(chr(39), chr(34)) for v in value)}]")
-        elif isinstance(value, bool):
-            lines.append(f"{name} = {'true' if value else 'false'}")
-        elif isinstance(value, int | float):
-            lines.append(f"{name} = {value}")
-        else:
-            lines.append(f'{name} = "{value}"')
+        # JSON strings, numbers and lists of strings are valid TOML too.
+        text = ("true" if value else "false") if isinstance(value, bool) else json.dumps(value)
+        lines.append(f"{name} = {text}")
     path.write_text("\n".join(lines) + "\n")
     return path
