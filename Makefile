@@ -9,12 +9,12 @@ export MINIBINDER_EXTRA_CA_FILE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt
 
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint docker base-image venv
+.PHONY: serve test lint docker base-image venv test-tools
 
 serve: venv docker base-image
 	$(BIN)/minibinder serve
 
-test: venv docker base-image
+test: venv docker base-image test-tools
 	$(BIN)/pytest
 
 lint: venv
@@ -30,6 +30,9 @@ $(VENV)/.installed: pyproject.toml
 
 docker:
 	scripts/ensure-docker.sh
+
+test-tools:
+	scripts/ensure-test-tools.sh
 
 base-image: venv docker
 	case "$(ROOTFS)" in minibinder-rootfs:*) scripts/bootstrap-rootfs.sh "$(ROOTFS)";; esac
