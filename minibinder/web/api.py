@@ -41,8 +41,9 @@ def sse(event: Event) -> str:
 
 
 def event_stream(provider_spec: str, options: LaunchOptions, app_services: Services,
-                 keepalive: float = KEEPALIVE_SECONDS) -> Iterator[str]:
+                 keepalive: float | None = None) -> Iterator[str]:
     """Run the request in a thread; relay its events and a keepalive comment while it works."""
+    keepalive = keepalive or KEEPALIVE_SECONDS
     events: queue.Queue = queue.Queue()
 
     def work() -> None:

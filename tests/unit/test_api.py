@@ -1,0 +1,95 @@
+"""The event stream's framing, keepalive, CORS and failure events, with a fake pipeline."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from minibinder.config import load_config
+from minibinder.events import Event
+from minibinder.flow import LaunchOptions
+from minibinder.web import api, create_app
+
+
+class FakeDocker:
+    def ping(self):
+        return False
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    def fake_events(provider_spec, options, services):
+        yield Event("building", "Step 1/2 : RUN \x1b[32mgreen\x1b[0m\n")
+        time.sleep(0.3)
+        yield Event("failed", f"no such thing: {provider_spec}")
+
+    monkeypatch.setattr(api, "binder_events", fake_events)
+    monkeypatch.setattr(api, "KEEPALIVE_SECONDS", 0.1)
+    config = load_config(overrides={"data_dir": str(tmp_path), "cors_allow_origin": "*"})
+    return create_app(config, docker=FakeDocker())
+
+
+def test_event_stream_framing_keepalive_and_cors(app):
+    response = app.test_client().get("/build/gl/group%2Fproject/HEAD")
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    body = response.get_data(as_text=True)
+    chunks = body.split("\n\n")
+    data = [json.loads(c[len("data: "):]) for c in chunks if c.startswith("data: ")]
+    assert data[0] == {"phase": "building", "message": "Step 1/2 : RUN \x1b[32mgreen\x1b[0m\n"}
+    assert data[-1]["phase"] == "failed"
+    assert data[-1]["message"] == "no such thing: gl/group%2Fproject/HEAD"  # raw, still escaped
+    assert ":keepalive" in chunks
+
+
+def test_no_cors_header_by_default(tmp_path, monkeypatch):
+    monkeypatch.setattr(api, "binder_events", lambda *a: iter([Event("failed", "x")]))
+    app = create_app(load_config(overrides={"data_dir": str(tmp_path)}), docker=FakeDocker())
+    response = app.test_client().get("/build/gh/o/r/HEAD")
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_health_is_503_without_docker(app):
+    response = app.test_client().get("/health")
+    assert response.status_code == 503
+    assert response.json["checks"]["docker"] is False
+    assert "Docker" in response.json["message"]
+
+
+def test_launch_page_refuses_off_site_urlpath(app):
+    response = app.test_client().get("/v2/gh/o/r/HEAD?urlpath=//evil.example/")
+    assert response.status_code == 400
+    assert b"must be a path inside the session" in response.data
+
+
+def test_launch_page_passes_the_landing_path(app):
+    response = app.test_client().get("/v2/gh/o/r/HEAD?filepath=a.ipynb")
+    assert b'data-landing="tree/a.ipynb"' in response.data
+    assert b'data-build-url="/build/gh/o/r/HEAD"' in response.data
+
+
+def test_cancelled_flag_is_set_when_the_client_goes_away(tmp_path):
+    options = LaunchOptions(host_url="http://h/")
+    app = create_app(load_config(overrides={"data_dir": str(tmp_path)}), docker=FakeDocker())
+    with app.app_context():
+        services = app.extensions["minibinder"]
+
+    def slow(provider_spec, options, services):
+        yield Event("building", "x")
+        time.sleep(5)
+        yield Event("ready", "")
+
+    import minibinder.web.api as module
+
+    original = module.binder_events
+    module.binder_events = slow
+    try:
+        stream = api.event_stream("gh/o/r/HEAD", options, services, keepalive=0.05)
+        assert next(stream).startswith("data: ")
+        stream.close()
+    finally:
+        module.binder_events = original
+    assert options.cancelled.is_set()
