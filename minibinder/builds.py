@@ -16,12 +16,13 @@ from .builder import run_build
 from .buildpacks import plan_build, read_repo_config, render_dockerfile
 from .config import Config
 from .context import make_context
+from .disk import check_build_space
 from .docker_client import Docker
 from .errors import MinibinderError
 from .events import Event
 from .fetch import FetchLimits, fetch_commit
 from .providers import resolve_ref
-from .shared_build import run_shared
+from .shared_build import release_slot, run_shared, take_slot
 from .spec import RepoSource, image_name, image_slug
 
 LABEL = "minibinder"
@@ -114,6 +115,14 @@ def _leader(target: BuildTarget, config: Config, docker: Docker,
         if not no_cache and is_cached(docker, target, config):  # built while we waited
             yield _built(target, cached=True)
             return
+        check_build_space(config)
+        slot = take_slot(config.data_path / "build-slots", config.max_concurrent_builds)
+        if slot is None:
+            yield Event("waiting", f"Waiting for a free build slot ({config.max_concurrent_builds}"
+                                   " builds are running)\n")
+            while slot is None:
+                time.sleep(1)
+                slot = take_slot(config.data_path / "build-slots", config.max_concurrent_builds)
         scratch = config.data_path / "work"
         scratch.mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix="build-", dir=scratch))
@@ -121,6 +130,7 @@ def _leader(target: BuildTarget, config: Config, docker: Docker,
             yield from _fetch_and_build(target, config, docker, no_cache, workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+            release_slot(slot)
     except MinibinderError as error:
         yield Event("failed", str(error))
 

@@ -107,6 +107,42 @@ class Config:
         "on it cannot reach each other).")
     launch_timeout: int = setting(
         60, "Seconds a session may take to answer after its container started.")
+    idle_timeout: int = setting(
+        600, "Seconds without activity (browser traffic, running kernels) before a session "
+        "is stopped.")
+    max_age: int = setting(21600, "Seconds a session may live at most (6 hours).")
+    cpu_budget: int = setting(
+        3600, "CPU-seconds a session may use in all (1 CPU-hour), read from its cgroup.")
+    cull_warning: int = setting(
+        120, "Seconds before an idle or age limit at which the session shows a warning.")
+    cull_interval: int = setting(15, "Seconds between two runs of the culler.")
+    max_sessions: int = setting(
+        0, "Sessions running at once on this host; 0: as many as fit the host's memory "
+           "(memory / session_memory_reservation).", kind="zero_ok")
+    max_sessions_per_repo: int = setting(
+        100, "Sessions of one repository running at once.")
+    repo_quotas: dict = setting(
+        {}, "Per-repository session limits overriding max_sessions_per_repo: "
+        "regular expression on `<provider>/<spec>` = limit.", kind="int_map")
+    max_concurrent_builds: int = setting(2, "Builds running at once; more wait their turn.")
+    memory_headroom: str = setting(
+        "1G", "Memory kept free for the host and minibinder when admitting sessions.",
+        kind="size")
+    disk_free_floor: str = setting(
+        "5G", "Builds are refused when the Docker data disk has less free space than this.",
+        kind="size")
+    image_gc_high: int = setting(
+        85, "Disk use (percent) at which unused images are removed, least recently "
+        "launched first.")
+    image_gc_low: int = setting(75, "Disk use (percent) image removal brings the disk down to.")
+    docker_root: str = setting(
+        "/var/lib/docker", "Docker's data directory, whose disk the watermarks and floor "
+        "measure.")
+    ip_retention_days: int = setting(
+        30, "Days client IP addresses are kept in the launch log before they are erased.")
+    admin_token: str = setting(
+        "", "Token for the operator's pages (/admin). Empty: a random token is made and "
+        "stored in the data directory (`minibinder admin-token` prints it).")
 
     @property
     def data_path(self) -> Path:
@@ -199,13 +235,35 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
         if not isinstance(number, int | float) or isinstance(number, bool) or number <= 0:
             raise ConfigError(f"{name}: expected a positive number, got {value!r}")
         return float(number)
+    if kind == "int_map":
+        if from_env:
+            pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ConfigError(f"{name}: expected REGEX=NUMBER,..., got {value!r}")
+            try:
+                value = {k.strip(): int(v) for k, v in pairs}
+            except ValueError:
+                raise ConfigError(f"{name}: limits must be whole numbers, got {value!r}") \
+                    from None
+        if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, int) and v >= 0 for k, v in value.items()):
+            raise ConfigError(f"{name}: expected a table of regular expression = limit")
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ConfigError(f"{name}: {pattern!r} is not a regular expression: "
+                                  f"{error}") from None
+        return value
     if isinstance(default, int):
         try:
             number = int(value) if from_env else value
         except ValueError:
             number = None
-        if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
-            raise ConfigError(f"{name}: expected a positive whole number, got {value!r}")
+        minimum = 0 if kind == "zero_ok" else 1
+        if not isinstance(number, int) or isinstance(number, bool) or number < minimum:
+            raise ConfigError(f"{name}: expected a {'' if minimum else 'non-negative '}"
+                              f"{'positive ' if minimum else ''}whole number, got {value!r}")
         return number
     if not isinstance(value, str):
         raise ConfigError(f"{name}: expected a string, got {value!r}")

@@ -97,7 +97,8 @@ class Docker:
                 mem_limit=mem_limit, memswap_limit=mem_limit, mem_reservation=mem_reservation,
                 nano_cpus=nano_cpus, pids_limit=pids_limit, cap_drop=["ALL"],
                 security_opt=["no-new-privileges"], network_mode=network, init=True,
-                restart_policy={"Name": "no"}, shm_size=64 * 2**20)
+                # Back after a Docker restart (new address: the reconciler updates the route).
+                restart_policy={"Name": "unless-stopped"}, shm_size=64 * 2**20)
             created = api.create_container(
                 image=image, name=name, command=command, environment=environment,
                 labels=labels, user=user, host_config=host_config, detach=True)
@@ -142,6 +143,29 @@ class Docker:
         """All containers (running or not) carrying `label`."""
         try:
             return self._client.api.containers(all=True, filters={"label": label})
+        except _UNREACHABLE as error:
+            raise DockerUnavailable(f"the Docker daemon does not answer ({_short(error)})") \
+                from None
+
+    def usage(self, container_id: str) -> tuple[float | None, int | None]:
+        """(CPU-seconds used in all, memory in use now) from the container's cgroup."""
+        try:
+            stats = self._client.api.stats(container_id, stream=False, one_shot=True)
+        except (docker.errors.APIError, *_UNREACHABLE):
+            return None, None
+        total = ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
+        memory = (stats.get("memory_stats") or {}).get("usage")
+        return (total / 1e9 if total else None), memory
+
+    def oom_events(self, label: str) -> Iterator[str]:
+        """Container ids of `oom` events (the kernel's OOM killer acted inside), as they come."""
+        for event in self._client.api.events(decode=True,
+                                             filters={"event": "oom", "label": label}):
+            yield event.get("id") or event.get("Actor", {}).get("ID", "")
+
+    def images(self, label: str) -> list[dict[str, Any]]:
+        try:
+            return self._client.api.images(filters={"label": label})
         except _UNREACHABLE as error:
             raise DockerUnavailable(f"the Docker daemon does not answer ({_short(error)})") \
                 from None

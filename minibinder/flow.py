@@ -11,7 +11,7 @@ from . import metrics
 from .builds import build_image, target_for_source
 from .config import Config
 from .docker_client import Docker
-from .errors import MinibinderError
+from .errors import MinibinderError, QuotaExceeded
 from .events import Event
 from .sessions import LaunchRequest, Sessions
 from .spec import parse_spec
@@ -45,6 +45,9 @@ def binder_events(provider_spec: str, options: LaunchOptions,
     outcome = {"ref": "", "build": None}
     try:
         yield from _events(provider_spec, options, services, started, outcome)
+    except QuotaExceeded as error:
+        _record(services.store, provider, spec, outcome, "refused", started, options)
+        yield Event("failed", str(error), {"retry_after": error.retry_after})
     except MinibinderError as error:
         _record(services.store, provider, spec, outcome, "failure", started, options)
         yield Event("failed", str(error))
@@ -55,8 +58,10 @@ def _events(provider_spec: str, options: LaunchOptions, services: Services, star
     config = services.config
     provider, _, spec = provider_spec.partition("/")
     source = parse_spec(provider_spec, config)
+    if not options.build_only:  # refuse before building when the session could not start
+        services.sessions.check_admission(provider_spec, source.repo_url)
     target = target_for_source(source, config)
-    outcome["ref"] = target.ref
+    outcome["ref"], outcome["image"] = target.ref, target.image
     build_started = time.monotonic()
     last = Event("failed", "the build ended without a result")
     metrics.BUILDS_IN_PROGRESS.inc()
@@ -108,4 +113,4 @@ def _record(store: Store, provider: str, spec: str, outcome: dict, status: str,
     metrics.LAUNCHES.labels(status).inc()
     metrics.LAUNCH_SECONDS.labels(status).observe(seconds)
     store.record_launch(provider, spec, outcome["ref"], status, outcome["build"], seconds,
-                        options.client_ip)
+                        options.client_ip, outcome.get("image", ""))

@@ -30,6 +30,13 @@ LAUNCHES = Counter("minibinder_launches_total", "Launches by outcome (success, f
                    ["status"])
 LAUNCH_SECONDS = Histogram("minibinder_launch_duration_seconds",
                            "Time from request to ready, by outcome", ["status"], buckets=BUCKETS)
+SESSIONS_ENDED = Counter("minibinder_sessions_ended_total",
+                         "Sessions stopped, by reason (idle, age, cpu, operator, ...)",
+                         ["reason"])
+OOM_EVENTS = Counter("minibinder_oom_events_total",
+                     "Out-of-memory kills inside sessions (Docker oom events)")
+IMAGES_REMOVED = Counter("minibinder_images_removed_total",
+                         "Images removed by the disk watermark collector")
 BUILDS_IN_PROGRESS = Gauge("minibinder_builds_in_progress", "Builds running now",
                            multiprocess_mode="livesum")
 

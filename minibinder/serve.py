@@ -29,7 +29,7 @@ class _Gunicorn(BaseApplication):
     def load(self):
         from .web import create_app
 
-        return create_app(self.minibinder_config)
+        return create_app(self.minibinder_config, start_jobs=True)
 
 
 def run_server(config: Config, bind: str) -> None:

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import fcntl
 import http.client
+import json
+import logging
+import os
 import secrets
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from . import __version__
+from . import __version__, metrics
 from .config import Config
+from .culler import Limits, Usage, should_cull
 from .docker_client import Docker
 from .errors import LaunchError
+from .quota import Occupancy, check_admission, host_memory_bytes
 from .routes import RouteTable
 from .store import SessionRecord, Store
+
+log = logging.getLogger(__name__)
 
 JUPYTER_PORT = 8888
 SESSION_LABEL = "minibinder.session"
@@ -53,7 +64,9 @@ class Sessions:
             provider=request.provider, spec=request.spec, repo_url=request.repo_url,
             resolved_ref=request.resolved_ref, state="launching", created=now,
             last_activity=now)
-        self.store.add_session(record)
+        with self._admission_lock():  # check and claim in one step, across worker processes
+            self.check_admission(f"{request.provider}/{request.spec}", request.repo_url)
+            self.store.add_session(record)
         try:
             self.docker.ensure_network(config.session_network)
             container_id = self.docker.start_container(
@@ -81,6 +94,22 @@ class Sessions:
                                   last_activity=time.time())
         return self.store.get_session(session_id) or record
 
+    def check_admission(self, provider_spec: str, repo_url: str) -> None:
+        """Raise QuotaExceeded when one more session of this repository may not start."""
+        occupancy = Occupancy(self.store.count_sessions(), self.store.count_sessions(repo_url),
+                              host_memory_bytes())
+        check_admission(provider_spec, occupancy, self.config)
+
+    @contextmanager
+    def _admission_lock(self):
+        path = self.config.data_path / "admission.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     def _wait_until_ready(self, container_id: str, target: str, prefix: str) -> None:
         host, port = target.rsplit(":", 1)
         deadline = time.monotonic() + self.config.launch_timeout
@@ -99,17 +128,141 @@ class Sessions:
         raise LaunchError(f"the session did not answer within {self.config.launch_timeout} s "
                           f"(launch_timeout); its last output:\n{logs}")
 
-    def stop(self, session_id: str) -> None:
+    def stop(self, session_id: str, reason: str = "stopped") -> None:
         """Remove the container and the route; nothing of the session survives."""
         record = self.store.get_session(session_id)
         self.routes.forget(session_id)
         if record and record.container_id:
             self.docker.remove_container(record.container_id)
         self.store.delete_session(session_id)
+        if record and record.state == "running":
+            metrics.SESSIONS_ENDED.labels(reason).inc()
+            log.info("session %s of %s/%s stopped: %s", session_id, record.provider,
+                     record.spec, reason)
+
+    def extend(self, session_id: str, seconds: float) -> None:
+        record = self.store.get_session(session_id)
+        if record:
+            self.store.update_session(session_id, extra_seconds=record.extra_seconds + seconds,
+                                      last_activity=time.time())
+
+    # -- what a session is doing -----------------------------------------------------------
+
+    def jupyter_status(self, record: SessionRecord,
+                       headers: dict[str, str] | None = None) -> dict[str, Any] | None:
+        """Jupyter's /api/status (last activity, kernels), asked with the session's token or
+        with the caller's own credentials; None when it refuses or does not answer."""
+        if not record.target:
+            return None
+        host, port = record.target.rsplit(":", 1)
+        connection = http.client.HTTPConnection(host, int(port), timeout=5)
+        try:
+            connection.request("GET", f"{record.prefix}api/status", headers=headers or {
+                "Authorization": f"token {record.token}"})
+            response = connection.getresponse()
+            body = response.read()
+            return json.loads(body) if response.status == 200 else None
+        except (OSError, ValueError):
+            return None
+        finally:
+            connection.close()
+
+    def busy_kernels(self, record: SessionRecord) -> int:
+        host, port = record.target.rsplit(":", 1)
+        connection = http.client.HTTPConnection(host, int(port), timeout=5)
+        try:
+            connection.request("GET", f"{record.prefix}api/kernels",
+                               headers={"Authorization": f"token {record.token}"})
+            response = connection.getresponse()
+            kernels = json.loads(response.read()) if response.status == 200 else []
+            return sum(1 for kernel in kernels if kernel.get("execution_state") == "busy")
+        except (OSError, ValueError):
+            return 0
+        finally:
+            connection.close()
+
+    def usage(self, record: SessionRecord, with_cpu: bool = True) -> Usage:
+        """Combine the proxy's activity with Jupyter's own, and the cgroup's CPU time."""
+        last_activity = record.last_activity
+        status = self.jupyter_status(record)
+        busy = 0
+        if status:
+            reported = parse_jupyter_time(status.get("last_activity"))
+            if reported:
+                last_activity = max(last_activity, reported)
+            if status.get("kernels"):
+                busy = self.busy_kernels(record)
+        cpu = self.docker.usage(record.container_id)[0] if with_cpu else None
+        return Usage(record.created, last_activity, busy, cpu, record.extra_seconds)
+
+    def cull(self, now: float | None = None) -> list[tuple[str, str]]:
+        """Stop every running session past a limit; return (session id, reason) pairs."""
+        limits = Limits.from_config(self.config)
+        culled = []
+        for record in self.store.sessions("running"):
+            now_ = now if now is not None else time.time()
+            reason = should_cull(self.usage(record), now_, limits)
+            if reason:
+                self.stop(record.id, reason)
+                culled.append((record.id, reason))
+        return culled
+
+    def reconcile(self) -> None:
+        """Make SQLite and Docker agree (restart safety): Docker labels plus SQLite are the truth.
+
+        Running containers of known sessions are kept and their routes refreshed (an address
+        changes when Docker restarts); containers of unknown sessions (no token on record) and
+        stopped ones are removed; records without a container are dropped.
+        """
+        containers = self.docker.containers(SESSION_LABEL)
+        records = {record.id: record for record in self.store.sessions()}
+        now, grace = time.time(), self.config.launch_timeout + 30
+
+        def launching_now(record: SessionRecord) -> bool:  # a launcher still owns it
+            return record.state == "launching" and now - record.created < grace
+
+        seen = set()
+        for container in containers:
+            session_id = container["Labels"].get(SESSION_LABEL, "")
+            record = records.get(session_id)
+            seen.add(session_id)
+            if record is None:  # no token on record: it can never be reached again
+                self.docker.remove_container(container["Id"])
+                continue
+            if launching_now(record):
+                continue
+            if container["State"] != "running":
+                self.stop(session_id, "container exited")
+                continue
+            networks = container.get("NetworkSettings", {}).get("Networks", {})
+            address = (networks.get(self.config.session_network) or {}).get("IPAddress")
+            target = f"{address}:{JUPYTER_PORT}" if address else ""
+            if record.state == "launching":  # its launcher died half way
+                if target and _answers(*target.rsplit(":", 1), f"{record.prefix}api"):
+                    self.store.update_session(session_id, state="running", target=target,
+                                              container_id=container["Id"])
+                else:
+                    self.stop(session_id, "launch abandoned")
+            elif target and target != record.target:
+                self.store.update_session(session_id, target=target)
+                self.routes.forget(session_id)
+        for session_id, record in records.items():
+            if session_id not in seen and not launching_now(record):
+                self.store.delete_session(session_id)
+                self.routes.forget(session_id)
 
 
-def _answers(host: str, port: int, path: str) -> bool:
-    connection = http.client.HTTPConnection(host, port, timeout=2)
+def parse_jupyter_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _answers(host: str, port: int | str, path: str) -> bool:
+    connection = http.client.HTTPConnection(host, int(port), timeout=2)
     try:
         connection.request("GET", path)
         return connection.getresponse().status == 200

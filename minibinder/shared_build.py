@@ -76,3 +76,17 @@ def _follow(lock_path: Path, log_path: Path) -> Iterator[Event]:
         if leader_done:
             return
         time.sleep(POLL_SECONDS)
+
+
+def take_slot(folder: Path, slots: int) -> int | None:
+    """Hold one of `slots` build slots (a lock file each); None when all are taken."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(slots):
+        fd = _lock_file(folder / f"slot-{index}.lock")
+        if fd is not None:
+            return fd
+    return None
+
+
+def release_slot(fd: int) -> None:
+    os.close(fd)

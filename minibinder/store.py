@@ -21,9 +21,19 @@ CREATE TABLE IF NOT EXISTS sessions (
     resolved_ref TEXT NOT NULL DEFAULT '',
     state TEXT NOT NULL,
     created REAL NOT NULL,
-    last_activity REAL NOT NULL
+    last_activity REAL NOT NULL,
+    extra_seconds REAL NOT NULL DEFAULT 0,
+    oom_count INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions (state);
+CREATE TABLE IF NOT EXISTS images (
+    name TEXT PRIMARY KEY,
+    last_used REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS samples (
+    time REAL NOT NULL,
+    sessions INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS launches (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     time REAL NOT NULL,
@@ -33,9 +43,17 @@ CREATE TABLE IF NOT EXISTS launches (
     status TEXT NOT NULL,
     build_seconds REAL,
     launch_seconds REAL,
-    client_ip TEXT
+    client_ip TEXT,
+    image TEXT NOT NULL DEFAULT ''
 );
+CREATE INDEX IF NOT EXISTS launches_time ON launches (time);
 """
+# Columns added after the first release: (table, column, declaration).
+MIGRATIONS = (
+    ("sessions", "extra_seconds", "REAL NOT NULL DEFAULT 0"),
+    ("sessions", "oom_count", "INTEGER NOT NULL DEFAULT 0"),
+    ("launches", "image", "TEXT NOT NULL DEFAULT ''"),
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,8 @@ class SessionRecord:
     state: str  # launching | running | stopped
     created: float
     last_activity: float
+    extra_seconds: float = 0.0
+    oom_count: int = 0
 
     @property
     def prefix(self) -> str:
@@ -68,9 +88,14 @@ class Store:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+        db = self._connect()
+        db.execute("PRAGMA journal_mode=WAL")
+        for table, column, declaration in MIGRATIONS:
+            exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+            columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            if exists and column not in columns:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        db.executescript(SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -119,20 +144,69 @@ class Store:
 
     # -- launch log ------------------------------------------------------------------------
 
+    def count_sessions(self, repo_url: str | None = None) -> int:
+        """Sessions launching or running, for admission (optionally of one repository)."""
+        query = "SELECT count(*) FROM sessions WHERE state IN ('launching', 'running')"
+        if repo_url is None:
+            return self._connect().execute(query).fetchone()[0]
+        return self._connect().execute(query + " AND repo_url = ?", (repo_url,)).fetchone()[0]
+
+    def add_oom(self, session_id: str) -> None:
+        self._connect().execute("UPDATE sessions SET oom_count = oom_count + 1 WHERE id = ?",
+                                (session_id,))
+
+    # -- launch log ------------------------------------------------------------------------
+
     def record_launch(self, provider: str, spec: str, resolved_ref: str, status: str,
                       build_seconds: float | None, launch_seconds: float | None,
-                      client_ip: str | None, when: float | None = None) -> None:
-        self._connect().execute(
+                      client_ip: str | None, image: str = "", when: float | None = None) -> None:
+        when = when or time.time()
+        db = self._connect()
+        db.execute(
             "INSERT INTO launches (time, provider, spec, resolved_ref, status, build_seconds, "
-            "launch_seconds, client_ip) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (when or time.time(), provider, spec, resolved_ref, status, build_seconds,
-             launch_seconds, client_ip))
+            "launch_seconds, client_ip, image) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (when, provider, spec, resolved_ref, status, build_seconds, launch_seconds,
+             client_ip, image))
+        if image and status == "success":
+            self.mark_image_used(image, when)
 
-    def launches(self, limit: int = 100) -> list[dict]:
+    def launches(self, limit: int = 100, since: float = 0.0) -> list[dict]:
+        return self._rows("SELECT * FROM launches WHERE time >= ? ORDER BY id DESC LIMIT ?",
+                          (since, limit))
+
+    def erase_ips_before(self, cutoff: float) -> int:
+        """Forget client IPs of launches older than `cutoff`; return how many were erased."""
+        cursor = self._connect().execute(
+            "UPDATE launches SET client_ip = NULL WHERE time < ? AND client_ip IS NOT NULL",
+            (cutoff,))
+        return cursor.rowcount
+
+    # -- images and samples ----------------------------------------------------------------
+
+    def mark_image_used(self, name: str, when: float | None = None) -> None:
+        self._connect().execute(
+            "INSERT INTO images (name, last_used) VALUES (?, ?) ON CONFLICT(name) DO UPDATE "
+            "SET last_used = max(last_used, excluded.last_used)", (name, when or time.time()))
+
+    def image_last_used(self) -> dict[str, float]:
+        return dict(self._connect().execute("SELECT name, last_used FROM images"))
+
+    def forget_image(self, name: str) -> None:
+        self._connect().execute("DELETE FROM images WHERE name = ?", (name,))
+
+    def add_sample(self, when: float, sessions: int) -> None:
+        db = self._connect()
+        db.execute("INSERT INTO samples (time, sessions) VALUES (?, ?)", (when, sessions))
+        db.execute("DELETE FROM samples WHERE time < ?", (when - 7 * 86400,))
+
+    def samples(self, since: float) -> list[tuple[float, int]]:
+        return list(self._connect().execute(
+            "SELECT time, sessions FROM samples WHERE time >= ? ORDER BY time", (since,)))
+
+    def _rows(self, query: str, parameters: tuple) -> list[dict]:
         db = self._connect()
         db.row_factory = sqlite3.Row
         try:
-            rows = db.execute("SELECT * FROM launches ORDER BY id DESC LIMIT ?", (limit,))
-            return [dict(row) for row in rows]
+            return [dict(row) for row in db.execute(query, parameters)]
         finally:
             db.row_factory = None

@@ -24,12 +24,19 @@ def create_services(config: Config, docker: Docker | None = None) -> tuple[Servi
     return Services(config, store, Sessions(config, docker, store, routes), docker), routes
 
 
-def create_app(config: Config | None = None, docker: Docker | None = None) -> Flask:
+def create_app(config: Config | None = None, docker: Docker | None = None,
+               start_jobs: bool = False) -> Flask:
+    """The app; `start_jobs` (as `minibinder serve` does) also starts the background jobs in
+    whichever process wins the scheduler lock."""
     config = config or load_config()
     app = Flask("minibinder", template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"))
     services, routes = create_services(config, docker)
     app.extensions["minibinder"] = services
+    if start_jobs:
+        from ..scheduler import JobRunner
+
+        JobRunner(services).start()
     from . import api, pages
 
     app.register_blueprint(pages.blueprint)

@@ -15,8 +15,9 @@ from flask import (
 )
 
 from .. import __version__
-from ..errors import SpecError
+from ..errors import QuotaExceeded, SpecError
 from ..links import PROVIDER_NAMES, launch_link, provider_spec, session_path
+from ..spec import parse_spec
 from ..metrics import render_metrics
 from .api import host_url, raw_spec, services
 
@@ -36,7 +37,17 @@ def home():
         except SpecError as problem:
             error = str(problem)
     return render_template("home.html", form=form, providers=PROVIDER_NAMES, badges=badges,
-                           error=error, version=__version__)
+                           error=error, version=__version__,
+                           docker_ok=services().docker.ping())
+
+
+def unavailable(title: str, message: str, status: int, retry_after: int | None = None):
+    response = current_app.make_response(
+        (render_template("error.html", title=title, message=message, version=__version__),
+         status))
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 @blueprint.get("/v2/<provider>/<path:spec>")
@@ -45,8 +56,21 @@ def launch(provider: str, spec: str):
         landing = session_path(request.args.get("urlpath", ""), request.args.get("labpath", ""),
                                request.args.get("filepath", ""))
     except SpecError as error:
-        return render_template("error.html", title="Bad launch link", message=str(error)), 400
+        return unavailable("Bad launch link", str(error), 400)
     provider_and_spec = raw_spec("/v2/")
+    app_services = services()
+    try:
+        source = parse_spec(provider_and_spec, app_services.config)
+        if not app_services.docker.ping():
+            return unavailable("Launching is unavailable right now",
+                               "This server's Docker daemon does not answer. Running sessions "
+                               "come back when it does; please try again in a few minutes.",
+                               503, 60)
+        app_services.sessions.check_admission(provider_and_spec, source.repo_url)
+    except SpecError as error:
+        return unavailable("Bad launch link", str(error), 400)
+    except QuotaExceeded as error:
+        return unavailable("This server is busy", str(error), 429, error.retry_after)
     return render_template("loading.html", build_url=f"/build/{provider_and_spec}",
                            landing=landing, spec=provider_and_spec, version=__version__)
 

@@ -14,8 +14,11 @@ from minibinder.web import api, create_app
 
 
 class FakeDocker:
+    def __init__(self, up=False):
+        self.up = up
+
     def ping(self):
-        return False
+        return self.up
 
 
 @pytest.fixture
@@ -65,7 +68,30 @@ def test_launch_page_refuses_off_site_urlpath(app):
     assert b"must be a path inside the session" in response.data
 
 
-def test_launch_page_passes_the_landing_path(app):
+def test_launch_page_says_when_docker_is_down(app):
+    response = app.test_client().get("/v2/gh/o/r/HEAD")
+    assert response.status_code == 503
+    assert b"Docker daemon does not answer" in response.data
+    assert b"Docker daemon does not answer" in app.test_client().get("/").data
+
+
+def test_launch_page_when_the_server_is_full(tmp_path):
+    from minibinder.store import SessionRecord
+
+    config = load_config(overrides={"data_dir": str(tmp_path), "max_sessions": 1})
+    app = create_app(config, docker=FakeDocker(up=True))
+    app.extensions["minibinder"].store.add_session(SessionRecord(
+        "0" * 16, "t", "c", "", "img", "gh", "x/y/HEAD", "https://github.com/x/y", "", "running",
+        1.0, 1.0))
+    response = app.test_client().get("/v2/gh/o/r/HEAD")
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "60"
+    assert b"This server is full" in response.data
+
+
+def test_launch_page_passes_the_landing_path(tmp_path):
+    config = load_config(overrides={"data_dir": str(tmp_path)})
+    app = create_app(config, docker=FakeDocker(up=True))
     response = app.test_client().get("/v2/gh/o/r/HEAD?filepath=a.ipynb")
     assert b'data-landing="tree/a.ipynb"' in response.data
     assert b'data-build-url="/build/gh/o/r/HEAD"' in response.data
