@@ -139,6 +139,33 @@ def settings(markdown: bool) -> None:
     click.echo(markdown_table() if markdown else example_toml(), nl=False)
 
 
+@main.command("admin-token")
+@click.pass_context
+def admin_token_command(ctx: click.Context) -> None:
+    """Print the token of the operator's pages (/admin?token=...)."""
+    from .web.admin import admin_token
+
+    click.echo(admin_token(_load(ctx)))
+
+
+@main.command()
+@click.option("--since-days", type=float, default=None,
+              help="Only launches of the last N days.")
+@click.pass_context
+def launches(ctx: click.Context, since_days: float | None) -> None:
+    """Export the launch log as JSON Lines (like mybinder.org's events archive)."""
+    import socket
+
+    from .store import Store
+    from .web.admin import launch_event
+
+    config = _load(ctx)
+    since = time.time() - since_days * 86400 if since_days else 0.0
+    rows = Store(config.data_path / "minibinder.sqlite").launches(limit=10**9, since=since)
+    for row in reversed(rows):
+        click.echo(launch_event(row, socket.gethostname()))
+
+
 @main.command()
 @click.option("--bind", default=None, help="host:port to listen on (default: the bind setting).")
 @click.pass_context

@@ -163,6 +163,14 @@ class Docker:
                                              filters={"event": "oom", "label": label}):
             yield event.get("id") or event.get("Actor", {}).get("ID", "")
 
+    def archive(self, container_id: str, path: str) -> Iterator[bytes]:
+        """A tar stream of `path` inside a container."""
+        try:
+            chunks, _ = self._client.api.get_archive(container_id, path, chunk_size=1 << 16)
+        except docker.errors.APIError as error:
+            raise LaunchError(f"cannot read {path} of the session: {_short(error)}") from None
+        yield from chunks
+
     def images(self, label: str) -> list[dict[str, Any]]:
         try:
             return self._client.api.images(filters={"label": label})

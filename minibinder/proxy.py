@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from html import escape
 from urllib.parse import quote
 
+from .notices import HELPER, MAX_INJECT_BYTES, SessionHelpers, inject_script, is_page
 from .routes import BadRoute, RouteTable, split_route
 
 CHUNK = 64 * 1024
@@ -99,8 +100,8 @@ class _Pool(threading.local):
 
 
 class ProxyMiddleware:
-    def __init__(self, app: Callable, routes: RouteTable):
-        self.app, self.routes = app, routes
+    def __init__(self, app: Callable, routes: RouteTable, helpers: SessionHelpers | None = None):
+        self.app, self.routes, self.helpers = app, routes, helpers
         self._pool = _Pool()
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
@@ -117,6 +118,10 @@ class ProxyMiddleware:
                               "This session has ended or never existed. Sessions stop after a "
                               "while without activity; launch the repository again.")
         session_id = route[0]
+        helper = raw_path.split("?", 1)[0][len(f"/user/{session_id}/"):]
+        if self.helpers and helper.startswith(HELPER):
+            return self.helpers.handle(environ, start_response, session_id,
+                                       helper[len(HELPER):])
         if environ.get("HTTP_UPGRADE", "").lower() == "websocket":
             return self._relay_websocket(environ, start_response, session_id, target, raw_path)
         return self._relay_http(environ, start_response, session_id, target, raw_path)
@@ -177,7 +182,16 @@ class ProxyMiddleware:
                               "in a moment, or launch the repository again.")
         if upstream.status < 300:
             self.routes.touch(session_id)
-        start_response(f"{upstream.status} {upstream.reason}", response_headers(upstream))
+        headers = response_headers(upstream)
+        if (self.helpers and upstream.status == 200 and environ["REQUEST_METHOD"] == "GET"
+                and is_page(raw_path) and _injectable(upstream)):
+            body = inject_script(b"".join(self._stream(upstream, connection, target)),
+                                 f"/user/{session_id}/")
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            start_response(f"{upstream.status} {upstream.reason}",
+                           [*headers, ("Content-Length", str(len(body)))])
+            return [body]
+        start_response(f"{upstream.status} {upstream.reason}", headers)
         return self._stream(upstream, connection, target)
 
     def _stream(self, upstream: http.client.HTTPResponse, connection: http.client.HTTPConnection,
@@ -227,6 +241,14 @@ class ProxyMiddleware:
                 client.shutdown(socket.SHUT_RDWR)
         # The connection now belongs to neither HTTP nor the app: gunicorn closes it quietly.
         raise StopIteration("websocket closed")
+
+
+def _injectable(upstream: http.client.HTTPResponse) -> bool:
+    """A small, uncompressed HTML page: the session's own page, where the notice script goes."""
+    length = upstream.getheader("Content-Length")
+    return ((upstream.getheader("Content-Type") or "").startswith("text/html")
+            and not upstream.getheader("Content-Encoding")
+            and (length is None or int(length) <= MAX_INJECT_BYTES))
 
 
 def _pump(client: socket.socket, upstream: socket.socket, on_data: Callable[[], None]) -> None:

@@ -9,7 +9,8 @@ from flask import Flask
 from ..config import Config, load_config
 from ..docker_client import Docker
 from ..flow import Services
-from ..proxy import ProxyMiddleware
+from ..notices import SessionHelpers
+from ..proxy import ProxyMiddleware, strip_own_cookies
 from ..routes import RouteTable
 from ..sessions import Sessions
 from ..store import Store
@@ -37,10 +38,12 @@ def create_app(config: Config | None = None, docker: Docker | None = None,
         from ..scheduler import JobRunner
 
         JobRunner(services).start()
-    from . import api, pages
+    from . import admin, api, pages
 
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(admin.blueprint)
     # The proxy sits outside Flask: session traffic never pays for routing or request objects.
-    app.wsgi_app = ProxyMiddleware(app.wsgi_app, routes)  # type: ignore[method-assign]
+    helpers = SessionHelpers(services.sessions, strip_own_cookies)
+    app.wsgi_app = ProxyMiddleware(app.wsgi_app, routes, helpers)  # type: ignore[method-assign]
     return app

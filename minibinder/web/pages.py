@@ -17,8 +17,8 @@ from flask import (
 from .. import __version__
 from ..errors import QuotaExceeded, SpecError
 from ..links import PROVIDER_NAMES, launch_link, provider_spec, session_path
-from ..spec import parse_spec
 from ..metrics import render_metrics
+from ..spec import parse_spec
 from .api import host_url, raw_spec, services
 
 blueprint = Blueprint("pages", __name__)
