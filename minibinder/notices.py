@@ -47,6 +47,9 @@ def caller_credentials(environ: dict, own_cookie_filter: Callable[[str], str]) -
     token = parse_qs(environ.get("QUERY_STRING", "")).get("token")
     if token:
         headers["Authorization"] = f"token {token[0]}"
+    if headers and environ.get("HTTP_HOST"):
+        # Jupyter names its login cookie after the host the browser used.
+        headers["Host"] = environ["HTTP_HOST"]
     return headers
 
 

@@ -15,7 +15,6 @@ from . import metrics
 from .disk import collect_images
 from .errors import DockerUnavailable
 from .flow import Services
-from .sessions import SESSION_LABEL
 
 log = logging.getLogger(__name__)
 LOCK_RETRY_SECONDS = 5.0
@@ -48,7 +47,7 @@ def watch_oom(services: Services, stop: threading.Event) -> None:
     """Count `oom` events of session containers; reconnect when Docker comes back."""
     while not stop.is_set():
         try:
-            for container_id in services.docker.oom_events(SESSION_LABEL):
+            for container_id in services.docker.oom_events(services.sessions.own_label):
                 metrics.OOM_EVENTS.inc()
                 for record in services.store.sessions():
                     if record.container_id == container_id:

@@ -27,6 +27,17 @@ log = logging.getLogger(__name__)
 
 JUPYTER_PORT = 8888
 SESSION_LABEL = "minibinder.session"
+INSTANCE_LABEL = "minibinder.instance"
+
+
+def instance_id(config: Config) -> str:
+    """This installation's id (kept in its data directory): several minibinders may share one
+    Docker daemon, and each adopts or removes only its own containers."""
+    path = config.data_path / "instance_id"
+    if not path.exists():
+        config.data_path.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(8))
+    return path.read_text().strip()
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,12 @@ def new_session_id() -> str:
 class Sessions:
     def __init__(self, config: Config, docker: Docker, store: Store, routes: RouteTable):
         self.config, self.docker, self.store, self.routes = config, docker, store, routes
+        self.instance = instance_id(config)
+
+    @property
+    def own_label(self) -> str:
+        """The label filter that selects this installation's session containers."""
+        return f"{INSTANCE_LABEL}={self.instance}"
 
     def launch(self, request: LaunchRequest) -> SessionRecord:
         """Start a session for a built image and return it once Jupyter answers."""
@@ -73,7 +90,8 @@ class Sessions:
                 image=request.image, name=f"minibinder-session-{session_id}",
                 command=jupyter_command(record.prefix, config),
                 environment={**request.binder_env, "JUPYTER_TOKEN": token},
-                labels={SESSION_LABEL: session_id, "minibinder.image": request.image,
+                labels={SESSION_LABEL: session_id, INSTANCE_LABEL: self.instance,
+                        "minibinder.image": request.image,
                         "minibinder.spec": f"{request.provider}/{request.spec}",
                         "minibinder.repo": request.repo_url,
                         "minibinder.ref": request.resolved_ref,
@@ -157,7 +175,9 @@ class Sessions:
         host, port = record.target.rsplit(":", 1)
         connection = http.client.HTTPConnection(host, int(port), timeout=5)
         try:
-            connection.request("GET", f"{record.prefix}api/status", headers=headers or {
+            # no_track_activity: minibinder's own questions must not look like the user's work.
+            connection.request("GET", f"{record.prefix}api/status?no_track_activity=1",
+                               headers=headers or {
                 "Authorization": f"token {record.token}"})
             response = connection.getresponse()
             body = response.read()
@@ -171,7 +191,7 @@ class Sessions:
         host, port = record.target.rsplit(":", 1)
         connection = http.client.HTTPConnection(host, int(port), timeout=5)
         try:
-            connection.request("GET", f"{record.prefix}api/kernels",
+            connection.request("GET", f"{record.prefix}api/kernels?no_track_activity=1",
                                headers={"Authorization": f"token {record.token}"})
             response = connection.getresponse()
             kernels = json.loads(response.read()) if response.status == 200 else []
@@ -214,7 +234,7 @@ class Sessions:
         changes when Docker restarts); containers of unknown sessions (no token on record) and
         stopped ones are removed; records without a container are dropped.
         """
-        containers = self.docker.containers(SESSION_LABEL)
+        containers = self.docker.containers(self.own_label)
         records = {record.id: record for record in self.store.sessions()}
         now, grace = time.time(), self.config.launch_timeout + 30
 

@@ -1,0 +1,241 @@
+"""Lifecycle for real: culling, limits, quotas, restarts, the warning, the operator's view."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+
+import docker as docker_sdk
+import pytest
+
+from ..jupyter import api, execute, start_kernel
+from ..serving import ServeProcess, write_config
+from ..sse import events
+
+pytestmark = pytest.mark.integration
+NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
+@pytest.fixture(scope="module")
+def repo(git_server, builder):
+    git_server.create("life/demo", {"index.ipynb": NOTEBOOK, "notes.txt": "keep me\n"})
+    builder.built("gh/life/demo/HEAD")  # one image shared by every test here
+    return "gh/life/demo/HEAD"
+
+
+@pytest.fixture
+def serve_with(tmp_path, git_server, build_config):
+    """Start `minibinder serve` with extra settings; stop it and its sessions afterwards."""
+    started = []
+
+    def start(data_dir=None, **settings):
+        folder = tmp_path / f"serve{len(started)}"
+        folder.mkdir()
+        config = write_config(
+            folder / "minibinder.toml", data_dir or (tmp_path / "data"),
+            image_prefix=build_config.image_prefix, allowed_clone_schemes=["https", "git"],
+            github_url=git_server.base_url, extra_ca_file=build_config.extra_ca_file,
+            admin_token="operator-secret", **settings)
+        serve = ServeProcess(config, folder / "serve.log").start()
+        started.append(serve)
+        return serve
+
+    yield start
+    for serve in started:
+        serve.stop()
+    remove_test_sessions(build_config.image_prefix)
+
+
+def remove_test_sessions(prefix: str) -> None:
+    sdk = docker_sdk.from_env()
+    for container in sdk.containers.list(all=True, filters={"label": "minibinder.session"}):
+        if container.labels.get("minibinder.image", "").startswith(prefix):
+            container.remove(force=True)
+
+
+def launch(serve, spec):
+    received = events(f"{serve.url}/build/{spec}")
+    assert received[-1]["phase"] == "ready", received[-1]
+    return received[-1]
+
+
+def session_container(ready):
+    session_id = ready["url"].rstrip("/").rsplit("/", 1)[1]
+    found = docker_sdk.from_env().containers.list(
+        all=True, filters={"label": f"minibinder.session={session_id}"})
+    return found[0] if found else None
+
+
+def get_status(url, headers=None):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}),
+                                    timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
+
+
+def wait_for(predicate, timeout, interval=0.5, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+def admin_request(serve, path):
+    return urllib.request.Request(f"{serve.url}{path}",
+                                  headers={"Authorization": "Bearer operator-secret"})
+
+
+def metric(serve, name):
+    with urllib.request.urlopen(f"{serve.url}/metrics") as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return line
+    return None
+
+
+def test_idle_session_is_culled_and_nothing_survives(serve_with, repo):
+    serve = serve_with(idle_timeout=6, cull_interval=1)
+    ready = launch(serve, repo)
+    container = session_container(ready)
+    assert container is not None
+    wait_for(lambda: session_container(ready) is None, 60, message="the idle session to go")
+    assert get_status(f"{ready['url']}api/status?token={ready['token']}") == 404
+    assert 'reason="idle"' in (metric(serve, "minibinder_sessions_ended_total") or "")
+
+
+def test_running_computation_with_the_tab_closed_is_not_idle(serve_with, repo):
+    serve = serve_with(idle_timeout=6, cull_interval=1)
+    ready = launch(serve, repo)
+    kernel = start_kernel(ready)
+    execute(ready, kernel, "import time; time.sleep(25)", wait=False)  # then "closes the tab"
+    time.sleep(15)
+    assert session_container(ready) is not None, "a busy kernel was culled as idle"
+    wait_for(lambda: session_container(ready) is None, 60, message="culling after the work")
+
+
+def test_maximum_age(serve_with, repo):
+    serve = serve_with(max_age=8, cull_interval=1)
+    ready = launch(serve, repo)
+    deadline = time.monotonic() + 40
+    while session_container(ready) is not None and time.monotonic() < deadline:
+        get_status(f"{ready['url']}api/status?token={ready['token']}")  # stay active
+        time.sleep(0.5)
+    assert session_container(ready) is None
+    assert 'reason="age"' in (metric(serve, "minibinder_sessions_ended_total") or "")
+
+
+def test_memory_limit_kills_the_kernel_not_the_session(serve_with, repo):
+    serve = serve_with(session_memory_limit="400M", session_memory_reservation="128M")
+    bystander = launch(serve, repo)
+    ready = launch(serve, repo)
+    kernel = start_kernel(ready)
+    assert execute(ready, kernel, "print('alive')")["stdout"] == "alive\n"
+    execute(ready, kernel, "x = bytearray(900 * 1024 * 1024); x[::4096] = b'1' * len(x[::4096])",
+            timeout=60)
+    # Jupyter notices the dead kernel and restarts it; the session answers throughout.
+    wait_for(lambda: (api(ready, f"api/kernels/{kernel}")[1] or {}).get("execution_state")
+             in ("idle", "starting"), 60, message="the kernel to restart")
+    assert api(ready, "api/status")[0] == 200
+    assert api(bystander, "api/status")[0] == 200
+    assert execute(ready, kernel, "print('back')")["stdout"] == "back\n"
+    wait_for(lambda: (metric(serve, "minibinder_oom_events_total") or " 0").split()[-1]
+             not in ("0", "0.0"), 30, message="the OOM event to be counted")
+    with urllib.request.urlopen(admin_request(serve, "/admin/")) as response:
+        assert "OOM" in response.read().decode()
+
+
+def test_quota_refusal_is_polite(serve_with, repo):
+    serve = serve_with(max_sessions=1)
+    launch(serve, repo)
+    refused = events(f"{serve.url}/build/{repo}")[-1]
+    assert refused["phase"] == "failed" and "This server is full" in refused["message"]
+    assert refused["retry_after"] > 0
+    try:
+        urllib.request.urlopen(f"{serve.url}/v2/{repo}")
+        raise AssertionError("the launch page should refuse")
+    except urllib.error.HTTPError as error:
+        assert error.code == 429 and int(error.headers["Retry-After"]) > 0
+        assert "This server is full" in error.read().decode()
+
+
+def test_build_refused_below_the_disk_floor(serve_with, git_server):
+    git_server.create("life/unbuilt", {"requirements.txt": "six\n"})
+    serve = serve_with(disk_free_floor="1000T")
+    refused = events(f"{serve.url}/build/gh/life/unbuilt/HEAD")[-1]
+    assert refused["phase"] == "failed" and "Not enough disk space" in refused["message"]
+
+
+def test_kill_9_then_restart_readopts_every_session(serve_with, repo, tmp_path):
+    data = tmp_path / "shared-data"
+    first = serve_with(data_dir=data)
+    sessions = [launch(first, repo) for _ in range(3)]
+    doomed = launch(first, repo)
+    for pid in [*first.worker_pids(), first.process.pid]:
+        os.kill(pid, signal.SIGKILL)
+    first.process.wait()
+    session_container(doomed).remove(force=True)  # one dies while minibinder is down
+    second = serve_with(data_dir=data)
+    for ready in sessions:
+        path = ready["url"].split(first.url, 1)[1]
+        assert get_status(f"{second.url}{path}api/status?token={ready['token']}") == 200
+        other = sessions[(sessions.index(ready) + 1) % 3]
+        assert get_status(f"{second.url}{path}api/status?token={other['token']}") == 403
+    doomed_path = doomed["url"].split(first.url, 1)[1]
+    wait_for(lambda: get_status(f"{second.url}{doomed_path}api/status") == 404, 30,
+             message="the dead session to be cleaned up")
+
+
+def test_the_warning_reaches_a_real_browser_and_offers_the_download(serve_with, repo,
+                                                                     tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    serve = serve_with(max_age=90, cull_warning=85, cull_interval=2)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=shutil.which("chromium"), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            page.goto(f"{serve.url}/v2/{repo}")
+            page.wait_for_url("**/user/*/lab*", timeout=120_000)
+            notice = page.locator("#minibinder-notice")
+            expect(notice).to_contain_text("maximum session length", timeout=60_000)
+            link = notice.get_by_role("link", name="Download your work (zip)")
+            response = page.request.get(serve.url + link.get_attribute("href"))
+            assert response.status == 200
+            assert response.headers["content-type"] == "application/zip"
+            assert response.body()[:2] == b"PK"
+            # Without the session's credentials the same address gives nothing.
+            anonymous = get_status(serve.url + link.get_attribute("href"))
+            assert anonymous == 403
+        finally:
+            browser.close()
+
+
+def test_operator_pages(serve_with, repo):
+    serve = serve_with()
+    ready = launch(serve, repo)
+    assert get_status(f"{serve.url}/admin/") == 401
+    with urllib.request.urlopen(admin_request(serve, "/admin/")) as response:
+        page = response.read().decode()
+    session_path = ready["url"].split(serve.url, 1)[1]
+    assert session_path in page and ready["token"] not in page
+    assert "Running sessions, last 24 h" in page and "life/demo" in page
+    with urllib.request.urlopen(admin_request(serve, "/admin/launches.jsonl")) as response:
+        lines = [json.loads(line) for line in response.read().decode().splitlines()]
+    assert lines[-1]["schema"] == "binderhub.jupyter.org/launch"
+    assert lines[-1]["spec"] == "life/demo/HEAD" and lines[-1]["status"] == "success"
+    assert "client_ip" not in lines[-1]
