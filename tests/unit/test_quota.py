@@ -42,3 +42,21 @@ def test_repository_full():
     config = load_config(overrides={"max_sessions_per_repo": 2})
     with pytest.raises(QuotaExceeded, match="already has 2 sessions"):
         check_admission("gh/o/r/HEAD", Occupancy(2, 2, 24 * GIB), config)
+
+
+def test_ip_retention_erases_only_old_addresses(tmp_path):
+    from minibinder.flow import Services
+    from minibinder.scheduler import erase_old_ips
+    from minibinder.store import Store
+
+    store = Store(tmp_path / "s.sqlite")
+    day = 86400
+    now = 100 * day
+    store.record_launch("gh", "o/r/HEAD", "a" * 40, "success", 1.0, 2.0, "10.0.0.1",
+                        when=now - 31 * day)
+    store.record_launch("gh", "o/r/HEAD", "a" * 40, "success", 1.0, 2.0, "10.0.0.2",
+                        when=now - 29 * day)
+    services = Services(load_config(overrides={"data_dir": str(tmp_path)}), store, None, None)
+    assert erase_old_ips(services, now=now) == 1
+    assert [row["client_ip"] for row in store.launches()] == ["10.0.0.2", None]
+    assert erase_old_ips(services, now=now) == 0

@@ -1,0 +1,62 @@
+"""The build floor and image collection by watermarks, with fakes."""
+
+import pytest
+
+from minibinder.config import load_config
+from minibinder.disk import ImageInfo, check_build_space, collect_images, removal_order
+from minibinder.errors import BuildError
+from minibinder.store import Store
+
+GIB = 2**30
+
+
+def test_floor():
+    config = load_config(overrides={"disk_free_floor": "5G"})
+    check_build_space(config, free_bytes=6 * GIB)
+    with pytest.raises(BuildError, match=r"Not enough disk space to build: 4\.0 GiB free.*5\.0"):
+        check_build_space(config, free_bytes=4 * GIB)
+
+
+def test_removal_order_least_recent_first_never_in_use():
+    images = [ImageInfo("a", 1, 300.0, False), ImageInfo("b", 1, 100.0, True),
+              ImageInfo("c", 1, 200.0, False)]
+    assert [image.name for image in removal_order(images)] == ["c", "a"]
+
+
+class FakeDocker:
+    def __init__(self):
+        self.removed = []
+
+    def containers(self, label):
+        return [{"Image": "repo-b:1"}]
+
+    def images(self, label):
+        return [{"Id": "sha256:a", "RepoTags": ["repo-a:1"], "Size": 10 * GIB, "Created": 1},
+                {"Id": "sha256:b", "RepoTags": ["repo-b:1"], "Size": 10 * GIB, "Created": 2},
+                {"Id": "sha256:c", "RepoTags": ["repo-c:1"], "Size": 10 * GIB, "Created": 3}]
+
+    def remove_image(self, name):
+        self.removed.append(name)
+
+
+def test_collect_until_below_the_low_watermark(tmp_path):
+    config = load_config(overrides={"data_dir": str(tmp_path), "image_gc_high": 85,
+                                    "image_gc_low": 75})
+    store = Store(tmp_path / "s.sqlite")
+    store.mark_image_used("repo-a:1", 500.0)
+    store.mark_image_used("repo-c:1", 50.0)
+    docker = FakeDocker()
+    used = {"bytes": 90 * GIB}
+
+    def usage():
+        return used["bytes"] - 10 * GIB * len(docker.removed), 100 * GIB
+
+    assert collect_images(config, docker, store, usage) == ["repo-c:1", "repo-a:1"]
+    assert "repo-b:1" not in docker.removed  # a session uses it
+
+
+def test_nothing_collected_below_the_high_watermark(tmp_path):
+    config = load_config(overrides={"data_dir": str(tmp_path)})
+    docker = FakeDocker()
+    assert collect_images(config, docker, Store(tmp_path / "s.sqlite"),
+                          lambda: (80 * GIB, 100 * GIB)) == []
