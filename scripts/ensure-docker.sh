@@ -19,18 +19,18 @@ if ! command -v dockerd >/dev/null 2>&1; then
   apt-get install -y -qq --no-install-recommends docker.io iptables ca-certificates >/dev/null
 fi
 
-if ! pgrep -x dockerd >/dev/null 2>&1; then
-  echo "Starting dockerd in the background (log: $log) ..."
-  nohup dockerd >"$log" 2>&1 </dev/null &
-fi
-
-for _ in $(seq 1 120); do
+# A dockerd that is still shutting down does not answer: wait for it to go, then start anew.
+for _ in $(seq 1 180); do
   if docker info >/dev/null 2>&1; then
     echo "Docker engine is up."
     exit 0
   fi
+  if ! pgrep -x dockerd >/dev/null 2>&1; then
+    echo "Starting dockerd in the background (log: $log) ..."
+    nohup dockerd >>"$log" 2>&1 </dev/null &
+  fi
   sleep 0.5
 done
-echo "dockerd did not answer within 60 s; last lines of $log:" >&2
+echo "dockerd did not answer within 90 s; last lines of $log:" >&2
 tail -n 20 "$log" >&2 || true
 exit 1

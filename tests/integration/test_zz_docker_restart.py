@@ -61,14 +61,16 @@ def test_minibinder_survives_a_docker_restart(tmp_path, git_server, builder, bui
         assert get(status_url)[0] == 200
 
         subprocess.run(["pkill", "-TERM", "-x", "dockerd"], check=False)
-        wait_for(lambda: not daemon_answers(), 60, "dockerd to stop")
+        wait_for(lambda: not daemon_answers(), 60, "dockerd to stop answering")
         health, body = get(f"{serve.url}/health")
         assert health == 503 and "Docker daemon does not answer" in body
         assert "Docker daemon does not answer" in get(f"{serve.url}/")[1]
         refused = events(f"{serve.url}/build/gh/restart/demo/HEAD")[-1]
         assert refused["phase"] == "failed" and "Docker" in refused["message"]
 
-        subprocess.run([str(ROOT / "scripts" / "ensure-docker.sh")], check=True, timeout=120)
+        wait_for(lambda: subprocess.run(["pgrep", "-x", "dockerd"]).returncode != 0, 90,
+                 "dockerd to exit")
+        subprocess.run([str(ROOT / "scripts" / "ensure-docker.sh")], check=True, timeout=150)
         wait_for(lambda: get(f"{serve.url}/health")[0] == 200, 60, "health to recover")
         # The session's container comes back (restart policy); the route follows its address
         # and the same token still opens it.
