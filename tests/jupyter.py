@@ -11,7 +11,8 @@ import uuid
 import websocket
 
 
-def api(ready: dict, path: str, method: str = "GET", body: dict | None = None) -> tuple[int, object]:
+def api(ready: dict, path: str, method: str = "GET",
+        body: dict | None = None) -> tuple[int, object]:
     request = urllib.request.Request(
         f"{ready['url']}{path}", method=method,
         data=json.dumps(body).encode() if body is not None else None,

@@ -9,7 +9,6 @@ import signal
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 
 import docker as docker_sdk
 import pytest
