@@ -9,7 +9,7 @@ export MINIBINDER_EXTRA_CA_FILE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt
 
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint docker base-image venv test-tools
+.PHONY: serve test lint docker base-image venv test-tools bench-launch bench-proxy bench-workshop bench-build
 
 serve: venv docker base-image
 	$(BIN)/minibinder serve
@@ -37,3 +37,10 @@ test-tools:
 base-image: venv docker
 	case "$(ROOTFS)" in minibinder-rootfs:*) scripts/bootstrap-rootfs.sh "$(ROOTFS)";; esac
 	$(BIN)/minibinder base-image --from "$(ROOTFS)"
+
+# Benchmarks (see bench/README.md); each prints its ratios side by side.
+bench-launch bench-workshop bench-build: venv docker base-image
+	$(BIN)/python -m bench.$(subst bench-,,$@)
+
+bench-proxy: venv
+	$(BIN)/python -m bench.proxy

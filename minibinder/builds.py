@@ -21,7 +21,7 @@ from .docker_client import Docker
 from .errors import MinibinderError
 from .events import Event
 from .fetch import FetchLimits, fetch_commit
-from .providers import resolve_ref
+from .providers import RefCache, resolve_ref
 from .shared_build import release_slot, run_shared, take_slot
 from .spec import RepoSource, image_name, image_slug
 
@@ -44,9 +44,17 @@ class BuildTarget:
         return image_slug(self.image)
 
 
-def target_for_source(source: RepoSource, config: Config) -> BuildTarget:
-    """Resolve the ref (one `git ls-remote`) and name the image."""
-    sha = resolve_ref(source, config.allowed_clone_schemes, config.clone_timeout)
+_REF_CACHES: dict[int, RefCache] = {}
+
+
+def target_for_source(source: RepoSource, config: Config, cached: bool = False) -> BuildTarget:
+    """Resolve the ref (one `git ls-remote`, or a recent answer when `cached`), name the image."""
+    if cached and config.ref_cache_seconds:
+        cache = _REF_CACHES.setdefault(config.ref_cache_seconds,
+                                       RefCache(config.ref_cache_seconds))
+        sha = cache.resolve(source, config.allowed_clone_schemes, config.clone_timeout)
+    else:
+        sha = resolve_ref(source, config.allowed_clone_schemes, config.clone_timeout)
     return BuildTarget(image=image_name(config.image_prefix, source.repo_url, sha),
                        repo_url=source.repo_url, ref=sha, spec=f"{source.provider}/{source.spec}",
                        source=source)

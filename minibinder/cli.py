@@ -104,6 +104,28 @@ def build(ctx: click.Context, repository: str, ref: str | None, show_dockerfile:
     click.echo(result.data.get("imageName") or result.message, nl=not show_dockerfile)
 
 
+@main.command()
+@click.argument("specs", nargs=-1, required=True)
+@click.pass_context
+def prebuild(ctx: click.Context, specs: tuple[str, ...]) -> None:
+    """Build SPECS ahead of time (e.g. before a workshop), so the first launch finds them."""
+    from .build_cli import build_command
+
+    config, failed = _load(ctx), 0
+    for spec in specs:
+        try:
+            result = build_command(config, spec, None, False, False,
+                                   lambda events: _run_events(events, True))
+        except MinibinderError as error:
+            result = Event("failed", str(error))
+        if result.phase == "failed":
+            failed += 1
+            click.secho(f"{spec}: {result.message.strip().splitlines()[0]}", err=True, fg="red")
+        else:
+            click.echo(f"{spec}: {result.data.get('imageName')}")
+    sys.exit(1 if failed else 0)
+
+
 @main.command("base-image")
 @click.option("--from", "rootfs", default=None,
               help="Image to start from (default debian:bookworm-slim; e.g. "

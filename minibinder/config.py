@@ -140,6 +140,13 @@ class Config:
         "measure.")
     ip_retention_days: int = setting(
         30, "Days client IP addresses are kept in the launch log before they are erased.")
+    warm_pool: dict = setting(
+        {}, "Sessions kept started and unclaimed, ready to hand out at once: "
+        "`<provider>/<spec>` = how many (e.g. \"gh/org/workshop/HEAD\" = 40). The operator's "
+        "page can change these while minibinder runs.", kind="count_map")
+    ref_cache_seconds: int = setting(
+        60, "Seconds a resolved ref (branch or tag → commit) is reused before asking the "
+        "git server again; 40 students clicking one link cause one lookup.", kind="zero_ok")
     admin_token: str = setting(
         "", "Token for the operator's pages (/admin). Empty: a random token is made and "
         "stored in the data directory (`minibinder admin-token` prints it).")
@@ -235,6 +242,17 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
         if not isinstance(number, int | float) or isinstance(number, bool) or number <= 0:
             raise ConfigError(f"{name}: expected a positive number, got {value!r}")
         return float(number)
+    if kind == "count_map":
+        if from_env:
+            pairs = [part.rsplit("=", 1) for part in value.split(",") if part.strip()]
+            try:
+                value = {k.strip(): int(v) for k, v in pairs}
+            except ValueError:
+                raise ConfigError(f"{name}: expected SPEC=NUMBER,..., got {value!r}") from None
+        if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, int) and v >= 0 for k, v in value.items()):
+            raise ConfigError(f"{name}: expected a table of `<provider>/<spec>` = count")
+        return value
     if kind == "int_map":
         if from_env:
             pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]

@@ -8,14 +8,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from . import metrics
-from .builds import build_image, target_for_source
+from .builds import BuildTarget, build_image, target_for_source
 from .config import Config
 from .docker_client import Docker
 from .errors import MinibinderError, QuotaExceeded
 from .events import Event
 from .sessions import LaunchRequest, Sessions
-from .spec import parse_spec
-from .store import Store
+from .spec import RepoSource, parse_spec
+from .store import SessionRecord, Store
 
 
 @dataclass
@@ -58,9 +58,16 @@ def _events(provider_spec: str, options: LaunchOptions, services: Services, star
     config = services.config
     provider, _, spec = provider_spec.partition("/")
     source = parse_spec(provider_spec, config)
+    target = target_for_source(source, config, cached=True)
+    warm = None if options.build_only else services.sessions.claim(target.image)
+    if warm is not None:  # the pool had one ready: no build check, no start, no wait
+        outcome["ref"], outcome["image"] = target.ref, target.image
+        yield Event("built", "Found built image\n", {"imageName": target.image, "cached": True})
+        yield Event("launching", "Launching server...\n")
+        yield _ready(source, target, warm, options, services, outcome, started)
+        return
     if not options.build_only:  # refuse before building when the session could not start
         services.sessions.check_admission(provider_spec, source.repo_url)
-    target = target_for_source(source, config)
     outcome["ref"], outcome["image"] = target.ref, target.image
     build_started = time.monotonic()
     last = Event("failed", "the build ended without a result")
@@ -84,26 +91,36 @@ def _events(provider_spec: str, options: LaunchOptions, services: Services, star
         yield Event("ready", "Image built (build_only)\n", {"imageName": target.image})
         return
     yield Event("launching", "Launching server...\n")
-    persistent = source.persistent_request(target.ref)
-    binder_env = {
-        "BINDER_REPO_URL": source.repo_url, "BINDER_REF_URL": source.ref_url(target.ref),
-        "BINDER_LAUNCH_HOST": options.host_url, "BINDER_REQUEST": source.request,
-        "BINDER_PERSISTENT_REQUEST": persistent,
-    }
     session = services.sessions.launch(LaunchRequest(
         image=target.image, provider=provider, spec=spec, repo_url=source.repo_url,
-        resolved_ref=target.ref, binder_env=binder_env))
+        resolved_ref=target.ref,
+        binder_env=binder_environment(source, target.ref, options.host_url)))
     if options.cancelled.is_set():
         services.sessions.stop(session.id)
         _record(services.store, provider, spec, outcome, "cancelled", started, options)
         return
+    yield _ready(source, target, session, options, services, outcome, started)
+
+
+def binder_environment(source: RepoSource, sha: str, host_url: str) -> dict[str, str]:
+    """The BINDER_* variables a session sees, as on mybinder.org."""
+    return {
+        "BINDER_REPO_URL": source.repo_url, "BINDER_REF_URL": source.ref_url(sha),
+        "BINDER_LAUNCH_HOST": host_url, "BINDER_REQUEST": source.request,
+        "BINDER_PERSISTENT_REQUEST": source.persistent_request(sha),
+    }
+
+
+def _ready(source: RepoSource, target: BuildTarget, session: SessionRecord,
+           options: LaunchOptions, services: Services, outcome: dict, started: float) -> Event:
+    provider, _, spec = f"{source.provider}/{source.spec}".partition("/")
     url = options.host_url.rstrip("/") + session.prefix
     _record(services.store, provider, spec, outcome, "success", started, options)
-    yield Event("ready", f"server running at {url}\n", {
+    return Event("ready", f"server running at {url}\n", {
         "url": url, "token": session.token, "image": target.image,
-        "repo_url": source.repo_url, "binder_ref_url": binder_env["BINDER_REF_URL"],
+        "repo_url": source.repo_url, "binder_ref_url": source.ref_url(target.ref),
         "binder_launch_host": options.host_url, "binder_request": source.request,
-        "binder_persistent_request": persistent,
+        "binder_persistent_request": source.persistent_request(target.ref),
     })
 
 

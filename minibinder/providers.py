@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 from .errors import FetchError, ResolveError
 from .gitproc import run_git
 from .spec import SHA_RE, RepoSource
@@ -40,3 +43,23 @@ def resolve_ref(source: RepoSource, allowed_schemes: list[str], timeout: float) 
             c in "0123456789abcdef" for c in source.ref) else " (did you mean HEAD?)"
         raise ResolveError(f"no branch or tag named {source.ref!r} in {source.repo_url}{hint}")
     return sha
+
+
+class RefCache:
+    """Resolved refs, reused for `ttl` seconds (per process); the clock is injected for tests."""
+
+    def __init__(self, ttl: float, clock=time.monotonic):
+        self.ttl, self.clock = ttl, clock
+        self._entries: dict[tuple[str, str], tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, source: RepoSource, allowed_schemes: list[str], timeout: float) -> str:
+        key = (source.repo_url, source.ref)
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry and self.clock() - entry[1] < self.ttl:
+            return entry[0]
+        sha = resolve_ref(source, allowed_schemes, timeout)
+        with self._lock:
+            self._entries[key] = (sha, self.clock())
+        return sha

@@ -31,6 +31,16 @@ def maintain_sessions(services: Services) -> None:
     services.store.add_sample(time.time(), len(services.store.sessions("running")))
 
 
+def refill_pool(services: Services) -> None:
+    from .pool import refill
+
+    host = services.config.public_url or services.store.last_host_url() or ""
+    try:
+        refill(services, host)
+    except DockerUnavailable as error:
+        log.warning("warm pool refill skipped: %s", error)
+
+
 def erase_old_ips(services: Services, now: float | None = None) -> int:
     cutoff = (now or time.time()) - services.config.ip_retention_days * 86400
     return services.store.erase_ips_before(cutoff)
@@ -95,6 +105,8 @@ class JobRunner:
             "coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
         scheduler.add_job(maintain_sessions, "interval", args=[services],
                           seconds=config.cull_interval, id="sessions")
+        scheduler.add_job(refill_pool, "interval", args=[services], seconds=5, id="pool",
+                          next_run_time=_soon(1))
         scheduler.add_job(erase_old_ips, "interval", args=[services], hours=1, id="ips",
                           next_run_time=_soon())
         scheduler.add_job(collect, "interval", args=[services], minutes=5, id="images",
@@ -113,7 +125,7 @@ class JobRunner:
             os.close(self._fd)
 
 
-def _soon():
+def _soon(seconds: float = 10):
     from datetime import datetime, timedelta
 
-    return datetime.now() + timedelta(seconds=10)
+    return datetime.now() + timedelta(seconds=seconds)

@@ -72,8 +72,11 @@ class Sessions:
         """The label filter that selects this installation's session containers."""
         return f"{INSTANCE_LABEL}={self.instance}"
 
-    def launch(self, request: LaunchRequest) -> SessionRecord:
-        """Start a session for a built image and return it once Jupyter answers."""
+    def launch(self, request: LaunchRequest, warm: bool = False) -> SessionRecord:
+        """Start a session for a built image and return it once Jupyter answers.
+
+        A `warm` session waits unclaimed (and unroutable) in the pool until `claim` hands it out.
+        """
         config = self.config
         session_id, token, now = new_session_id(), secrets.token_urlsafe(24), time.time()
         record = SessionRecord(
@@ -108,9 +111,16 @@ class Sessions:
         except BaseException:
             self.stop(session_id)
             raise
-        self.store.update_session(session_id, target=target, state="running",
-                                  last_activity=time.time())
+        self.store.update_session(session_id, target=target,
+                                  state="warm" if warm else "running", last_activity=time.time())
         return self.store.get_session(session_id) or record
+
+    def claim(self, image: str) -> SessionRecord | None:
+        """A warm session of `image`, now the caller's: its token was never given to anyone."""
+        record = self.store.claim_warm(image, time.time())
+        if record:
+            self.routes.forget(record.id)
+        return record
 
     def check_admission(self, provider_spec: str, repo_url: str) -> None:
         """Raise QuotaExceeded when one more session of this repository may not start."""
@@ -219,7 +229,7 @@ class Sessions:
         """Stop every running session past a limit; return (session id, reason) pairs."""
         limits = Limits.from_config(self.config)
         culled = []
-        for record in self.store.sessions("running"):
+        for record in self.store.sessions("running") + self.store.sessions("warm"):
             now_ = now if now is not None else time.time()
             reason = should_cull(self.usage(record), now_, limits)
             if reason:

@@ -30,6 +30,14 @@ CREATE TABLE IF NOT EXISTS images (
     name TEXT PRIMARY KEY,
     last_used REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS facts (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pool (
+    spec TEXT PRIMARY KEY,
+    size INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS samples (
     time REAL NOT NULL,
     sessions INTEGER NOT NULL
@@ -67,7 +75,7 @@ class SessionRecord:
     spec: str
     repo_url: str
     resolved_ref: str
-    state: str  # launching | running | stopped
+    state: str  # launching | warm (started, unclaimed) | running
     created: float
     last_activity: float
     extra_seconds: float = 0.0
@@ -146,10 +154,38 @@ class Store:
 
     def count_sessions(self, repo_url: str | None = None) -> int:
         """Sessions launching or running, for admission (optionally of one repository)."""
-        query = "SELECT count(*) FROM sessions WHERE state IN ('launching', 'running')"
+        query = "SELECT count(*) FROM sessions WHERE state IN ('launching', 'warm', 'running')"
         if repo_url is None:
             return self._connect().execute(query).fetchone()[0]
         return self._connect().execute(query + " AND repo_url = ?", (repo_url,)).fetchone()[0]
+
+    def claim_warm(self, image: str, now: float) -> SessionRecord | None:
+        """Hand one warm session of `image` to a user, atomically across worker processes."""
+        row = self._connect().execute(
+            f"UPDATE sessions SET state = 'running', created = ?, last_activity = ? "
+            f"WHERE id = (SELECT id FROM sessions WHERE state = 'warm' AND image = ? "
+            f"ORDER BY created LIMIT 1) RETURNING {', '.join(_SESSION_COLUMNS)}",
+            (now, now, image)).fetchone()
+        return SessionRecord(*row) if row else None
+
+    def last_host_url(self) -> str | None:
+        row = self._connect().execute("SELECT value FROM facts WHERE name = 'host_url'")
+        found = row.fetchone()
+        return found[0] if found else None
+
+    def remember_host_url(self, url: str) -> None:
+        self._connect().execute(
+            "INSERT INTO facts (name, value) VALUES ('host_url', ?) ON CONFLICT(name) "
+            "DO UPDATE SET value = excluded.value", (url,))
+
+    def pool_targets(self) -> dict[str, int]:
+        """Warm pool sizes set on the operator's page (they override the configuration)."""
+        return dict(self._connect().execute("SELECT spec, size FROM pool"))
+
+    def set_pool_target(self, spec: str, size: int) -> None:
+        self._connect().execute(
+            "INSERT INTO pool (spec, size) VALUES (?, ?) ON CONFLICT(spec) DO UPDATE "
+            "SET size = excluded.size", (spec, size))
 
     def add_oom(self, session_id: str) -> None:
         self._connect().execute("UPDATE sessions SET oom_count = oom_count + 1 WHERE id = ?",

@@ -114,8 +114,14 @@ def overview():
          if row["status"] == "success"], now - DAY, now, "Launch time (s), last 24 h", " s",
         dots=True)
     disk = docker_disk(app_services.config)
+    from ..pool import pool_targets
+
+    warm = app_services.store.sessions("warm")
+    pool = [{"spec": spec, "size": size,
+             "warm": sum(1 for r in warm if f"{r.provider}/{r.spec}" == spec)}
+            for spec, size in sorted(pool_targets(app_services).items())]
     return render_template(
-        "admin.html", sessions=_session_rows(), images=_image_rows(),
+        "admin.html", pool=pool, sessions=_session_rows(), images=_image_rows(),
         builds=_build_logs(app_services.config.data_path / "builds"), launches=launches[:50],
         sessions_chart=Markup(sessions_chart), launch_chart=Markup(launch_chart),
         disk=disk, csrf=_csrf(admin_token(app_services.config)), version=__version__,
@@ -131,6 +137,24 @@ def stop_session(session_id: str):
 @blueprint.post("/sessions/<session_id>/extend")
 def extend_session(session_id: str):
     services().sessions.extend(session_id, 3600)
+    return redirect(url_for("admin.overview"))
+
+
+@blueprint.post("/pool")
+def set_pool():
+    from ..errors import SpecError
+    from ..spec import parse_spec
+
+    spec = request.form.get("spec", "").strip()
+    try:
+        parse_spec(spec, services().config)
+        size = int(request.form.get("size", "0"))
+        if not 0 <= size <= 500:
+            raise ValueError
+    except (SpecError, ValueError):
+        abort(Response("Give a spec like gh/owner/repo/HEAD and a size from 0 to 500.\n", 400,
+                       {"Content-Type": "text/plain; charset=utf-8"}))
+    services().store.set_pool_target(spec, size)
     return redirect(url_for("admin.overview"))
 
 

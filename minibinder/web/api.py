@@ -36,6 +36,16 @@ def host_url() -> str:
     return (public.rstrip("/") + "/") if public else request.host_url
 
 
+_remembered_host: list[str] = []
+
+
+def remember_host(url: str) -> None:
+    """Keep the address users reach us at, for the BINDER_LAUNCH_HOST of warm sessions."""
+    if url not in _remembered_host:
+        services().store.remember_host_url(url)
+        _remembered_host[:] = [url]
+
+
 def sse(event: Event) -> str:
     return f"data: {event.to_json()}\n\n"
 
@@ -73,6 +83,7 @@ def event_stream(provider_spec: str, options: LaunchOptions, app_services: Servi
 
 @blueprint.get("/build/<provider>/<path:spec>")
 def build(provider: str, spec: str):
+    remember_host(host_url())
     options = LaunchOptions(
         host_url=host_url(),
         build_only=request.args.get("build_only", "").lower() in ("true", "1", "yes"),

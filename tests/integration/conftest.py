@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import docker as docker_sdk
 import pytest
 
@@ -11,6 +13,8 @@ from minibinder.errors import DockerUnavailable
 from minibinder.spec import parse_spec
 
 from ..conftest import TEST_IMAGE_PREFIX, make_config
+from ..serving import ServeProcess, write_config
+from ..sse import events
 
 
 @pytest.fixture(scope="session")
@@ -71,3 +75,48 @@ def builder(build_config, docker):
 
 def log_text(events) -> str:
     return "".join(e.message for e in events if e.phase == "building")
+
+
+@pytest.fixture
+def serve_with(tmp_path, git_server, build_config):
+    """Start `minibinder serve` with extra settings; stop it and its sessions afterwards."""
+    started = []
+
+    def start(data_dir=None, **settings):
+        folder = tmp_path / f"serve{len(started)}"
+        folder.mkdir()
+        config = write_config(
+            folder / "minibinder.toml", data_dir or (tmp_path / "data"),
+            image_prefix=build_config.image_prefix, allowed_clone_schemes=["https", "git"],
+            github_url=git_server.base_url, extra_ca_file=build_config.extra_ca_file,
+            admin_token="operator-secret", **settings)
+        serve = ServeProcess(config, folder / "serve.log").start()
+        started.append(serve)
+        return serve
+
+    yield start
+    for serve in started:
+        serve.stop()
+    remove_test_sessions(build_config.image_prefix)
+
+
+def remove_test_sessions(prefix: str) -> None:
+    sdk = docker_sdk.from_env()
+    for container in sdk.containers.list(all=True, filters={"label": "minibinder.session"}):
+        if container.labels.get("minibinder.image", "").startswith(prefix):
+            container.remove(force=True)
+
+
+def launch(serve, spec):
+    received = events(f"{serve.url}/build/{spec}")
+    assert received[-1]["phase"] == "ready", received[-1]
+    return received[-1]
+
+
+def wait_for(predicate, timeout, interval=0.5, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")

@@ -14,8 +14,8 @@ import docker as docker_sdk
 import pytest
 
 from ..jupyter import api, execute, start_kernel
-from ..serving import ServeProcess, write_config
 from ..sse import events
+from .conftest import launch, wait_for
 
 pytestmark = pytest.mark.integration
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
@@ -26,42 +26,6 @@ def repo(git_server, builder):
     git_server.create("life/demo", {"index.ipynb": NOTEBOOK, "notes.txt": "keep me\n"})
     builder.built("gh/life/demo/HEAD")  # one image shared by every test here
     return "gh/life/demo/HEAD"
-
-
-@pytest.fixture
-def serve_with(tmp_path, git_server, build_config):
-    """Start `minibinder serve` with extra settings; stop it and its sessions afterwards."""
-    started = []
-
-    def start(data_dir=None, **settings):
-        folder = tmp_path / f"serve{len(started)}"
-        folder.mkdir()
-        config = write_config(
-            folder / "minibinder.toml", data_dir or (tmp_path / "data"),
-            image_prefix=build_config.image_prefix, allowed_clone_schemes=["https", "git"],
-            github_url=git_server.base_url, extra_ca_file=build_config.extra_ca_file,
-            admin_token="operator-secret", **settings)
-        serve = ServeProcess(config, folder / "serve.log").start()
-        started.append(serve)
-        return serve
-
-    yield start
-    for serve in started:
-        serve.stop()
-    remove_test_sessions(build_config.image_prefix)
-
-
-def remove_test_sessions(prefix: str) -> None:
-    sdk = docker_sdk.from_env()
-    for container in sdk.containers.list(all=True, filters={"label": "minibinder.session"}):
-        if container.labels.get("minibinder.image", "").startswith(prefix):
-            container.remove(force=True)
-
-
-def launch(serve, spec):
-    received = events(f"{serve.url}/build/{spec}")
-    assert received[-1]["phase"] == "ready", received[-1]
-    return received[-1]
 
 
 def session_container(ready):
@@ -80,15 +44,6 @@ def get_status(url, headers=None):
         return error.code
     except OSError:
         return None
-
-
-def wait_for(predicate, timeout, interval=0.5, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
 
 
 def admin_request(serve, path):

@@ -1,0 +1,117 @@
+"""What every benchmark needs: a loopback git server with a fixture repository, a running
+`minibinder serve`, timing helpers. Run benchmarks from the repository root."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.gitserver import GitServer
+from tests.serving import ServeProcess, write_config
+from tests.sse import events
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+IMAGE_PREFIX = "minibinder-bench-"
+
+
+class Bench:
+    """A scratch folder, a git server and helpers; clean up with `close()`."""
+
+    def __init__(self):
+        self.folder = Path(tempfile.mkdtemp(prefix="minibinder-bench-"))
+        self.git = GitServer(self.folder / "git").start()
+        self.serves: list[ServeProcess] = []
+
+    def serve(self, **settings) -> ServeProcess:
+        name = f"serve{len(self.serves)}"
+        (self.folder / name).mkdir()
+        config = write_config(
+            self.folder / name / "minibinder.toml", self.folder / name / "data",
+            image_prefix=IMAGE_PREFIX, allowed_clone_schemes=["https", "git"],
+            github_url=self.git.base_url,
+            extra_ca_file=os.environ.get("MINIBINDER_EXTRA_CA_FILE", ""), **settings)
+        serve = ServeProcess(config, self.folder / name / "serve.log").start()
+        serve.data_dir = self.folder / name / "data"
+        self.serves.append(serve)
+        return serve
+
+    def close(self) -> None:
+        for serve in self.serves:
+            serve.stop()
+        self.git.stop()
+        self.close_sessions()
+
+    def close_sessions(self) -> None:
+        import docker
+
+        sdk = docker.from_env()
+        for container in sdk.containers.list(all=True, filters={"label": "minibinder.session"}):
+            if container.labels.get("minibinder.image", "").startswith(IMAGE_PREFIX):
+                container.remove(force=True)
+
+
+def launch(serve: ServeProcess, spec: str) -> tuple[float, dict]:
+    started = time.perf_counter()
+    received = events(f"{serve.url}/build/{spec}")
+    elapsed = time.perf_counter() - started
+    if received[-1]["phase"] != "ready":
+        raise RuntimeError(received[-1].get("message"))
+    return elapsed, received[-1]
+
+
+def wait_http(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def summary(values: list[float]) -> str:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return (f"median {statistics.median(ordered):.3f} s, p95 {p95:.3f} s, "
+            f"min {ordered[0]:.3f} s (n={len(ordered)})")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def warm_count(serve: ServeProcess) -> int:
+    """Sessions of this server waiting in its warm pool."""
+    import sqlite3
+
+    with sqlite3.connect(serve.data_dir / "minibinder.sqlite") as db:
+        return db.execute("SELECT count(*) FROM sessions WHERE state = 'warm'").fetchone()[0]
+
+
+def wait_for_pool(serve: ServeProcess, size: int, timeout: float = 600) -> float:
+    started = time.monotonic()
+    while warm_count(serve) < size:
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"the warm pool did not reach {size} in {timeout} s")
+        time.sleep(1)
+    return time.monotonic() - started
+
+
+def rss_mib(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
