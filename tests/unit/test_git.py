@@ -130,3 +130,24 @@ def test_hostile_input_starts_no_git_process(config, monkeypatch, argument):
     monkeypatch.setattr(gitproc.subprocess, "Popen", no_git)
     with pytest.raises(SpecError):
         pick_target(config, argument, None)
+
+
+def test_ref_cache_reuses_an_answer_for_its_ttl(config, monkeypatch):
+    from minibinder import providers
+
+    calls = []
+
+    def fake_resolve(source, schemes, timeout):
+        calls.append(source.ref)
+        return str(len(calls)) * 40
+
+    monkeypatch.setattr(providers, "resolve_ref", fake_resolve)
+    now = [0.0]
+    cache = providers.RefCache(60, clock=lambda: now[0])
+    source = source_from_url("https://example.org/r.git", "main", config)
+    assert cache.resolve(source, SCHEMES, 5) == "1" * 40
+    now[0] = 59
+    assert cache.resolve(source, SCHEMES, 5) == "1" * 40
+    now[0] = 61
+    assert cache.resolve(source, SCHEMES, 5) == "2" * 40
+    assert calls == ["main", "main"]
