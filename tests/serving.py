@@ -34,6 +34,7 @@ class ServeProcess:
                 return self
             except OSError:
                 if self.process.poll() is not None:
+                    self._log.close()
                     raise RuntimeError(f"minibinder serve exited: {self.log_file.read_text()}") \
                         from None
                 time.sleep(0.1)
@@ -58,8 +59,14 @@ class ServeProcess:
 def write_config(path: Path, data_dir: Path, **settings) -> Path:
     lines = [f"data_dir = {json.dumps(str(data_dir))}"]
     for name, value in settings.items():
-        # JSON strings, numbers and lists of strings are valid TOML too.
-        text = ("true" if value else "false") if isinstance(value, bool) else json.dumps(value)
+        # JSON strings, numbers and lists of strings are valid TOML too; tables are not.
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, dict):
+            text = "{" + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}"
+                                   for k, v in value.items()) + "}"
+        else:
+            text = json.dumps(value)
         lines.append(f"{name} = {text}")
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -91,6 +91,7 @@ def serve_with(tmp_path, git_server, build_config):
             github_url=git_server.base_url, extra_ca_file=build_config.extra_ca_file,
             admin_token="operator-secret", **settings)
         serve = ServeProcess(config, folder / "serve.log").start()
+        serve.data_dir = data_dir or (tmp_path / "data")
         started.append(serve)
         return serve
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
 import docker as docker_sdk
@@ -24,6 +25,12 @@ def pool_repo(git_server, builder):
     return SPEC
 
 
+def warm_sessions(serve) -> int:
+    """Sessions ready and waiting in the pool (started containers may still be booting)."""
+    with sqlite3.connect(serve.data_dir / "minibinder.sqlite") as db:
+        return db.execute("SELECT count(*) FROM sessions WHERE state = 'warm'").fetchone()[0]
+
+
 def warm_containers(spec: str) -> list:
     sdk = docker_sdk.from_env()
     return [c for c in sdk.containers.list(filters={"label": "minibinder.session"})
@@ -32,7 +39,7 @@ def warm_containers(spec: str) -> list:
 
 def test_a_launch_is_handed_a_warm_session_and_the_pool_refills(serve_with, pool_repo):
     serve = serve_with(warm_pool={SPEC: 2})
-    wait_for(lambda: len(warm_containers(SPEC)) == 2, 90, message="two warm sessions")
+    wait_for(lambda: warm_sessions(serve) == 2, 90, message="two warm sessions")
     before = {c.id for c in warm_containers(SPEC)}
     started = time.monotonic()
     received = events(f"{serve.url}/build/{SPEC}")
@@ -49,7 +56,8 @@ def test_a_launch_is_handed_a_warm_session_and_the_pool_refills(serve_with, pool
     assert env["BINDER_REQUEST"] == f"v2/{SPEC}"
     assert env["BINDER_PERSISTENT_REQUEST"] == ready["binder_persistent_request"]
     # The pool refills to two unclaimed sessions besides the one handed out.
-    wait_for(lambda: len(warm_containers(SPEC)) == 3, 90, message="the pool to refill")
+    wait_for(lambda: warm_sessions(serve) == 2 and len(warm_containers(SPEC)) == 3, 90,
+             message="the pool to refill")
     # Another request gets another session, with a token of its own.
     second = events(f"{serve.url}/build/{SPEC}")[-1]
     assert second["token"] != ready["token"] and second["url"] != ready["url"]
@@ -59,7 +67,7 @@ def test_a_launch_is_handed_a_warm_session_and_the_pool_refills(serve_with, pool
 def test_warm_sessions_count_against_admission(serve_with, pool_repo, git_server):
     git_server.create("pool/other", {"a.txt": "a\n"})
     serve = serve_with(warm_pool={SPEC: 2}, max_sessions=2)
-    wait_for(lambda: len(warm_containers(SPEC)) == 2, 90, message="two warm sessions")
+    wait_for(lambda: warm_sessions(serve) == 2, 90, message="two warm sessions")
     refused = events(f"{serve.url}/build/gh/pool/other/HEAD")[-1]
     assert refused["phase"] == "failed" and "This server is full" in refused["message"]
     assert events(f"{serve.url}/build/{SPEC}")[-1]["phase"] == "ready"  # warm ones still go
