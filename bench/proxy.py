@@ -160,10 +160,16 @@ def measure(name: str, port: int) -> dict:
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers of minibinder")
+    args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="minibinder-bench-proxy-"))
     processes = []
     with Backend("bench") as backend:
-        config = write_config(folder / "minibinder.toml", folder / "data", threads=256)
+        config = write_config(folder / "minibinder.toml", folder / "data", threads=256,
+                              workers=args.workers, idle_timeout=86400, cull_interval=3600)
         serve = ServeProcess(config, folder / "serve.log").start()
         now = time.time()
         Store(folder / "data" / "minibinder.sqlite").add_session(SessionRecord(
@@ -182,6 +188,7 @@ def main() -> None:
                 process.terminate()
             serve.stop()
     direct = rows[0]
+    print(f"minibinder with {args.workers} gunicorn worker(s)")
     print(f"{'':<24} {'p50 small':>10} {'p99 small':>10} {'p50 1MB':>9} {'p99 1MB':>9} "
           f"{'req/s':>8} {'WS rtt p50':>11}")
     for row in rows:

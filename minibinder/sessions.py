@@ -277,7 +277,9 @@ class Sessions:
                 self.store.update_session(session_id, target=target)
                 self.routes.forget(session_id)
         for session_id, record in records.items():
-            if session_id not in seen and not launching_now(record):
+            # A record without a container id is a route to a backend of its own (tests and
+            # benchmarks use them); only sessions minibinder started are reconciled.
+            if session_id not in seen and record.container_id and not launching_now(record):
                 self.store.delete_session(session_id)
                 self.routes.forget(session_id)
 

@@ -29,7 +29,9 @@ def add_route(store: Store, session_id: str, target: str) -> None:
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory):
     folder = tmp_path_factory.mktemp("proxy")
-    config = write_config(folder / "minibinder.toml", folder / "data", threads=32)
+    # Routes to test backends, not sessions: keep the culler away from them.
+    config = write_config(folder / "minibinder.toml", folder / "data", threads=32,
+                          idle_timeout=86400, cull_interval=3600)
     with Backend("A") as backend_a, Backend("B") as backend_b:
         serve = ServeProcess(config, folder / "serve.log").start()
         store = Store(folder / "data" / "minibinder.sqlite")
