@@ -193,3 +193,32 @@ def test_operator_pages(serve_with, repo):
     assert lines[-1]["schema"] == "binderhub.jupyter.org/launch"
     assert lines[-1]["spec"] == "life/demo/HEAD" and lines[-1]["status"] == "success"
     assert "client_ip" not in lines[-1]
+
+
+def test_operator_can_extend_and_stop_a_session(serve_with, repo):
+    import re
+
+    serve = serve_with()
+    ready = launch(serve, repo)
+    session_id = ready["url"].rstrip("/").rsplit("/", 1)[1]
+    with urllib.request.urlopen(admin_request(serve, "/admin/")) as response:
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', response.read().decode()).group(1)
+
+    def post(action, token_ok=True):
+        request = admin_request(serve, f"/admin/sessions/{session_id}/{action}")
+        request.data = f"csrf={csrf if token_ok else 'forged'}".encode()
+        request.add_header("Content-Type", "application/x-www-form-urlencoded")
+        try:
+            with urllib.request.urlopen(request) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert post("stop", token_ok=False) == 400
+    assert session_container(ready) is not None
+    assert post("extend") == 200
+    with urllib.request.urlopen(admin_request(serve, "/admin/")) as response:
+        assert "(+60)" in response.read().decode()
+    assert post("stop") == 200
+    assert session_container(ready) is None
+    assert get_status(f"{ready['url']}api/status?token={ready['token']}") == 404

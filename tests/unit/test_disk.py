@@ -60,3 +60,16 @@ def test_nothing_collected_below_the_high_watermark(tmp_path):
     docker = FakeDocker()
     assert collect_images(config, docker, Store(tmp_path / "s.sqlite"),
                           lambda: (80 * GIB, 100 * GIB)) == []
+
+
+def test_build_slots_are_shared_across_holders(tmp_path):
+    from minibinder.shared_build import release_slot, take_slot
+
+    first, second = take_slot(tmp_path, 2), take_slot(tmp_path, 2)
+    assert first is not None and second is not None
+    assert take_slot(tmp_path, 2) is None  # both slots taken: the next build waits
+    release_slot(first)
+    third = take_slot(tmp_path, 2)
+    assert third is not None
+    release_slot(second)
+    release_slot(third)
