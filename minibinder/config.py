@@ -194,6 +194,45 @@ def parse_size(value: Any, name: str) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
 
 
+def _check_regexes(name: str, patterns: Any) -> None:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ConfigError(f"{name}: {pattern!r} is not a regular expression: "
+                              f"{error}") from None
+
+
+# Table settings: what their values are, and how their keys are checked.
+_MAPS = {
+    "str_map": (str, "a table of strings", "KEY=VALUE,..."),
+    "int_map": (int, "a table of regular expression = limit", "REGEX=NUMBER,..."),
+    "count_map": (int, "a table of `<provider>/<spec>` = count", "SPEC=NUMBER,..."),
+}
+
+
+def _coerce_map(name: str, kind: str, value: Any, from_env: bool) -> dict:
+    value_type, description, env_form = _MAPS[kind]
+    if from_env:
+        pairs = [part.rsplit("=", 1) for part in value.split(",") if part.strip()]
+        try:
+            value = {k.strip(): value_type(v.strip()) for k, v in pairs}
+        except ValueError:
+            raise ConfigError(f"{name}: expected {env_form}, got {value!r}") from None
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, value_type) and not isinstance(v, bool)
+            and (value_type is str or v >= 0) for k, v in value.items()):
+        raise ConfigError(f"{name}: expected {description}, got {value!r}")
+    if kind == "int_map":
+        _check_regexes(name, value)
+    if kind == "str_map":
+        for version in value:
+            if not re.fullmatch(r"\d+\.\d+", version):
+                raise ConfigError(f"{name}: keys are Python versions like \"3.11\", "
+                                  f"got {version!r}")
+    return value
+
+
 def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
     """Turn a TOML or environment value into the setting's type, or say what is wrong."""
     kind, name = f.metadata["kind"], f.name
@@ -204,27 +243,10 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{name}: expected a list of strings, got {value!r}")
         if kind == "regex_list":
-            for pattern in value:
-                try:
-                    re.compile(pattern)
-                except re.error as error:
-                    raise ConfigError(f"{name}: {pattern!r} is not a regular expression: "
-                                      f"{error}") from None
+            _check_regexes(name, value)
         return value
-    if kind == "str_map":
-        if from_env:
-            pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
-            if any(len(pair) != 2 for pair in pairs):
-                raise ConfigError(f"{name}: expected KEY=VALUE,KEY=VALUE, got {value!r}")
-            value = {k.strip(): v.strip() for k, v in pairs}
-        if not isinstance(value, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            raise ConfigError(f"{name}: expected a table of strings, got {value!r}")
-        for version in value:
-            if not re.fullmatch(r"\d+\.\d+", version):
-                raise ConfigError(f"{name}: keys are Python versions like \"3.11\", "
-                                  f"got {version!r}")
-        return value
+    if kind in _MAPS:
+        return _coerce_map(name, kind, value, from_env)
     if isinstance(default, bool):
         if from_env:
             lowered = value.strip().lower()
@@ -242,37 +264,6 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
         if not isinstance(number, int | float) or isinstance(number, bool) or number <= 0:
             raise ConfigError(f"{name}: expected a positive number, got {value!r}")
         return float(number)
-    if kind == "count_map":
-        if from_env:
-            pairs = [part.rsplit("=", 1) for part in value.split(",") if part.strip()]
-            try:
-                value = {k.strip(): int(v) for k, v in pairs}
-            except ValueError:
-                raise ConfigError(f"{name}: expected SPEC=NUMBER,..., got {value!r}") from None
-        if not isinstance(value, dict) or not all(
-                isinstance(k, str) and isinstance(v, int) and v >= 0 for k, v in value.items()):
-            raise ConfigError(f"{name}: expected a table of `<provider>/<spec>` = count")
-        return value
-    if kind == "int_map":
-        if from_env:
-            pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
-            if any(len(pair) != 2 for pair in pairs):
-                raise ConfigError(f"{name}: expected REGEX=NUMBER,..., got {value!r}")
-            try:
-                value = {k.strip(): int(v) for k, v in pairs}
-            except ValueError:
-                raise ConfigError(f"{name}: limits must be whole numbers, got {value!r}") \
-                    from None
-        if not isinstance(value, dict) or not all(
-                isinstance(k, str) and isinstance(v, int) and v >= 0 for k, v in value.items()):
-            raise ConfigError(f"{name}: expected a table of regular expression = limit")
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as error:
-                raise ConfigError(f"{name}: {pattern!r} is not a regular expression: "
-                                  f"{error}") from None
-        return value
     if isinstance(default, int):
         try:
             number = int(value) if from_env else value
