@@ -193,9 +193,6 @@ class Docker:
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
             self._client.api.remove_image(name, force=True)
 
-    def tag_image(self, source: str, target: str) -> None:
-        repository, _, tag = target.rpartition(":")
-        self._client.api.tag(source, repository, tag)
 
 
 def _short(error: Exception) -> str:
