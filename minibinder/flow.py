@@ -59,16 +59,15 @@ def _events(provider_spec: str, options: LaunchOptions, services: Services, star
     provider, _, spec = provider_spec.partition("/")
     source = parse_spec(provider_spec, config)
     target = target_for_source(source, config, cached=True)
+    outcome["ref"], outcome["image"] = target.ref, target.image
     warm = None if options.build_only else services.sessions.claim(target.image)
     if warm is not None:  # the pool had one ready: no build check, no start, no wait
-        outcome["ref"], outcome["image"] = target.ref, target.image
         yield Event("built", "Found built image\n", {"imageName": target.image, "cached": True})
         yield Event("launching", "Launching server...\n")
         yield _ready(source, target, warm, options, services, outcome, started)
         return
     if not options.build_only:  # refuse before building when the session could not start
         services.sessions.check_admission(provider_spec, source.repo_url)
-    outcome["ref"], outcome["image"] = target.ref, target.image
     build_started = time.monotonic()
     last = Event("failed", "the build ended without a result")
     metrics.BUILDS_IN_PROGRESS.inc()
