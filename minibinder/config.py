@@ -84,7 +84,9 @@ class Config:
         [], "Regular expressions; a `<provider>/<spec>` matching any is refused.",
         kind="regex_list")
     bind: str = setting("127.0.0.1:8585", "Address and port `minibinder serve` listens on.")
-    workers: int = setting(1, "gunicorn worker processes of `minibinder serve`.")
+    workers: int = setting(
+        2, "gunicorn worker processes of `minibinder serve` (state is shared through SQLite; "
+        "one of them runs the background jobs).")
     threads: int = setting(
         256, "Threads per worker; each open event stream or WebSocket holds one.")
     public_url: str = setting(
