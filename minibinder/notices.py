@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from urllib.parse import parse_qs
 
+from . import jupyter_api
 from .archive import tar_to_zip
 from .culler import REASONS, Limits, cull_notice
 from .errors import MinibinderError
@@ -71,7 +72,7 @@ class SessionHelpers:
         if record is None:
             return _json(start_response, "404 Not Found", {"error": "no such session"})
         credentials = caller_credentials(environ, self.own_cookie_filter)
-        if not credentials or self.sessions.jupyter_status(record, credentials) is None:
+        if not credentials or jupyter_api.status(record, credentials) is None:
             return _json(start_response, "403 Forbidden", {"error": "not your session"})
         if action == "status":
             return _json(start_response, "200 OK", self.status(record))

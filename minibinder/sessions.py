@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import fcntl
-import http.client
-import json
 import logging
 import os
 import secrets
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
-from . import __version__, metrics
+from . import __version__, jupyter_api, metrics
 from .config import Config
 from .culler import Limits, Usage, should_cull
 from .docker_client import Docker
@@ -139,11 +135,10 @@ class Sessions:
             os.close(fd)
 
     def _wait_until_ready(self, container_id: str, target: str, prefix: str) -> None:
-        host, port = target.rsplit(":", 1)
         deadline = time.monotonic() + self.config.launch_timeout
         delay = 0.05
         while time.monotonic() < deadline:
-            if _answers(host, int(port), f"{prefix}api"):
+            if jupyter_api.answers(target, prefix):
                 return
             state = self.docker.container_state(container_id)
             if not state or not state.get("Running"):
@@ -176,52 +171,17 @@ class Sessions:
 
     # -- what a session is doing -----------------------------------------------------------
 
-    def jupyter_status(self, record: SessionRecord,
-                       headers: dict[str, str] | None = None) -> dict[str, Any] | None:
-        """Jupyter's /api/status (last activity, kernels), asked with the session's token or
-        with the caller's own credentials; None when it refuses or does not answer."""
-        if not record.target:
-            return None
-        host, port = record.target.rsplit(":", 1)
-        connection = http.client.HTTPConnection(host, int(port), timeout=5)
-        try:
-            # no_track_activity: minibinder's own questions must not look like the user's work.
-            connection.request("GET", f"{record.prefix}api/status?no_track_activity=1",
-                               headers=headers or {
-                "Authorization": f"token {record.token}"})
-            response = connection.getresponse()
-            body = response.read()
-            return json.loads(body) if response.status == 200 else None
-        except (OSError, ValueError):
-            return None
-        finally:
-            connection.close()
-
-    def busy_kernels(self, record: SessionRecord) -> int:
-        host, port = record.target.rsplit(":", 1)
-        connection = http.client.HTTPConnection(host, int(port), timeout=5)
-        try:
-            connection.request("GET", f"{record.prefix}api/kernels?no_track_activity=1",
-                               headers={"Authorization": f"token {record.token}"})
-            response = connection.getresponse()
-            kernels = json.loads(response.read()) if response.status == 200 else []
-            return sum(1 for kernel in kernels if kernel.get("execution_state") == "busy")
-        except (OSError, ValueError):
-            return 0
-        finally:
-            connection.close()
-
     def usage(self, record: SessionRecord, with_cpu: bool = True) -> Usage:
         """Combine the proxy's activity with Jupyter's own, and the cgroup's CPU time."""
         last_activity = record.last_activity
-        status = self.jupyter_status(record)
+        status = jupyter_api.status(record)
         busy = 0
         if status:
-            reported = parse_jupyter_time(status.get("last_activity"))
+            reported = jupyter_api.parse_time(status.get("last_activity"))
             if reported:
                 last_activity = max(last_activity, reported)
             if status.get("kernels"):
-                busy = self.busy_kernels(record)
+                busy = jupyter_api.busy_kernels(record)
         cpu = self.docker.usage(record.container_id)[0] if with_cpu else None
         return Usage(record.created, last_activity, busy, cpu, record.extra_seconds)
 
@@ -268,7 +228,7 @@ class Sessions:
             address = (networks.get(self.config.session_network) or {}).get("IPAddress")
             target = f"{address}:{JUPYTER_PORT}" if address else ""
             if record.state == "launching":  # its launcher died half way
-                if target and _answers(*target.rsplit(":", 1), f"{record.prefix}api"):
+                if target and jupyter_api.answers(target, record.prefix):
                     self.store.update_session(session_id, state="running", target=target,
                                               container_id=container["Id"])
                 else:
@@ -282,23 +242,3 @@ class Sessions:
             if session_id not in seen and record.container_id and not launching_now(record):
                 self.store.delete_session(session_id)
                 self.routes.forget(session_id)
-
-
-def parse_jupyter_time(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def _answers(host: str, port: int | str, path: str) -> bool:
-    connection = http.client.HTTPConnection(host, int(port), timeout=2)
-    try:
-        connection.request("GET", path)
-        return connection.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        connection.close()
