@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.gitserver import GitServer
-from tests.serving import ServeProcess, write_config
+from tests.serving import ServeProcess, remove_test_sessions, write_config
 from tests.sse import events
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,12 +48,7 @@ class Bench:
         self.close_sessions()
 
     def close_sessions(self) -> None:
-        import docker
-
-        sdk = docker.from_env()
-        for container in sdk.containers.list(all=True, filters={"label": "minibinder.session"}):
-            if container.labels.get("minibinder.image", "").startswith(IMAGE_PREFIX):
-                container.remove(force=True)
+        remove_test_sessions(IMAGE_PREFIX)
 
 
 def launch(serve: ServeProcess, spec: str) -> tuple[float, dict]:

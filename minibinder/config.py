@@ -238,7 +238,7 @@ def _coerce_map(name: str, kind: str, value: Any, from_env: bool) -> dict:
 def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
     """Turn a TOML or environment value into the setting's type, or say what is wrong."""
     kind, name = f.metadata["kind"], f.name
-    default = getattr(Config, name, None) if f.default is not dataclasses.MISSING else None
+    default = None if f.default is dataclasses.MISSING else f.default
     if kind == "str_list" or kind == "regex_list":
         if from_env:
             value = [part.strip() for part in value.split(",") if part.strip()]

@@ -26,7 +26,7 @@ class ImageInfo:
     in_use: bool
 
 
-def docker_disk(config: Config) -> shutil._ntuple_diskusage:
+def docker_disk(config: Config):  # shutil.disk_usage's (total, used, free)
     path = config.docker_root if os.path.exists(config.docker_root) else str(config.data_path)
     return shutil.disk_usage(path)
 

@@ -72,16 +72,17 @@ class SessionHelpers:
         if record is None:
             return _json(start_response, "404 Not Found", {"error": "no such session"})
         credentials = caller_credentials(environ, self.own_cookie_filter)
-        if not credentials or jupyter_api.status(record, credentials) is None:
+        status = jupyter_api.status(record, credentials) if credentials else None
+        if status is None:
             return _json(start_response, "403 Forbidden", {"error": "not your session"})
         if action == "status":
-            return _json(start_response, "200 OK", self.status(record))
+            return _json(start_response, "200 OK", self.status(record, status))
         if action == "download":
             return self.download(record, start_response)
         return _json(start_response, "404 Not Found", {"error": f"unknown: {action}"})
 
-    def status(self, record: SessionRecord) -> dict:
-        usage = self.sessions.usage(record, with_cpu=False)
+    def status(self, record: SessionRecord, jupyter_status: dict) -> dict:
+        usage = self.sessions.usage(record, with_cpu=False, status=jupyter_status)
         notice = cull_notice(usage, time.time(), Limits.from_config(self.sessions.config))
         body: dict = {"download_url": f"{record.prefix}{HELPER}download", "warning": None}
         if notice:

@@ -171,10 +171,14 @@ class Sessions:
 
     # -- what a session is doing -----------------------------------------------------------
 
-    def usage(self, record: SessionRecord, with_cpu: bool = True) -> Usage:
-        """Combine the proxy's activity with Jupyter's own, and the cgroup's CPU time."""
+    def usage(self, record: SessionRecord, with_cpu: bool = True,
+              status: dict | None = None) -> Usage:
+        """Combine the proxy's activity with Jupyter's own, and the cgroup's CPU time.
+
+        `status` is Jupyter's /api/status when the caller has already asked for it.
+        """
         last_activity = record.last_activity
-        status = jupyter_api.status(record)
+        status = status if status is not None else jupyter_api.status(record)
         busy = 0
         if status:
             reported = jupyter_api.parse_time(status.get("last_activity"))

@@ -70,3 +70,17 @@ def write_config(path: Path, data_dir: Path, **settings) -> Path:
         lines.append(f"{name} = {text}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def remove_test_sessions(image_prefix: str) -> None:
+    """Remove every session container whose image carries `image_prefix`, running or not."""
+    import docker
+
+    client = docker.from_env()
+    try:
+        for container in client.containers.list(all=True,
+                                                filters={"label": "minibinder.session"}):
+            if container.labels.get("minibinder.image", "").startswith(image_prefix):
+                container.remove(force=True)
+    finally:
+        client.close()

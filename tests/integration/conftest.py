@@ -13,7 +13,7 @@ from minibinder.errors import DockerUnavailable
 from minibinder.spec import parse_spec
 
 from ..conftest import TEST_IMAGE_PREFIX, make_config
-from ..serving import ServeProcess, write_config
+from ..serving import ServeProcess, remove_test_sessions, write_config
 from ..sse import events
 
 
@@ -99,13 +99,6 @@ def serve_with(tmp_path, git_server, build_config):
     for serve in started:
         serve.stop()
     remove_test_sessions(build_config.image_prefix)
-
-
-def remove_test_sessions(prefix: str) -> None:
-    sdk = docker_sdk.from_env()
-    for container in sdk.containers.list(all=True, filters={"label": "minibinder.session"}):
-        if container.labels.get("minibinder.image", "").startswith(prefix):
-            container.remove(force=True)
 
 
 def launch(serve, spec):

@@ -13,7 +13,7 @@ from pathlib import Path
 import docker as docker_sdk
 import pytest
 
-from ..serving import ServeProcess, write_config
+from ..serving import ServeProcess, remove_test_sessions, write_config
 from ..sse import events
 
 pytestmark = pytest.mark.integration
@@ -38,10 +38,7 @@ def server(tmp_path_factory, git_server, build_config):
     serve = ServeProcess(config, folder / "serve.log").start()
     yield serve
     serve.stop()
-    sdk = docker_sdk.from_env()
-    for container in sdk.containers.list(all=True, filters={"label": "minibinder.session"}):
-        if container.labels.get("minibinder.image", "").startswith(build_config.image_prefix):
-            container.remove(force=True)
+    remove_test_sessions(build_config.image_prefix)
 
 
 def status(url: str, headers: dict | None = None) -> int:

@@ -12,10 +12,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import docker as docker_sdk
 import pytest
 
-from ..serving import ServeProcess, write_config
+from ..serving import ServeProcess, remove_test_sessions, write_config
 from ..sse import events
 
 pytestmark = pytest.mark.integration
@@ -78,8 +77,4 @@ def test_minibinder_survives_a_docker_restart(tmp_path, git_server, builder, bui
     finally:
         serve.stop()
         if daemon_answers():
-            for container in docker_sdk.from_env().containers.list(
-                    all=True, filters={"label": "minibinder.session"}):
-                if container.labels.get("minibinder.image", "").startswith(
-                        build_config.image_prefix):
-                    container.remove(force=True)
+            remove_test_sessions(build_config.image_prefix)
