@@ -9,7 +9,7 @@ export MINIBINDER_EXTRA_CA_FILE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt
 
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint docker base-image venv test-tools bench-launch bench-proxy bench-workshop bench-build
+.PHONY: serve test unit lint docker base-image venv test-tools bench-launch bench-proxy bench-workshop bench-build
 
 serve: venv docker base-image
 	$(BIN)/minibinder serve
@@ -17,8 +17,14 @@ serve: venv docker base-image
 test: venv docker base-image test-tools
 	$(BIN)/pytest
 
+# The pure tier alone, in seconds: no Docker, no processes, no sockets.
+unit: venv
+	$(BIN)/pytest tests/unit
+
 lint: venv
 	$(BIN)/ruff check minibinder tests bench
+	$(BIN)/ruff format --check minibinder tests bench
+	$(BIN)/mypy minibinder
 
 venv: $(VENV)/.installed
 

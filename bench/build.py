@@ -10,10 +10,10 @@ import argparse
 import secrets
 import time
 
-from minibinder.builds import build_image, target_for_source
+from minibinder.build.images import build_image, target_for_source
 from minibinder.config import load_config
 from minibinder.docker_client import Docker
-from minibinder.spec import parse_spec
+from minibinder.repos.providers import parse_spec
 
 from .common import IMAGE_PREFIX, NOTEBOOK, Bench
 

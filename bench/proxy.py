@@ -17,10 +17,10 @@ from pathlib import Path
 
 import websocket
 
-from minibinder.store import SessionRecord, Store
-from tests.backend import Backend
+from minibinder.store import Store
 from tests.gitserver import free_port
 from tests.serving import ServeProcess, write_config
+from tests.session_backends import SessionBackend
 
 from .common import ROOT, percentile, wait_http
 
@@ -28,8 +28,8 @@ SESSION = "a" * 16
 PREFIX = f"/user/{SESSION}"
 
 
-def latencies(port: int, path: str, count: int) -> list[float]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+def latencies(host: str, port: int, path: str, count: int) -> list[float]:
+    connection = http.client.HTTPConnection(host, port, timeout=30)
     samples = []
     for _ in range(count):
         started = time.perf_counter()
@@ -41,12 +41,13 @@ def latencies(port: int, path: str, count: int) -> list[float]:
     return samples
 
 
-def throughput(port: int, path: str, clients: int = 8, seconds: float = 5.0) -> float:
+def throughput(host: str, port: int, path: str, clients: int = 8,
+               seconds: float = 5.0) -> float:
     counts = [0] * clients
     stop = time.perf_counter() + seconds
 
     def run(index: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection = http.client.HTTPConnection(host, port, timeout=30)
         while time.perf_counter() < stop:
             connection.request("GET", path)
             connection.getresponse().read()
@@ -61,8 +62,8 @@ def throughput(port: int, path: str, clients: int = 8, seconds: float = 5.0) -> 
     return sum(counts) / seconds
 
 
-def ws_round_trips(port: int, count: int) -> list[float]:
-    ws = websocket.create_connection(f"ws://127.0.0.1:{port}{PREFIX}/ws", timeout=10)
+def ws_round_trips(host: str, port: int, count: int) -> list[float]:
+    ws = websocket.create_connection(f"ws://{host}:{port}{PREFIX}/ws", timeout=10)
     samples = []
     for _ in range(count):
         started = time.perf_counter()
@@ -148,14 +149,14 @@ http {{
     return process, port
 
 
-def measure(name: str, port: int) -> dict:
-    small = latencies(port, f"{PREFIX}/hello", 2000)
-    big = latencies(port, f"{PREFIX}/big?size={1 << 20}", 200)
+def measure(name: str, port: int, host: str = "127.0.0.1") -> dict:
+    small = latencies(host, port, f"{PREFIX}/hello", 2000)
+    big = latencies(host, port, f"{PREFIX}/big?size={1 << 20}", 200)
     result = {"name": name, "small_p50": percentile(small, 0.5) * 1000,
               "small_p99": percentile(small, 0.99) * 1000,
               "big_p50": percentile(big, 0.5) * 1000, "big_p99": percentile(big, 0.99) * 1000,
-              "rps": throughput(port, f"{PREFIX}/hello"),
-              "ws_p50": percentile(ws_round_trips(port, 2000), 0.5) * 1000}
+              "rps": throughput(host, port, f"{PREFIX}/hello"),
+              "ws_p50": percentile(ws_round_trips(host, port, 2000), 0.5) * 1000}
     return result
 
 
@@ -167,26 +168,25 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="minibinder-bench-proxy-"))
     processes = []
-    with Backend("bench") as backend:
-        config = write_config(folder / "minibinder.toml", folder / "data", threads=256,
-                              workers=args.workers, idle_timeout=86400, cull_interval=3600)
-        serve = ServeProcess(config, folder / "serve.log").start()
-        now = time.time()
-        Store(folder / "data" / "minibinder.sqlite").add_session(SessionRecord(
-            SESSION, "t", "", backend.target, "bench", "gh", "bench/proxy/HEAD", "", "",
-            "running", now, now))
-        try:
-            chp, chp_port = start_chp(backend.target, folder)
-            nginx, nginx_port = start_nginx(backend.target, folder)
-            processes += [chp, nginx]
-            backend_port = int(backend.target.rsplit(":", 1)[1])
-            rows = [measure("direct", backend_port), measure("minibinder", serve.port),
-                    measure("configurable-http-proxy", chp_port), measure("nginx", nginx_port)]
-            held = many_websockets(serve.port, 200)
-        finally:
-            for process in processes:
-                process.terminate()
-            serve.stop()
+    backend = SessionBackend(folder / "data", SESSION, "bench")
+    backend.add_route(Store(folder / "data" / "minibinder.sqlite"), last_activity=time.time())
+    config = write_config(folder / "minibinder.toml", folder / "data", threads=256,
+                          workers=args.workers, idle_timeout=86400, cull_interval=3600)
+    serve = ServeProcess(config, folder / "serve.log").start()
+    try:
+        chp, chp_port = start_chp(backend.target, folder)
+        nginx, nginx_port = start_nginx(backend.target, folder)
+        processes += [chp, nginx]
+        backend_host, backend_port = backend.target.rsplit(":", 1)
+        rows = [measure("direct", int(backend_port), backend_host),
+                measure("minibinder", serve.port),
+                measure("configurable-http-proxy", chp_port), measure("nginx", nginx_port)]
+        held = many_websockets(serve.port, 200)
+    finally:
+        for process in processes:
+            process.terminate()
+        serve.stop()
+        backend.remove()
     direct = rows[0]
     print(f"minibinder with {args.workers} gunicorn worker(s)")
     print(f"{'':<24} {'p50 small':>10} {'p99 small':>10} {'p50 1MB':>9} {'p99 1MB':>9} "

@@ -206,7 +206,7 @@ def _check_regexes(name: str, patterns: Any) -> None:
 
 
 # Table settings: what their values are, and how their keys are checked.
-_MAPS = {
+_MAPS: dict[str, tuple[type, str, str]] = {
     "str_map": (str, "a table of strings", "KEY=VALUE,..."),
     "int_map": (int, "a table of regular expression = limit", "REGEX=NUMBER,..."),
     "count_map": (int, "a table of `<provider>/<spec>` = count", "SPEC=NUMBER,..."),
@@ -223,7 +223,7 @@ def _coerce_map(name: str, kind: str, value: Any, from_env: bool) -> dict:
             raise ConfigError(f"{name}: expected {env_form}, got {value!r}") from None
     if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, value_type) and not isinstance(v, bool)
-            and (value_type is str or v >= 0) for k, v in value.items()):
+            and (not isinstance(v, int) or v >= 0) for k, v in value.items()):
         raise ConfigError(f"{name}: expected {description}, got {value!r}")
     if kind == "int_map":
         _check_regexes(name, value)

@@ -24,9 +24,11 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
-        self.server.requests.append(self.path)
         url = urlsplit(self.path)
         query = parse_qs(url.query)
+        if url.path == "/_requests":  # what it was asked so far, for tests
+            return self.send_json(self.server.requests)
+        self.server.requests.append(self.path)
         if self.headers.get("Upgrade", "").lower() == "websocket":
             return self.websocket()
         if url.path.endswith("/big"):
@@ -97,6 +99,14 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def send_json(self, value):
+        body = json.dumps(value).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     # -- a minimal RFC 6455 echo server ---------------------------------------------------------
 
     def websocket(self):
@@ -145,8 +155,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class Backend:
-    def __init__(self, name: str):
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    def __init__(self, name: str, address: tuple[str, int] = ("127.0.0.1", 0)):
+        self.server = ThreadingHTTPServer(address, Handler)
         self.server.daemon_threads = True
         self.server.name = name
         self.server.requests = []
@@ -168,3 +178,10 @@ class Backend:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+if __name__ == "__main__":  # inside a container: python3 backend.py NAME PORT
+    import sys
+
+    backend = Backend(sys.argv[1], ("0.0.0.0", int(sys.argv[2])))
+    backend.server.serve_forever()

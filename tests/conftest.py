@@ -1,4 +1,10 @@
-"""Shared fixtures: settings pointing at a loopback git server, and the server itself."""
+"""Test tiers and shared settings.
+
+tests/unit: pure (a guard in its conftest refuses processes, sockets and SQLite), runs in
+seconds with `make unit`. tests/integration: the real thing — Docker, a git daemon on loopback,
+`minibinder serve`, browsers — marked `integration`. Tests marked `restarts_docker` run last,
+because every other integration test needs the daemon up.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +18,6 @@ from minibinder.config import load_config
 from .gitserver import GitServer
 
 TEST_IMAGE_PREFIX = "minibinder-test-"
-
-
-@pytest.fixture(scope="session")
-def git_server(tmp_path_factory):
-    server = GitServer(tmp_path_factory.mktemp("git-server")).start()
-    yield server
-    server.stop()
 
 
 def make_config(data_dir: Path, server: GitServer | None = None, **overrides):
@@ -35,6 +34,9 @@ def make_config(data_dir: Path, server: GitServer | None = None, **overrides):
     return load_config(overrides=values)
 
 
-@pytest.fixture
-def config(tmp_path, git_server):
-    return make_config(tmp_path / "data", git_server)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "/integration/" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+    # A stable sort: everything keeps its order, the Docker restart moves to the end.
+    items.sort(key=lambda item: item.get_closest_marker("restarts_docker") is not None)

@@ -24,7 +24,7 @@ class ServeProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MINIBINDER_")}
         self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "minibinder.cli", "--config", str(self.config_file), "serve",
+            [sys.executable, "-m", "minibinder", "--config", str(self.config_file), "serve",
              "--bind", f"127.0.0.1:{self.port}"],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         deadline = time.monotonic() + 30

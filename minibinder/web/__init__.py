@@ -1,4 +1,9 @@
-"""The Flask application factory: services, blueprints, and the proxy in front of them."""
+"""The web face: the Flask application factory, its blueprints (pages, the event-stream API,
+the operator's pages), and the session proxy in front of them.
+
+May import everything below it (launch, services and the domains); nothing imports web except
+the server that runs it.
+"""
 
 from __future__ import annotations
 
@@ -8,36 +13,33 @@ from flask import Flask
 
 from ..config import Config, load_config
 from ..docker_client import Docker
-from ..flow import Services
-from ..notices import SessionHelpers
-from ..proxy import ProxyMiddleware, strip_own_cookies
-from ..routes import RouteTable
-from ..sessions import Sessions
-from ..store import Store
-
-ROOT = Path(__file__).resolve().parents[2]
+from ..proxy.headers import strip_own_cookies
+from ..proxy.relay import ProxyMiddleware
+from ..services import Services, create_services
+from ..sessions.helpers import HELPER_PATH, SessionHelpers, notice_script
 
 
-def create_services(config: Config, docker: Docker | None = None) -> tuple[Services, RouteTable]:
-    store = Store(config.data_path / "minibinder.sqlite")
-    routes = RouteTable(store)
-    docker = docker or Docker.lazy()
-    return Services(config, store, Sessions(config, docker, store, routes), docker), routes
+def package_folder(name: str) -> str:
+    """Where `templates` or `static` is: inside the installed package (the wheel maps the
+    repository's top-level folders there), else, for a checkout or an editable install, the
+    repository's own top-level folder."""
+    installed = Path(__file__).resolve().parents[1] / name
+    if installed.is_dir():
+        return str(installed)
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / name).is_dir():
+        return str(checkout / name)
+    raise RuntimeError(f"minibinder's {name}/ folder is missing from {installed.parent}; "
+                       "reinstall the package")
 
 
 def create_app(config: Config | None = None, docker: Docker | None = None,
-               start_jobs: bool = False) -> Flask:
-    """The app; `start_jobs` (as `minibinder serve` does) also starts the background jobs in
-    whichever process wins the scheduler lock."""
+               services: Services | None = None) -> Flask:
     config = config or load_config()
-    app = Flask("minibinder", template_folder=str(ROOT / "templates"),
-                static_folder=str(ROOT / "static"))
-    services, routes = create_services(config, docker)
+    app = Flask("minibinder", template_folder=package_folder("templates"),
+                static_folder=package_folder("static"))
+    services = services or create_services(config, docker)
     app.extensions["minibinder"] = services
-    if start_jobs:
-        from ..scheduler import JobRunner
-
-        JobRunner(services).start()
     from . import admin, api, pages
 
     app.register_blueprint(pages.blueprint)
@@ -45,5 +47,7 @@ def create_app(config: Config | None = None, docker: Docker | None = None,
     app.register_blueprint(admin.blueprint)
     # The proxy sits outside Flask: session traffic never pays for routing or request objects.
     helpers = SessionHelpers(services.sessions, strip_own_cookies)
-    app.wsgi_app = ProxyMiddleware(app.wsgi_app, routes, helpers)  # type: ignore[method-assign]
+    app.wsgi_app = ProxyMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, services.routes, helper=helpers, helper_path=HELPER_PATH,
+        page_script=notice_script)
     return app

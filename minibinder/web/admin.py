@@ -4,36 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import secrets
 import time
-from pathlib import Path
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from .. import __version__
-from ..config import Config
-from ..disk import IMAGE_LABEL, docker_disk
-from ..errors import DockerUnavailable
-from ..plots import line_chart
+from ..build.disk import IMAGE_LABEL, docker_disk
+from ..build.sharing import build_log_text, recent_builds
+from ..errors import DockerUnavailable, SpecError
+from ..identity import admin_token
+from ..launch import launch_event
+from ..repos.providers import parse_spec
+from ..warm_pool import pool_targets
 from .api import services
+from .charts import line_chart
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 COOKIE = "minibinder-admin"
 DAY = 86400
-
-
-def admin_token(config: Config) -> str:
-    """The configured token, or one made once and kept in the data directory."""
-    if config.admin_token:
-        return config.admin_token
-    path = config.data_path / "admin_token"
-    if not path.exists():
-        config.data_path.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(24))
-    return path.read_text().strip()
 
 
 def _csrf(token: str) -> str:
@@ -86,22 +75,6 @@ def _image_rows() -> list[dict]:
     return sorted(rows, key=lambda row: -(row["last_used"] or 0))
 
 
-def _build_logs(folder: Path, limit: int = 30) -> list[dict]:
-    logs = sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)[:limit]
-    rows = []
-    for path in logs:
-        last = ""
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                last = line or last
-        try:
-            outcome = json.loads(last).get("phase", "") if last else ""
-        except ValueError:
-            outcome = ""
-        rows.append({"key": path.stem, "time": path.stat().st_mtime, "outcome": outcome})
-    return rows
-
-
 @blueprint.get("/")
 def overview():
     app_services, now = services(), time.time()
@@ -114,15 +87,13 @@ def overview():
          if row["status"] == "success"], now - DAY, now, "Launch time (s), last 24 h", " s",
         dots=True)
     disk = docker_disk(app_services.config)
-    from ..pool import pool_targets
-
     warm = app_services.store.sessions("warm")
     pool = [{"spec": spec, "size": size,
              "warm": sum(1 for r in warm if f"{r.provider}/{r.spec}" == spec)}
             for spec, size in sorted(pool_targets(app_services).items())]
     return render_template(
         "admin.html", pool=pool, sessions=_session_rows(), images=_image_rows(),
-        builds=_build_logs(app_services.config.data_path / "builds"), launches=launches[:50],
+        builds=recent_builds(app_services.config.data_path / "builds"), launches=launches[:50],
         sessions_chart=Markup(sessions_chart), launch_chart=Markup(launch_chart),
         disk=disk, csrf=_csrf(admin_token(app_services.config)), version=__version__,
         docker_ok=app_services.docker.ping(), now=now)
@@ -142,9 +113,6 @@ def extend_session(session_id: str):
 
 @blueprint.post("/pool")
 def set_pool():
-    from ..errors import SpecError
-    from ..spec import parse_spec
-
     spec = request.form.get("spec", "").strip()
     try:
         parse_spec(spec, services().config)
@@ -160,18 +128,10 @@ def set_pool():
 
 @blueprint.get("/builds/<key>")
 def build_log(key: str):
-    folder = services().config.data_path / "builds"
-    path = folder / f"{key}.log"
-    if "/" in key or not path.is_file():
+    text = build_log_text(services().config.data_path / "builds", key)
+    if text is None:
         abort(404)
-    lines = []
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            try:
-                lines.append(json.loads(line).get("message", ""))
-            except ValueError:
-                continue
-    return Response("".join(lines), content_type="text/plain; charset=utf-8")
+    return Response(text, content_type="text/plain; charset=utf-8")
 
 
 @blueprint.get("/launches.jsonl")
@@ -180,17 +140,3 @@ def launches_export():
     rows = services().store.launches(limit=1_000_000, since=since)
     return Response("".join(launch_event(row, request.host) + "\n" for row in reversed(rows)),
                     content_type="application/jsonl; charset=utf-8")
-
-
-PROVIDER_NAMES = {"gh": "GitHub", "gl": "GitLab", "git": "Git", "gist": "Gist"}
-
-
-def launch_event(row: dict, origin: str) -> str:
-    """One launch as in mybinder.org's events archive (no client IP: it is private)."""
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row["time"]))
-    return json.dumps({
-        "timestamp": stamp, "schema": "binderhub.jupyter.org/launch", "version": 3,
-        "provider": PROVIDER_NAMES.get(row["provider"], row["provider"]), "spec": row["spec"],
-        "ref": row["resolved_ref"], "status": row["status"], "build_token": False,
-        "origin": origin, "build_seconds": row["build_seconds"],
-        "launch_seconds": row["launch_seconds"]})

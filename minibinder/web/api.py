@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, current_app, request
 
 from ..events import Event
-from ..flow import LaunchOptions, Services, binder_events
+from ..launch import LaunchOptions, launch_events
+from ..services import Services
 
 blueprint = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def event_stream(provider_spec: str, options: LaunchOptions, app_services: Servi
 
     def work() -> None:
         try:
-            for event in binder_events(provider_spec, options, app_services):
+            for event in launch_events(provider_spec, options, app_services):
                 events.put(event)
         except Exception as error:  # never leave the client waiting on a crashed thread
             log.exception("launch of %s crashed", provider_spec)

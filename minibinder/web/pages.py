@@ -16,10 +16,10 @@ from flask import (
 
 from .. import __version__
 from ..errors import QuotaExceeded, SpecError
-from ..links import PROVIDER_NAMES, launch_link, provider_spec, session_path
 from ..metrics import render_metrics
-from ..spec import parse_spec
+from ..repos.providers import PROVIDERS, parse_spec, spec_from_form
 from .api import host_url, raw_spec, services
+from .links import launch_link, session_path
 
 blueprint = Blueprint("pages", __name__)
 
@@ -32,11 +32,12 @@ def home():
     badges, error = None, None
     if form["repo"]:
         try:
-            spec = provider_spec(form["provider"], form["repo"], form["ref"])
+            spec = spec_from_form(form["provider"], form["repo"], form["ref"])
             badges = launch_link(host_url(), spec, form["path"], form["ui"])
         except SpecError as problem:
             error = str(problem)
-    return render_template("home.html", form=form, providers=PROVIDER_NAMES, badges=badges,
+    providers = {key: provider.display_name for key, provider in PROVIDERS.items()}
+    return render_template("home.html", form=form, providers=providers, badges=badges,
                            error=error, version=__version__,
                            docker_ok=services().docker.ping())
 
@@ -77,7 +78,7 @@ def launch(provider: str, spec: str):
 
 @blueprint.get("/badge_logo.svg")
 def badge_logo():
-    return send_from_directory(current_app.static_folder, "badge_logo.svg",
+    return send_from_directory(current_app.static_folder or "", "badge_logo.svg",
                                mimetype="image/svg+xml", max_age=86400)
 
 

@@ -7,14 +7,27 @@ import time
 import docker as docker_sdk
 import pytest
 
-from minibinder.builds import build_image, target_for_directory, target_for_source
+from minibinder.build.images import build_image, target_for_directory, target_for_source
 from minibinder.docker_client import Docker
 from minibinder.errors import DockerUnavailable
-from minibinder.spec import parse_spec
+from minibinder.repos.providers import parse_spec
 
 from ..conftest import TEST_IMAGE_PREFIX, make_config
+from ..gitserver import GitServer
 from ..serving import ServeProcess, remove_test_sessions, write_config
 from ..sse import events
+
+
+@pytest.fixture(scope="session")
+def git_server(tmp_path_factory):
+    server = GitServer(tmp_path_factory.mktemp("git-server")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def config(tmp_path, git_server):
+    return make_config(tmp_path / "data", git_server)
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,10 @@ import threading
 
 import pytest
 
-from minibinder.builds import target_for_source
-from minibinder.spec import parse_spec
+from minibinder.build.images import target_for_source
+from minibinder.repos.providers import parse_spec
 
 from .conftest import log_text
-
-pytestmark = pytest.mark.integration
 
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 SMALL_PACKAGE = "tabulate==0.9.0"

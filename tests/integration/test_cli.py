@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
 NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
 
 
@@ -27,7 +26,7 @@ def config_file(tmp_path, build_config):
 
 def minibinder(*args, config_file):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINIBINDER_")}
-    return subprocess.run([sys.executable, "-m", "minibinder.cli", "--config", str(config_file),
+    return subprocess.run([sys.executable, "-m", "minibinder", "--config", str(config_file),
                            *args], capture_output=True, text=True, env=env, timeout=600,
                           stdin=subprocess.DEVNULL)
 

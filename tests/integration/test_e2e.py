@@ -16,7 +16,6 @@ import pytest
 from ..serving import ServeProcess, remove_test_sessions, write_config
 from ..sse import events
 
-pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = json.dumps({
     "cells": [{"cell_type": "code", "execution_count": None, "id": "c1", "metadata": {},

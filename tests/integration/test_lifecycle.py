@@ -17,7 +17,6 @@ from ..jupyter import api, execute, start_kernel
 from ..sse import events
 from .conftest import launch, wait_for
 
-pytestmark = pytest.mark.integration
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 
 

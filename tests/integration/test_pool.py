@@ -13,7 +13,6 @@ from ..jupyter import api
 from ..sse import events
 from .conftest import wait_for
 
-pytestmark = pytest.mark.integration
 SPEC = "gh/pool/demo/HEAD"
 
 

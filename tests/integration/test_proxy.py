@@ -1,4 +1,4 @@
-"""The proxy of `minibinder serve` (gunicorn) against local test backends."""
+"""The proxy of `minibinder serve` (gunicorn) against test backends running as sessions."""
 
 from __future__ import annotations
 
@@ -10,37 +10,33 @@ import time
 import pytest
 import websocket
 
-from minibinder.store import SessionRecord, Store
+from minibinder.store import Store
 
-from ..backend import Backend
 from ..serving import ServeProcess, write_config
+from ..session_backends import SessionBackend
 
-pytestmark = pytest.mark.integration
 SESSION_A, SESSION_B, SESSION_DEAD = "a" * 16, "b" * 16, "d" * 16
 MB = 1 << 20
 
 
-def add_route(store: Store, session_id: str, target: str) -> None:
-    now = time.time()
-    store.add_session(SessionRecord(session_id, "token", "", target, "test-image", "gh", "o/r/HEAD",
-                                    "", "", "running", now, now - 3600))
-
-
 @pytest.fixture(scope="module")
-def proxy(tmp_path_factory):
+def proxy(tmp_path_factory, docker):
     folder = tmp_path_factory.mktemp("proxy")
-    # Routes to test backends, not sessions: keep the culler away from them.
-    config = write_config(folder / "minibinder.toml", folder / "data", threads=32,
+    data = folder / "data"
+    # Idle sessions would be culled: these must stay for the whole module.
+    config = write_config(folder / "minibinder.toml", data, threads=32,
                           idle_timeout=86400, cull_interval=3600)
-    with Backend("A") as backend_a, Backend("B") as backend_b:
-        serve = ServeProcess(config, folder / "serve.log").start()
-        store = Store(folder / "data" / "minibinder.sqlite")
-        add_route(store, SESSION_A, backend_a.target)
-        add_route(store, SESSION_B, backend_b.target)
-        add_route(store, SESSION_DEAD, "127.0.0.1:9")  # nothing listens on the discard port
-        serve.store, serve.a, serve.b = store, backend_a, backend_b
-        yield serve
-        serve.stop()
+    backends = [SessionBackend(data, SESSION_A, "A"), SessionBackend(data, SESSION_B, "B"),
+                SessionBackend(data, SESSION_DEAD, "dead", serve=False)]
+    store = Store(data / "minibinder.sqlite")
+    for backend in backends:  # before serve starts: its first round adopts them
+        backend.add_route(store)
+    serve = ServeProcess(config, folder / "serve.log").start()
+    serve.store, serve.a, serve.b = store, backends[0], backends[1]
+    yield serve
+    serve.stop()
+    for backend in backends:
+        backend.remove()
 
 
 def request(proxy, method, path, body=None, headers=None):
@@ -187,11 +183,11 @@ def test_websocket_traffic_counts_as_activity(proxy):
     f"/user/{SESSION_A[:-1]}%61/hello",
 ])
 def test_paths_cannot_walk_into_another_session(proxy, path):
-    before = list(proxy.b.requests)
+    before = [r for r in proxy.b.requests() if r.endswith("/hello")]
     response, data = request(proxy, "GET", path)
     assert response.status in (400, 404)
     assert b"hello from B" not in data
-    assert proxy.b.requests == before
+    assert [r for r in proxy.b.requests() if r.endswith("/hello")] == before
 
 
 def test_unknown_session_gets_a_clean_page(proxy):

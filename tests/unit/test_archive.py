@@ -4,7 +4,7 @@ import io
 import tarfile
 import zipfile
 
-from minibinder.archive import tar_to_zip
+from minibinder.sessions.archive import tar_to_zip
 
 
 def make_tar() -> bytes:

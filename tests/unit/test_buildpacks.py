@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from minibinder.buildpacks import RepoConfig, pick_buildpack, plan_build, read_repo_config
-from minibinder.buildpacks.base import parse_apt_txt
-from minibinder.buildpacks.dockerfile import check_dockerfile_policy
-from minibinder.buildpacks.python import refers_to_repository
-from minibinder.buildpacks.render import render_dockerfile
+from minibinder.build.buildpacks import RepoConfig, pick_buildpack, plan_build, read_repo_config
+from minibinder.build.buildpacks.base import parse_apt_txt
+from minibinder.build.buildpacks.dockerfile import check_dockerfile_policy
+from minibinder.build.buildpacks.python import refers_to_repository
+from minibinder.build.buildpacks.render import render_dockerfile
 from minibinder.config import load_config
 from minibinder.errors import BuildpackError
 

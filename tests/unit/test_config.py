@@ -84,7 +84,7 @@ def test_build_hash_follows_build_settings_only():
 
 
 def test_generated_docs_are_up_to_date():
-    from minibinder.config_docs import example_toml, markdown_table
+    from minibinder.settings_docs import example_toml, markdown_table
 
     assert (ROOT / "config.example.toml").read_text() == example_toml(), \
         "run `minibinder settings > config.example.toml`"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from minibinder.culler import Limits, Notice, Usage, cull_notice, should_cull
+from minibinder.sessions.culler import Limits, Notice, Usage, cull_notice, should_cull
 
 LIMITS = Limits(idle_timeout=600, max_age=21600, cpu_budget=3600, warning=120)
 T0 = 1_000_000.0

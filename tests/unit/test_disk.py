@@ -2,10 +2,9 @@
 
 import pytest
 
+from minibinder.build.disk import ImageInfo, check_build_space, collect_images, removal_order
 from minibinder.config import load_config
-from minibinder.disk import ImageInfo, check_build_space, collect_images, removal_order
 from minibinder.errors import BuildError
-from minibinder.store import Store
 
 GIB = 2**30
 
@@ -39,12 +38,20 @@ class FakeDocker:
         self.removed.append(name)
 
 
-def test_collect_until_below_the_low_watermark(tmp_path):
-    config = load_config(overrides={"data_dir": str(tmp_path), "image_gc_high": 85,
-                                    "image_gc_low": 75})
-    store = Store(tmp_path / "s.sqlite")
-    store.mark_image_used("repo-a:1", 500.0)
-    store.mark_image_used("repo-c:1", 50.0)
+class FakeStore:
+    def __init__(self, last_used):
+        self.last_used = dict(last_used)
+
+    def image_last_used(self):
+        return dict(self.last_used)
+
+    def forget_image(self, name):
+        self.last_used.pop(name, None)
+
+
+def test_collect_until_below_the_low_watermark():
+    config = load_config(overrides={"image_gc_high": 85, "image_gc_low": 75})
+    store = FakeStore({"repo-a:1": 500.0, "repo-c:1": 50.0})
     docker = FakeDocker()
     used = {"bytes": 90 * GIB}
 
@@ -53,23 +60,10 @@ def test_collect_until_below_the_low_watermark(tmp_path):
 
     assert collect_images(config, docker, store, usage) == ["repo-c:1", "repo-a:1"]
     assert "repo-b:1" not in docker.removed  # a session uses it
+    assert store.last_used == {}
 
 
-def test_nothing_collected_below_the_high_watermark(tmp_path):
-    config = load_config(overrides={"data_dir": str(tmp_path)})
+def test_nothing_collected_below_the_high_watermark():
     docker = FakeDocker()
-    assert collect_images(config, docker, Store(tmp_path / "s.sqlite"),
+    assert collect_images(load_config(), docker, FakeStore({}),
                           lambda: (80 * GIB, 100 * GIB)) == []
-
-
-def test_build_slots_are_shared_across_holders(tmp_path):
-    from minibinder.shared_build import release_slot, take_slot
-
-    first, second = take_slot(tmp_path, 2), take_slot(tmp_path, 2)
-    assert first is not None and second is not None
-    assert take_slot(tmp_path, 2) is None  # both slots taken: the next build waits
-    release_slot(first)
-    third = take_slot(tmp_path, 2)
-    assert third is not None
-    release_slot(second)
-    release_slot(third)

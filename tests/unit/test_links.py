@@ -3,7 +3,7 @@
 import pytest
 
 from minibinder.errors import SpecError
-from minibinder.links import launch_link, provider_spec, session_path, with_token
+from minibinder.web.links import launch_link, session_path, with_token
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -31,26 +31,6 @@ def test_session_path_refuses_other_origins(urlpath):
 def test_with_token():
     assert with_token("http://h/user/x/lab", "t/k") == "http://h/user/x/lab?token=t%2Fk"
     assert with_token("http://h/user/x/v?a=1", "t") == "http://h/user/x/v?a=1&token=t"
-
-
-@pytest.mark.parametrize("provider, repository, ref, expected", [
-    ("gh", "owner/repo", "", "gh/owner/repo/HEAD"),
-    ("gh", "https://github.com/owner/repo.git", "main", "gh/owner/repo/main"),
-    ("gh", "owner/repo", "feature/x", "gh/owner/repo/feature/x"),
-    ("gl", "group/sub/project", "v1", "gl/group%2Fsub%2Fproject/v1"),
-    ("gl", "https://gitlab.com/group/project", "release/1", "gl/group%2Fproject/release%2F1"),
-    ("git", "https://example.org/r.git", "", "git/https%3A%2F%2Fexample.org%2Fr.git/HEAD"),
-    ("gist", "someone/abc123", "", "gist/someone/abc123/HEAD"),
-])
-def test_provider_spec(provider, repository, ref, expected):
-    assert provider_spec(provider, repository, ref) == expected
-
-
-def test_provider_spec_errors():
-    with pytest.raises(SpecError, match="enter a repository"):
-        provider_spec("gh", " ", "")
-    with pytest.raises(SpecError, match="unknown provider"):
-        provider_spec("svn", "x", "")
 
 
 def test_badges():

@@ -1,11 +1,8 @@
 """Route parsing on raw paths, and the route table's cache and activity flushing."""
 
-import time
-
 import pytest
 
-from minibinder.routes import BadRoute, RouteTable, split_route
-from minibinder.store import SessionRecord, Store
+from minibinder.proxy.routes import BadRoute, RouteTable, split_route
 
 ID = "0123456789abcdef"
 
@@ -42,50 +39,66 @@ class Clock:
         return self.now
 
 
+class FakeShared:
+    """The shared truth the route table asks: targets by session, activity written."""
+
+    def __init__(self):
+        self.targets = {ID: "10.0.0.2:8888"}
+        self.activity: dict[str, float] = {}
+        self.writes = 0
+
+    def lookup(self, session_id):
+        return self.targets.get(session_id)
+
+    def record(self, activity):
+        self.writes += 1
+        self.activity.update(activity)
+
+
 @pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "s.sqlite")
-    store.add_session(SessionRecord(ID, "t", "c", "10.0.0.2:8888", "img", "gh", "o/r/HEAD", "", "",
-                                    "running", 1.0, 1.0))
-    return store
+def shared():
+    return FakeShared()
 
 
-def test_lookup_caches_for_the_ttl(store):
+def test_lookup_caches_for_the_ttl(shared):
     clock = Clock()
-    routes = RouteTable(store, ttl=2.0, clock=clock)
+    routes = RouteTable(shared.lookup, shared.record, ttl=2.0, clock=clock)
     assert routes.lookup(ID) == "10.0.0.2:8888"
-    store.delete_session(ID)
+    del shared.targets[ID]
     assert routes.lookup(ID) == "10.0.0.2:8888"  # cached
     clock.now += 2.5
     assert routes.lookup(ID) is None
     assert routes.lookup("f" * 16) is None
 
 
-def test_forget_drops_the_route_at_once(store):
-    routes = RouteTable(store)
+def test_forget_drops_the_route_at_once(shared):
+    routes = RouteTable(shared.lookup, shared.record)
     routes.lookup(ID)
-    store.update_session(ID, state="stopped")
+    del shared.targets[ID]
     routes.forget(ID)
     assert routes.lookup(ID) is None
 
 
-def test_activity_is_flushed_at_most_every_flush_seconds(store):
+def test_activity_is_flushed_at_most_every_flush_seconds(shared):
     clock, wall = Clock(), Clock()
-    routes = RouteTable(store, flush_seconds=5.0, clock=clock, wall_clock=wall)
+    routes = RouteTable(shared.lookup, shared.record, flush_seconds=5.0, clock=clock,
+                        wall_clock=wall)
     wall.now = 2000.0
     routes.touch(ID)
-    assert store.get_session(ID).last_activity == 1.0  # not yet written
+    assert shared.activity == {}  # not yet written
     clock.now += 5
     wall.now = 2005.0
     routes.touch(ID)
-    assert store.get_session(ID).last_activity == 2005.0
+    assert shared.activity == {ID: 2005.0}
+    assert shared.writes == 1
+    routes.flush()  # nothing new since: nothing written
+    assert shared.writes == 1
+
+
+def test_forget_drops_pending_activity(shared):
+    clock = Clock()
+    routes = RouteTable(shared.lookup, shared.record, clock=clock, wall_clock=clock)
     routes.touch(ID)
+    routes.forget(ID)
     routes.flush()
-    assert store.get_session(ID).last_activity == 2005.0
-
-
-def test_activity_never_goes_backwards(store):
-    store.touch_sessions({ID: 50.0})
-    store.touch_sessions({ID: 10.0})
-    assert store.get_session(ID).last_activity == 50.0
-    assert time.time() > 0
+    assert shared.activity == {}

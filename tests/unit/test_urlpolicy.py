@@ -3,7 +3,7 @@
 import pytest
 
 from minibinder.errors import SpecError
-from minibinder.urlpolicy import check_clone_url
+from minibinder.repos.urlpolicy import check_clone_url
 
 HTTPS_ONLY = ["https"]
 

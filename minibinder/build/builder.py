@@ -1,0 +1,105 @@
+"""Run one Docker build and turn its output stream into progress events, with a deadline."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from ..docker_client import Docker
+from ..errors import BuildError
+from ..events import Event
+
+_STEP_RE = re.compile(r"^Step (\d+/\d+) : (.*)$")
+_RUNNING_RE = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})\s*$")
+LOG_TAIL_LINES = 20
+
+
+@dataclass
+class BuildProgress:
+    """What the stream has said so far: the current step, its container, the recent log."""
+
+    step: str = ""
+    container: str = ""
+    tail: deque = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
+    error: str = ""
+
+    def feed(self, chunk: dict[str, Any]) -> str | None:
+        """Take one decoded chunk; return the log text it carries, if any."""
+        if "error" in chunk:
+            self.error = str(chunk.get("error") or "").strip()
+            return None
+        text = chunk.get("stream")
+        if not isinstance(text, str):
+            status = chunk.get("status")
+            return f"{status}\n" if isinstance(status, str) else None
+        for line in text.splitlines():
+            step = _STEP_RE.match(line)
+            if step:
+                self.step = f"step {step.group(1)} ({step.group(2)[:120]})"
+                self.container = ""
+            running = _RUNNING_RE.match(line)
+            if running:
+                self.container = running.group(1)
+            if line.strip():
+                self.tail.append(line)
+        return text
+
+    def failure_message(self, reason: str) -> str:
+        where = f" at {self.step}" if self.step else ""
+        tail = "\n".join(self.tail)
+        return f"Build failed{where}: {reason}\n--- last lines of the build log ---\n{tail}"
+
+
+def run_build(docker: Docker, *, tag: str, labels: dict[str, str], memory: int, timeout: float,
+              fileobj: IO[bytes] | None = None, path: str | None = None,
+              dockerfile: str | None = None, buildargs: dict[str, str] | None = None,
+              no_cache: bool = False) -> Iterator[Event]:
+    """Build `tag`, yielding one `building` event per log chunk; raise BuildError on failure.
+
+    The classic builder tags the image only when every step succeeded, so a failed or stopped
+    build leaves no image under `tag`. Past the deadline the running step's container is killed.
+    """
+    progress = BuildProgress()
+    timed_out = threading.Event()
+
+    def stop_at_deadline() -> None:
+        timed_out.set()
+        if progress.container:
+            docker.kill_container(progress.container)
+
+    watchdog = threading.Timer(timeout, stop_at_deadline)
+    watchdog.daemon = True
+    watchdog.start()
+    started = time.monotonic()
+    try:
+        for chunk in docker.build(tag=tag, labels=labels, memory=memory, fileobj=fileobj,
+                                  path=path, dockerfile=dockerfile, buildargs=buildargs,
+                                  no_cache=no_cache):
+            text = progress.feed(chunk)
+            if text:
+                yield Event("building", text)
+            if timed_out.is_set() and not progress.container:
+                break  # between steps: nothing to kill, stop reading instead
+    finally:
+        watchdog.cancel()
+    if timed_out.is_set():
+        raise BuildError(progress.failure_message(
+            f"stopped after {timeout:g} s (build_timeout)"))
+    if progress.error:
+        raise BuildError(progress.failure_message(_explain(progress.error)))
+    if docker.image_labels(tag) is None:
+        raise BuildError(progress.failure_message("Docker finished without an image"))
+    yield Event("building", f"Built {tag} in {time.monotonic() - started:.1f} s\n")
+
+
+def _explain(error: str) -> str:
+    if "no space left on device" in error.lower():
+        return f"the disk is full ({error})"
+    if "returned a non-zero code: 137" in error:
+        return f"{error} (killed: probably out of memory; build_memory_limit)"
+    return error

@@ -1,0 +1,80 @@
+"""Disk space: the floor below which builds are refused, and image collection by watermarks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .. import metrics
+from ..config import Config
+from ..docker_client import Docker
+from ..errors import BuildError
+from ..store import Store
+
+log = logging.getLogger(__name__)
+IMAGE_LABEL = "minibinder.repo"
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    name: str
+    size: int
+    last_used: float
+    in_use: bool
+
+
+def docker_disk(config: Config):  # shutil.disk_usage's (total, used, free)
+    path = config.docker_root if os.path.exists(config.docker_root) else str(config.data_path)
+    return shutil.disk_usage(path)
+
+
+def check_build_space(config: Config, free_bytes: int | None = None) -> None:
+    """Refuse a build, before anything is made, when the disk is below its floor."""
+    free = docker_disk(config).free if free_bytes is None else free_bytes
+    floor = config.size("disk_free_floor")
+    if free < floor:
+        raise BuildError(f"Not enough disk space to build: {free / 2**30:.1f} GiB free, this "
+                         f"server keeps at least {floor / 2**30:.1f} GiB free "
+                         "(disk_free_floor). Unused images are removed automatically; "
+                         "please try again later.")
+
+
+def removal_order(images: list[ImageInfo]) -> list[ImageInfo]:
+    """Images that may go, least recently launched first; never one a session uses."""
+    return sorted((image for image in images if not image.in_use),
+                  key=lambda image: (image.last_used, image.name))
+
+
+def collect_images(config: Config, docker: Docker, store: Store,
+                   usage: Callable[[], tuple[int, int]] | None = None) -> list[str]:
+    """Above the high watermark, remove images until disk use is below the low one."""
+    def measure() -> tuple[int, int]:
+        disk = docker_disk(config)
+        return disk.used, disk.total
+
+    usage = usage or measure
+    used, total = usage()
+    if used * 100 < config.image_gc_high * total:
+        return []
+    in_use = {c.get("Image") for c in docker.containers("minibinder.session")}
+    last_used = store.image_last_used()
+    images: list[ImageInfo] = []
+    for found in docker.images(IMAGE_LABEL):
+        for name in found.get("RepoTags") or []:
+            images.append(ImageInfo(name, found.get("Size", 0),
+                                    last_used.get(name, float(found.get("Created", 0))),
+                                    name in in_use or found["Id"] in in_use))
+    removed = []
+    for image in removal_order(images):
+        if used * 100 < config.image_gc_low * total:
+            break
+        docker.remove_image(image.name)
+        store.forget_image(image.name)
+        metrics.IMAGES_REMOVED.inc()
+        removed.append(image.name)
+        log.info("removed image %s (disk above %s%%)", image.name, config.image_gc_high)
+        used, total = usage()
+    return removed

@@ -1,0 +1,186 @@
+"""Images of repositories: name them, and turn a pinned request into one (fetch → detect →
+render → docker build), shared between identical requests and cached by label."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..config import Config
+from ..docker_client import Docker
+from ..errors import MinibinderError
+from ..events import Event
+from ..repos.fetch import FetchLimits, fetch_commit
+from ..repos.providers import RepoSource, get_provider
+from .builder import run_build
+from .buildpacks import plan_build, read_repo_config, render_dockerfile
+from .context import make_context
+from .disk import check_build_space
+from .sharing import release_slot, run_shared, take_slot
+
+LABEL = "minibinder"
+
+
+def image_slug(repo_url: str) -> str:
+    """A Docker-safe, readable, collision-free name for a repository URL."""
+    readable = re.sub(r"^[a-z+]+://", "", repo_url.lower())
+    readable = re.sub(r"[^a-z0-9]+", "-", readable).strip("-")[:60].strip("-")
+    digest = hashlib.sha256(repo_url.encode()).hexdigest()[:8]
+    return f"{readable}-{digest}"
+
+
+def image_name(prefix: str, repo_url: str, tag: str) -> str:
+    return f"{prefix}{image_slug(repo_url)}:{tag}"
+
+
+@dataclass(frozen=True)
+class BuildTarget:
+    """A request pinned to one commit (or one directory state) and the image it becomes."""
+
+    image: str
+    repo_url: str
+    ref: str
+    spec: str
+    source: RepoSource | None = None
+    local_dir: Path | None = None
+
+    @property
+    def key(self) -> str:
+        return image_slug(self.image)
+
+
+def target_for_source(source: RepoSource, config: Config, cached: bool = False) -> BuildTarget:
+    """Resolve the ref (one `git ls-remote`, or a recent answer when `cached`), name the image."""
+    sha = get_provider(source.provider).resolve(source, config, cached)
+    return BuildTarget(image=image_name(config.image_prefix, source.repo_url, sha),
+                       repo_url=source.repo_url, ref=sha, spec=source.provider_spec,
+                       source=source)
+
+
+def directory_digest(root: Path) -> str:
+    """A content hash of a working tree (without .git): equal trees give equal image tags."""
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not (folder == str(root) and d == ".git"))
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            relative = os.path.relpath(path, root)
+            info = os.lstat(path)
+            digest.update(f"{relative}\0{info.st_mode & 0o111}\0".encode())
+            if os.path.islink(path):
+                digest.update(os.readlink(path).encode())
+            elif os.path.isfile(path):
+                with open(path, "rb") as handle:
+                    while block := handle.read(1 << 20):
+                        digest.update(block)
+    return digest.hexdigest()[:40]
+
+
+def target_for_directory(path: Path, config: Config) -> BuildTarget:
+    root = path.resolve()
+    url = f"local:{root}"
+    return BuildTarget(image=image_name(config.image_prefix, url, directory_digest(root)),
+                       repo_url=url, ref="", spec=str(root), local_dir=root)
+
+
+def image_labels(target: BuildTarget, config: Config, buildpack: str) -> dict[str, str]:
+    return {
+        f"{LABEL}.repo": target.repo_url, f"{LABEL}.ref": target.ref,
+        f"{LABEL}.spec": target.spec, f"{LABEL}.version": __version__,
+        f"{LABEL}.config-hash": config.build_hash(), f"{LABEL}.buildpack": buildpack,
+    }
+
+
+def is_cached(docker: Docker, target: BuildTarget, config: Config) -> bool:
+    labels = docker.image_labels(target.image)
+    return labels is not None and labels.get(f"{LABEL}.config-hash") == config.build_hash()
+
+
+def generated_dockerfile(repo_dir: Path, config: Config) -> str:
+    """The Dockerfile minibinder would build for a checkout (the repository's own if any)."""
+    plan = plan_build(read_repo_config(repo_dir), config)
+    if plan.dockerfile:
+        return (repo_dir / plan.dockerfile).read_text(errors="replace")
+    return render_dockerfile(plan)
+
+
+def build_image(target: BuildTarget, config: Config, docker: Docker,
+                no_cache: bool = False) -> Iterator[Event]:
+    """Yield progress events ending in `built` (with `imageName`) or `failed` (with a reason)."""
+    if not no_cache and is_cached(docker, target, config):
+        yield _built(target, cached=True)
+        return
+    folder = config.data_path / "builds"
+    yield from run_shared(target.key, folder, lambda: _leader(target, config, docker, no_cache))
+
+
+def _leader(target: BuildTarget, config: Config, docker: Docker,
+            no_cache: bool) -> Iterator[Event]:
+    try:
+        if not no_cache and is_cached(docker, target, config):  # built while we waited
+            yield _built(target, cached=True)
+            return
+        check_build_space(config)
+        slot = take_slot(config.data_path / "build-slots", config.max_concurrent_builds)
+        if slot is None:
+            yield Event("waiting", f"Waiting for a free build slot ({config.max_concurrent_builds}"
+                                   " builds are running)\n")
+            while slot is None:
+                time.sleep(1)
+                slot = take_slot(config.data_path / "build-slots", config.max_concurrent_builds)
+        scratch = config.data_path / "work"
+        scratch.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="build-", dir=scratch))
+        try:
+            yield from _fetch_and_build(target, config, docker, no_cache, workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+            release_slot(slot)
+    except MinibinderError as error:
+        yield Event("failed", str(error))
+
+
+def _fetch_and_build(target: BuildTarget, config: Config, docker: Docker, no_cache: bool,
+                     workdir: Path) -> Iterator[Event]:
+    started = time.monotonic()
+    if target.local_dir is not None:
+        repo_dir = target.local_dir
+    else:
+        assert target.source is not None
+        repo_dir = workdir / "repo"
+        limits = FetchLimits(config.allowed_clone_schemes, config.clone_timeout,
+                             config.size("clone_max_size"), config.clone_submodules)
+        for line in fetch_commit(target.repo_url, target.ref, repo_dir, limits,
+                                 ref=target.source.ref):
+            yield Event("fetching", line + "\n")
+    plan = plan_build(read_repo_config(repo_dir), config)
+    labels = image_labels(target, config, plan.buildpack)
+    memory = config.size("build_memory_limit")
+    yield Event("building", f"Building {target.image} with the {plan.buildpack} buildpack\n")
+    if plan.dockerfile:
+        events = run_build(docker, tag=target.image, labels=labels, memory=memory,
+                           timeout=config.build_timeout, path=str(repo_dir),
+                           dockerfile=plan.dockerfile, no_cache=no_cache)
+        yield from events
+    else:
+        dockerfile = render_dockerfile(plan, labels)
+        with make_context(repo_dir, plan, dockerfile, workdir,
+                          include_git=target.local_dir is None) as context:
+            yield from run_build(docker, tag=target.image, labels={}, memory=memory,
+                                 timeout=config.build_timeout, fileobj=context,
+                                 no_cache=no_cache)
+    yield _built(target, cached=False, seconds=time.monotonic() - started)
+
+
+def _built(target: BuildTarget, cached: bool, seconds: float = 0.0) -> Event:
+    message = ("Found built image\n" if cached
+               else f"Built image in {seconds:.1f} s\n")
+    return Event("built", message, {"imageName": target.image, "cached": cached})

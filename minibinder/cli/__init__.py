@@ -1,0 +1,200 @@
+"""The command-line face: `minibinder build | prebuild | base-image | serve | settings |
+admin-token | launches`. May import everything below it, never the web face."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+
+import click
+
+from .. import __version__
+from ..config import Config, load_config
+from ..errors import MinibinderError
+from ..events import Event
+
+
+class Progress:
+    """Prints the phase, the elapsed time and the streaming log to stderr."""
+
+    def __init__(self, quiet: bool = False):
+        self.started = time.monotonic()
+        self.quiet = quiet
+        self.phase = ""
+        self.partial = ""  # Docker streams chunks, not lines: hold a line until it ends
+
+    def show(self, event: Event) -> None:
+        elapsed = time.monotonic() - self.started
+        stamp = f"[{int(elapsed // 60):02d}:{elapsed % 60:04.1f} {event.phase:>9}]"
+        if event.phase != self.phase:
+            self.flush(stamp)
+            self.phase = event.phase
+            click.secho(f"{stamp} -- {event.phase} --", err=True, bold=True)
+        if self.quiet and event.phase == "building":
+            return
+        text = self.partial + event.message
+        if event.phase != "building" and not text.endswith("\n"):
+            text += "\n"
+        *lines, self.partial = text.split("\n")
+        for line in lines:
+            if line.strip():
+                click.echo(f"{stamp} {line}", err=True)
+
+    def flush(self, stamp: str) -> None:
+        if self.partial.strip():
+            click.echo(f"{stamp} {self.partial}", err=True)
+        self.partial = ""
+
+
+def _load(ctx: click.Context) -> Config:
+    return ctx.obj["config"]
+
+
+@click.group()
+@click.version_option(__version__, prog_name="minibinder")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              envvar="MINIBINDER_CONFIG", help="TOML settings file (or MINIBINDER_CONFIG).")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """minibinder: a single-host Binder."""
+    try:
+        ctx.obj = {"config": load_config(config_path, environ=os.environ)}
+    except MinibinderError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _run_events(events: Iterator[Event], quiet: bool) -> Event:
+    progress = Progress(quiet)
+    last = Event("failed", "nothing happened")
+    for event in events:
+        progress.show(event)
+        last = event
+    return last
+
+
+@main.command()
+@click.argument("repository")
+@click.option("--ref", default=None, help="Branch, tag or commit, for a clone URL "
+              "(default HEAD).")
+@click.option("--dockerfile", "show_dockerfile", is_flag=True,
+              help="Print the generated Dockerfile instead of building.")
+@click.option("--no-cache", is_flag=True, help="Build again even if the image exists.")
+@click.option("--quiet", "-q", is_flag=True, help="Do not stream the build log.")
+@click.pass_context
+def build(ctx: click.Context, repository: str, ref: str | None, show_dockerfile: bool,
+          no_cache: bool, quiet: bool) -> None:
+    """Build REPOSITORY into an image and print the image name.
+
+    REPOSITORY is a Binder spec (gh/owner/repo/ref, gl/..., git/..., gist/...), a clone URL
+    (with --ref), or a local directory.
+    """
+    from .build import build_command
+
+    config = _load(ctx)
+    try:
+        result = build_command(config, repository, ref, show_dockerfile, no_cache,
+                               lambda events: _run_events(events, quiet))
+    except MinibinderError as error:
+        raise click.ClickException(str(error)) from None
+    if result.phase == "failed":
+        reason = result.message.strip().splitlines()[0] if result.message.strip() else "failed"
+        click.secho(f"Error: {reason}", err=True, fg="red")
+        sys.exit(1)
+    click.echo(result.data.get("imageName") or result.message, nl=not show_dockerfile)
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True)
+@click.pass_context
+def prebuild(ctx: click.Context, specs: tuple[str, ...]) -> None:
+    """Build SPECS ahead of time (e.g. before a workshop), so the first launch finds them."""
+    from .build import build_command
+
+    config, failed = _load(ctx), 0
+    for spec in specs:
+        try:
+            result = build_command(config, spec, None, False, False,
+                                   lambda events: _run_events(events, True))
+        except MinibinderError as error:
+            result = Event("failed", str(error))
+        if result.phase == "failed":
+            failed += 1
+            click.secho(f"{spec}: {result.message.strip().splitlines()[0]}", err=True, fg="red")
+        else:
+            click.echo(f"{spec}: {result.data.get('imageName')}")
+    sys.exit(1 if failed else 0)
+
+
+@main.command("base-image")
+@click.option("--from", "rootfs", default=None,
+              help="Image to start from (default debian:bookworm-slim; e.g. "
+                   "minibinder-rootfs:bookworm made by scripts/bootstrap-rootfs.sh).")
+@click.option("--python", "version", default=None,
+              help="Python version whose base_images entry to build (default: default_python).")
+@click.option("--force", is_flag=True, help="Build again even if the image exists.")
+@click.pass_context
+def base_image(ctx: click.Context, rootfs: str | None, version: str | None, force: bool) -> None:
+    """Build the base image builds start from (Python, JupyterLab, uv, the jovyan user)."""
+    from ..build.base_image import DEFAULT_ROOTFS, build_base_image
+    from ..docker_client import Docker
+
+    config = _load(ctx)
+    version = version or config.default_python
+    if version not in config.base_images:
+        raise click.ClickException(f"base_images has no entry for Python {version}")
+    try:
+        docker = Docker.connect()
+        last = _run_events(build_base_image(config, docker, rootfs or DEFAULT_ROOTFS,
+                                            config.base_images[version], force), False)
+    except MinibinderError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(last.data.get("imageName", ""))
+
+
+@main.command()
+@click.option("--markdown", is_flag=True, help="A Markdown table instead of TOML.")
+def settings(markdown: bool) -> None:
+    """Print every setting with its default and help (config.example.toml)."""
+    from ..settings_docs import example_toml, markdown_table
+
+    click.echo(markdown_table() if markdown else example_toml(), nl=False)
+
+
+@main.command("admin-token")
+@click.pass_context
+def admin_token_command(ctx: click.Context) -> None:
+    """Print the token of the operator's pages (/admin?token=...)."""
+    from ..identity import admin_token
+
+    click.echo(admin_token(_load(ctx)))
+
+
+@main.command()
+@click.option("--since-days", type=float, default=None,
+              help="Only launches of the last N days.")
+@click.pass_context
+def launches(ctx: click.Context, since_days: float | None) -> None:
+    """Export the launch log as JSON Lines (like mybinder.org's events archive)."""
+    import socket
+
+    from ..launch import launch_event
+    from ..store import Store
+
+    config = _load(ctx)
+    since = time.time() - since_days * 86400 if since_days else 0.0
+    rows = Store(config.data_path / "minibinder.sqlite").launches(limit=10**9, since=since)
+    for row in reversed(rows):
+        click.echo(launch_event(row, socket.gethostname()))
+
+
+@main.command()
+@click.option("--bind", default=None, help="host:port to listen on (default: the bind setting).")
+@click.pass_context
+def serve(ctx: click.Context, bind: str | None) -> None:
+    """Run the minibinder web service."""
+    from ..server import run_server
+
+    config = _load(ctx)
+    run_server(config, bind or config.bind)

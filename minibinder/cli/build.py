@@ -1,0 +1,62 @@
+"""What `minibinder build` does with its argument: a spec, a clone URL or a directory."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from ..build.images import (
+    BuildTarget,
+    build_image,
+    generated_dockerfile,
+    target_for_directory,
+    target_for_source,
+)
+from ..config import Config
+from ..docker_client import Docker
+from ..errors import SpecError
+from ..events import Event
+from ..repos.fetch import FetchLimits, fetch_commit
+from ..repos.providers import PROVIDERS, parse_spec, source_from_url
+
+Runner = Callable[[Iterator[Event]], Event]
+
+
+def pick_target(config: Config, repository: str, ref: str | None) -> BuildTarget:
+    if Path(repository).is_dir():
+        if ref:
+            raise SpecError("--ref does not apply to a local directory; check out the ref there")
+        return target_for_directory(Path(repository), config)
+    if re.match(r"^[a-z]+://", repository):
+        return target_for_source(source_from_url(repository, ref or "HEAD", config), config)
+    if repository.split("/", 1)[0] in PROVIDERS:
+        if ref:
+            raise SpecError("--ref applies to clone URLs; a spec names its ref as its last part")
+        return target_for_source(parse_spec(repository, config), config)
+    raise SpecError(f"{repository!r} is neither a directory, a clone URL (https://...) nor a "
+                    f"spec like gh/owner/repo/HEAD")
+
+
+def build_command(config: Config, repository: str, ref: str | None, show_dockerfile: bool,
+                  no_cache: bool, run: Runner) -> Event:
+    target = pick_target(config, repository, ref)
+    if show_dockerfile:
+        return Event("built", _dockerfile_for(target, config))
+    docker = Docker.connect()
+    return run(build_image(target, config, docker, no_cache))
+
+
+def _dockerfile_for(target: BuildTarget, config: Config) -> str:
+    if target.local_dir is not None:
+        return generated_dockerfile(target.local_dir, config)
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=config.data_path) as workdir:
+        limits = FetchLimits(config.allowed_clone_schemes, config.clone_timeout,
+                             config.size("clone_max_size"), config.clone_submodules)
+        repo = Path(workdir) / "repo"
+        assert target.source is not None
+        for _ in fetch_commit(target.repo_url, target.ref, repo, limits, ref=target.source.ref):
+            pass
+        return generated_dockerfile(repo, config)

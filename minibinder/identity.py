@@ -1,0 +1,28 @@
+"""This installation's identity, kept in its data directory: the instance id that labels its
+containers, and the operator's admin token."""
+
+from __future__ import annotations
+
+import secrets
+
+from .config import Config
+
+
+def _kept(config: Config, name: str, make: str) -> str:
+    path = config.data_path / name
+    if not path.exists():
+        config.data_path.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(make)
+    return path.read_text().strip()
+
+
+def instance_id(config: Config) -> str:
+    """Several minibinders may share one Docker daemon; each adopts or removes only the
+    containers labelled with its own id."""
+    return _kept(config, "instance_id", secrets.token_hex(8))
+
+
+def admin_token(config: Config) -> str:
+    """The configured admin token, or one made once and kept in the data directory."""
+    return config.admin_token or _kept(config, "admin_token", secrets.token_urlsafe(24))

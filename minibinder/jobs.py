@@ -1,0 +1,130 @@
+"""Background jobs (culler, reconciler, IP retention, image collection, OOM watch), run by
+exactly one process however many gunicorn workers there are: the holder of a file lock."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from . import metrics
+from .build.disk import collect_images
+from .errors import DockerUnavailable
+from .services import Services
+from .sessions.reconcile import reconcile
+from .warm_pool import refill
+
+log = logging.getLogger(__name__)
+LOCK_RETRY_SECONDS = 5.0
+
+
+def maintain_sessions(services: Services) -> None:
+    """One round: adopt or clean up containers, cull sessions past a limit, take a sample."""
+    sessions = services.sessions
+    try:
+        reconcile(sessions, time.time())
+        sessions.cull()
+    except DockerUnavailable as error:
+        log.warning("session maintenance skipped: %s", error)
+    services.store.add_sample(time.time(), len(services.store.sessions("running")))
+
+
+def refill_pool(services: Services) -> None:
+    host = services.config.public_url or services.store.last_host_url() or ""
+    try:
+        refill(services, host)
+    except DockerUnavailable as error:
+        log.warning("warm pool refill skipped: %s", error)
+
+
+def erase_old_ips(services: Services, now: float | None = None) -> int:
+    cutoff = (now or time.time()) - services.config.ip_retention_days * 86400
+    return services.store.erase_ips_before(cutoff)
+
+
+def collect(services: Services) -> None:
+    try:
+        collect_images(services.config, services.docker, services.store)
+    except DockerUnavailable as error:
+        log.warning("image collection skipped: %s", error)
+
+
+def watch_oom(services: Services, stop: threading.Event) -> None:
+    """Count `oom` events of session containers; reconnect when Docker comes back."""
+    while not stop.is_set():
+        try:
+            for container_id in services.docker.oom_events(services.sessions.own_label):
+                metrics.OOM_EVENTS.inc()
+                for record in services.store.sessions():
+                    if record.container_id == container_id:
+                        services.store.add_oom(record.id)
+        except Exception as error:  # the daemon went away: wait and listen again
+            log.debug("OOM watch interrupted: %s", error)
+        stop.wait(LOCK_RETRY_SECONDS)
+
+
+class JobRunner:
+    """Waits for the scheduler lock in the background; the holder runs every job."""
+
+    def __init__(self, services: Services):
+        self.services = services
+        self.stop_event = threading.Event()
+        self.scheduler: BackgroundScheduler | None = None
+        self._fd: int | None = None
+
+    def start(self) -> None:
+        threading.Thread(target=self._acquire, name="minibinder-jobs", daemon=True).start()
+
+    @property
+    def active(self) -> bool:
+        return self.scheduler is not None
+
+    def _acquire(self) -> None:
+        path = self.services.config.data_path / "scheduler.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        while not self.stop_event.is_set():
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                self.stop_event.wait(LOCK_RETRY_SECONDS)
+        else:
+            os.close(fd)
+            return
+        self._fd = fd
+        self._run()
+
+    def _run(self) -> None:
+        config, services = self.services.config, self.services
+        maintain_sessions(services)  # adopt what survived a restart before anything else
+        scheduler = BackgroundScheduler(daemon=True, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
+        scheduler.add_job(maintain_sessions, "interval", args=[services],
+                          seconds=config.cull_interval, id="sessions")
+        scheduler.add_job(refill_pool, "interval", args=[services], seconds=5, id="pool",
+                          next_run_time=_soon(1))
+        scheduler.add_job(erase_old_ips, "interval", args=[services], hours=1, id="ips",
+                          next_run_time=_soon())
+        scheduler.add_job(collect, "interval", args=[services], minutes=5, id="images",
+                          next_run_time=_soon())
+        scheduler.start()
+        self.scheduler = scheduler
+        threading.Thread(target=watch_oom, args=(services, self.stop_event),
+                         name="minibinder-oom", daemon=True).start()
+        log.info("this process (pid %s) runs minibinder's background jobs", os.getpid())
+
+    def shutdown(self) -> None:
+        self.stop_event.set()
+        if self.scheduler:
+            self.scheduler.shutdown(wait=False)
+        if self._fd is not None:
+            os.close(self._fd)
+
+
+def _soon(seconds: float = 10) -> datetime:
+    return datetime.now() + timedelta(seconds=seconds)

@@ -1,0 +1,163 @@
+"""The launch pipeline: one Binder request end to end — resolve → build → start → ready — as a
+stream of BinderHub events, and the record it leaves in the launch log."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+
+from . import metrics
+from .build.images import BuildTarget, build_image, target_for_source
+from .errors import MinibinderError, QuotaExceeded
+from .events import Event
+from .repos.providers import PROVIDERS, RepoSource, parse_spec
+from .services import Services
+from .sessions.launcher import LaunchRequest
+from .store import SessionRecord
+
+
+@dataclass
+class LaunchOptions:
+    host_url: str  # absolute, ends in "/": where users reach minibinder
+    build_only: bool = False
+    client_ip: str | None = None
+    # Set when the client went away; a session launched after that is stopped again.
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class LaunchOutcome:
+    """What one request came to, for the launch log and the metrics."""
+
+    provider_spec: str
+    status: str = "failure"  # success | failure | refused | cancelled
+    resolved_ref: str = ""
+    image: str = ""
+    build_seconds: float | None = None
+
+
+def launch_events(provider_spec: str, options: LaunchOptions,
+                  services: Services) -> Iterator[Event]:
+    """Yield BinderHub's phases for one request, ending in `ready` or `failed`; record it."""
+    started = time.monotonic()
+    outcome = LaunchOutcome(provider_spec)
+    recorded = False
+
+    def record() -> None:  # before the last event leaves, so the log is never behind it
+        nonlocal recorded
+        if not recorded and not options.build_only:
+            _record(services, outcome, time.monotonic() - started, options.client_ip)
+        recorded = True
+
+    try:
+        for event in _launch(provider_spec, options, services, outcome):
+            if event.phase in ("ready", "failed"):
+                record()
+            yield event
+    except QuotaExceeded as error:
+        outcome.status = "refused"
+        record()
+        yield Event("failed", str(error), {"retry_after": error.retry_after})
+    except MinibinderError as error:
+        record()
+        yield Event("failed", str(error))
+    finally:
+        record()
+
+
+def _launch(provider_spec: str, options: LaunchOptions, services: Services,
+            outcome: LaunchOutcome) -> Iterator[Event]:
+    source = parse_spec(provider_spec, services.config)
+    target = target_for_source(source, services.config, cached=True)
+    outcome.resolved_ref, outcome.image = target.ref, target.image
+    warm = None if options.build_only else services.sessions.claim(target.image)
+    if warm is not None:  # the pool had one ready: no build check, no start, no wait
+        yield Event("built", "Found built image\n", {"imageName": target.image, "cached": True})
+        yield Event("launching", "Launching server...\n")
+        outcome.status = "success"
+        yield ready_event(source, target, warm, options.host_url)
+        return
+    if not options.build_only:  # refuse before building when the session could not start
+        services.sessions.check_admission(provider_spec, source.repo_url)
+    built = yield from _build(target, services, outcome)
+    if not built:
+        return
+    if options.build_only:
+        outcome.status = "success"
+        yield Event("ready", "Image built (build_only)\n", {"imageName": target.image})
+        return
+    yield Event("launching", "Launching server...\n")
+    session = services.sessions.launch(LaunchRequest(
+        image=target.image, provider=source.provider, spec=source.spec,
+        repo_url=source.repo_url, resolved_ref=target.ref,
+        binder_env=binder_environment(source, target.ref, options.host_url)))
+    if options.cancelled.is_set():
+        services.sessions.stop(session.id)
+        outcome.status = "cancelled"
+        return
+    outcome.status = "success"
+    yield ready_event(source, target, session, options.host_url)
+
+
+def _build(target: BuildTarget, services: Services,
+           outcome: LaunchOutcome) -> Generator[Event, None, bool]:
+    """Relay the build's events; return whether it ended with an image."""
+    started = time.monotonic()
+    last = Event("failed", "the build ended without a result")
+    metrics.BUILDS_IN_PROGRESS.inc()
+    try:
+        for event in build_image(target, services.config, services.docker):
+            last = event
+            yield event
+    finally:
+        metrics.BUILDS_IN_PROGRESS.dec()
+    outcome.build_seconds = time.monotonic() - started
+    status = "failed" if last.phase == "failed" else (
+        "cached" if last.data.get("cached") else "built")
+    metrics.BUILDS.labels(status).inc()
+    metrics.BUILD_SECONDS.labels(status).observe(outcome.build_seconds)
+    return last.phase != "failed"
+
+
+def binder_environment(source: RepoSource, sha: str, host_url: str) -> dict[str, str]:
+    """The BINDER_* variables a session sees, as on mybinder.org."""
+    return {
+        "BINDER_REPO_URL": source.repo_url, "BINDER_REF_URL": source.ref_url(sha),
+        "BINDER_LAUNCH_HOST": host_url, "BINDER_REQUEST": source.request,
+        "BINDER_PERSISTENT_REQUEST": source.persistent_request(sha),
+    }
+
+
+def ready_event(source: RepoSource, target: BuildTarget, session: SessionRecord,
+                host_url: str) -> Event:
+    url = host_url.rstrip("/") + session.prefix
+    return Event("ready", f"server running at {url}\n", {
+        "url": url, "token": session.token, "image": target.image,
+        "repo_url": source.repo_url, "binder_ref_url": source.ref_url(target.ref),
+        "binder_launch_host": host_url, "binder_request": source.request,
+        "binder_persistent_request": source.persistent_request(target.ref),
+    })
+
+
+def _record(services: Services, outcome: LaunchOutcome, seconds: float,
+            client_ip: str | None) -> None:
+    metrics.LAUNCHES.labels(outcome.status).inc()
+    metrics.LAUNCH_SECONDS.labels(outcome.status).observe(seconds)
+    provider, _, spec = outcome.provider_spec.partition("/")
+    services.store.record_launch(provider, spec, outcome.resolved_ref, outcome.status,
+                                 outcome.build_seconds, seconds, client_ip, outcome.image)
+
+
+def launch_event(row: dict, origin: str) -> str:
+    """One launch-log row as in mybinder.org's events archive (no client IP: it is private)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row["time"]))
+    provider = PROVIDERS.get(row["provider"])
+    return json.dumps({
+        "timestamp": stamp, "schema": "binderhub.jupyter.org/launch", "version": 3,
+        "provider": provider.display_name if provider else row["provider"], "spec": row["spec"],
+        "ref": row["resolved_ref"], "status": row["status"], "build_token": False,
+        "origin": origin, "build_seconds": row["build_seconds"],
+        "launch_seconds": row["launch_seconds"]})

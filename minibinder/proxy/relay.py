@@ -1,0 +1,216 @@
+"""Reverse proxy in front of the Flask app: `/user/<id>/…` is relayed to that session's Jupyter.
+
+HTTP bodies stream both ways; WebSockets are relayed as raw bytes after forwarding the
+client's handshake (Jupyter negotiates subprotocols and compression itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import selectors
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from html import escape
+
+from .headers import forward_headers, raw_request_path, response_headers
+from .inject import inject_script, injectable, is_page
+from .routes import BadRoute, RouteTable, split_route
+
+CHUNK = 64 * 1024
+CONNECT_TIMEOUT = 3.0
+
+StartResponse = Callable[..., object]
+SessionHelper = Callable[[dict, StartResponse, str, str], Iterable[bytes]]
+PageScript = Callable[[str], bytes]  # a session's path prefix → the tag added to its pages
+
+
+def error_page(start_response: StartResponse, status: str, title: str,
+               detail: str) -> list[bytes]:
+    body = (f"<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport "
+            f"content='width=device-width,initial-scale=1'><title>{escape(title)}</title>"
+            f"<body style='font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;"
+            f"padding:0 1rem'><h1>{escape(title)}</h1><p>{escape(detail)}</p>"
+            f"<p><a href='/'>Launch a repository</a></p></body></html>").encode()
+    start_response(status, [("Content-Type", "text/html; charset=utf-8"),
+                            ("Content-Length", str(len(body))), ("Cache-Control", "no-store")])
+    return [body]
+
+
+class _Pool(threading.local):
+    """Keep-alive connections to sessions, one set per thread."""
+
+    def __init__(self) -> None:
+        self.connections: dict[str, http.client.HTTPConnection] = {}
+
+
+class ProxyMiddleware:
+    """WSGI middleware: `/user/<id>/…` goes to the session, everything else to `app`.
+
+    `helper` answers `/user/<id>/<helper_path>…` itself (minibinder's own pages inside a
+    session); `page_script` is added to the session's HTML pages.
+    """
+
+    def __init__(self, app: Callable, routes: RouteTable, helper: SessionHelper | None = None,
+                 helper_path: str = "", page_script: PageScript | None = None):
+        self.app, self.routes = app, routes
+        self.helper, self.helper_path, self.page_script = helper, helper_path, page_script
+        self._pool = _Pool()
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        if not environ.get("PATH_INFO", "").startswith("/user/"):
+            return self.app(environ, start_response)
+        raw_path = raw_request_path(environ)
+        try:
+            route = split_route(raw_path)
+        except BadRoute as error:
+            return error_page(start_response, "400 Bad Request", "Bad path", str(error))
+        target = self.routes.lookup(route[0]) if route else None
+        if route is None or target is None:
+            return error_page(start_response, "404 Not Found", "No session here",
+                              "This session has ended or never existed. Sessions stop after a "
+                              "while without activity; launch the repository again.")
+        session_id = route[0]
+        inside = raw_path.split("?", 1)[0][len(f"/user/{session_id}/"):]
+        if self.helper and self.helper_path and inside.startswith(self.helper_path):
+            return self.helper(environ, start_response, session_id,
+                               inside[len(self.helper_path):])
+        if environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+            return self._relay_websocket(environ, start_response, session_id, target, raw_path)
+        return self._relay_http(environ, start_response, session_id, target, raw_path)
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def _connection(self, target: str, fresh: bool) -> http.client.HTTPConnection:
+        connection = self._pool.connections.get(target)
+        if connection is None or fresh:
+            if connection is not None:
+                connection.close()
+            host, port = target.rsplit(":", 1)
+            connection = http.client.HTTPConnection(host, int(port), timeout=CONNECT_TIMEOUT)
+            self._pool.connections[target] = connection
+        return connection
+
+    def _send(self, environ: dict, target: str, raw_path: str,
+              fresh: bool) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        connection = self._connection(target, fresh)
+        if connection.sock is None:
+            connection.connect()
+        connection.sock.settimeout(None)  # a session may think for a long time
+        method = environ["REQUEST_METHOD"]
+        connection.putrequest(method, raw_path, skip_host=True, skip_accept_encoding=True)
+        for name, value in forward_headers(environ):
+            connection.putheader(name, value)
+        body = environ.get("wsgi.input")
+        length = environ.get("CONTENT_LENGTH") or ""
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if chunked:
+            connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        if body is not None and (chunked or (length.isdigit() and int(length) > 0)):
+            while chunk := body.read(CHUNK):
+                connection.send(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+            if chunked:
+                connection.send(b"0\r\n\r\n")
+        return connection, connection.getresponse()
+
+    def _relay_http(self, environ: dict, start_response: StartResponse, session_id: str,
+                    target: str, raw_path: str) -> Iterable[bytes]:
+        reused = target in self._pool.connections
+        try:
+            try:
+                connection, upstream = self._send(environ, target, raw_path, fresh=False)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                has_body = (environ.get("CONTENT_LENGTH") or "0") not in ("", "0") or \
+                    "HTTP_TRANSFER_ENCODING" in environ
+                if not reused or has_body:
+                    raise
+                # A kept-alive connection the session had closed: retry once on a new one.
+                connection, upstream = self._send(environ, target, raw_path, fresh=True)
+        except OSError:
+            self._pool.connections.pop(target, None)
+            return error_page(start_response, "503 Service Unavailable",
+                              "The session is not answering",
+                              "It may have just been stopped, or it is overloaded. Try again "
+                              "in a moment, or launch the repository again.")
+        if upstream.status < 300:
+            self.routes.touch(session_id)
+        headers = response_headers(upstream)
+        if (self.page_script and upstream.status == 200 and environ["REQUEST_METHOD"] == "GET"
+                and is_page(raw_path) and injectable(upstream)):
+            body = inject_script(b"".join(self._stream(upstream, connection, target)),
+                                 self.page_script(f"/user/{session_id}/"))
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            start_response(f"{upstream.status} {upstream.reason}",
+                           [*headers, ("Content-Length", str(len(body)))])
+            return [body]
+        start_response(f"{upstream.status} {upstream.reason}", headers)
+        return self._stream(upstream, connection, target)
+
+    def _stream(self, upstream: http.client.HTTPResponse, connection: http.client.HTTPConnection,
+                target: str) -> Iterator[bytes]:
+        complete = False
+        try:
+            while chunk := upstream.read1(CHUNK):
+                yield chunk
+            complete = True
+        finally:
+            # read1 does not mark a fully read response closed; the connection needs that
+            # before it can carry the next request.
+            upstream.close()
+            if not complete or upstream.will_close:
+                connection.close()
+                if self._pool.connections.get(target) is connection:
+                    del self._pool.connections[target]
+
+    # -- WebSocket ---------------------------------------------------------------------------
+
+    def _relay_websocket(self, environ: dict, start_response: StartResponse, session_id: str,
+                         target: str, raw_path: str) -> Iterable[bytes]:
+        client = environ.get("gunicorn.socket")
+        if client is None:
+            return error_page(start_response, "501 Not Implemented", "WebSockets unavailable",
+                              "Run minibinder with `minibinder serve` (gunicorn) for "
+                              "WebSockets.")
+        host, port = target.rsplit(":", 1)
+        try:
+            upstream = socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT)
+        except OSError:
+            return error_page(start_response, "503 Service Unavailable",
+                              "The session is not answering", "Launch the repository again.")
+        upstream.settimeout(None)
+        upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        lines = [f"{environ['REQUEST_METHOD']} {raw_path} HTTP/1.1"]
+        lines += [f"{name}: {value}" for name, value in forward_headers(environ, upgrade=True)]
+        try:
+            upstream.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            client.settimeout(None)
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.routes.touch(session_id)
+            _pump(client, upstream, lambda: self.routes.touch(session_id))
+        finally:
+            upstream.close()
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
+        # The connection now belongs to neither HTTP nor the app: gunicorn closes it quietly.
+        raise StopIteration("websocket closed")
+
+
+def _pump(client: socket.socket, upstream: socket.socket, on_data: Callable[[], None]) -> None:
+    """Copy bytes both ways (the upstream's 101 response included) until either side closes."""
+    peers = {client: upstream, upstream: client}
+    with selectors.DefaultSelector() as selector:
+        for sock in peers:
+            selector.register(sock, selectors.EVENT_READ, sock)
+        while True:
+            for key, _ in selector.select():
+                source: socket.socket = key.data
+                try:
+                    data = source.recv(CHUNK)
+                    if not data:
+                        return
+                    peers[source].sendall(data)
+                except OSError:
+                    return
+                on_data()

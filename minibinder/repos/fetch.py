@@ -1,0 +1,102 @@
+"""Fetch exactly one commit of a repository, shallowly, with a timeout and a size cap."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import FetchError
+from .git import kill, last_line, start_git
+from .refs import SHA_RE
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    allowed_schemes: Sequence[str]
+    timeout: float
+    max_bytes: int
+    submodules: bool = False
+
+
+def tree_size(path: Path) -> int:
+    """Bytes a directory tree occupies on disk (symlinks not followed)."""
+    total = 0
+    stack = [str(path)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    total += entry.stat(follow_symlinks=False).st_blocks * 512
+            except OSError:
+                continue
+    return total
+
+
+def _watch(args: list[str], dest: Path, limits: FetchLimits, deadline: float,
+           what: str) -> str:
+    """Run git while watching the clock and the size of `dest`; kill it past either limit."""
+    process = start_git(args, limits.allowed_schemes, cwd=str(dest))
+    while True:
+        try:
+            out, err = process.communicate(timeout=0.2)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if time.monotonic() > deadline:
+            kill(process)
+            raise FetchError(f"{what} took longer than {limits.timeout:g} s (clone_timeout)")
+        if tree_size(dest) > limits.max_bytes:
+            kill(process)
+            raise FetchError(f"the repository is larger than {limits.max_bytes // 2**20} MiB "
+                             "(clone_max_size)")
+    if process.returncode != 0:
+        raise FetchError(f"{what} failed: {last_line(err)}")
+    if tree_size(dest) > limits.max_bytes:
+        raise FetchError(f"the repository is larger than {limits.max_bytes // 2**20} MiB "
+                         "(clone_max_size)")
+    return out
+
+
+def fetch_commit(url: str, sha: str, dest: Path, limits: FetchLimits,
+                 ref: str | None = None) -> Iterator[str]:
+    """Check out commit `sha` of `url` into the empty directory `dest`, yielding progress lines.
+
+    Fetches by SHA (one commit, depth 1); servers that refuse unadvertised SHAs get the ref
+    name instead, and the fetched commit must then be the one that was resolved.
+    """
+    if not SHA_RE.match(sha):
+        raise FetchError(f"internal: {sha!r} is not a full commit SHA")
+    deadline = time.monotonic() + limits.timeout
+    dest.mkdir(parents=True, exist_ok=True)
+    yield f"Fetching {url} at {sha[:12]}"
+    _watch(["init", "--quiet", "."], dest, limits, deadline, "git init")
+    fetch = ["fetch", "--quiet", "--depth=1", "--no-tags", "--no-recurse-submodules", "--"]
+    try:
+        _watch([*fetch, url, sha], dest, limits, deadline, f"fetching {url}")
+    except FetchError as error:
+        if ref is None or SHA_RE.match(ref) or "clone_" in str(error):
+            raise
+        yield "The server does not serve commits by SHA; fetching the ref by name"
+        _watch([*fetch, url, ref], dest, limits, deadline, f"fetching {url}")
+        fetched = _watch(["rev-parse", "FETCH_HEAD"], dest, limits, deadline,
+                         "git rev-parse").strip()
+        if fetched != sha:
+            raise FetchError(f"{ref} moved while launching (now {fetched[:12]}, "
+                             f"expected {sha[:12]}); try again") from None
+    _watch(["-c", "advice.detachedHead=false", "checkout", "--quiet", "FETCH_HEAD"], dest,
+           limits, deadline, "git checkout")
+    if limits.submodules and (dest / ".gitmodules").exists():
+        yield "Fetching submodules"
+        _watch(["submodule", "update", "--init", "--recursive", "--depth=1"], dest, limits,
+               deadline, "fetching submodules")
+    yield f"Fetched {tree_size(dest) // 1024} KiB"

@@ -1,0 +1,74 @@
+"""Which clone URLs may reach git at all: a pure check run before any git process starts."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+from ..errors import SpecError
+
+# Characters git or a shell could treat specially; none belongs in a repository URL.
+_FORBIDDEN_CHARS = re.compile(r"[\x00-\x20\x7f\"'`<>\\|^{};$]")
+_HOST_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+KNOWN_SCHEMES = ("https", "http", "git")
+
+
+def check_clone_url(url: str, allowed_schemes: list[str] | tuple[str, ...]) -> str:
+    """Return `url` if git may clone it under the operator's allowed schemes, else raise SpecError.
+
+    Refused: local paths and `file:`, git's remote helpers (`ext::`, `fd::`), ssh and scp-like
+    addresses, anything starting with `-` (it would become an option), credentials in the URL,
+    whitespace and control characters, and schemes the operator did not allow.
+    """
+    if not isinstance(url, str) or not url:
+        raise SpecError("the repository URL is empty")
+    if len(url) > 2048:
+        raise SpecError("the repository URL is longer than 2048 characters")
+    if url.startswith("-"):
+        raise SpecError(f"repository URL {url!r} starts with '-': it would be read as an option")
+    if _FORBIDDEN_CHARS.search(url):
+        raise SpecError(f"repository URL {url!r} contains whitespace, a control character or "
+                        "a character that has no place in a URL")
+    if "::" in url.split("/", 1)[0]:
+        raise SpecError(f"repository URL {url!r} names a git remote helper; use an "
+                        "https:// URL")
+    if "://" not in url:
+        if re.match(r"^[\w.-]+@[\w.-]+:", url):
+            raise SpecError(f"repository URL {url!r} is an ssh address; use its https:// URL")
+        raise SpecError(f"repository URL {url!r} is not a URL; use a form like "
+                        "https://host/owner/repo")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in KNOWN_SCHEMES:
+        raise SpecError(f"repository URL scheme {scheme!r} is not supported; use https://")
+    if scheme not in allowed_schemes:
+        allowed = ", ".join(f"{s}://" for s in allowed_schemes) or "none"
+        raise SpecError(f"repository URL scheme {scheme}:// is not allowed here "
+                        f"(allowed: {allowed})")
+    if "@" in parts.netloc:
+        raise SpecError("repository URLs must not contain credentials (user@ or user:password@)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise SpecError(f"repository URL {url!r} has an invalid port") from None
+    host = (parts.hostname or "").lower()
+    if not host or not (_HOST_RE.match(host) or _is_ip_address(host)):
+        raise SpecError(f"repository URL {url!r} has no valid host name")
+    if port == 0:
+        raise SpecError(f"repository URL {url!r} has an invalid port")
+    if not parts.path.strip("/"):
+        raise SpecError(f"repository URL {url!r} names no repository path")
+    if parts.path.startswith("//") or any(seg == "-" or seg.startswith("-")
+                                           for seg in parts.path.split("/")):
+        raise SpecError(f"repository URL {url!r} has a path segment that could be read as an "
+                        "option")
+    return url
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

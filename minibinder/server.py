@@ -1,0 +1,51 @@
+"""The running service (`minibinder serve`): the web app under gunicorn's threaded worker, and
+the background jobs in whichever worker wins the scheduler lock."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from .config import Config
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, config: Config, bind: str):
+        self.minibinder_config = config
+        self.bind = bind
+        super().__init__()
+
+    def load_config(self) -> None:
+        config = self.minibinder_config
+        # gthread holds each SSE stream and WebSocket in a thread for as long as it lasts.
+        for name, value in {"bind": self.bind, "worker_class": "gthread",
+                            "workers": config.workers, "threads": config.threads,
+                            "timeout": 60, "graceful_timeout": 10, "keepalive": 75,
+                            "accesslog": "-", "errorlog": "-",
+                            "worker_connections": max(1000, config.threads * 4)}.items():
+            self.cfg.set(name, value)
+
+    def load(self) -> Flask:
+        # Imported in the worker, after run_server set PROMETHEUS_MULTIPROC_DIR: metrics are
+        # created at import time and pick their storage then.
+        from .jobs import JobRunner
+        from .services import create_services
+        from .web import create_app
+
+        config = self.minibinder_config
+        services = create_services(config)
+        JobRunner(services).start()
+        return create_app(config, services=services)
+
+
+def run_server(config: Config, bind: str) -> None:
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    # Every worker writes its metrics here; /metrics adds them up.
+    metrics_dir = config.data_path / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    _Gunicorn(config, bind).run()

@@ -1,0 +1,56 @@
+"""Admission: may one more session start? Pure, given counts and the host's memory."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..config import Config
+from ..errors import QuotaExceeded
+
+RETRY_AFTER = 60
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    sessions: int  # launching or running, warm ones included
+    repo_sessions: int  # of the repository asked for
+    host_memory: int  # bytes
+
+
+def total_limit(config: Config, host_memory: int) -> int:
+    """The configured limit, or as many reservations as fit in memory minus the headroom."""
+    fit = max(0, (host_memory - config.size("memory_headroom"))
+              // config.size("session_memory_reservation"))
+    return min(config.max_sessions, fit) if config.max_sessions else fit
+
+
+def repo_limit(config: Config, provider_spec: str) -> int:
+    for pattern, limit in config.repo_quotas.items():
+        if re.search(pattern, provider_spec):
+            return limit
+    return config.max_sessions_per_repo
+
+
+def check_admission(provider_spec: str, occupancy: Occupancy, config: Config) -> None:
+    """Raise QuotaExceeded with a polite, specific message when the session may not start."""
+    limit = total_limit(config, occupancy.host_memory)
+    if occupancy.sessions >= limit:
+        raise QuotaExceeded(
+            f"This server is full: {occupancy.sessions} sessions are running and it has room "
+            f"for {limit}. Sessions end when idle, so please try again in a few minutes.",
+            RETRY_AFTER)
+    per_repo = repo_limit(config, provider_spec)
+    if occupancy.repo_sessions >= per_repo:
+        raise QuotaExceeded(
+            f"This repository already has {occupancy.repo_sessions} sessions running, the most "
+            f"this server allows for one repository ({per_repo}). Please try again in a few "
+            "minutes.", RETRY_AFTER)
+
+
+def host_memory_bytes(meminfo: str = "/proc/meminfo") -> int:
+    with open(meminfo) as handle:
+        for line in handle:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("MemTotal not found in /proc/meminfo")

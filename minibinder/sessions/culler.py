@@ -1,0 +1,69 @@
+"""When a session must go, and when its user is warned: pure functions of (usage, now, limits)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import Config
+
+
+@dataclass(frozen=True)
+class Limits:
+    idle_timeout: float
+    max_age: float
+    cpu_budget: float
+    warning: float
+
+    @classmethod
+    def from_config(cls, config: Config) -> Limits:
+        return cls(config.idle_timeout, config.max_age, config.cpu_budget, config.cull_warning)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What is known about a session at one moment."""
+
+    created: float
+    last_activity: float  # latest of proxy traffic and what Jupyter reports
+    busy_kernels: int = 0  # a computation running with the tab closed is activity
+    cpu_seconds: float | None = None
+    extra_seconds: float = 0.0  # granted by an operator ("extend")
+
+
+@dataclass(frozen=True)
+class Notice:
+    reason: str  # "idle" | "age"
+    seconds_left: float
+
+
+def effective_activity(usage: Usage, now: float) -> float:
+    return now if usage.busy_kernels > 0 else usage.last_activity
+
+
+def should_cull(usage: Usage, now: float, limits: Limits) -> str | None:
+    """The reason a session must stop now ("idle", "age", "cpu"), or None."""
+    if now - usage.created >= limits.max_age + usage.extra_seconds:
+        return "age"
+    if usage.cpu_seconds is not None and usage.cpu_seconds >= limits.cpu_budget:
+        return "cpu"
+    if now - effective_activity(usage, now) >= limits.idle_timeout:
+        return "idle"
+    return None
+
+
+def cull_notice(usage: Usage, now: float, limits: Limits) -> Notice | None:
+    """What to tell the user when a limit is less than `limits.warning` seconds away."""
+    age_left = usage.created + limits.max_age + usage.extra_seconds - now
+    idle_left = effective_activity(usage, now) + limits.idle_timeout - now
+    reason, left = min((("age", age_left), ("idle", idle_left)), key=lambda pair: pair[1])
+    if left <= limits.warning:
+        return Notice(reason, max(0.0, left))
+    return None
+
+
+REASONS = {
+    "idle": "it was idle for too long",
+    "age": "it reached the maximum session length",
+    "cpu": "it used up its CPU budget",
+    "operator": "an operator stopped it",
+}

@@ -1,0 +1,113 @@
+"""What minibinder adds inside a session, under /user/<id>/_minibinder/: the warning before the
+session is stopped (a script the proxy adds to the session's pages asks for it), and a download
+of the user's work as a zip.
+
+Both ask the session's own Jupyter whether the caller may enter (its cookie or token), so they
+are exactly as private as the session itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from html import escape
+from urllib.parse import parse_qs
+
+from ..errors import MinibinderError
+from ..store import SessionRecord
+from . import jupyter
+from .archive import tar_to_zip
+from .culler import REASONS, Limits, cull_notice
+from .launcher import Sessions
+
+HELPER_PATH = "_minibinder/"
+
+StartResponse = Callable[..., object]
+
+
+def notice_script(prefix: str) -> bytes:
+    """The tag added to a session's pages: it polls `status` and shows the warning banner."""
+    return (f'<script src="/static/session_notice.js" data-base="{escape(prefix)}" defer>'
+            f'</script>').encode()
+
+
+def caller_credentials(environ: dict, own_cookie_filter: Callable[[str], str]) -> dict[str, str]:
+    headers = {}
+    cookie = own_cookie_filter(environ.get("HTTP_COOKIE", ""))
+    if cookie:
+        headers["Cookie"] = cookie
+    if environ.get("HTTP_AUTHORIZATION"):
+        headers["Authorization"] = environ["HTTP_AUTHORIZATION"]
+    token = parse_qs(environ.get("QUERY_STRING", "")).get("token")
+    if token:
+        headers["Authorization"] = f"token {token[0]}"
+    if headers and environ.get("HTTP_HOST"):
+        # Jupyter names its login cookie after the host the browser used.
+        headers["Host"] = environ["HTTP_HOST"]
+    return headers
+
+
+def _json(start_response: StartResponse, status: str, body: dict) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(status, [("Content-Type", "application/json"),
+                            ("Content-Length", str(len(data))), ("Cache-Control", "no-store")])
+    return [data]
+
+
+class SessionHelpers:
+    def __init__(self, sessions: Sessions, own_cookie_filter: Callable[[str], str]):
+        self.sessions = sessions
+        self.own_cookie_filter = own_cookie_filter
+
+    def handle(self, environ: dict, start_response: StartResponse, session_id: str,
+               action: str) -> Iterable[bytes]:
+        record = self.sessions.store.get_session(session_id)
+        if record is None:
+            return _json(start_response, "404 Not Found", {"error": "no such session"})
+        credentials = caller_credentials(environ, self.own_cookie_filter)
+        status = jupyter.status(record, credentials) if credentials else None
+        if status is None:
+            return _json(start_response, "403 Forbidden", {"error": "not your session"})
+        if action == "status":
+            return _json(start_response, "200 OK", self.status(record, status))
+        if action == "download":
+            return self.download(record, start_response)
+        return _json(start_response, "404 Not Found", {"error": f"unknown: {action}"})
+
+    __call__ = handle
+
+    def status(self, record: SessionRecord, jupyter_status: dict) -> dict:
+        usage = self.sessions.usage(record, with_cpu=False, status=jupyter_status)
+        notice = cull_notice(usage, time.time(), Limits.from_config(self.sessions.config))
+        body: dict = {"download_url": f"{record.prefix}{HELPER_PATH}download", "warning": None}
+        if notice:
+            minutes, seconds = divmod(int(notice.seconds_left), 60)
+            why = ("it has been idle" if notice.reason == "idle"
+                   else "it reaches the maximum session length")
+            body["warning"] = {
+                "reason": notice.reason, "seconds_left": int(notice.seconds_left),
+                "message": f"This session will stop in {minutes}:{seconds:02d} because {why}. "
+                           + ("Any activity keeps it running. " if notice.reason == "idle"
+                              else "") + "Download your work to keep it.",
+                "why": REASONS[notice.reason]}
+        return body
+
+    def download(self, record: SessionRecord, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            chunks = self.sessions.docker.archive(record.container_id, "/home/jovyan")
+            first = next(chunks)
+        except (MinibinderError, StopIteration):
+            return _json(start_response, "503 Service Unavailable",
+                         {"error": "the session's files cannot be read right now"})
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", record.spec.rsplit("/", 1)[0]) or "session"
+
+        def everything():
+            yield first
+            yield from chunks
+
+        start_response("200 OK", [
+            ("Content-Type", "application/zip"), ("Cache-Control", "no-store"),
+            ("Content-Disposition", f'attachment; filename="{name}-work.zip"')])
+        return tar_to_zip(everything(), strip="jovyan")

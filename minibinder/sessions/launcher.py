@@ -1,0 +1,200 @@
+"""Sessions: start a hardened Jupyter container, wait until it answers, hand it out, stop it;
+and what a running session is doing (for the culler)."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from .. import __version__, metrics
+from ..config import Config
+from ..docker_client import Docker
+from ..errors import LaunchError
+from ..identity import instance_id
+from ..store import SessionRecord, Store
+from . import jupyter
+from .admission import Occupancy, check_admission, host_memory_bytes
+from .culler import Limits, Usage, should_cull
+
+log = logging.getLogger(__name__)
+
+JUPYTER_PORT = 8888
+SESSION_LABEL = "minibinder.session"
+INSTANCE_LABEL = "minibinder.instance"
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    image: str
+    provider: str
+    spec: str
+    repo_url: str
+    resolved_ref: str
+    binder_env: dict[str, str]
+
+
+def jupyter_command(prefix: str, config: Config) -> list[str]:
+    return ["jupyter", "lab", "--ip=0.0.0.0", f"--port={JUPYTER_PORT}", "--no-browser",
+            f"--ServerApp.base_url={prefix}", "--ServerApp.trust_xheaders=True",
+            "--ServerApp.allow_remote_access=True",
+            f"--ServerApp.allow_origin={config.jupyter_allow_origin}"]
+
+
+def new_session_id() -> str:
+    # Letters and digits only: the id is a path segment, a container name and a label value.
+    return secrets.token_hex(8)
+
+
+class Sessions:
+    """The sessions of this installation. `forget_route` is called whenever a session's route
+    changes or goes (the proxy caches routes briefly)."""
+
+    def __init__(self, config: Config, docker: Docker, store: Store,
+                 forget_route: Callable[[str], None]):
+        self.config, self.docker, self.store = config, docker, store
+        self.forget_route = forget_route
+        self.instance = instance_id(config)
+
+    @property
+    def own_label(self) -> str:
+        """The label filter that selects this installation's session containers."""
+        return f"{INSTANCE_LABEL}={self.instance}"
+
+    def launch(self, request: LaunchRequest, warm: bool = False) -> SessionRecord:
+        """Start a session for a built image and return it once Jupyter answers.
+
+        A `warm` session waits unclaimed (and unroutable) in the pool until `claim` hands it out.
+        """
+        config = self.config
+        session_id, token, now = new_session_id(), secrets.token_urlsafe(24), time.time()
+        record = SessionRecord(
+            id=session_id, token=token, container_id="", target="", image=request.image,
+            provider=request.provider, spec=request.spec, repo_url=request.repo_url,
+            resolved_ref=request.resolved_ref, state="launching", created=now,
+            last_activity=now)
+        with self._admission_lock():  # check and claim in one step, across worker processes
+            self.check_admission(f"{request.provider}/{request.spec}", request.repo_url)
+            self.store.add_session(record)
+        try:
+            self.docker.ensure_network(config.session_network)
+            container_id = self.docker.start_container(
+                image=request.image, name=f"minibinder-session-{session_id}",
+                command=jupyter_command(record.prefix, config),
+                environment={**request.binder_env, "JUPYTER_TOKEN": token},
+                labels={SESSION_LABEL: session_id, INSTANCE_LABEL: self.instance,
+                        "minibinder.image": request.image,
+                        "minibinder.spec": f"{request.provider}/{request.spec}",
+                        "minibinder.repo": request.repo_url,
+                        "minibinder.ref": request.resolved_ref,
+                        "minibinder.version": __version__},
+                network=config.session_network, user="1000",
+                mem_limit=config.size("session_memory_limit"),
+                mem_reservation=config.size("session_memory_reservation"),
+                nano_cpus=int(config.session_cpu_limit * 1e9),
+                pids_limit=config.session_pids_limit)
+            self.store.update_session(session_id, container_id=container_id)
+            address = self.docker.container_address(container_id, config.session_network)
+            target = f"{address}:{JUPYTER_PORT}"
+            self._wait_until_ready(container_id, target, record.prefix)
+        except BaseException:
+            self.stop(session_id)
+            raise
+        self.store.update_session(session_id, target=target,
+                                  state="warm" if warm else "running", last_activity=time.time())
+        return self.store.get_session(session_id) or record
+
+    def claim(self, image: str) -> SessionRecord | None:
+        """A warm session of `image`, now the caller's: its token was never given to anyone."""
+        record = self.store.claim_warm(image, time.time())
+        if record:
+            self.forget_route(record.id)
+        return record
+
+    def check_admission(self, provider_spec: str, repo_url: str) -> None:
+        """Raise QuotaExceeded when one more session of this repository may not start."""
+        occupancy = Occupancy(self.store.count_sessions(), self.store.count_sessions(repo_url),
+                              host_memory_bytes())
+        check_admission(provider_spec, occupancy, self.config)
+
+    @contextmanager
+    def _admission_lock(self) -> Iterator[None]:
+        path = self.config.data_path / "admission.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _wait_until_ready(self, container_id: str, target: str, prefix: str) -> None:
+        deadline = time.monotonic() + self.config.launch_timeout
+        delay = 0.05
+        while time.monotonic() < deadline:
+            if jupyter.answers(target, prefix):
+                return
+            state = self.docker.container_state(container_id)
+            if not state or not state.get("Running"):
+                logs = self.docker.container_logs(container_id)
+                raise LaunchError("the session stopped while starting"
+                                  + (f"; its last output:\n{logs}" if logs else ""))
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+        logs = self.docker.container_logs(container_id)
+        raise LaunchError(f"the session did not answer within {self.config.launch_timeout} s "
+                          f"(launch_timeout); its last output:\n{logs}")
+
+    def stop(self, session_id: str, reason: str = "stopped") -> None:
+        """Remove the container and the route; nothing of the session survives."""
+        record = self.store.get_session(session_id)
+        self.forget_route(session_id)
+        if record and record.container_id:
+            self.docker.remove_container(record.container_id)
+        self.store.delete_session(session_id)
+        if record and record.state == "running":
+            metrics.SESSIONS_ENDED.labels(reason).inc()
+            log.info("session %s of %s/%s stopped: %s", session_id, record.provider,
+                     record.spec, reason)
+
+    def extend(self, session_id: str, seconds: float) -> None:
+        record = self.store.get_session(session_id)
+        if record:
+            self.store.update_session(session_id, extra_seconds=record.extra_seconds + seconds,
+                                      last_activity=time.time())
+
+    # -- what a session is doing -----------------------------------------------------------
+
+    def usage(self, record: SessionRecord, with_cpu: bool = True,
+              status: dict | None = None) -> Usage:
+        """Combine the proxy's activity with Jupyter's own, and the cgroup's CPU time.
+
+        `status` is Jupyter's /api/status when the caller has already asked for it.
+        """
+        last_activity = record.last_activity
+        status = status if status is not None else jupyter.status(record)
+        busy = 0
+        if status:
+            reported = jupyter.parse_time(status.get("last_activity"))
+            if reported:
+                last_activity = max(last_activity, reported)
+            if status.get("kernels"):
+                busy = jupyter.busy_kernels(record)
+        cpu = self.docker.usage(record.container_id)[0] if with_cpu else None
+        return Usage(record.created, last_activity, busy, cpu, record.extra_seconds)
+
+    def cull(self, now: float | None = None) -> list[tuple[str, str]]:
+        """Stop every running session past a limit; return (session id, reason) pairs."""
+        limits = Limits.from_config(self.config)
+        culled = []
+        for record in self.store.sessions("running") + self.store.sessions("warm"):
+            now_ = now if now is not None else time.time()
+            reason = should_cull(self.usage(record), now_, limits)
+            if reason:
+                self.stop(record.id, reason)
+                culled.append((record.id, reason))
+        return culled

@@ -1,0 +1,92 @@
+"""Restart safety: make SQLite and Docker agree. Docker labels plus SQLite are the truth.
+
+`plan_reconcile` is pure (records and containers in, actions out); `reconcile` asks Docker and
+Jupyter, then acts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..store import SessionRecord
+from . import jupyter
+from .launcher import JUPYTER_PORT, SESSION_LABEL, Sessions
+
+
+@dataclass
+class ReconcilePlan:
+    remove_containers: list[str] = field(default_factory=list)  # containers nobody can reach
+    stop: list[tuple[str, str]] = field(default_factory=list)  # (session id, reason)
+    new_targets: dict[str, str] = field(default_factory=dict)  # session id → host:port
+    # Sessions whose launcher died half way: id → (container, target), adopted if Jupyter answers.
+    maybe_adopt: dict[str, tuple[str, str]] = field(default_factory=dict)
+    drop_records: list[str] = field(default_factory=list)  # records whose container is gone
+
+
+def plan_reconcile(records: list[SessionRecord], containers: list[dict[str, Any]],
+                   network: str, now: float, grace: float) -> ReconcilePlan:
+    """Decide what to do with every container of this installation and every session record.
+
+    Running containers of known sessions are kept, their routes refreshed when the address
+    changed (it does when Docker restarts); containers of unknown sessions (no token on record)
+    and stopped ones go; a session whose launcher died half way is adopted if Jupyter answers
+    (the caller asks); records without a container are dropped. A record still within `grace`
+    seconds of its launch belongs to its launcher and is left alone.
+    """
+    plan = ReconcilePlan()
+    by_id = {record.id: record for record in records}
+
+    def launching_now(record: SessionRecord) -> bool:
+        return record.state == "launching" and now - record.created < grace
+
+    seen = set()
+    for container in containers:
+        session_id = container["Labels"].get(SESSION_LABEL, "")
+        record = by_id.get(session_id)
+        seen.add(session_id)
+        if record is None:
+            plan.remove_containers.append(container["Id"])
+            continue
+        if launching_now(record):
+            continue
+        if container["State"] != "running":
+            plan.stop.append((session_id, "container exited"))
+            continue
+        networks = container.get("NetworkSettings", {}).get("Networks", {})
+        address = (networks.get(network) or {}).get("IPAddress")
+        target = f"{address}:{JUPYTER_PORT}" if address else ""
+        if record.state == "launching":
+            if target:
+                plan.maybe_adopt[session_id] = (container["Id"], target)
+            else:
+                plan.stop.append((session_id, "launch abandoned"))
+        elif target and target != record.target:
+            plan.new_targets[session_id] = target
+    plan.drop_records = [session_id for session_id, record in by_id.items()
+                         if session_id not in seen and not launching_now(record)]
+    return plan
+
+
+def reconcile(sessions: Sessions, now: float) -> ReconcilePlan:
+    config, store = sessions.config, sessions.store
+    plan = plan_reconcile(store.sessions(), sessions.docker.containers(sessions.own_label),
+                          config.session_network, now, grace=config.launch_timeout + 30)
+    for container_id in plan.remove_containers:
+        sessions.docker.remove_container(container_id)
+    for session_id, reason in plan.stop:
+        sessions.stop(session_id, reason)
+    for session_id, (container_id, target) in plan.maybe_adopt.items():
+        record = store.get_session(session_id)
+        if record and jupyter.answers(target, record.prefix):
+            store.update_session(session_id, state="running", target=target,
+                                 container_id=container_id)
+        else:
+            sessions.stop(session_id, "launch abandoned")
+    for session_id, target in plan.new_targets.items():
+        store.update_session(session_id, target=target)
+        sessions.forget_route(session_id)
+    for session_id in plan.drop_records:
+        store.delete_session(session_id)
+        sessions.forget_route(session_id)
+    return plan

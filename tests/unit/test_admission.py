@@ -1,0 +1,44 @@
+"""Admission decisions for total, per-repository and memory limits."""
+
+import pytest
+
+from minibinder.config import load_config
+from minibinder.errors import QuotaExceeded
+from minibinder.sessions.admission import Occupancy, check_admission, repo_limit, total_limit
+
+GIB = 2**30
+
+
+@pytest.mark.parametrize("settings, memory, expected", [
+    ({}, 24 * GIB, 23),  # (24 GiB - 1 GiB headroom) / 1 GiB reservations
+    ({"max_sessions": 10}, 24 * GIB, 10),
+    ({"max_sessions": 100}, 24 * GIB, 23),  # never more than memory allows
+    ({"session_memory_reservation": "512M"}, 4 * GIB, 6),
+    ({}, GIB // 2, 0),
+])
+def test_total_limit(settings, memory, expected):
+    assert total_limit(load_config(overrides=settings), memory) == expected
+
+
+def test_repo_quota_overrides_by_regex():
+    config = load_config(overrides={"repo_quotas": {"^gh/workshop/": 60, "^gh/tiny/": 1},
+                                    "max_sessions_per_repo": 5})
+    assert repo_limit(config, "gh/workshop/intro/HEAD") == 60
+    assert repo_limit(config, "gh/tiny/x/main") == 1
+    assert repo_limit(config, "gh/other/x/main") == 5
+
+
+def test_admitted():
+    check_admission("gh/o/r/HEAD", Occupancy(3, 1, 24 * GIB), load_config())
+
+
+def test_server_full_is_polite():
+    with pytest.raises(QuotaExceeded, match="server is full: 23 sessions .* room for 23") as error:
+        check_admission("gh/o/r/HEAD", Occupancy(23, 0, 24 * GIB), load_config())
+    assert error.value.retry_after > 0
+
+
+def test_repository_full():
+    config = load_config(overrides={"max_sessions_per_repo": 2})
+    with pytest.raises(QuotaExceeded, match="already has 2 sessions"):
+        check_admission("gh/o/r/HEAD", Occupancy(2, 2, 24 * GIB), config)
