@@ -40,16 +40,21 @@ def main() -> None:
     try:
         # A fresh comment makes the requirements new to Docker's cache: a true first build.
         requirements = f"# bench {secrets.token_hex(4)}\n{args.requirements}\n"
-        repo = bench.git.create("bench/first", {"requirements.txt": requirements,
-                                                "index.ipynb": NOTEBOOK})
-        bench.git.create("bench/twin", {"requirements.txt": requirements,
-                                        "other.ipynb": NOTEBOOK})
+        repo = bench.git.create(
+            "bench/first", {"requirements.txt": requirements, "index.ipynb": NOTEBOOK}
+        )
+        bench.git.create("bench/twin", {"requirements.txt": requirements, "other.ipynb": NOTEBOOK})
         import os
 
-        config = load_config(overrides={
-            "data_dir": str(bench.folder / "data"), "image_prefix": IMAGE_PREFIX,
-            "allowed_clone_schemes": ["https", "git"], "github_url": bench.git.base_url,
-            "extra_ca_file": os.environ.get("MINIBINDER_EXTRA_CA_FILE", "")})
+        config = load_config(
+            overrides={
+                "data_dir": str(bench.folder / "data"),
+                "image_prefix": IMAGE_PREFIX,
+                "allowed_clone_schemes": ["https", "git"],
+                "github_url": bench.git.base_url,
+                "extra_ca_file": os.environ.get("MINIBINDER_EXTRA_CA_FILE", ""),
+            }
+        )
         docker = Docker.connect()
         first, _ = timed_build("gh/bench/first/HEAD", config, docker)
         repo.commit({"second.ipynb": NOTEBOOK}, "a notebook-only commit")
@@ -57,12 +62,18 @@ def main() -> None:
         twin, twin_log = timed_build("gh/bench/twin/HEAD", config, docker)
         print(f"requirements: {args.requirements}")
         print(f"first build                      : {first:6.1f} s")
-        print(f"rebuild after notebook-only commit: {notebook_only:6.1f} s "
-              f"(install step cached: {install_step_cached(log)}; target <= 15 s)")
-        print(f"second repository, same reqs     : {twin:6.1f} s "
-              f"(install step cached: {install_step_cached(twin_log)})")
-        print(f"ratios: notebook-only / first = {notebook_only / first:.2f}, "
-              f"second repo / first = {twin / first:.2f}")
+        print(
+            f"rebuild after notebook-only commit: {notebook_only:6.1f} s "
+            f"(install step cached: {install_step_cached(log)}; target <= 15 s)"
+        )
+        print(
+            f"second repository, same reqs     : {twin:6.1f} s "
+            f"(install step cached: {install_step_cached(twin_log)})"
+        )
+        print(
+            f"ratios: notebook-only / first = {notebook_only / first:.2f}, "
+            f"second repo / first = {twin / first:.2f}"
+        )
     finally:
         bench.close()
 

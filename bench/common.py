@@ -32,10 +32,14 @@ class Bench:
         name = f"serve{len(self.serves)}"
         (self.folder / name).mkdir()
         config = write_config(
-            self.folder / name / "minibinder.toml", self.folder / name / "data",
-            image_prefix=IMAGE_PREFIX, allowed_clone_schemes=["https", "git"],
+            self.folder / name / "minibinder.toml",
+            self.folder / name / "data",
+            image_prefix=IMAGE_PREFIX,
+            allowed_clone_schemes=["https", "git"],
             github_url=self.git.base_url,
-            extra_ca_file=os.environ.get("MINIBINDER_EXTRA_CA_FILE", ""), **settings)
+            extra_ca_file=os.environ.get("MINIBINDER_EXTRA_CA_FILE", ""),
+            **settings,
+        )
         serve = ServeProcess(config, self.folder / name / "serve.log").start()
         serve.data_dir = self.folder / name / "data"
         self.serves.append(serve)
@@ -76,8 +80,10 @@ def wait_http(url: str, timeout: float = 120) -> None:
 def summary(values: list[float]) -> str:
     ordered = sorted(values)
     p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-    return (f"median {statistics.median(ordered):.3f} s, p95 {p95:.3f} s, "
-            f"min {ordered[0]:.3f} s (n={len(ordered)})")
+    return (
+        f"median {statistics.median(ordered):.3f} s, p95 {p95:.3f} s, "
+        f"min {ordered[0]:.3f} s (n={len(ordered)})"
+    )
 
 
 def percentile(values: list[float], fraction: float) -> float:

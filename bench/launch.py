@@ -20,9 +20,20 @@ def bare_docker_run(sdk: docker.DockerClient, image: str, network: str) -> float
     token, prefix = secrets.token_hex(8), f"/user/{secrets.token_hex(8)}/"
     started = time.perf_counter()
     container = sdk.containers.run(
-        image, ["jupyter", "lab", "--ip=0.0.0.0", "--port=8888", "--no-browser",
-                f"--ServerApp.base_url={prefix}"],
-        environment={"JUPYTER_TOKEN": token}, network=network, detach=True, user="1000")
+        image,
+        [
+            "jupyter",
+            "lab",
+            "--ip=0.0.0.0",
+            "--port=8888",
+            "--no-browser",
+            f"--ServerApp.base_url={prefix}",
+        ],
+        environment={"JUPYTER_TOKEN": token},
+        network=network,
+        detach=True,
+        user="1000",
+    )
     try:
         container.reload()
         address = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
@@ -56,8 +67,10 @@ def main() -> None:
         print(f"minibinder warm-pool launch    : {summary(pooled)}")
         ratio = sorted(cold)[len(cold) // 2] / sorted(floor)[len(floor) // 2]
         print(f"cold launch / bare floor (median): {ratio:.2f}x  (target <= 1.2x)")
-        print(f"warm-pool launch median: {sorted(pooled)[len(pooled) // 2] * 1000:.0f} ms "
-              "(target <= 300 ms)")
+        print(
+            f"warm-pool launch median: {sorted(pooled)[len(pooled) // 2] * 1000:.0f} ms "
+            "(target <= 300 ms)"
+        )
     finally:
         bench.close()
 

@@ -14,8 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from .common import NOTEBOOK, Bench, launch, percentile, rss_mib, wait_for_pool
 
 # 40 sessions must fit: less memory each than the defaults (1 GiB reserved, 2 GiB limit).
-SMALL = {"session_memory_reservation": "256M", "session_memory_limit": "512M",
-         "idle_timeout": 3600, "launch_timeout": 600, "threads": 256}
+SMALL = {
+    "session_memory_reservation": "256M",
+    "session_memory_limit": "512M",
+    "idle_timeout": 3600,
+    "launch_timeout": 600,
+    "threads": 256,
+}
 
 
 def stampede(serve, spec: str, students: int) -> dict:
@@ -31,16 +36,22 @@ def stampede(serve, spec: str, students: int) -> dict:
     total = time.perf_counter() - started
     times = [t for t, error in results if t is not None]
     errors = [error for _, error in results if error]
-    return {"all_ready": total, "p50": percentile(times, 0.5) if times else None,
-            "p95": percentile(times, 0.95) if times else None, "errors": errors,
-            "ready": len(times)}
+    return {
+        "all_ready": total,
+        "p50": percentile(times, 0.5) if times else None,
+        "p95": percentile(times, 0.95) if times else None,
+        "errors": errors,
+        "ready": len(times),
+    }
 
 
 def report(name: str, result: dict) -> None:
     p50 = f"{result['p50']:.2f} s" if result["p50"] is not None else "-"
     p95 = f"{result['p95']:.2f} s" if result["p95"] is not None else "-"
-    print(f"{name:<22}: ready {result['ready']}, all ready after {result['all_ready']:.1f} s, "
-          f"p50 {p50}, p95 {p95}, errors {len(result['errors'])}")
+    print(
+        f"{name:<22}: ready {result['ready']}, all ready after {result['all_ready']:.1f} s, "
+        f"p50 {p50}, p95 {p95}, errors {len(result['errors'])}"
+    )
     for error in result["errors"][:3]:
         print(f"    {error}")
 
@@ -65,8 +76,10 @@ def main() -> None:
         pooled = stampede(pooled_serve, spec, args.students)
         report("with a warm pool", pooled)
         memory = rss_mib([pooled_serve.process.pid, *pooled_serve.worker_pids()])
-        print(f"minibinder RSS with {args.students} sessions (+ pool refills): {memory:.0f} MiB "
-              "(target <= 150 MB)")
+        print(
+            f"minibinder RSS with {args.students} sessions (+ pool refills): {memory:.0f} MiB "
+            "(target <= 150 MB)"
+        )
     finally:
         bench.close()
 

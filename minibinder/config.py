@@ -41,117 +41,175 @@ class Config:
     """All of minibinder's settings. Field order is the order of config.example.toml."""
 
     data_dir: str = setting(
-        "", "Where minibinder keeps its state (SQLite, build logs, work dirs). "
-        "Empty: $XDG_DATA_HOME/minibinder, i.e. ~/.local/share/minibinder.")
+        "",
+        "Where minibinder keeps its state (SQLite, build logs, work dirs). "
+        "Empty: $XDG_DATA_HOME/minibinder, i.e. ~/.local/share/minibinder.",
+    )
     image_prefix: str = setting(
-        "minibinder-", "Prefix of the names of images minibinder builds.", kind="image_prefix")
+        "minibinder-", "Prefix of the names of images minibinder builds.", kind="image_prefix"
+    )
     base_images: dict = setting(
         {"3.11": "minibinder-base:py3.11"},
-        "Base image per Python version (\"X.Y\" = image). A repository asks for a version in "
-        "runtime.txt; images are made by `minibinder base-image`.", kind="str_map", build=True)
+        'Base image per Python version ("X.Y" = image). A repository asks for a version in '
+        "runtime.txt; images are made by `minibinder base-image`.",
+        kind="str_map",
+        build=True,
+    )
     default_python: str = setting(
-        "3.11", "Python version used when the repository does not ask for one.", build=True)
+        "3.11", "Python version used when the repository does not ask for one.", build=True
+    )
     extra_ca_file: str = setting(
-        "", "PEM file of extra CA certificates trusted inside builds and sessions "
-        "(TLS-intercepting proxies, university networks). Empty: none.", kind="path", build=True)
+        "",
+        "PEM file of extra CA certificates trusted inside builds and sessions "
+        "(TLS-intercepting proxies, university networks). Empty: none.",
+        kind="path",
+        build=True,
+    )
     package_index_url: str = setting(
-        "", "Python package index used by builds instead of PyPI (a mirror, an air-gapped "
-        "devpi). Empty: PyPI.", build=True)
+        "",
+        "Python package index used by builds instead of PyPI (a mirror, an air-gapped "
+        "devpi). Empty: PyPI.",
+        build=True,
+    )
     installer: str = setting(
-        "uv", "Installer for Python packages in builds: \"uv\" (fast) or \"pip\".",
-        kind="choice:uv,pip", build=True)
+        "uv",
+        'Installer for Python packages in builds: "uv" (fast) or "pip".',
+        kind="choice:uv,pip",
+        build=True,
+    )
     allow_dockerfile: bool = setting(
-        True, "Build repositories that bring their own Dockerfile (under the Dockerfile policy).")
+        True, "Build repositories that bring their own Dockerfile (under the Dockerfile policy)."
+    )
     build_memory_limit: str = setting(
-        "3G", "Memory limit of each build step (bytes, or with a K/M/G suffix).", kind="size")
+        "3G", "Memory limit of each build step (bytes, or with a K/M/G suffix).", kind="size"
+    )
     build_timeout: int = setting(1800, "Seconds a build may take before it is stopped.")
     clone_timeout: int = setting(120, "Seconds cloning a repository may take.")
     clone_max_size: str = setting(
-        "512M", "Largest checkout a clone may produce (bytes, or with a K/M/G suffix).",
-        kind="size")
+        "512M", "Largest checkout a clone may produce (bytes, or with a K/M/G suffix).", kind="size"
+    )
     clone_submodules: bool = setting(False, "Also fetch git submodules of a repository.")
     allowed_clone_schemes: list = setting(
-        ["https"], "URL schemes a repository may be cloned with; add \"git\" or \"http\" only "
-        "for trusted networks (e.g. a loopback git server in tests).", kind="str_list")
+        ["https"],
+        'URL schemes a repository may be cloned with; add "git" or "http" only '
+        "for trusted networks (e.g. a loopback git server in tests).",
+        kind="str_list",
+    )
     github_url: str = setting(
-        "https://github.com", "Base URL for the `gh` provider (GitHub Enterprise, a mirror).")
+        "https://github.com", "Base URL for the `gh` provider (GitHub Enterprise, a mirror)."
+    )
     gitlab_url: str = setting("https://gitlab.com", "Base URL for the `gl` provider.")
     gist_url: str = setting("https://gist.github.com", "Base URL for the `gist` provider.")
     spec_allow: list = setting(
-        [], "Regular expressions; when any is given, a `<provider>/<spec>` must match one "
-        "to be built.", kind="regex_list")
+        [],
+        "Regular expressions; when any is given, a `<provider>/<spec>` must match one to be built.",
+        kind="regex_list",
+    )
     spec_deny: list = setting(
-        [], "Regular expressions; a `<provider>/<spec>` matching any is refused.",
-        kind="regex_list")
+        [], "Regular expressions; a `<provider>/<spec>` matching any is refused.", kind="regex_list"
+    )
     bind: str = setting("127.0.0.1:8585", "Address and port `minibinder serve` listens on.")
     workers: int = setting(
-        2, "gunicorn worker processes of `minibinder serve` (state is shared through SQLite; "
-        "one of them runs the background jobs).")
+        2,
+        "gunicorn worker processes of `minibinder serve` (state is shared through SQLite; "
+        "one of them runs the background jobs).",
+    )
     threads: int = setting(
-        256, "Threads per worker; each open event stream or WebSocket holds one.")
+        256, "Threads per worker; each open event stream or WebSocket holds one."
+    )
     public_url: str = setting(
-        "", "Base URL users reach minibinder at (e.g. https://binder.example.org), used in "
-        "`ready` events. Empty: taken from each request's Host header.")
+        "",
+        "Base URL users reach minibinder at (e.g. https://binder.example.org), used in "
+        "`ready` events. Empty: taken from each request's Host header.",
+    )
     cors_allow_origin: str = setting(
-        "", "Access-Control-Allow-Origin sent on the /build API (\"*\" for thebe on other "
-        "sites). Empty: same origin only.")
+        "",
+        'Access-Control-Allow-Origin sent on the /build API ("*" for thebe on other '
+        "sites). Empty: same origin only.",
+    )
     jupyter_allow_origin: str = setting(
-        "*", "Jupyter's allow_origin in sessions; \"*\" lets thebe and Jupyter Book pages on "
-        "other sites use a session they hold the token of.")
+        "*",
+        'Jupyter\'s allow_origin in sessions; "*" lets thebe and Jupyter Book pages on '
+        "other sites use a session they hold the token of.",
+    )
     session_memory_limit: str = setting(
-        "2G", "Memory limit of a session (memory and swap together: no swap).", kind="size")
+        "2G", "Memory limit of a session (memory and swap together: no swap).", kind="size"
+    )
     session_memory_reservation: str = setting(
-        "1G", "Memory reserved for each session.", kind="size")
+        "1G", "Memory reserved for each session.", kind="size"
+    )
     session_cpu_limit: float = setting(1.0, "CPUs a session may use at most.")
     session_pids_limit: int = setting(512, "Processes and threads a session may run at most.")
     session_network: str = setting(
-        "minibinder-sessions", "Docker network sessions run on (created if missing; sessions "
-        "on it cannot reach each other).")
+        "minibinder-sessions",
+        "Docker network sessions run on (created if missing; sessions "
+        "on it cannot reach each other).",
+    )
     launch_timeout: int = setting(
-        60, "Seconds a session may take to answer after its container started.")
+        60, "Seconds a session may take to answer after its container started."
+    )
     idle_timeout: int = setting(
-        600, "Seconds without activity (browser traffic, running kernels) before a session "
-        "is stopped.")
+        600,
+        "Seconds without activity (browser traffic, running kernels) before a session is stopped.",
+    )
     max_age: int = setting(21600, "Seconds a session may live at most (6 hours).")
     cpu_budget: int = setting(
-        3600, "CPU-seconds a session may use in all (1 CPU-hour), read from its cgroup.")
+        3600, "CPU-seconds a session may use in all (1 CPU-hour), read from its cgroup."
+    )
     cull_warning: int = setting(
-        120, "Seconds before an idle or age limit at which the session shows a warning.")
+        120, "Seconds before an idle or age limit at which the session shows a warning."
+    )
     cull_interval: int = setting(15, "Seconds between two runs of the culler.")
     max_sessions: int = setting(
-        0, "Sessions running at once on this host; 0: as many as fit the host's memory "
-           "(memory / session_memory_reservation).", kind="zero_ok")
-    max_sessions_per_repo: int = setting(
-        100, "Sessions of one repository running at once.")
+        0,
+        "Sessions running at once on this host; 0: as many as fit the host's memory "
+        "(memory / session_memory_reservation).",
+        kind="zero_ok",
+    )
+    max_sessions_per_repo: int = setting(100, "Sessions of one repository running at once.")
     repo_quotas: dict = setting(
-        {}, "Per-repository session limits overriding max_sessions_per_repo: "
-        "regular expression on `<provider>/<spec>` = limit.", kind="int_map")
+        {},
+        "Per-repository session limits overriding max_sessions_per_repo: "
+        "regular expression on `<provider>/<spec>` = limit.",
+        kind="int_map",
+    )
     max_concurrent_builds: int = setting(2, "Builds running at once; more wait their turn.")
     memory_headroom: str = setting(
-        "1G", "Memory kept free for the host and minibinder when admitting sessions.",
-        kind="size")
+        "1G", "Memory kept free for the host and minibinder when admitting sessions.", kind="size"
+    )
     disk_free_floor: str = setting(
-        "5G", "Builds are refused when the Docker data disk has less free space than this.",
-        kind="size")
+        "5G",
+        "Builds are refused when the Docker data disk has less free space than this.",
+        kind="size",
+    )
     image_gc_high: int = setting(
-        85, "Disk use (percent) at which unused images are removed, least recently "
-        "launched first.")
+        85, "Disk use (percent) at which unused images are removed, least recently launched first."
+    )
     image_gc_low: int = setting(75, "Disk use (percent) image removal brings the disk down to.")
     docker_root: str = setting(
-        "/var/lib/docker", "Docker's data directory, whose disk the watermarks and floor "
-        "measure.")
+        "/var/lib/docker", "Docker's data directory, whose disk the watermarks and floor measure."
+    )
     ip_retention_days: int = setting(
-        30, "Days client IP addresses are kept in the launch log before they are erased.")
+        30, "Days client IP addresses are kept in the launch log before they are erased."
+    )
     warm_pool: dict = setting(
-        {}, "Sessions kept started and unclaimed, ready to hand out at once: "
-        "`<provider>/<spec>` = how many (e.g. \"gh/org/workshop/HEAD\" = 40). The operator's "
-        "page can change these while minibinder runs.", kind="count_map")
+        {},
+        "Sessions kept started and unclaimed, ready to hand out at once: "
+        '`<provider>/<spec>` = how many (e.g. "gh/org/workshop/HEAD" = 40). The operator\'s '
+        "page can change these while minibinder runs.",
+        kind="count_map",
+    )
     ref_cache_seconds: int = setting(
-        60, "Seconds a resolved ref (branch or tag → commit) is reused before asking the "
-        "git server again; 40 students clicking one link cause one lookup.", kind="zero_ok")
+        60,
+        "Seconds a resolved ref (branch or tag → commit) is reused before asking the "
+        "git server again; 40 students clicking one link cause one lookup.",
+        kind="zero_ok",
+    )
     admin_token: str = setting(
-        "", "Token for the operator's pages (/admin). Empty: a random token is made and "
-        "stored in the data directory (`minibinder admin-token` prints it).")
+        "",
+        "Token for the operator's pages (/admin). Empty: a random token is made and "
+        "stored in the data directory (`minibinder admin-token` prints it).",
+    )
 
     @property
     def data_path(self) -> Path:
@@ -183,8 +241,9 @@ def read_extra_ca(config: Config) -> bytes:
     try:
         return Path(config.extra_ca_file).expanduser().read_bytes()
     except OSError as error:
-        raise ConfigError(f"extra_ca_file: cannot read {config.extra_ca_file}: "
-                          f"{error.strerror}") from None
+        raise ConfigError(
+            f"extra_ca_file: cannot read {config.extra_ca_file}: {error.strerror}"
+        ) from None
 
 
 def parse_size(value: Any, name: str) -> int:
@@ -201,8 +260,7 @@ def _check_regexes(name: str, patterns: Any) -> None:
         try:
             re.compile(pattern)
         except re.error as error:
-            raise ConfigError(f"{name}: {pattern!r} is not a regular expression: "
-                              f"{error}") from None
+            raise ConfigError(f"{name}: {pattern!r} is not a regular expression: {error}") from None
 
 
 # Table settings: what their values are, and how their keys are checked.
@@ -222,16 +280,19 @@ def _coerce_map(name: str, kind: str, value: Any, from_env: bool) -> dict:
         except ValueError:
             raise ConfigError(f"{name}: expected {env_form}, got {value!r}") from None
     if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, value_type) and not isinstance(v, bool)
-            and (not isinstance(v, int) or v >= 0) for k, v in value.items()):
+        isinstance(k, str)
+        and isinstance(v, value_type)
+        and not isinstance(v, bool)
+        and (not isinstance(v, int) or v >= 0)
+        for k, v in value.items()
+    ):
         raise ConfigError(f"{name}: expected {description}, got {value!r}")
     if kind == "int_map":
         _check_regexes(name, value)
     if kind == "str_map":
         for version in value:
             if not re.fullmatch(r"\d+\.\d+", version):
-                raise ConfigError(f"{name}: keys are Python versions like \"3.11\", "
-                                  f"got {version!r}")
+                raise ConfigError(f'{name}: keys are Python versions like "3.11", got {version!r}')
     return value
 
 
@@ -273,8 +334,10 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
             number = None
         minimum = 0 if kind == "zero_ok" else 1
         if not isinstance(number, int) or isinstance(number, bool) or number < minimum:
-            raise ConfigError(f"{name}: expected a {'' if minimum else 'non-negative '}"
-                              f"{'positive ' if minimum else ''}whole number, got {value!r}")
+            raise ConfigError(
+                f"{name}: expected a {'' if minimum else 'non-negative '}"
+                f"{'positive ' if minimum else ''}whole number, got {value!r}"
+            )
         return number
     if not isinstance(value, str):
         raise ConfigError(f"{name}: expected a string, got {value!r}")
@@ -285,14 +348,17 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
         if value not in choices:
             raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
     elif kind == "image_prefix" and not re.fullmatch(r"[a-z0-9][a-z0-9._/-]*", value):
-        raise ConfigError(f"{name}: must be lowercase letters, digits, '.', '_', '-' or '/', "
-                          f"got {value!r}")
+        raise ConfigError(
+            f"{name}: must be lowercase letters, digits, '.', '_', '-' or '/', got {value!r}"
+        )
     return value
 
 
-def load_config(path: str | os.PathLike | None = None,
-                environ: Mapping[str, str] | None = None,
-                overrides: Mapping[str, Any] | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
     """Read settings from TOML (if a path is given), then `MINIBINDER_*` variables, then overrides.
 
     The environment is passed in, never read from globals, so tests can hand in their own.
@@ -310,8 +376,9 @@ def load_config(path: str | os.PathLike | None = None,
     by_name = {f.name: f for f in fields()}
     unknown = sorted(set(raw) - set(by_name))
     if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown setting in {path} "
-                          f"(known: see config.example.toml)")
+        raise ConfigError(
+            f"{unknown[0]}: unknown setting in {path} (known: see config.example.toml)"
+        )
     values = {name: _coerce(by_name[name], value, False) for name, value in raw.items()}
     for name, f in by_name.items():
         env_value = environ.get(ENV_PREFIX + name.upper())

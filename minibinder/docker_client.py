@@ -15,6 +15,17 @@ from .errors import BuildError, DockerUnavailable, LaunchError
 _UNREACHABLE = (requests.exceptions.ConnectionError, docker.errors.DockerException)
 
 
+@contextlib.contextmanager
+def _daemon(doing: str = "") -> Iterator[None]:
+    """Turn "the daemon is not there" into DockerUnavailable. Handle Docker's API errors inside
+    the block first: they are DockerExceptions too."""
+    try:
+        yield
+    except _UNREACHABLE as error:
+        when = f"stopped answering during {doing}" if doing else "does not answer"
+        raise DockerUnavailable(f"the Docker daemon {when} ({_short(error)})") from None
+
+
 class Docker:
     """A thin wrapper over docker-py with the handful of calls minibinder makes."""
 
@@ -29,7 +40,8 @@ class Docker:
         except _UNREACHABLE as error:
             raise DockerUnavailable(
                 f"the Docker daemon does not answer ({_short(error)}); start it, "
-                "e.g. with scripts/ensure-docker.sh") from None
+                "e.g. with scripts/ensure-docker.sh"
+            ) from None
         return cls(client)
 
     @classmethod
@@ -42,74 +54,107 @@ class Docker:
 
     def image_labels(self, name: str) -> dict[str, str] | None:
         """The labels of an image, or None when no image has that name."""
-        try:
-            image = self._client.api.inspect_image(name)
-        except docker.errors.ImageNotFound:
-            return None
-        except docker.errors.NotFound:
-            return None
-        except _UNREACHABLE as error:
-            raise DockerUnavailable(f"the Docker daemon does not answer ({_short(error)})") \
-                from None
+        with _daemon():
+            try:
+                image = self._client.api.inspect_image(name)
+            except docker.errors.NotFound:
+                return None
         return (image.get("Config") or {}).get("Labels") or {}
 
-    def build(self, *, tag: str, labels: dict[str, str], memory: int,
-              fileobj: IO[bytes] | None = None, path: str | None = None,
-              dockerfile: str | None = None, buildargs: dict[str, str] | None = None,
-              no_cache: bool = False) -> Iterator[dict[str, Any]]:
+    def build(
+        self,
+        *,
+        tag: str,
+        labels: dict[str, str],
+        memory: int,
+        fileobj: IO[bytes] | None = None,
+        path: str | None = None,
+        dockerfile: str | None = None,
+        buildargs: dict[str, str] | None = None,
+        no_cache: bool = False,
+    ) -> Iterator[dict[str, Any]]:
         """Stream the decoded build output chunks of the classic builder."""
+        with _daemon("the build"):
+            yield from self._build_chunks(
+                fileobj=fileobj,
+                custom_context=fileobj is not None,
+                path=path,
+                dockerfile=dockerfile,
+                tag=tag,
+                labels=labels,
+                buildargs=buildargs or {},
+                container_limits={"memory": memory, "memswap": memory},
+                nocache=no_cache,
+            )
+
+    def _build_chunks(self, **options: Any) -> Iterator[dict[str, Any]]:
         try:
             yield from self._client.api.build(
-                fileobj=fileobj, custom_context=fileobj is not None, path=path,
-                dockerfile=dockerfile, tag=tag, labels=labels, buildargs=buildargs or {},
-                container_limits={"memory": memory, "memswap": memory},
-                rm=True, forcerm=True, pull=False, nocache=no_cache, decode=True)
+                rm=True, forcerm=True, pull=False, decode=True, **options
+            )
         except docker.errors.APIError as error:
             raise BuildError(f"Docker refused the build: {_short(error)}") from None
-        except _UNREACHABLE as error:
-            raise DockerUnavailable(f"the Docker daemon stopped answering during the build "
-                                    f"({_short(error)})") from None
 
     def ensure_network(self, name: str) -> None:
         """A bridge network for sessions; containers on it cannot talk to each other."""
-        try:
-            if self._client.api.networks(names=[name]):
-                return
-            self._client.api.create_network(
-                name, driver="bridge", labels={"minibinder.network": "sessions"},
-                options={"com.docker.network.bridge.enable_icc": "false"})
-        except docker.errors.APIError as error:
-            if "already exists" not in str(error):
-                raise DockerUnavailable(f"cannot create network {name}: {_short(error)}") \
-                    from None
-        except _UNREACHABLE as error:
-            raise DockerUnavailable(f"the Docker daemon does not answer ({_short(error)})") \
-                from None
+        with _daemon():
+            try:
+                if self._client.api.networks(names=[name]):
+                    return
+                self._client.api.create_network(
+                    name,
+                    driver="bridge",
+                    labels={"minibinder.network": "sessions"},
+                    options={"com.docker.network.bridge.enable_icc": "false"},
+                )
+            except docker.errors.APIError as error:
+                if "already exists" not in str(error):
+                    message = f"cannot create network {name}: {_short(error)}"
+                    raise DockerUnavailable(message) from None
 
-    def start_container(self, *, image: str, name: str, command: list[str],
-                        environment: dict[str, str], labels: dict[str, str], network: str,
-                        user: str, mem_limit: int, mem_reservation: int, nano_cpus: int,
-                        pids_limit: int) -> str:
+    def start_container(
+        self,
+        *,
+        image: str,
+        name: str,
+        command: list[str],
+        environment: dict[str, str],
+        labels: dict[str, str],
+        network: str,
+        user: str,
+        mem_limit: int,
+        mem_reservation: int,
+        nano_cpus: int,
+        pids_limit: int,
+    ) -> str:
         """Create and start a hardened container; return its id. Nothing is published."""
         api = self._client.api
-        try:
-            host_config = api.create_host_config(
-                mem_limit=mem_limit, memswap_limit=mem_limit, mem_reservation=mem_reservation,
-                nano_cpus=nano_cpus, pids_limit=pids_limit, cap_drop=["ALL"],
-                security_opt=["no-new-privileges"], network_mode=network, init=True,
-                # Back after a Docker restart (new address: the reconciler updates the route).
-                restart_policy={"Name": "unless-stopped"}, shm_size=64 * 2**20)
-            created = api.create_container(
-                image=image, name=name, command=command, environment=environment,
-                labels=labels, user=user, host_config=host_config, detach=True)
-            api.start(created["Id"])
-        except docker.errors.ImageNotFound:
-            raise LaunchError(f"image {image} is gone; build it again") from None
-        except docker.errors.APIError as error:
-            raise LaunchError(f"Docker could not start the session: {_short(error)}") from None
-        except _UNREACHABLE as error:
-            raise DockerUnavailable(f"the Docker daemon does not answer ({_short(error)})") \
-                from None
+        with _daemon():
+            try:
+                host_config = api.create_host_config(
+                    mem_limit=mem_limit,
+                    memswap_limit=mem_limit,
+                    mem_reservation=mem_reservation,
+                    nano_cpus=nano_cpus,
+                    pids_limit=pids_limit,
+                    cap_drop=["ALL"],
+                    security_opt=["no-new-privileges"],
+                    network_mode=network,
+                    init=True,
+                    # Back after a Docker restart (new address: the reconciler updates the route).
+                    restart_policy={"Name": "unless-stopped"},
+                    shm_size=64 * 2**20,
+                )
+                created = api.create_container(
+                    image=image, name=name, command=command, environment=environment,
+                    labels=labels, user=user, host_config=host_config, detach=True,
+                )  # fmt: skip
+                api.start(created["Id"])
+            except docker.errors.ImageNotFound:
+                raise LaunchError(f"image {image} is gone; build it again") from None
+            except docker.errors.APIError as error:
+                message = f"Docker could not start the session: {_short(error)}"
+                raise LaunchError(message) from None
         return created["Id"]
 
     def container_address(self, container_id: str, network: str) -> str:
@@ -141,11 +186,8 @@ class Docker:
 
     def containers(self, label: str) -> list[dict[str, Any]]:
         """All containers (running or not) carrying `label`."""
-        try:
+        with _daemon():
             return self._client.api.containers(all=True, filters={"label": label})
-        except _UNREACHABLE as error:
-            raise DockerUnavailable(f"the Docker daemon does not answer ({_short(error)})") \
-                from None
 
     def usage(self, container_id: str) -> tuple[float | None, int | None]:
         """(CPU-seconds used in all, memory in use now) from the container's cgroup."""
@@ -159,8 +201,7 @@ class Docker:
 
     def oom_events(self, label: str) -> Iterator[str]:
         """Container ids of `oom` events (the kernel's OOM killer acted inside), as they come."""
-        for event in self._client.api.events(decode=True,
-                                             filters={"event": "oom", "label": label}):
+        for event in self._client.api.events(decode=True, filters={"event": "oom", "label": label}):
             yield event.get("id") or event.get("Actor", {}).get("ID", "")
 
     def archive(self, container_id: str, path: str) -> Iterator[bytes]:
@@ -172,11 +213,8 @@ class Docker:
         yield from chunks
 
     def images(self, label: str) -> list[dict[str, Any]]:
-        try:
+        with _daemon():
             return self._client.api.images(filters={"label": label})
-        except _UNREACHABLE as error:
-            raise DockerUnavailable(f"the Docker daemon does not answer ({_short(error)})") \
-                from None
 
     def ping(self) -> bool:
         try:
@@ -192,7 +230,6 @@ class Docker:
     def remove_image(self, name: str) -> None:
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
             self._client.api.remove_image(name, force=True)
-
 
 
 def _short(error: Exception) -> str:

@@ -102,20 +102,31 @@ class JobRunner:
     def _run(self) -> None:
         config, services = self.services.config, self.services
         maintain_sessions(services)  # adopt what survived a restart before anything else
-        scheduler = BackgroundScheduler(daemon=True, job_defaults={
-            "coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
-        scheduler.add_job(maintain_sessions, "interval", args=[services],
-                          seconds=config.cull_interval, id="sessions")
-        scheduler.add_job(refill_pool, "interval", args=[services], seconds=5, id="pool",
-                          next_run_time=_soon(1))
-        scheduler.add_job(erase_old_ips, "interval", args=[services], hours=1, id="ips",
-                          next_run_time=_soon())
-        scheduler.add_job(collect, "interval", args=[services], minutes=5, id="images",
-                          next_run_time=_soon())
+        scheduler = BackgroundScheduler(
+            daemon=True,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+        )
+        scheduler.add_job(
+            maintain_sessions,
+            "interval",
+            args=[services],
+            seconds=config.cull_interval,
+            id="sessions",
+        )
+        scheduler.add_job(
+            refill_pool, "interval", args=[services], seconds=5, id="pool", next_run_time=_soon(1)
+        )
+        scheduler.add_job(
+            erase_old_ips, "interval", args=[services], hours=1, id="ips", next_run_time=_soon()
+        )
+        scheduler.add_job(
+            collect, "interval", args=[services], minutes=5, id="images", next_run_time=_soon()
+        )
         scheduler.start()
         self.scheduler = scheduler
-        threading.Thread(target=watch_oom, args=(services, self.stop_event),
-                         name="minibinder-oom", daemon=True).start()
+        threading.Thread(
+            target=watch_oom, args=(services, self.stop_event), name="minibinder-oom", daemon=True
+        ).start()
         log.info("this process (pid %s) runs minibinder's background jobs", os.getpid())
 
     def shutdown(self) -> None:

@@ -39,8 +39,9 @@ class LaunchOutcome:
     build_seconds: float | None = None
 
 
-def launch_events(provider_spec: str, options: LaunchOptions,
-                  services: Services) -> Iterator[Event]:
+def launch_events(
+    provider_spec: str, options: LaunchOptions, services: Services
+) -> Iterator[Event]:
     """Yield BinderHub's phases for one request, ending in `ready` or `failed`; record it."""
     started = time.monotonic()
     outcome = LaunchOutcome(provider_spec)
@@ -68,8 +69,9 @@ def launch_events(provider_spec: str, options: LaunchOptions,
         record()
 
 
-def _launch(provider_spec: str, options: LaunchOptions, services: Services,
-            outcome: LaunchOutcome) -> Iterator[Event]:
+def _launch(
+    provider_spec: str, options: LaunchOptions, services: Services, outcome: LaunchOutcome
+) -> Iterator[Event]:
     source = parse_spec(provider_spec, services.config)
     target = target_for_source(source, services.config, cached=True)
     outcome.resolved_ref, outcome.image = target.ref, target.image
@@ -90,10 +92,16 @@ def _launch(provider_spec: str, options: LaunchOptions, services: Services,
         yield Event("ready", "Image built (build_only)\n", {"imageName": target.image})
         return
     yield Event("launching", "Launching server...\n")
-    session = services.sessions.launch(LaunchRequest(
-        image=target.image, provider=source.provider, spec=source.spec,
-        repo_url=source.repo_url, resolved_ref=target.ref,
-        binder_env=binder_environment(source, target.ref, options.host_url)))
+    session = services.sessions.launch(
+        LaunchRequest(
+            image=target.image,
+            provider=source.provider,
+            spec=source.spec,
+            repo_url=source.repo_url,
+            resolved_ref=target.ref,
+            binder_env=binder_environment(source, target.ref, options.host_url),
+        )
+    )
     if options.cancelled.is_set():
         services.sessions.stop(session.id)
         outcome.status = "cancelled"
@@ -102,8 +110,9 @@ def _launch(provider_spec: str, options: LaunchOptions, services: Services,
     yield ready_event(source, target, session, options.host_url)
 
 
-def _build(target: BuildTarget, services: Services,
-           outcome: LaunchOutcome) -> Generator[Event, None, bool]:
+def _build(
+    target: BuildTarget, services: Services, outcome: LaunchOutcome
+) -> Generator[Event, None, bool]:
     """Relay the build's events; return whether it ended with an image."""
     started = time.monotonic()
     last = Event("failed", "the build ended without a result")
@@ -115,8 +124,9 @@ def _build(target: BuildTarget, services: Services,
     finally:
         metrics.BUILDS_IN_PROGRESS.dec()
     outcome.build_seconds = time.monotonic() - started
-    status = "failed" if last.phase == "failed" else (
-        "cached" if last.data.get("cached") else "built")
+    status = (
+        "failed" if last.phase == "failed" else ("cached" if last.data.get("cached") else "built")
+    )
     metrics.BUILDS.labels(status).inc()
     metrics.BUILD_SECONDS.labels(status).observe(outcome.build_seconds)
     return last.phase != "failed"
@@ -125,39 +135,68 @@ def _build(target: BuildTarget, services: Services,
 def binder_environment(source: RepoSource, sha: str, host_url: str) -> dict[str, str]:
     """The BINDER_* variables a session sees, as on mybinder.org."""
     return {
-        "BINDER_REPO_URL": source.repo_url, "BINDER_REF_URL": source.ref_url(sha),
-        "BINDER_LAUNCH_HOST": host_url, "BINDER_REQUEST": source.request,
+        "BINDER_REPO_URL": source.repo_url,
+        "BINDER_REF_URL": source.ref_url(sha),
+        "BINDER_LAUNCH_HOST": host_url,
+        "BINDER_REQUEST": source.request,
         "BINDER_PERSISTENT_REQUEST": source.persistent_request(sha),
     }
 
 
-def ready_event(source: RepoSource, target: BuildTarget, session: SessionRecord,
-                host_url: str) -> Event:
+def ready_event(
+    source: RepoSource, target: BuildTarget, session: SessionRecord, host_url: str
+) -> Event:
     url = host_url.rstrip("/") + session.prefix
-    return Event("ready", f"server running at {url}\n", {
-        "url": url, "token": session.token, "image": target.image,
-        "repo_url": source.repo_url, "binder_ref_url": source.ref_url(target.ref),
-        "binder_launch_host": host_url, "binder_request": source.request,
-        "binder_persistent_request": source.persistent_request(target.ref),
-    })
+    return Event(
+        "ready",
+        f"server running at {url}\n",
+        {
+            "url": url,
+            "token": session.token,
+            "image": target.image,
+            "repo_url": source.repo_url,
+            "binder_ref_url": source.ref_url(target.ref),
+            "binder_launch_host": host_url,
+            "binder_request": source.request,
+            "binder_persistent_request": source.persistent_request(target.ref),
+        },
+    )
 
 
-def _record(services: Services, outcome: LaunchOutcome, seconds: float,
-            client_ip: str | None) -> None:
+def _record(
+    services: Services, outcome: LaunchOutcome, seconds: float, client_ip: str | None
+) -> None:
     metrics.LAUNCHES.labels(outcome.status).inc()
     metrics.LAUNCH_SECONDS.labels(outcome.status).observe(seconds)
     provider, _, spec = outcome.provider_spec.partition("/")
-    services.store.record_launch(provider, spec, outcome.resolved_ref, outcome.status,
-                                 outcome.build_seconds, seconds, client_ip, outcome.image)
+    services.store.record_launch(
+        provider,
+        spec,
+        outcome.resolved_ref,
+        outcome.status,
+        outcome.build_seconds,
+        seconds,
+        client_ip,
+        outcome.image,
+    )
 
 
 def launch_event(row: dict, origin: str) -> str:
     """One launch-log row as in mybinder.org's events archive (no client IP: it is private)."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row["time"]))
     provider = PROVIDERS.get(row["provider"])
-    return json.dumps({
-        "timestamp": stamp, "schema": "binderhub.jupyter.org/launch", "version": 3,
-        "provider": provider.display_name if provider else row["provider"], "spec": row["spec"],
-        "ref": row["resolved_ref"], "status": row["status"], "build_token": False,
-        "origin": origin, "build_seconds": row["build_seconds"],
-        "launch_seconds": row["launch_seconds"]})
+    return json.dumps(
+        {
+            "timestamp": stamp,
+            "schema": "binderhub.jupyter.org/launch",
+            "version": 3,
+            "provider": provider.display_name if provider else row["provider"],
+            "spec": row["spec"],
+            "ref": row["resolved_ref"],
+            "status": row["status"],
+            "build_token": False,
+            "origin": origin,
+            "build_seconds": row["build_seconds"],
+            "launch_seconds": row["launch_seconds"],
+        }
+    )

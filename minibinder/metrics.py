@@ -22,23 +22,33 @@ from prometheus_client.registry import REGISTRY, Collector
 
 BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, float("inf"))
 
-BUILDS = Counter("minibinder_builds_total", "Builds by outcome (built, cached, failed)",
-                 ["status"])
-BUILD_SECONDS = Histogram("minibinder_build_duration_seconds", "Build duration by outcome",
-                          ["status"], buckets=BUCKETS)
-LAUNCHES = Counter("minibinder_launches_total", "Launches by outcome (success, failure)",
-                   ["status"])
-LAUNCH_SECONDS = Histogram("minibinder_launch_duration_seconds",
-                           "Time from request to ready, by outcome", ["status"], buckets=BUCKETS)
-SESSIONS_ENDED = Counter("minibinder_sessions_ended_total",
-                         "Sessions stopped, by reason (idle, age, cpu, operator, ...)",
-                         ["reason"])
-OOM_EVENTS = Counter("minibinder_oom_events_total",
-                     "Out-of-memory kills inside sessions (Docker oom events)")
-IMAGES_REMOVED = Counter("minibinder_images_removed_total",
-                         "Images removed by the disk watermark collector")
-BUILDS_IN_PROGRESS = Gauge("minibinder_builds_in_progress", "Builds running now",
-                           multiprocess_mode="livesum")
+BUILDS = Counter("minibinder_builds_total", "Builds by outcome (built, cached, failed)", ["status"])
+BUILD_SECONDS = Histogram(
+    "minibinder_build_duration_seconds", "Build duration by outcome", ["status"], buckets=BUCKETS
+)
+LAUNCHES = Counter(
+    "minibinder_launches_total", "Launches by outcome (success, failure)", ["status"]
+)
+LAUNCH_SECONDS = Histogram(
+    "minibinder_launch_duration_seconds",
+    "Time from request to ready, by outcome",
+    ["status"],
+    buckets=BUCKETS,
+)
+SESSIONS_ENDED = Counter(
+    "minibinder_sessions_ended_total",
+    "Sessions stopped, by reason (idle, age, cpu, operator, ...)",
+    ["reason"],
+)
+OOM_EVENTS = Counter(
+    "minibinder_oom_events_total", "Out-of-memory kills inside sessions (Docker oom events)"
+)
+IMAGES_REMOVED = Counter(
+    "minibinder_images_removed_total", "Images removed by the disk watermark collector"
+)
+BUILDS_IN_PROGRESS = Gauge(
+    "minibinder_builds_in_progress", "Builds running now", multiprocess_mode="livesum"
+)
 
 
 class SessionCollector(Collector):

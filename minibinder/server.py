@@ -21,11 +21,18 @@ class _Gunicorn(BaseApplication):
     def load_config(self) -> None:
         config = self.minibinder_config
         # gthread holds each SSE stream and WebSocket in a thread for as long as it lasts.
-        for name, value in {"bind": self.bind, "worker_class": "gthread",
-                            "workers": config.workers, "threads": config.threads,
-                            "timeout": 60, "graceful_timeout": 10, "keepalive": 75,
-                            "accesslog": "-", "errorlog": "-",
-                            "worker_connections": max(1000, config.threads * 4)}.items():
+        for name, value in {
+            "bind": self.bind,
+            "worker_class": "gthread",
+            "workers": config.workers,
+            "threads": config.threads,
+            "timeout": 60,
+            "graceful_timeout": 10,
+            "keepalive": 75,
+            "accesslog": "-",
+            "errorlog": "-",
+            "worker_connections": max(1000, config.threads * 4),
+        }.items():
             self.cfg.set(name, value)
 
     def load(self) -> Flask:

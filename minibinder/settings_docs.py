@@ -28,8 +28,12 @@ def example_toml() -> str:
         comment = ["# " + line for line in textwrap.wrap(f.metadata["help"], 94)]
         value = getattr(defaults, f.name)
         if isinstance(value, dict):
-            tables += [*comment, f"[{f.name}]",
-                       *(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items()), ""]
+            tables += [
+                *comment,
+                f"[{f.name}]",
+                *(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items()),
+                "",
+            ]
         else:
             plain += [*comment, f"{f.name} = {_toml_value(value)}", ""]
     return HEADER + "\n" + "\n".join(plain + tables)

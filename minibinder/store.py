@@ -120,23 +120,32 @@ class Store:
         placeholders = ", ".join("?" for _ in _SESSION_COLUMNS)
         self._connect().execute(
             f"INSERT INTO sessions ({', '.join(_SESSION_COLUMNS)}) VALUES ({placeholders})",
-            [getattr(record, name) for name in _SESSION_COLUMNS])
+            [getattr(record, name) for name in _SESSION_COLUMNS],
+        )
 
     def update_session(self, session_id: str, **values: object) -> None:
         assignments = ", ".join(f"{name} = ?" for name in values)
-        self._connect().execute(f"UPDATE sessions SET {assignments} WHERE id = ?",
-                                [*values.values(), session_id])
+        self._connect().execute(
+            f"UPDATE sessions SET {assignments} WHERE id = ?", [*values.values(), session_id]
+        )
 
     def get_session(self, session_id: str) -> SessionRecord | None:
-        row = self._connect().execute(
-            f"SELECT {', '.join(_SESSION_COLUMNS)} FROM sessions WHERE id = ?",
-            (session_id,)).fetchone()
+        row = (
+            self._connect()
+            .execute(
+                f"SELECT {', '.join(_SESSION_COLUMNS)} FROM sessions WHERE id = ?", (session_id,)
+            )
+            .fetchone()
+        )
         return SessionRecord(*row) if row else None
 
     def sessions(self, state: str | None = None) -> list[SessionRecord]:
         query = f"SELECT {', '.join(_SESSION_COLUMNS)} FROM sessions"
-        rows = (self._connect().execute(query + " WHERE state = ? ORDER BY created", (state,))
-                if state else self._connect().execute(query + " ORDER BY created"))
+        rows = (
+            self._connect().execute(query + " WHERE state = ? ORDER BY created", (state,))
+            if state
+            else self._connect().execute(query + " ORDER BY created")
+        )
         return [SessionRecord(*row) for row in rows]
 
     def delete_session(self, session_id: str) -> None:
@@ -146,8 +155,10 @@ class Store:
         """Record the latest activity of several sessions in one transaction."""
         db = self._connect()
         db.execute("BEGIN")
-        db.executemany("UPDATE sessions SET last_activity = max(last_activity, ?) WHERE id = ?",
-                       [(when, session_id) for session_id, when in activity.items()])
+        db.executemany(
+            "UPDATE sessions SET last_activity = max(last_activity, ?) WHERE id = ?",
+            [(when, session_id) for session_id, when in activity.items()],
+        )
         db.execute("COMMIT")
 
     # -- launch log ------------------------------------------------------------------------
@@ -161,11 +172,16 @@ class Store:
 
     def claim_warm(self, image: str, now: float) -> SessionRecord | None:
         """Hand one warm session of `image` to a user, atomically across worker processes."""
-        row = self._connect().execute(
-            f"UPDATE sessions SET state = 'running', created = ?, last_activity = ? "
-            f"WHERE id = (SELECT id FROM sessions WHERE state = 'warm' AND image = ? "
-            f"ORDER BY created LIMIT 1) RETURNING {', '.join(_SESSION_COLUMNS)}",
-            (now, now, image)).fetchone()
+        row = (
+            self._connect()
+            .execute(
+                f"UPDATE sessions SET state = 'running', created = ?, last_activity = ? "
+                f"WHERE id = (SELECT id FROM sessions WHERE state = 'warm' AND image = ? "
+                f"ORDER BY created LIMIT 1) RETURNING {', '.join(_SESSION_COLUMNS)}",
+                (now, now, image),
+            )
+            .fetchone()
+        )
         return SessionRecord(*row) if row else None
 
     def last_host_url(self) -> str | None:
@@ -176,7 +192,9 @@ class Store:
     def remember_host_url(self, url: str) -> None:
         self._connect().execute(
             "INSERT INTO facts (name, value) VALUES ('host_url', ?) ON CONFLICT(name) "
-            "DO UPDATE SET value = excluded.value", (url,))
+            "DO UPDATE SET value = excluded.value",
+            (url,),
+        )
 
     def pool_targets(self) -> dict[str, int]:
         """Warm pool sizes set on the operator's page (they override the configuration)."""
@@ -185,36 +203,60 @@ class Store:
     def set_pool_target(self, spec: str, size: int) -> None:
         self._connect().execute(
             "INSERT INTO pool (spec, size) VALUES (?, ?) ON CONFLICT(spec) DO UPDATE "
-            "SET size = excluded.size", (spec, size))
+            "SET size = excluded.size",
+            (spec, size),
+        )
 
     def add_oom(self, session_id: str) -> None:
-        self._connect().execute("UPDATE sessions SET oom_count = oom_count + 1 WHERE id = ?",
-                                (session_id,))
+        self._connect().execute(
+            "UPDATE sessions SET oom_count = oom_count + 1 WHERE id = ?", (session_id,)
+        )
 
     # -- launch log ------------------------------------------------------------------------
 
-    def record_launch(self, provider: str, spec: str, resolved_ref: str, status: str,
-                      build_seconds: float | None, launch_seconds: float | None,
-                      client_ip: str | None, image: str = "", when: float | None = None) -> None:
+    def record_launch(
+        self,
+        provider: str,
+        spec: str,
+        resolved_ref: str,
+        status: str,
+        build_seconds: float | None,
+        launch_seconds: float | None,
+        client_ip: str | None,
+        image: str = "",
+        when: float | None = None,
+    ) -> None:
         when = when or time.time()
         db = self._connect()
         db.execute(
             "INSERT INTO launches (time, provider, spec, resolved_ref, status, build_seconds, "
             "launch_seconds, client_ip, image) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (when, provider, spec, resolved_ref, status, build_seconds, launch_seconds,
-             client_ip, image))
+            (
+                when,
+                provider,
+                spec,
+                resolved_ref,
+                status,
+                build_seconds,
+                launch_seconds,
+                client_ip,
+                image,
+            ),
+        )
         if image and status == "success":
             self.mark_image_used(image, when)
 
     def launches(self, limit: int = 100, since: float = 0.0) -> list[dict]:
-        return self._rows("SELECT * FROM launches WHERE time >= ? ORDER BY id DESC LIMIT ?",
-                          (since, limit))
+        return self._rows(
+            "SELECT * FROM launches WHERE time >= ? ORDER BY id DESC LIMIT ?", (since, limit)
+        )
 
     def erase_ips_before(self, cutoff: float) -> int:
         """Forget client IPs of launches older than `cutoff`; return how many were erased."""
         cursor = self._connect().execute(
             "UPDATE launches SET client_ip = NULL WHERE time < ? AND client_ip IS NOT NULL",
-            (cutoff,))
+            (cutoff,),
+        )
         return cursor.rowcount
 
     # -- images and samples ----------------------------------------------------------------
@@ -222,7 +264,9 @@ class Store:
     def mark_image_used(self, name: str, when: float | None = None) -> None:
         self._connect().execute(
             "INSERT INTO images (name, last_used) VALUES (?, ?) ON CONFLICT(name) DO UPDATE "
-            "SET last_used = max(last_used, excluded.last_used)", (name, when or time.time()))
+            "SET last_used = max(last_used, excluded.last_used)",
+            (name, when or time.time()),
+        )
 
     def image_last_used(self) -> dict[str, float]:
         return dict(self._connect().execute("SELECT name, last_used FROM images"))
@@ -236,8 +280,11 @@ class Store:
         db.execute("DELETE FROM samples WHERE time < ?", (when - 7 * 86400,))
 
     def samples(self, since: float) -> list[tuple[float, int]]:
-        return list(self._connect().execute(
-            "SELECT time, sessions FROM samples WHERE time >= ? ORDER BY time", (since,)))
+        return list(
+            self._connect().execute(
+                "SELECT time, sessions FROM samples WHERE time >= ? ORDER BY time", (since,)
+            )
+        )
 
     def _rows(self, query: str, parameters: tuple) -> list[dict]:
         db = self._connect()

@@ -40,18 +40,25 @@ def refill(services: Services, host_url: str) -> int:
             for event in build_image(target, services.config, services.docker):
                 last = event
             if last is None or last.phase != "built":
-                log.warning("warm pool %s: build failed: %s", provider_spec,
-                            last.message if last else "no result")
+                log.warning(
+                    "warm pool %s: build failed: %s",
+                    provider_spec,
+                    last.message if last else "no result",
+                )
                 continue
             request = LaunchRequest(
-                image=target.image, provider=source.provider, spec=source.spec,
+                image=target.image,
+                provider=source.provider,
+                spec=source.spec,
                 repo_url=source.repo_url,
                 resolved_ref=target.ref,
-                binder_env=binder_environment(source, target.ref, host_url))
+                binder_env=binder_environment(source, target.ref, host_url),
+            )
             missing = size - have
             with ThreadPoolExecutor(min(PARALLEL_STARTS, missing)) as executor:
-                results = list(executor.map(lambda _, r=request: _start(services, r),
-                                            range(missing)))
+                results = list(
+                    executor.map(lambda _, r=request: _start(services, r), range(missing))
+                )
             started += sum(results)
         except MinibinderError as error:
             log.warning("warm pool %s: %s", provider_spec, error)

@@ -40,13 +40,14 @@ class Handler(BaseHTTPRequestHandler):
             block = b"x" * (1 << 20)
             remaining = size
             while remaining:
-                piece = block[:min(remaining, len(block))]
+                piece = block[: min(remaining, len(block))]
                 self.wfile.write(piece)
                 remaining -= len(piece)
             return
         if url.path.endswith("/headers"):
-            body = json.dumps({"headers": [[k, v] for k, v in self.headers.items()],
-                               "path": self.path}).encode()
+            body = json.dumps(
+                {"headers": [[k, v] for k, v in self.headers.items()], "path": self.path}
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -112,8 +113,11 @@ class Handler(BaseHTTPRequestHandler):
     def websocket(self):
         key = self.headers["Sec-WebSocket-Key"]
         accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
-        offered = [p.strip() for p in self.headers.get("Sec-WebSocket-Protocol", "").split(",")
-                   if p.strip()]
+        offered = [
+            p.strip()
+            for p in self.headers.get("Sec-WebSocket-Protocol", "").split(",")
+            if p.strip()
+        ]
         chosen = next((p for p in offered if p in SUBPROTOCOLS), None)
         self.send_response(101, "Switching Protocols")
         self.send_header("Upgrade", "websocket")

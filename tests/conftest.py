@@ -22,11 +22,16 @@ TEST_IMAGE_PREFIX = "minibinder-test-"
 
 def make_config(data_dir: Path, server: GitServer | None = None, **overrides):
     """Settings for tests: loopback git allowed, the host's CA bundle trusted in builds."""
-    values = {"data_dir": str(data_dir), "image_prefix": TEST_IMAGE_PREFIX,
-              "allowed_clone_schemes": ["https", "git"], "clone_timeout": 60}
+    values = {
+        "data_dir": str(data_dir),
+        "image_prefix": TEST_IMAGE_PREFIX,
+        "allowed_clone_schemes": ["https", "git"],
+        "clone_timeout": 60,
+    }
     if server is not None:
-        values.update(github_url=server.base_url, gitlab_url=server.base_url,
-                      gist_url=server.base_url)
+        values.update(
+            github_url=server.base_url, gitlab_url=server.base_url, gist_url=server.base_url
+        )
     ca_file = os.environ.get("MINIBINDER_EXTRA_CA_FILE", "")
     if ca_file:
         values["extra_ca_file"] = ca_file

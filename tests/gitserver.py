@@ -7,9 +7,14 @@ import subprocess
 import time
 from pathlib import Path
 
-GIT_ENV = {"GIT_AUTHOR_NAME": "Fixture", "GIT_AUTHOR_EMAIL": "fixture@example.org",
-           "GIT_COMMITTER_NAME": "Fixture", "GIT_COMMITTER_EMAIL": "fixture@example.org",
-           "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Fixture",
+    "GIT_AUTHOR_EMAIL": "fixture@example.org",
+    "GIT_COMMITTER_NAME": "Fixture",
+    "GIT_COMMITTER_EMAIL": "fixture@example.org",
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/tmp",
+}
 
 
 def free_port() -> int:
@@ -19,8 +24,9 @@ def free_port() -> int:
 
 
 def git(*args: str, cwd: Path) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=GIT_ENV, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 class GitServer:
@@ -38,9 +44,20 @@ class GitServer:
     def start(self) -> GitServer:
         self.root.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            ["git", "daemon", "--export-all", f"--base-path={self.root}", "--reuseaddr",
-             "--listen=127.0.0.1", f"--port={self.port}", "--informative-errors", str(self.root)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "git",
+                "daemon",
+                "--export-all",
+                f"--base-path={self.root}",
+                "--reuseaddr",
+                "--listen=127.0.0.1",
+                f"--port={self.port}",
+                "--informative-errors",
+                str(self.root),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
@@ -75,8 +92,14 @@ class Repo:
     def url(self) -> str:
         return f"{self.server.base_url}/{self.path}"
 
-    def commit(self, files: dict[str, str | bytes], message: str, executable: tuple = (),
-               branch: str = "main", tag: str | None = None) -> str:
+    def commit(
+        self,
+        files: dict[str, str | bytes],
+        message: str,
+        executable: tuple = (),
+        branch: str = "main",
+        tag: str | None = None,
+    ) -> str:
         for name, content in files.items():
             target = self.work / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -90,8 +113,14 @@ class Repo:
         git("commit", "--quiet", "--allow-empty", "-m", message, cwd=self.work)
         if tag:
             git("tag", "-a", "-m", tag, tag, cwd=self.work)
-        git("push", "--quiet", "--follow-tags", str(self.server.root / self.path),
-            f"HEAD:refs/heads/{branch}", cwd=self.work)
+        git(
+            "push",
+            "--quiet",
+            "--follow-tags",
+            str(self.server.root / self.path),
+            f"HEAD:refs/heads/{branch}",
+            cwd=self.work,
+        )
         sha = git("rev-parse", "HEAD", cwd=self.work)
         if branch == "main":
             self.head = sha

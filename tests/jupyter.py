@@ -11,12 +11,15 @@ import uuid
 import websocket
 
 
-def api(ready: dict, path: str, method: str = "GET",
-        body: dict | None = None) -> tuple[int, object]:
+def api(
+    ready: dict, path: str, method: str = "GET", body: dict | None = None
+) -> tuple[int, object]:
     request = urllib.request.Request(
-        f"{ready['url']}{path}", method=method,
+        f"{ready['url']}{path}",
+        method=method,
         data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"token {ready['token']}", "Content-Type": "application/json"})
+        headers={"Authorization": f"token {ready['token']}", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             data = response.read()
@@ -31,19 +34,37 @@ def start_kernel(ready: dict) -> str:
     return kernel["id"]
 
 
-def execute(ready: dict, kernel_id: str, code: str, timeout: float = 60,
-            wait: bool = True) -> dict:
+def execute(ready: dict, kernel_id: str, code: str, timeout: float = 60, wait: bool = True) -> dict:
     """Send code; with `wait`, collect stdout and the final status until the kernel is idle."""
     ws = websocket.create_connection(
         f"{ready['url'].replace('http', 'ws', 1)}api/kernels/{kernel_id}/channels",
-        header=[f"Authorization: token {ready['token']}"], timeout=timeout)
+        header=[f"Authorization: token {ready['token']}"],
+        timeout=timeout,
+    )
     msg_id = uuid.uuid4().hex
-    ws.send(json.dumps({
-        "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
-                   "msg_type": "execute_request", "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell",
-        "content": {"code": code, "silent": False, "store_history": False,
-                    "user_expressions": {}, "allow_stdin": False}}))
+    ws.send(
+        json.dumps(
+            {
+                "header": {
+                    "msg_id": msg_id,
+                    "username": "test",
+                    "session": uuid.uuid4().hex,
+                    "msg_type": "execute_request",
+                    "version": "5.3",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "channel": "shell",
+                "content": {
+                    "code": code,
+                    "silent": False,
+                    "store_history": False,
+                    "user_expressions": {},
+                    "allow_stdin": False,
+                },
+            }
+        )
+    )
     result = {"stdout": "", "status": None, "states": []}
     if not wait:
         ws.recv()  # at least one message: the kernel got it

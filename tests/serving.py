@@ -24,9 +24,21 @@ class ServeProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MINIBINDER_")}
         self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "minibinder", "--config", str(self.config_file), "serve",
-             "--bind", f"127.0.0.1:{self.port}"],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            [
+                sys.executable,
+                "-m",
+                "minibinder",
+                "--config",
+                str(self.config_file),
+                "serve",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -35,14 +47,16 @@ class ServeProcess:
             except OSError:
                 if self.process.poll() is not None:
                     self._log.close()
-                    raise RuntimeError(f"minibinder serve exited: {self.log_file.read_text()}") \
-                        from None
+                    raise RuntimeError(
+                        f"minibinder serve exited: {self.log_file.read_text()}"
+                    ) from None
                 time.sleep(0.1)
         raise RuntimeError(f"minibinder serve did not answer: {self.log_file.read_text()}")
 
     def worker_pids(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True,
-                             text=True).stdout
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
+        ).stdout
         return [int(pid) for pid in out.split()]
 
     def stop(self) -> None:
@@ -63,8 +77,11 @@ def write_config(path: Path, data_dir: Path, **settings) -> Path:
         if isinstance(value, bool):
             text = "true" if value else "false"
         elif isinstance(value, dict):
-            text = "{" + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}"
-                                   for k, v in value.items()) + "}"
+            text = (
+                "{"
+                + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items())
+                + "}"
+            )
         else:
             text = json.dumps(value)
         lines.append(f"{name} = {text}")
@@ -78,8 +95,7 @@ def remove_test_sessions(image_prefix: str) -> None:
 
     client = docker.from_env()
     try:
-        for container in client.containers.list(all=True,
-                                                filters={"label": "minibinder.session"}):
+        for container in client.containers.list(all=True, filters={"label": "minibinder.session"}):
             if container.labels.get("minibinder.image", "").startswith(image_prefix):
                 container.remove(force=True)
     finally:

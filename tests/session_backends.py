@@ -27,22 +27,38 @@ BASE_IMAGE = load_config().base_images[load_config().default_python]
 class SessionBackend:
     """One container; `serve=False` makes a session whose port answers nothing (a dead route)."""
 
-    def __init__(self, data_dir: Path, session_id: str, name: str, serve: bool = True,
-                 network: str = "minibinder-sessions"):
+    def __init__(
+        self,
+        data_dir: Path,
+        session_id: str,
+        name: str,
+        serve: bool = True,
+        network: str = "minibinder-sessions",
+    ):
         self.session_id, self.data_dir = session_id, data_dir
         self.client = docker.from_env()
         config = load_config(overrides={"data_dir": str(data_dir)})
         if not self.client.networks.list(names=[network]):
-            self.client.networks.create(network, driver="bridge", options={
-                "com.docker.network.bridge.enable_icc": "false"})
-        command = (["python3", "/backend.py", name, str(JUPYTER_PORT)] if serve
-                   else ["sleep", "infinity"])
+            self.client.networks.create(
+                network, driver="bridge", options={"com.docker.network.bridge.enable_icc": "false"}
+            )
+        command = (
+            ["python3", "/backend.py", name, str(JUPYTER_PORT)] if serve else ["sleep", "infinity"]
+        )
         self.container = self.client.containers.run(
-            BASE_IMAGE, command, detach=True, network=network, user="1000",
+            BASE_IMAGE,
+            command,
+            detach=True,
+            network=network,
+            user="1000",
             name=f"minibinder-test-backend-{session_id}-{secrets.token_hex(3)}",
             volumes={str(BACKEND): {"bind": "/backend.py", "mode": "ro"}},
-            labels={SESSION_LABEL: session_id, INSTANCE_LABEL: instance_id(config),
-                    "minibinder.image": f"{TEST_IMAGE_PREFIX}backend"})
+            labels={
+                SESSION_LABEL: session_id,
+                INSTANCE_LABEL: instance_id(config),
+                "minibinder.image": f"{TEST_IMAGE_PREFIX}backend",
+            },
+        )
         self.container.reload()
         address = self.container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
         self.target = f"{address}:{JUPYTER_PORT}"
@@ -65,10 +81,22 @@ class SessionBackend:
 
     def add_route(self, store: Store, last_activity: float | None = None) -> None:
         now = time.time()
-        store.add_session(SessionRecord(
-            self.session_id, "token", self.container.id, self.target, f"{TEST_IMAGE_PREFIX}backend",
-            "gh", "test/backend/HEAD", "", "", "running", now,
-            now - 3600 if last_activity is None else last_activity))
+        store.add_session(
+            SessionRecord(
+                self.session_id,
+                "token",
+                self.container.id,
+                self.target,
+                f"{TEST_IMAGE_PREFIX}backend",
+                "gh",
+                "test/backend/HEAD",
+                "",
+                "",
+                "running",
+                now,
+                now - 3600 if last_activity is None else last_activity,
+            )
+        )
 
     def remove(self) -> None:
         self.container.remove(force=True)

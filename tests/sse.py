@@ -15,7 +15,7 @@ def events(url: str, timeout: float = 600) -> list[dict]:
             line = raw.decode().rstrip("\n")
             if not line.startswith("data: "):
                 continue
-            event = json.loads(line[len("data: "):])
+            event = json.loads(line[len("data: ") :])
             received.append(event)
             if event["phase"] in ("ready", "failed"):
                 break

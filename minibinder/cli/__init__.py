@@ -54,8 +54,13 @@ def _load(ctx: click.Context) -> Config:
 
 @click.group()
 @click.version_option(__version__, prog_name="minibinder")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              envvar="MINIBINDER_CONFIG", help="TOML settings file (or MINIBINDER_CONFIG).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="MINIBINDER_CONFIG",
+    help="TOML settings file (or MINIBINDER_CONFIG).",
+)
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None) -> None:
     """minibinder: a single-host Binder."""
@@ -76,15 +81,19 @@ def _run_events(events: Iterator[Event], quiet: bool) -> Event:
 
 @main.command()
 @click.argument("repository")
-@click.option("--ref", default=None, help="Branch, tag or commit, for a clone URL "
-              "(default HEAD).")
-@click.option("--dockerfile", "show_dockerfile", is_flag=True,
-              help="Print the generated Dockerfile instead of building.")
+@click.option("--ref", default=None, help="Branch, tag or commit, for a clone URL (default HEAD).")
+@click.option("--dockerfile", "show_dockerfile", is_flag=True, help="Print the Dockerfile only.")
 @click.option("--no-cache", is_flag=True, help="Build again even if the image exists.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not stream the build log.")
 @click.pass_context
-def build(ctx: click.Context, repository: str, ref: str | None, show_dockerfile: bool,
-          no_cache: bool, quiet: bool) -> None:
+def build(
+    ctx: click.Context,
+    repository: str,
+    ref: str | None,
+    show_dockerfile: bool,
+    no_cache: bool,
+    quiet: bool,
+) -> None:
     """Build REPOSITORY into an image and print the image name.
 
     REPOSITORY is a Binder spec (gh/owner/repo/ref, gl/..., git/..., gist/...), a clone URL
@@ -94,8 +103,14 @@ def build(ctx: click.Context, repository: str, ref: str | None, show_dockerfile:
 
     config = _load(ctx)
     try:
-        result = build_command(config, repository, ref, show_dockerfile, no_cache,
-                               lambda events: _run_events(events, quiet))
+        result = build_command(
+            config,
+            repository,
+            ref,
+            show_dockerfile,
+            no_cache,
+            lambda events: _run_events(events, quiet),
+        )
     except MinibinderError as error:
         raise click.ClickException(str(error)) from None
     if result.phase == "failed":
@@ -115,8 +130,9 @@ def prebuild(ctx: click.Context, specs: tuple[str, ...]) -> None:
     config, failed = _load(ctx), 0
     for spec in specs:
         try:
-            result = build_command(config, spec, None, False, False,
-                                   lambda events: _run_events(events, True))
+            result = build_command(
+                config, spec, None, False, False, lambda events: _run_events(events, True)
+            )
         except MinibinderError as error:
             result = Event("failed", str(error))
         if result.phase == "failed":
@@ -128,15 +144,16 @@ def prebuild(ctx: click.Context, specs: tuple[str, ...]) -> None:
 
 
 @main.command("base-image")
-@click.option("--from", "rootfs", default=None,
-              help="Image to start from (default debian:bookworm-slim; e.g. "
-                   "minibinder-rootfs:bookworm made by scripts/bootstrap-rootfs.sh).")
-@click.option("--python", "version", default=None,
-              help="Python version whose base_images entry to build (default: default_python).")
+@click.option("--from", "rootfs", help="Image to start from (default debian:bookworm-slim).")
+@click.option("--python", "version", help="Which base_images entry (default: default_python).")
 @click.option("--force", is_flag=True, help="Build again even if the image exists.")
 @click.pass_context
 def base_image(ctx: click.Context, rootfs: str | None, version: str | None, force: bool) -> None:
-    """Build the base image builds start from (Python, JupyterLab, uv, the jovyan user)."""
+    """Build the base image builds start from (Python, JupyterLab, uv, the jovyan user).
+
+    ROOTFS may be any Debian-like image, e.g. minibinder-rootfs:bookworm made offline by
+    scripts/bootstrap-rootfs.sh.
+    """
     from ..build.base_image import DEFAULT_ROOTFS, build_base_image
     from ..docker_client import Docker
 
@@ -146,8 +163,12 @@ def base_image(ctx: click.Context, rootfs: str | None, version: str | None, forc
         raise click.ClickException(f"base_images has no entry for Python {version}")
     try:
         docker = Docker.connect()
-        last = _run_events(build_base_image(config, docker, rootfs or DEFAULT_ROOTFS,
-                                            config.base_images[version], force), False)
+        last = _run_events(
+            build_base_image(
+                config, docker, rootfs or DEFAULT_ROOTFS, config.base_images[version], force
+            ),
+            False,
+        )
     except MinibinderError as error:
         raise click.ClickException(str(error)) from None
     click.echo(last.data.get("imageName", ""))
@@ -172,8 +193,7 @@ def admin_token_command(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.option("--since-days", type=float, default=None,
-              help="Only launches of the last N days.")
+@click.option("--since-days", type=float, default=None, help="Only launches of the last N days.")
 @click.pass_context
 def launches(ctx: click.Context, since_days: float | None) -> None:
     """Export the launch log as JSON Lines (like mybinder.org's events archive)."""

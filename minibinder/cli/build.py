@@ -35,12 +35,20 @@ def pick_target(config: Config, repository: str, ref: str | None) -> BuildTarget
         if ref:
             raise SpecError("--ref applies to clone URLs; a spec names its ref as its last part")
         return target_for_source(parse_spec(repository, config), config)
-    raise SpecError(f"{repository!r} is neither a directory, a clone URL (https://...) nor a "
-                    f"spec like gh/owner/repo/HEAD")
+    raise SpecError(
+        f"{repository!r} is neither a directory, a clone URL (https://...) nor a "
+        f"spec like gh/owner/repo/HEAD"
+    )
 
 
-def build_command(config: Config, repository: str, ref: str | None, show_dockerfile: bool,
-                  no_cache: bool, run: Runner) -> Event:
+def build_command(
+    config: Config,
+    repository: str,
+    ref: str | None,
+    show_dockerfile: bool,
+    no_cache: bool,
+    run: Runner,
+) -> Event:
     target = pick_target(config, repository, ref)
     if show_dockerfile:
         return Event("built", _dockerfile_for(target, config))
@@ -53,8 +61,12 @@ def _dockerfile_for(target: BuildTarget, config: Config) -> str:
         return generated_dockerfile(target.local_dir, config)
     config.data_path.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=config.data_path) as workdir:
-        limits = FetchLimits(config.allowed_clone_schemes, config.clone_timeout,
-                             config.size("clone_max_size"), config.clone_submodules)
+        limits = FetchLimits(
+            config.allowed_clone_schemes,
+            config.clone_timeout,
+            config.size("clone_max_size"),
+            config.clone_submodules,
+        )
         repo = Path(workdir) / "repo"
         assert target.source is not None
         for _ in fetch_commit(target.repo_url, target.ref, repo, limits, ref=target.source.ref):

@@ -6,9 +6,20 @@ from __future__ import annotations
 import http.client
 from urllib.parse import quote
 
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                        "proxy-connection", "te", "trailer", "trailers", "transfer-encoding",
-                        "upgrade"})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
 OWN_COOKIE_PREFIX = "minibinder"  # minibinder's own cookies never reach a session
 
 
@@ -17,8 +28,11 @@ def connection_tokens(value: str) -> set[str]:
 
 
 def strip_own_cookies(cookie_header: str) -> str:
-    kept = [part.strip() for part in cookie_header.split(";")
-            if part.strip() and not part.strip().lower().startswith(OWN_COOKIE_PREFIX)]
+    kept = [
+        part.strip()
+        for part in cookie_header.split(";")
+        if part.strip() and not part.strip().lower().startswith(OWN_COOKIE_PREFIX)
+    ]
     return "; ".join(kept)
 
 
@@ -52,8 +66,7 @@ def forward_headers(environ: dict, upgrade: bool = False) -> list[tuple[str, str
 
 def response_headers(upstream: http.client.HTTPResponse) -> list[tuple[str, str]]:
     dropped = set(HOP_BY_HOP) | connection_tokens(upstream.getheader("Connection") or "")
-    return [(name, value) for name, value in upstream.getheaders()
-            if name.lower() not in dropped]
+    return [(name, value) for name, value in upstream.getheaders() if name.lower() not in dropped]
 
 
 def raw_request_path(environ: dict) -> str:

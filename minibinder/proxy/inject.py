@@ -18,9 +18,11 @@ def is_page(raw_path: str) -> bool:
 def injectable(upstream: http.client.HTTPResponse) -> bool:
     """A small, uncompressed HTML page: the session's own page, where the notice script goes."""
     length = upstream.getheader("Content-Length")
-    return ((upstream.getheader("Content-Type") or "").startswith("text/html")
-            and not upstream.getheader("Content-Encoding")
-            and (length is None or int(length) <= MAX_INJECT_BYTES))
+    return (
+        (upstream.getheader("Content-Type") or "").startswith("text/html")
+        and not upstream.getheader("Content-Encoding")
+        and (length is None or int(length) <= MAX_INJECT_BYTES)
+    )
 
 
 def inject_script(html: bytes, tag: bytes) -> bytes:

@@ -13,7 +13,9 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from html import escape
+from typing import NamedTuple
 
+from ..wsgi import StartResponse, reply
 from .headers import forward_headers, raw_request_path, response_headers
 from .inject import inject_script, injectable, is_page
 from .routes import BadRoute, RouteTable, split_route
@@ -21,21 +23,27 @@ from .routes import BadRoute, RouteTable, split_route
 CHUNK = 64 * 1024
 CONNECT_TIMEOUT = 3.0
 
-StartResponse = Callable[..., object]
 SessionHelper = Callable[[dict, StartResponse, str, str], Iterable[bytes]]
 PageScript = Callable[[str], bytes]  # a session's path prefix → the tag added to its pages
 
 
-def error_page(start_response: StartResponse, status: str, title: str,
-               detail: str) -> list[bytes]:
-    body = (f"<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport "
-            f"content='width=device-width,initial-scale=1'><title>{escape(title)}</title>"
-            f"<body style='font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;"
-            f"padding:0 1rem'><h1>{escape(title)}</h1><p>{escape(detail)}</p>"
-            f"<p><a href='/'>Launch a repository</a></p></body></html>").encode()
-    start_response(status, [("Content-Type", "text/html; charset=utf-8"),
-                            ("Content-Length", str(len(body))), ("Cache-Control", "no-store")])
-    return [body]
+def error_page(start_response: StartResponse, status: str, title: str, detail: str) -> list[bytes]:
+    body = (
+        f"<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport "
+        f"content='width=device-width,initial-scale=1'><title>{escape(title)}</title>"
+        f"<body style='font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;"
+        f"padding:0 1rem'><h1>{escape(title)}</h1><p>{escape(detail)}</p>"
+        f"<p><a href='/'>Launch a repository</a></p></body></html>"
+    ).encode()
+    return reply(start_response, status, "text/html; charset=utf-8", body)
+
+
+class Hop(NamedTuple):
+    """Where one request goes: the session, its backend, the raw path to ask for."""
+
+    session_id: str
+    target: str
+    raw_path: str
 
 
 class _Pool(threading.local):
@@ -52,8 +60,14 @@ class ProxyMiddleware:
     session); `page_script` is added to the session's HTML pages.
     """
 
-    def __init__(self, app: Callable, routes: RouteTable, helper: SessionHelper | None = None,
-                 helper_path: str = "", page_script: PageScript | None = None):
+    def __init__(
+        self,
+        app: Callable,
+        routes: RouteTable,
+        helper: SessionHelper | None = None,
+        helper_path: str = "",
+        page_script: PageScript | None = None,
+    ):
         self.app, self.routes = app, routes
         self.helper, self.helper_path, self.page_script = helper, helper_path, page_script
         self._pool = _Pool()
@@ -68,17 +82,20 @@ class ProxyMiddleware:
             return error_page(start_response, "400 Bad Request", "Bad path", str(error))
         target = self.routes.lookup(route[0]) if route else None
         if route is None or target is None:
-            return error_page(start_response, "404 Not Found", "No session here",
-                              "This session has ended or never existed. Sessions stop after a "
-                              "while without activity; launch the repository again.")
+            return error_page(
+                start_response,
+                "404 Not Found",
+                "No session here",
+                "This session has ended or never existed. Sessions stop after a "
+                "while without activity; launch the repository again.",
+            )
         session_id = route[0]
-        inside = raw_path.split("?", 1)[0][len(f"/user/{session_id}/"):]
+        inside = raw_path.split("?", 1)[0][len(f"/user/{session_id}/") :]
         if self.helper and self.helper_path and inside.startswith(self.helper_path):
-            return self.helper(environ, start_response, session_id,
-                               inside[len(self.helper_path):])
+            return self.helper(environ, start_response, session_id, inside[len(self.helper_path) :])
         if environ.get("HTTP_UPGRADE", "").lower() == "websocket":
-            return self._relay_websocket(environ, start_response, session_id, target, raw_path)
-        return self._relay_http(environ, start_response, session_id, target, raw_path)
+            return self._relay_websocket(environ, start_response, Hop(session_id, target, raw_path))
+        return self._relay_http(environ, start_response, Hop(session_id, target, raw_path))
 
     # -- HTTP --------------------------------------------------------------------------------
 
@@ -92,8 +109,9 @@ class ProxyMiddleware:
             self._pool.connections[target] = connection
         return connection
 
-    def _send(self, environ: dict, target: str, raw_path: str,
-              fresh: bool) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    def _send(
+        self, environ: dict, target: str, raw_path: str, fresh: bool
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         connection = self._connection(target, fresh)
         if connection.sock is None:
             connection.connect()
@@ -115,41 +133,61 @@ class ProxyMiddleware:
                 connection.send(b"0\r\n\r\n")
         return connection, connection.getresponse()
 
-    def _relay_http(self, environ: dict, start_response: StartResponse, session_id: str,
-                    target: str, raw_path: str) -> Iterable[bytes]:
+    def _relay_http(
+        self, environ: dict, start_response: StartResponse, hop: Hop
+    ) -> Iterable[bytes]:
+        session_id, target, raw_path = hop
         reused = target in self._pool.connections
         try:
             try:
                 connection, upstream = self._send(environ, target, raw_path, fresh=False)
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                has_body = (environ.get("CONTENT_LENGTH") or "0") not in ("", "0") or \
-                    "HTTP_TRANSFER_ENCODING" in environ
+                has_body = (environ.get("CONTENT_LENGTH") or "0") not in (
+                    "",
+                    "0",
+                ) or "HTTP_TRANSFER_ENCODING" in environ
                 if not reused or has_body:
                     raise
                 # A kept-alive connection the session had closed: retry once on a new one.
                 connection, upstream = self._send(environ, target, raw_path, fresh=True)
         except OSError:
             self._pool.connections.pop(target, None)
-            return error_page(start_response, "503 Service Unavailable",
-                              "The session is not answering",
-                              "It may have just been stopped, or it is overloaded. Try again "
-                              "in a moment, or launch the repository again.")
+            return error_page(
+                start_response,
+                "503 Service Unavailable",
+                "The session is not answering",
+                "It may have just been stopped, or it is overloaded. Try again "
+                "in a moment, or launch the repository again.",
+            )
         if upstream.status < 300:
             self.routes.touch(session_id)
         headers = response_headers(upstream)
-        if (self.page_script and upstream.status == 200 and environ["REQUEST_METHOD"] == "GET"
-                and is_page(raw_path) and injectable(upstream)):
-            body = inject_script(b"".join(self._stream(upstream, connection, target)),
-                                 self.page_script(f"/user/{session_id}/"))
+        if (
+            self.page_script
+            and upstream.status == 200
+            and environ["REQUEST_METHOD"] == "GET"
+            and is_page(raw_path)
+            and injectable(upstream)
+        ):
+            body = inject_script(
+                b"".join(self._stream(upstream, connection, target)),
+                self.page_script(f"/user/{session_id}/"),
+            )
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
-            start_response(f"{upstream.status} {upstream.reason}",
-                           [*headers, ("Content-Length", str(len(body)))])
+            start_response(
+                f"{upstream.status} {upstream.reason}",
+                [*headers, ("Content-Length", str(len(body)))],
+            )
             return [body]
         start_response(f"{upstream.status} {upstream.reason}", headers)
         return self._stream(upstream, connection, target)
 
-    def _stream(self, upstream: http.client.HTTPResponse, connection: http.client.HTTPConnection,
-                target: str) -> Iterator[bytes]:
+    def _stream(
+        self,
+        upstream: http.client.HTTPResponse,
+        connection: http.client.HTTPConnection,
+        target: str,
+    ) -> Iterator[bytes]:
         complete = False
         try:
             while chunk := upstream.read1(CHUNK):
@@ -166,19 +204,28 @@ class ProxyMiddleware:
 
     # -- WebSocket ---------------------------------------------------------------------------
 
-    def _relay_websocket(self, environ: dict, start_response: StartResponse, session_id: str,
-                         target: str, raw_path: str) -> Iterable[bytes]:
+    def _relay_websocket(
+        self, environ: dict, start_response: StartResponse, hop: Hop
+    ) -> Iterable[bytes]:
+        session_id, target, raw_path = hop
         client = environ.get("gunicorn.socket")
         if client is None:
-            return error_page(start_response, "501 Not Implemented", "WebSockets unavailable",
-                              "Run minibinder with `minibinder serve` (gunicorn) for "
-                              "WebSockets.")
+            return error_page(
+                start_response,
+                "501 Not Implemented",
+                "WebSockets unavailable",
+                "Run minibinder with `minibinder serve` (gunicorn) for WebSockets.",
+            )
         host, port = target.rsplit(":", 1)
         try:
             upstream = socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT)
         except OSError:
-            return error_page(start_response, "503 Service Unavailable",
-                              "The session is not answering", "Launch the repository again.")
+            return error_page(
+                start_response,
+                "503 Service Unavailable",
+                "The session is not answering",
+                "Launch the repository again.",
+            )
         upstream.settimeout(None)
         upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         lines = [f"{environ['REQUEST_METHOD']} {raw_path} HTTP/1.1"]

@@ -32,7 +32,7 @@ def split_route(raw_path: str) -> tuple[str, str] | None:
         raise BadRoute("dot segments and backslashes are not allowed in session paths")
     match = _ROUTE_RE.match(raw_path)
     if not match:
-        head = path[len(PREFIX):].split("/", 1)[0]
+        head = path[len(PREFIX) :].split("/", 1)[0]
         if "%" in head:
             raise BadRoute("encoded characters are not allowed in the session part of a path")
         return None
@@ -46,9 +46,15 @@ class RouteTable:
     so the proxy's hot path never waits for a database write.
     """
 
-    def __init__(self, lookup: Lookup, record_activity: RecordActivity, ttl: float = 2.0,
-                 flush_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        lookup: Lookup,
+        record_activity: RecordActivity,
+        ttl: float = 2.0,
+        flush_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ):
         self._lookup, self.record_activity = lookup, record_activity
         self.ttl, self.flush_seconds = ttl, flush_seconds
         self.clock, self.wall_clock = clock, wall_clock

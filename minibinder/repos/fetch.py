@@ -42,8 +42,7 @@ def tree_size(path: Path) -> int:
     return total
 
 
-def _watch(args: list[str], dest: Path, limits: FetchLimits, deadline: float,
-           what: str) -> str:
+def _watch(args: list[str], dest: Path, limits: FetchLimits, deadline: float, what: str) -> str:
     """Run git while watching the clock and the size of `dest`; kill it past either limit."""
     process = start_git(args, limits.allowed_schemes, cwd=str(dest))
     while True:
@@ -57,18 +56,21 @@ def _watch(args: list[str], dest: Path, limits: FetchLimits, deadline: float,
             raise FetchError(f"{what} took longer than {limits.timeout:g} s (clone_timeout)")
         if tree_size(dest) > limits.max_bytes:
             kill(process)
-            raise FetchError(f"the repository is larger than {limits.max_bytes // 2**20} MiB "
-                             "(clone_max_size)")
+            raise FetchError(
+                f"the repository is larger than {limits.max_bytes // 2**20} MiB (clone_max_size)"
+            )
     if process.returncode != 0:
         raise FetchError(f"{what} failed: {last_line(err)}")
     if tree_size(dest) > limits.max_bytes:
-        raise FetchError(f"the repository is larger than {limits.max_bytes // 2**20} MiB "
-                         "(clone_max_size)")
+        raise FetchError(
+            f"the repository is larger than {limits.max_bytes // 2**20} MiB (clone_max_size)"
+        )
     return out
 
 
-def fetch_commit(url: str, sha: str, dest: Path, limits: FetchLimits,
-                 ref: str | None = None) -> Iterator[str]:
+def fetch_commit(
+    url: str, sha: str, dest: Path, limits: FetchLimits, ref: str | None = None
+) -> Iterator[str]:
     """Check out commit `sha` of `url` into the empty directory `dest`, yielding progress lines.
 
     Fetches by SHA (one commit, depth 1); servers that refuse unadvertised SHAs get the ref
@@ -88,15 +90,27 @@ def fetch_commit(url: str, sha: str, dest: Path, limits: FetchLimits,
             raise
         yield "The server does not serve commits by SHA; fetching the ref by name"
         _watch([*fetch, url, ref], dest, limits, deadline, f"fetching {url}")
-        fetched = _watch(["rev-parse", "FETCH_HEAD"], dest, limits, deadline,
-                         "git rev-parse").strip()
+        fetched = _watch(
+            ["rev-parse", "FETCH_HEAD"], dest, limits, deadline, "git rev-parse"
+        ).strip()
         if fetched != sha:
-            raise FetchError(f"{ref} moved while launching (now {fetched[:12]}, "
-                             f"expected {sha[:12]}); try again") from None
-    _watch(["-c", "advice.detachedHead=false", "checkout", "--quiet", "FETCH_HEAD"], dest,
-           limits, deadline, "git checkout")
+            raise FetchError(
+                f"{ref} moved while launching (now {fetched[:12]}, expected {sha[:12]}); try again"
+            ) from None
+    _watch(
+        ["-c", "advice.detachedHead=false", "checkout", "--quiet", "FETCH_HEAD"],
+        dest,
+        limits,
+        deadline,
+        "git checkout",
+    )
     if limits.submodules and (dest / ".gitmodules").exists():
         yield "Fetching submodules"
-        _watch(["submodule", "update", "--init", "--recursive", "--depth=1"], dest, limits,
-               deadline, "fetching submodules")
+        _watch(
+            ["submodule", "update", "--init", "--recursive", "--depth=1"],
+            dest,
+            limits,
+            deadline,
+            "fetching submodules",
+        )
     yield f"Fetched {tree_size(dest) // 1024} KiB"

@@ -11,13 +11,20 @@ from ..errors import FetchError
 
 # Options that keep git from running anything a repository or URL could bring along.
 HARDENING = (
-    "-c", "protocol.file.allow=never",
-    "-c", "protocol.ext.allow=never",
-    "-c", "core.hooksPath=/dev/null",
-    "-c", "core.fsmonitor=false",
-    "-c", "submodule.recurse=false",
-    "-c", "credential.helper=",
-    "-c", "http.followRedirects=initial",
+    "-c",
+    "protocol.file.allow=never",
+    "-c",
+    "protocol.ext.allow=never",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "submodule.recurse=false",
+    "-c",
+    "credential.helper=",
+    "-c",
+    "http.followRedirects=initial",
 )
 
 
@@ -33,23 +40,44 @@ def git_env(allowed_schemes: Sequence[str]) -> dict[str, str]:
         "LC_ALL": "C",
     }
     # Keep the host's TLS settings (extra CAs, proxies): an intercepting proxy needs them.
-    for name in ("GIT_SSL_CAINFO", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "https_proxy",
-                 "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+    for name in (
+        "GIT_SSL_CAINFO",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ):
         if name in os.environ:
             env[name] = os.environ[name]
     return env
 
 
-def start_git(args: Sequence[str], allowed_schemes: Sequence[str],
-              cwd: str | None = None) -> subprocess.Popen:
+def start_git(
+    args: Sequence[str], allowed_schemes: Sequence[str], cwd: str | None = None
+) -> subprocess.Popen:
     return subprocess.Popen(
-        ["git", *HARDENING, *args], cwd=cwd, env=git_env(allowed_schemes),
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+        ["git", *HARDENING, *args],
+        cwd=cwd,
+        env=git_env(allowed_schemes),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
-def run_git(args: Sequence[str], allowed_schemes: Sequence[str], timeout: float,
-            cwd: str | None = None, what: str = "git") -> str:
+def run_git(
+    args: Sequence[str],
+    allowed_schemes: Sequence[str],
+    timeout: float,
+    cwd: str | None = None,
+    what: str = "git",
+) -> str:
     """Run git and return its standard output; raise FetchError with git's own message."""
     process = start_git(args, allowed_schemes, cwd)
     try:

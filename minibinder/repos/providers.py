@@ -46,8 +46,9 @@ class RepoSource:
 
 def _check_name(value: str, what: str, spec: str) -> str:
     if not _NAME_RE.match(value) or value in {".", ".."}:
-        raise SpecError(f"{what} {value!r} in {spec!r} may contain only letters, digits, "
-                        "'-', '_' and '.'")
+        raise SpecError(
+            f"{what} {value!r} in {spec!r} may contain only letters, digits, '-', '_' and '.'"
+        )
     return value
 
 
@@ -75,8 +76,9 @@ class RepoProvider:
         answer up to `ref_cache_seconds` old may be reused."""
         schemes, timeout = config.allowed_clone_schemes, config.clone_timeout
         if cached and config.ref_cache_seconds:
-            return REF_CACHE.resolve(source.repo_url, source.ref, config.ref_cache_seconds,
-                                     schemes, timeout)
+            return REF_CACHE.resolve(
+                source.repo_url, source.ref, config.ref_cache_seconds, schemes, timeout
+            )
         return resolve_ref(source.repo_url, source.ref, schemes, timeout)
 
     def spec_from_form(self, repository: str, ref: str) -> str:
@@ -97,10 +99,12 @@ class GitHubProvider(RepoProvider):
         user, repo, ref = parts[0], parts[1].removesuffix(".git"), parts[2]
         _check_name(user, "owner", spec)
         _check_name(repo, "repository", spec)
-        url = check_clone_url(f"{config.github_url.rstrip('/')}/{user}/{repo}",
-                              config.allowed_clone_schemes)
-        return RepoSource(self.key, spec, url, check_ref(unquote(ref)), f"{user}/{repo}",
-                          url + "/tree/{sha}")
+        url = check_clone_url(
+            f"{config.github_url.rstrip('/')}/{user}/{repo}", config.allowed_clone_schemes
+        )
+        return RepoSource(
+            self.key, spec, url, check_ref(unquote(ref)), f"{user}/{repo}", url + "/tree/{sha}"
+        )
 
     def spec_from_form(self, repository: str, ref: str) -> str:
         return f"{self.key}/{_path_of(repository)}/{_quote_ref(ref, keep_slashes=True)}"
@@ -113,15 +117,17 @@ class GitLabProvider(RepoProvider):
         quoted_namespace, _, ref = spec.partition("/")
         namespace = unquote(quoted_namespace).strip("/")
         if not namespace or not ref or "/" not in namespace:
-            raise SpecError(f"spec is not of the form <url-escaped namespace/project>/ref, "
-                            f"provided: {spec!r} (e.g. {self.example})")
+            raise SpecError(
+                f"spec is not of the form <url-escaped namespace/project>/ref, "
+                f"provided: {spec!r} (e.g. {self.example})"
+            )
         for part in namespace.split("/"):
             _check_name(part, "namespace part", spec)
         namespace = namespace.removesuffix(".git")
         base = config.gitlab_url.rstrip("/")
         url = check_clone_url(f"{base}/{namespace}.git", config.allowed_clone_schemes)
-        return RepoSource(self.key, spec, url, check_ref(unquote(ref)), quote(namespace, safe=""),
-                          f"{base}/{namespace}/-/tree/{{sha}}")
+        persistent, ref_url = quote(namespace, safe=""), f"{base}/{namespace}/-/tree/{{sha}}"
+        return RepoSource(self.key, spec, url, check_ref(unquote(ref)), persistent, ref_url)
 
     def spec_from_form(self, repository: str, ref: str) -> str:
         namespace = quote(_path_of(repository), safe="")
@@ -135,11 +141,13 @@ class GitProvider(RepoProvider):
     def parse(self, spec: str, config: Config) -> RepoSource:
         quoted_url, _, ref = spec.partition("/")
         if not ref:
-            raise SpecError(f"spec is not of the form <url-escaped clone URL>/ref, provided: "
-                            f"{spec!r} (e.g. {self.example})")
+            raise SpecError(
+                f"spec is not of the form <url-escaped clone URL>/ref, provided: "
+                f"{spec!r} (e.g. {self.example})"
+            )
         url = check_clone_url(unquote(quoted_url), config.allowed_clone_schemes)
-        return RepoSource(self.key, spec, url, check_ref(unquote(ref)), quote(url, safe=""),
-                          url.replace("{", "{{").replace("}", "}}"))
+        persistent, ref_url = quote(url, safe=""), url.replace("{", "{{").replace("}", "}}")
+        return RepoSource(self.key, spec, url, check_ref(unquote(ref)), persistent, ref_url)
 
     def spec_from_form(self, repository: str, ref: str) -> str:
         return f"{self.key}/{quote(repository, safe='')}/{_quote_ref(ref, keep_slashes=False)}"
@@ -158,20 +166,23 @@ class GistProvider(RepoProvider):
         ref = check_ref(unquote(parts[2])) if len(parts) == 3 else "HEAD"
         base = config.gist_url.rstrip("/")
         url = check_clone_url(f"{base}/{gist_id}.git", config.allowed_clone_schemes)
-        return RepoSource(self.key, spec, url, ref, f"{user}/{gist_id}",
-                          f"{base}/{user}/{gist_id}/{{sha}}")
+        return RepoSource(
+            self.key, spec, url, ref, f"{user}/{gist_id}", f"{base}/{user}/{gist_id}/{{sha}}"
+        )
 
 
 PROVIDERS: dict[str, RepoProvider] = {
     provider.key: provider
-    for provider in (GitHubProvider(), GitLabProvider(), GitProvider(), GistProvider())}
+    for provider in (GitHubProvider(), GitLabProvider(), GitProvider(), GistProvider())
+}
 
 
 def get_provider(key: str) -> RepoProvider:
     provider = PROVIDERS.get(key)
     if provider is None:
-        raise SpecError(f"unknown provider {key!r}; use one of {', '.join(PROVIDERS)} "
-                        "(e.g. gh/owner/repo/HEAD)")
+        raise SpecError(
+            f"unknown provider {key!r}; use one of {', '.join(PROVIDERS)} (e.g. gh/owner/repo/HEAD)"
+        )
     return provider
 
 

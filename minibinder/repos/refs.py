@@ -18,9 +18,16 @@ def check_ref(ref: str) -> str:
     """Refuse refs git would reject or could read as an option (git check-ref-format rules)."""
     if not ref:
         raise SpecError("the ref is empty; name a branch, tag or commit (or HEAD)")
-    if (ref.startswith(("-", "/", ".")) or ref.endswith(("/", ".", ".lock")) or ".." in ref
-            or "//" in ref or "@{" in ref or "/." in ref or _BAD_REF_CHARS.search(ref)
-            or len(ref) > 255):
+    if (
+        ref.startswith(("-", "/", "."))
+        or ref.endswith(("/", ".", ".lock"))
+        or ".." in ref
+        or "//" in ref
+        or "@{" in ref
+        or "/." in ref
+        or _BAD_REF_CHARS.search(ref)
+        or len(ref) > 255
+    ):
         raise SpecError(f"{ref!r} is not a valid git ref")
     return ref
 
@@ -41,22 +48,31 @@ def pick_sha(ls_remote_output: str, ref: str) -> str | None:
     return None
 
 
-def resolve_ref(repo_url: str, ref: str, allowed_schemes: Sequence[str],
-                timeout: float) -> str:
+def resolve_ref(repo_url: str, ref: str, allowed_schemes: Sequence[str], timeout: float) -> str:
     """Return the full SHA `ref` of `repo_url` points to; a 40-hex ref is taken as is."""
     if SHA_RE.match(ref):
         return ref
-    patterns = [ref] if ref == "HEAD" or ref.startswith("refs/") else [
-        f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/tags/{ref}^{{}}"]
+    patterns = (
+        [ref]
+        if ref == "HEAD" or ref.startswith("refs/")
+        else [f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/tags/{ref}^{{}}"]
+    )
     try:
-        output = run_git(["ls-remote", "--", repo_url, *patterns], allowed_schemes,
-                         timeout, what=f"looking up {repo_url}")
+        output = run_git(
+            ["ls-remote", "--", repo_url, *patterns],
+            allowed_schemes,
+            timeout,
+            what=f"looking up {repo_url}",
+        )
     except FetchError as error:
         raise ResolveError(f"could not reach {repo_url}: {error}") from None
     sha = pick_sha(output, ref)
     if sha is None:
-        hint = " (a commit must be given as its full 40-character SHA)" if all(
-            c in "0123456789abcdef" for c in ref) else " (did you mean HEAD?)"
+        hint = (
+            " (a commit must be given as its full 40-character SHA)"
+            if all(c in "0123456789abcdef" for c in ref)
+            else " (did you mean HEAD?)"
+        )
         raise ResolveError(f"no branch or tag named {ref!r} in {repo_url}{hint}")
     return sha
 
@@ -69,8 +85,9 @@ class RefCache:
         self._entries: dict[tuple[str, str], tuple[str, float]] = {}
         self._lock = threading.Lock()
 
-    def resolve(self, repo_url: str, ref: str, ttl: float, allowed_schemes: Sequence[str],
-                timeout: float) -> str:
+    def resolve(
+        self, repo_url: str, ref: str, ttl: float, allowed_schemes: Sequence[str], timeout: float
+    ) -> str:
         key = (repo_url, ref)
         with self._lock:
             entry = self._entries.get(key)

@@ -28,24 +28,27 @@ def check_clone_url(url: str, allowed_schemes: list[str] | tuple[str, ...]) -> s
     if url.startswith("-"):
         raise SpecError(f"repository URL {url!r} starts with '-': it would be read as an option")
     if _FORBIDDEN_CHARS.search(url):
-        raise SpecError(f"repository URL {url!r} contains whitespace, a control character or "
-                        "a character that has no place in a URL")
+        raise SpecError(
+            f"repository URL {url!r} contains whitespace, a control character or "
+            "a character that has no place in a URL"
+        )
     if "::" in url.split("/", 1)[0]:
-        raise SpecError(f"repository URL {url!r} names a git remote helper; use an "
-                        "https:// URL")
+        raise SpecError(f"repository URL {url!r} names a git remote helper; use an https:// URL")
     if "://" not in url:
         if re.match(r"^[\w.-]+@[\w.-]+:", url):
             raise SpecError(f"repository URL {url!r} is an ssh address; use its https:// URL")
-        raise SpecError(f"repository URL {url!r} is not a URL; use a form like "
-                        "https://host/owner/repo")
+        raise SpecError(
+            f"repository URL {url!r} is not a URL; use a form like https://host/owner/repo"
+        )
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in KNOWN_SCHEMES:
         raise SpecError(f"repository URL scheme {scheme!r} is not supported; use https://")
     if scheme not in allowed_schemes:
         allowed = ", ".join(f"{s}://" for s in allowed_schemes) or "none"
-        raise SpecError(f"repository URL scheme {scheme}:// is not allowed here "
-                        f"(allowed: {allowed})")
+        raise SpecError(
+            f"repository URL scheme {scheme}:// is not allowed here (allowed: {allowed})"
+        )
     if "@" in parts.netloc:
         raise SpecError("repository URLs must not contain credentials (user@ or user:password@)")
     try:
@@ -59,10 +62,12 @@ def check_clone_url(url: str, allowed_schemes: list[str] | tuple[str, ...]) -> s
         raise SpecError(f"repository URL {url!r} has an invalid port")
     if not parts.path.strip("/"):
         raise SpecError(f"repository URL {url!r} names no repository path")
-    if parts.path.startswith("//") or any(seg == "-" or seg.startswith("-")
-                                           for seg in parts.path.split("/")):
-        raise SpecError(f"repository URL {url!r} has a path segment that could be read as an "
-                        "option")
+    if parts.path.startswith("//") or any(
+        seg == "-" or seg.startswith("-") for seg in parts.path.split("/")
+    ):
+        raise SpecError(
+            f"repository URL {url!r} has a path segment that could be read as an option"
+        )
     return url
 
 

@@ -20,8 +20,10 @@ class Occupancy:
 
 def total_limit(config: Config, host_memory: int) -> int:
     """The configured limit, or as many reservations as fit in memory minus the headroom."""
-    fit = max(0, (host_memory - config.size("memory_headroom"))
-              // config.size("session_memory_reservation"))
+    fit = max(
+        0,
+        (host_memory - config.size("memory_headroom")) // config.size("session_memory_reservation"),
+    )
     return min(config.max_sessions, fit) if config.max_sessions else fit
 
 
@@ -39,13 +41,16 @@ def check_admission(provider_spec: str, occupancy: Occupancy, config: Config) ->
         raise QuotaExceeded(
             f"This server is full: {occupancy.sessions} sessions are running and it has room "
             f"for {limit}. Sessions end when idle, so please try again in a few minutes.",
-            RETRY_AFTER)
+            RETRY_AFTER,
+        )
     per_repo = repo_limit(config, provider_spec)
     if occupancy.repo_sessions >= per_repo:
         raise QuotaExceeded(
             f"This repository already has {occupancy.repo_sessions} sessions running, the most "
             f"this server allows for one repository ({per_repo}). Please try again in a few "
-            "minutes.", RETRY_AFTER)
+            "minutes.",
+            RETRY_AFTER,
+        )
 
 
 def host_memory_bytes(meminfo: str = "/proc/meminfo") -> int:

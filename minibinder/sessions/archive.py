@@ -53,9 +53,15 @@ def tar_to_zip(chunks: Iterator[bytes], strip: str = "") -> Iterator[bytes]:
     """Yield a zip of the tar stream's files and folders, names without the `strip` prefix."""
     sink = _Sink()
     source = io.BufferedReader(_ChunksReader(chunks), COPY_CHUNK)
-    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED,  # type: ignore[call-overload]
-                         allowZip64=True) as archive, \
-            tarfile.open(fileobj=source, mode="r|") as tar:
+    with (
+        zipfile.ZipFile(
+            sink,
+            "w",
+            zipfile.ZIP_DEFLATED,  # type: ignore[call-overload]
+            allowZip64=True,
+        ) as archive,
+        tarfile.open(fileobj=source, mode="r|") as tar,
+    ):
         for member in tar:
             name = member.name.removeprefix(strip).lstrip("/")
             if not name or not (member.isfile() or member.isdir()):

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 
 from ..errors import MinibinderError
 from ..store import SessionRecord
+from ..wsgi import StartResponse, reply
 from . import jupyter
 from .archive import tar_to_zip
 from .culler import REASONS, Limits, cull_notice
@@ -24,13 +25,12 @@ from .launcher import Sessions
 
 HELPER_PATH = "_minibinder/"
 
-StartResponse = Callable[..., object]
-
 
 def notice_script(prefix: str) -> bytes:
     """The tag added to a session's pages: it polls `status` and shows the warning banner."""
-    return (f'<script src="/static/session_notice.js" data-base="{escape(prefix)}" defer>'
-            f'</script>').encode()
+    return (
+        f'<script src="/static/session_notice.js" data-base="{escape(prefix)}" defer></script>'
+    ).encode()
 
 
 def caller_credentials(environ: dict, own_cookie_filter: Callable[[str], str]) -> dict[str, str]:
@@ -50,10 +50,7 @@ def caller_credentials(environ: dict, own_cookie_filter: Callable[[str], str]) -
 
 
 def _json(start_response: StartResponse, status: str, body: dict) -> list[bytes]:
-    data = json.dumps(body).encode()
-    start_response(status, [("Content-Type", "application/json"),
-                            ("Content-Length", str(len(data))), ("Cache-Control", "no-store")])
-    return [data]
+    return reply(start_response, status, "application/json", json.dumps(body).encode())
 
 
 class SessionHelpers:
@@ -61,8 +58,9 @@ class SessionHelpers:
         self.sessions = sessions
         self.own_cookie_filter = own_cookie_filter
 
-    def handle(self, environ: dict, start_response: StartResponse, session_id: str,
-               action: str) -> Iterable[bytes]:
+    def handle(
+        self, environ: dict, start_response: StartResponse, session_id: str, action: str
+    ) -> Iterable[bytes]:
         record = self.sessions.store.get_session(session_id)
         if record is None:
             return _json(start_response, "404 Not Found", {"error": "no such session"})
@@ -84,14 +82,19 @@ class SessionHelpers:
         body: dict = {"download_url": f"{record.prefix}{HELPER_PATH}download", "warning": None}
         if notice:
             minutes, seconds = divmod(int(notice.seconds_left), 60)
-            why = ("it has been idle" if notice.reason == "idle"
-                   else "it reaches the maximum session length")
+            why = (
+                "it has been idle"
+                if notice.reason == "idle"
+                else "it reaches the maximum session length"
+            )
             body["warning"] = {
-                "reason": notice.reason, "seconds_left": int(notice.seconds_left),
+                "reason": notice.reason,
+                "seconds_left": int(notice.seconds_left),
                 "message": f"This session will stop in {minutes}:{seconds:02d} because {why}. "
-                           + ("Any activity keeps it running. " if notice.reason == "idle"
-                              else "") + "Download your work to keep it.",
-                "why": REASONS[notice.reason]}
+                + ("Any activity keeps it running. " if notice.reason == "idle" else "")
+                + "Download your work to keep it.",
+                "why": REASONS[notice.reason],
+            }
         return body
 
     def download(self, record: SessionRecord, start_response: StartResponse) -> Iterable[bytes]:
@@ -99,15 +102,23 @@ class SessionHelpers:
             chunks = self.sessions.docker.archive(record.container_id, "/home/jovyan")
             first = next(chunks)
         except (MinibinderError, StopIteration):
-            return _json(start_response, "503 Service Unavailable",
-                         {"error": "the session's files cannot be read right now"})
+            return _json(
+                start_response,
+                "503 Service Unavailable",
+                {"error": "the session's files cannot be read right now"},
+            )
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", record.spec.rsplit("/", 1)[0]) or "session"
 
         def everything():
             yield first
             yield from chunks
 
-        start_response("200 OK", [
-            ("Content-Type", "application/zip"), ("Cache-Control", "no-store"),
-            ("Content-Disposition", f'attachment; filename="{name}-work.zip"')])
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "application/zip"),
+                ("Cache-Control", "no-store"),
+                ("Content-Disposition", f'attachment; filename="{name}-work.zip"'),
+            ],
+        )
         return tar_to_zip(everything(), strip="jovyan")

@@ -39,13 +39,24 @@ def status(record: SessionRecord, headers: dict[str, str] | None = None) -> dict
     caller's own credentials; None when Jupyter refuses or does not answer."""
     if not record.target:
         return None
-    return _get(record.target, f"{record.prefix}api/status?no_track_activity=1",
-                headers or {"Authorization": f"token {record.token}"}, timeout=5)[1]
+    return _get(
+        record.target,
+        f"{record.prefix}api/status?no_track_activity=1",
+        headers or {"Authorization": f"token {record.token}"},
+        timeout=5,
+    )[1]
 
 
 def busy_kernels(record: SessionRecord) -> int:
-    kernels = _get(record.target, f"{record.prefix}api/kernels?no_track_activity=1",
-                   {"Authorization": f"token {record.token}"}, timeout=5)[1] or []
+    kernels = (
+        _get(
+            record.target,
+            f"{record.prefix}api/kernels?no_track_activity=1",
+            {"Authorization": f"token {record.token}"},
+            timeout=5,
+        )[1]
+        or []
+    )
     return sum(1 for kernel in kernels if kernel.get("execution_state") == "busy")
 
 

@@ -40,10 +40,17 @@ class LaunchRequest:
 
 
 def jupyter_command(prefix: str, config: Config) -> list[str]:
-    return ["jupyter", "lab", "--ip=0.0.0.0", f"--port={JUPYTER_PORT}", "--no-browser",
-            f"--ServerApp.base_url={prefix}", "--ServerApp.trust_xheaders=True",
-            "--ServerApp.allow_remote_access=True",
-            f"--ServerApp.allow_origin={config.jupyter_allow_origin}"]
+    return [
+        "jupyter",
+        "lab",
+        "--ip=0.0.0.0",
+        f"--port={JUPYTER_PORT}",
+        "--no-browser",
+        f"--ServerApp.base_url={prefix}",
+        "--ServerApp.trust_xheaders=True",
+        "--ServerApp.allow_remote_access=True",
+        f"--ServerApp.allow_origin={config.jupyter_allow_origin}",
+    ]
 
 
 def new_session_id() -> str:
@@ -55,8 +62,9 @@ class Sessions:
     """The sessions of this installation. `forget_route` is called whenever a session's route
     changes or goes (the proxy caches routes briefly)."""
 
-    def __init__(self, config: Config, docker: Docker, store: Store,
-                 forget_route: Callable[[str], None]):
+    def __init__(
+        self, config: Config, docker: Docker, store: Store, forget_route: Callable[[str], None]
+    ):
         self.config, self.docker, self.store = config, docker, store
         self.forget_route = forget_route
         self.instance = instance_id(config)
@@ -74,30 +82,45 @@ class Sessions:
         config = self.config
         session_id, token, now = new_session_id(), secrets.token_urlsafe(24), time.time()
         record = SessionRecord(
-            id=session_id, token=token, container_id="", target="", image=request.image,
-            provider=request.provider, spec=request.spec, repo_url=request.repo_url,
-            resolved_ref=request.resolved_ref, state="launching", created=now,
-            last_activity=now)
+            id=session_id,
+            token=token,
+            container_id="",
+            target="",
+            image=request.image,
+            provider=request.provider,
+            spec=request.spec,
+            repo_url=request.repo_url,
+            resolved_ref=request.resolved_ref,
+            state="launching",
+            created=now,
+            last_activity=now,
+        )
         with self._admission_lock():  # check and claim in one step, across worker processes
             self.check_admission(f"{request.provider}/{request.spec}", request.repo_url)
             self.store.add_session(record)
         try:
             self.docker.ensure_network(config.session_network)
             container_id = self.docker.start_container(
-                image=request.image, name=f"minibinder-session-{session_id}",
+                image=request.image,
+                name=f"minibinder-session-{session_id}",
                 command=jupyter_command(record.prefix, config),
                 environment={**request.binder_env, "JUPYTER_TOKEN": token},
-                labels={SESSION_LABEL: session_id, INSTANCE_LABEL: self.instance,
-                        "minibinder.image": request.image,
-                        "minibinder.spec": f"{request.provider}/{request.spec}",
-                        "minibinder.repo": request.repo_url,
-                        "minibinder.ref": request.resolved_ref,
-                        "minibinder.version": __version__},
-                network=config.session_network, user="1000",
+                labels={
+                    SESSION_LABEL: session_id,
+                    INSTANCE_LABEL: self.instance,
+                    "minibinder.image": request.image,
+                    "minibinder.spec": f"{request.provider}/{request.spec}",
+                    "minibinder.repo": request.repo_url,
+                    "minibinder.ref": request.resolved_ref,
+                    "minibinder.version": __version__,
+                },
+                network=config.session_network,
+                user="1000",
                 mem_limit=config.size("session_memory_limit"),
                 mem_reservation=config.size("session_memory_reservation"),
                 nano_cpus=int(config.session_cpu_limit * 1e9),
-                pids_limit=config.session_pids_limit)
+                pids_limit=config.session_pids_limit,
+            )
             self.store.update_session(session_id, container_id=container_id)
             address = self.docker.container_address(container_id, config.session_network)
             target = f"{address}:{JUPYTER_PORT}"
@@ -105,8 +128,12 @@ class Sessions:
         except BaseException:
             self.stop(session_id)
             raise
-        self.store.update_session(session_id, target=target,
-                                  state="warm" if warm else "running", last_activity=time.time())
+        self.store.update_session(
+            session_id,
+            target=target,
+            state="warm" if warm else "running",
+            last_activity=time.time(),
+        )
         return self.store.get_session(session_id) or record
 
     def claim(self, image: str) -> SessionRecord | None:
@@ -118,8 +145,9 @@ class Sessions:
 
     def check_admission(self, provider_spec: str, repo_url: str) -> None:
         """Raise QuotaExceeded when one more session of this repository may not start."""
-        occupancy = Occupancy(self.store.count_sessions(), self.store.count_sessions(repo_url),
-                              host_memory_bytes())
+        occupancy = Occupancy(
+            self.store.count_sessions(), self.store.count_sessions(repo_url), host_memory_bytes()
+        )
         check_admission(provider_spec, occupancy, self.config)
 
     @contextmanager
@@ -141,13 +169,17 @@ class Sessions:
             state = self.docker.container_state(container_id)
             if not state or not state.get("Running"):
                 logs = self.docker.container_logs(container_id)
-                raise LaunchError("the session stopped while starting"
-                                  + (f"; its last output:\n{logs}" if logs else ""))
+                raise LaunchError(
+                    "the session stopped while starting"
+                    + (f"; its last output:\n{logs}" if logs else "")
+                )
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
         logs = self.docker.container_logs(container_id)
-        raise LaunchError(f"the session did not answer within {self.config.launch_timeout} s "
-                          f"(launch_timeout); its last output:\n{logs}")
+        raise LaunchError(
+            f"the session did not answer within {self.config.launch_timeout} s "
+            f"(launch_timeout); its last output:\n{logs}"
+        )
 
     def stop(self, session_id: str, reason: str = "stopped") -> None:
         """Remove the container and the route; nothing of the session survives."""
@@ -158,19 +190,22 @@ class Sessions:
         self.store.delete_session(session_id)
         if record and record.state == "running":
             metrics.SESSIONS_ENDED.labels(reason).inc()
-            log.info("session %s of %s/%s stopped: %s", session_id, record.provider,
-                     record.spec, reason)
+            log.info(
+                "session %s of %s/%s stopped: %s", session_id, record.provider, record.spec, reason
+            )
 
     def extend(self, session_id: str, seconds: float) -> None:
         record = self.store.get_session(session_id)
         if record:
-            self.store.update_session(session_id, extra_seconds=record.extra_seconds + seconds,
-                                      last_activity=time.time())
+            self.store.update_session(
+                session_id, extra_seconds=record.extra_seconds + seconds, last_activity=time.time()
+            )
 
     # -- what a session is doing -----------------------------------------------------------
 
-    def usage(self, record: SessionRecord, with_cpu: bool = True,
-              status: dict | None = None) -> Usage:
+    def usage(
+        self, record: SessionRecord, with_cpu: bool = True, status: dict | None = None
+    ) -> Usage:
         """Combine the proxy's activity with Jupyter's own, and the cgroup's CPU time.
 
         `status` is Jupyter's /api/status when the caller has already asked for it.

@@ -24,8 +24,13 @@ class ReconcilePlan:
     drop_records: list[str] = field(default_factory=list)  # records whose container is gone
 
 
-def plan_reconcile(records: list[SessionRecord], containers: list[dict[str, Any]],
-                   network: str, now: float, grace: float) -> ReconcilePlan:
+def plan_reconcile(
+    records: list[SessionRecord],
+    containers: list[dict[str, Any]],
+    network: str,
+    now: float,
+    grace: float,
+) -> ReconcilePlan:
     """Decide what to do with every container of this installation and every session record.
 
     Running containers of known sessions are kept, their routes refreshed when the address
@@ -63,15 +68,23 @@ def plan_reconcile(records: list[SessionRecord], containers: list[dict[str, Any]
                 plan.stop.append((session_id, "launch abandoned"))
         elif target and target != record.target:
             plan.new_targets[session_id] = target
-    plan.drop_records = [session_id for session_id, record in by_id.items()
-                         if session_id not in seen and not launching_now(record)]
+    plan.drop_records = [
+        session_id
+        for session_id, record in by_id.items()
+        if session_id not in seen and not launching_now(record)
+    ]
     return plan
 
 
 def reconcile(sessions: Sessions, now: float) -> ReconcilePlan:
     config, store = sessions.config, sessions.store
-    plan = plan_reconcile(store.sessions(), sessions.docker.containers(sessions.own_label),
-                          config.session_network, now, grace=config.launch_timeout + 30)
+    plan = plan_reconcile(
+        store.sessions(),
+        sessions.docker.containers(sessions.own_label),
+        config.session_network,
+        now,
+        grace=config.launch_timeout + 30,
+    )
     for container_id in plan.remove_containers:
         sessions.docker.remove_container(container_id)
     for session_id, reason in plan.stop:
@@ -79,8 +92,9 @@ def reconcile(sessions: Sessions, now: float) -> ReconcilePlan:
     for session_id, (container_id, target) in plan.maybe_adopt.items():
         record = store.get_session(session_id)
         if record and jupyter.answers(target, record.prefix):
-            store.update_session(session_id, state="running", target=target,
-                                 container_id=container_id)
+            store.update_session(
+                session_id, state="running", target=target, container_id=container_id
+            )
         else:
             sessions.stop(session_id, "launch abandoned")
     for session_id, target in plan.new_targets.items():

@@ -29,15 +29,20 @@ def package_folder(name: str) -> str:
     checkout = Path(__file__).resolve().parents[2]
     if (checkout / "pyproject.toml").is_file() and (checkout / name).is_dir():
         return str(checkout / name)
-    raise RuntimeError(f"minibinder's {name}/ folder is missing from {installed.parent}; "
-                       "reinstall the package")
+    raise RuntimeError(
+        f"minibinder's {name}/ folder is missing from {installed.parent}; reinstall the package"
+    )
 
 
-def create_app(config: Config | None = None, docker: Docker | None = None,
-               services: Services | None = None) -> Flask:
+def create_app(
+    config: Config | None = None, docker: Docker | None = None, services: Services | None = None
+) -> Flask:
     config = config or load_config()
-    app = Flask("minibinder", template_folder=package_folder("templates"),
-                static_folder=package_folder("static"))
+    app = Flask(
+        "minibinder",
+        template_folder=package_folder("templates"),
+        static_folder=package_folder("static"),
+    )
     services = services or create_services(config, docker)
     app.extensions["minibinder"] = services
     from . import admin, api, pages
@@ -48,6 +53,10 @@ def create_app(config: Config | None = None, docker: Docker | None = None,
     # The proxy sits outside Flask: session traffic never pays for routing or request objects.
     helpers = SessionHelpers(services.sessions, strip_own_cookies)
     app.wsgi_app = ProxyMiddleware(  # type: ignore[method-assign]
-        app.wsgi_app, services.routes, helper=helpers, helper_path=HELPER_PATH,
-        page_script=notice_script)
+        app.wsgi_app,
+        services.routes,
+        helper=helpers,
+        helper_path=HELPER_PATH,
+        page_script=notice_script,
+    )
     return app

@@ -32,14 +32,23 @@ def _csrf(token: str) -> str:
 @blueprint.before_request
 def require_token():
     token = admin_token(services().config)
-    offered = (request.args.get("token") or request.cookies.get(COOKIE)
-               or request.headers.get("Authorization", "").removeprefix("Bearer ").strip())
+    offered = (
+        request.args.get("token")
+        or request.cookies.get(COOKIE)
+        or request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    )
     if not offered or not hmac.compare_digest(offered, token):
-        abort(Response("The operator's pages need the admin token: open /admin?token=... "
-                       "(`minibinder admin-token` prints it).\n", 401,
-                       {"Content-Type": "text/plain; charset=utf-8"}))
+        abort(
+            Response(
+                "The operator's pages need the admin token: open /admin?token=... "
+                "(`minibinder admin-token` prints it).\n",
+                401,
+                {"Content-Type": "text/plain; charset=utf-8"},
+            )
+        )
     if request.method == "POST" and not hmac.compare_digest(
-            request.form.get("csrf", ""), _csrf(token)):
+        request.form.get("csrf", ""), _csrf(token)
+    ):
         abort(400)
     if request.args.get("token"):  # keep the token out of the address bar from now on
         response = redirect(request.path)
@@ -52,11 +61,19 @@ def _session_rows() -> list[dict]:
     app_services, now = services(), time.time()
     rows = []
     for record in app_services.store.sessions():
-        cpu, memory = app_services.docker.usage(record.container_id) if record.container_id \
-            else (None, None)
-        rows.append({"record": record, "age": now - record.created,
-                     "idle": now - record.last_activity, "cpu": cpu, "memory": memory,
-                     "url": f"{request.host_url.rstrip('/')}{record.prefix}"})
+        cpu, memory = (
+            app_services.docker.usage(record.container_id) if record.container_id else (None, None)
+        )
+        rows.append(
+            {
+                "record": record,
+                "age": now - record.created,
+                "idle": now - record.last_activity,
+                "cpu": cpu,
+                "memory": memory,
+                "url": f"{request.host_url.rstrip('/')}{record.prefix}",
+            }
+        )
     return rows
 
 
@@ -70,8 +87,9 @@ def _image_rows() -> list[dict]:
     rows = []
     for image in images:
         for name in image.get("RepoTags") or []:
-            rows.append({"name": name, "size": image.get("Size", 0),
-                         "last_used": last_used.get(name)})
+            rows.append(
+                {"name": name, "size": image.get("Size", 0), "last_used": last_used.get(name)}
+            )
     return sorted(rows, key=lambda row: -(row["last_used"] or 0))
 
 
@@ -80,23 +98,46 @@ def overview():
     app_services, now = services(), time.time()
     launches = app_services.store.launches(limit=500, since=now - DAY)
     samples = app_services.store.samples(now - DAY)
-    sessions_chart = line_chart([(t, float(n)) for t, n in samples], now - DAY, now,
-                                "Running sessions, last 24 h")
+    sessions_chart = line_chart(
+        [(t, float(n)) for t, n in samples], now - DAY, now, "Running sessions, last 24 h"
+    )
     launch_chart = line_chart(
-        [(row["time"], row["launch_seconds"] or 0.0) for row in launches
-         if row["status"] == "success"], now - DAY, now, "Launch time (s), last 24 h", " s",
-        dots=True)
+        [
+            (row["time"], row["launch_seconds"] or 0.0)
+            for row in launches
+            if row["status"] == "success"
+        ],
+        now - DAY,
+        now,
+        "Launch time (s), last 24 h",
+        " s",
+        dots=True,
+    )
     disk = docker_disk(app_services.config)
     warm = app_services.store.sessions("warm")
-    pool = [{"spec": spec, "size": size,
-             "warm": sum(1 for r in warm if f"{r.provider}/{r.spec}" == spec)}
-            for spec, size in sorted(pool_targets(app_services).items())]
+    pool = [
+        {
+            "spec": spec,
+            "size": size,
+            "warm": sum(1 for r in warm if f"{r.provider}/{r.spec}" == spec),
+        }
+        for spec, size in sorted(pool_targets(app_services).items())
+    ]
     return render_template(
-        "admin.html", pool=pool, sessions=_session_rows(), images=_image_rows(),
-        builds=recent_builds(app_services.config.data_path / "builds"), launches=launches[:50],
-        sessions_chart=Markup(sessions_chart), launch_chart=Markup(launch_chart),
-        disk=disk, csrf=_csrf(admin_token(app_services.config)), version=__version__,
-        docker_ok=app_services.docker.ping(), now=now)
+        "admin.html",
+        pool=pool,
+        sessions=_session_rows(),
+        images=_image_rows(),
+        builds=recent_builds(app_services.config.data_path / "builds"),
+        launches=launches[:50],
+        sessions_chart=Markup(sessions_chart),
+        launch_chart=Markup(launch_chart),
+        disk=disk,
+        csrf=_csrf(admin_token(app_services.config)),
+        version=__version__,
+        docker_ok=app_services.docker.ping(),
+        now=now,
+    )
 
 
 @blueprint.post("/sessions/<session_id>/stop")
@@ -120,8 +161,13 @@ def set_pool():
         if not 0 <= size <= 500:
             raise ValueError
     except (SpecError, ValueError):
-        abort(Response("Give a spec like gh/owner/repo/HEAD and a size from 0 to 500.\n", 400,
-                       {"Content-Type": "text/plain; charset=utf-8"}))
+        abort(
+            Response(
+                "Give a spec like gh/owner/repo/HEAD and a size from 0 to 500.\n",
+                400,
+                {"Content-Type": "text/plain; charset=utf-8"},
+            )
+        )
     services().store.set_pool_target(spec, size)
     return redirect(url_for("admin.overview"))
 
@@ -138,5 +184,7 @@ def build_log(key: str):
 def launches_export():
     since = float(request.args.get("since", 0) or 0)
     rows = services().store.launches(limit=1_000_000, since=since)
-    return Response("".join(launch_event(row, request.host) + "\n" for row in reversed(rows)),
-                    content_type="application/jsonl; charset=utf-8")
+    return Response(
+        "".join(launch_event(row, request.host) + "\n" for row in reversed(rows)),
+        content_type="application/jsonl; charset=utf-8",
+    )

@@ -51,8 +51,12 @@ def sse(event: Event) -> str:
     return f"data: {event.to_json()}\n\n"
 
 
-def event_stream(provider_spec: str, options: LaunchOptions, app_services: Services,
-                 keepalive: float | None = None) -> Iterator[str]:
+def event_stream(
+    provider_spec: str,
+    options: LaunchOptions,
+    app_services: Services,
+    keepalive: float | None = None,
+) -> Iterator[str]:
     """Run the request in a thread; relay its events and a keepalive comment while it works."""
     keepalive = keepalive or KEEPALIVE_SECONDS
     events: queue.Queue = queue.Queue()
@@ -88,9 +92,11 @@ def build(provider: str, spec: str):
     options = LaunchOptions(
         host_url=host_url(),
         build_only=request.args.get("build_only", "").lower() in ("true", "1", "yes"),
-        client_ip=request.remote_addr)
-    response = Response(event_stream(raw_spec("/build/"), options, services()),
-                        mimetype="text/event-stream")
+        client_ip=request.remote_addr,
+    )
+    response = Response(
+        event_stream(raw_spec("/build/"), options, services()), mimetype="text/event-stream"
+    )
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
     origin = services().config.cors_allow_origin

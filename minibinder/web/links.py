@@ -24,10 +24,16 @@ def session_path(urlpath: str = "", labpath: str = "", filepath: str = "") -> st
         return "tree/" + quote(filepath.lstrip("/"))
     if not urlpath:
         return "lab"
-    if (urlpath.startswith(("//", "\\", "/\\")) or "\\" in urlpath or _SCHEME.match(urlpath)
-            or any(ord(c) < 32 or c == "\x7f" for c in urlpath)):
-        raise SpecError(f"urlpath {urlpath!r} must be a path inside the session, like /lab or "
-                        "/tree/notebook.ipynb")
+    if (
+        urlpath.startswith(("//", "\\", "/\\"))
+        or "\\" in urlpath
+        or _SCHEME.match(urlpath)
+        or any(ord(c) < 32 or c == "\x7f" for c in urlpath)
+    ):
+        raise SpecError(
+            f"urlpath {urlpath!r} must be a path inside the session, like /lab or "
+            "/tree/notebook.ipynb"
+        )
     return urlpath.lstrip("/")
 
 
@@ -56,4 +62,5 @@ def launch_link(host_url: str, spec: str, path: str = "", ui: str = "lab") -> Ba
         url=url,
         markdown=f"[![Binder]({logo})]({url})",
         rst=f".. image:: {logo}\n :target: {url}",
-        html=f'<a href="{escape(url)}"><img src="{escape(logo)}" alt="Launch Binder"></a>')
+        html=f'<a href="{escape(url)}"><img src="{escape(logo)}" alt="Launch Binder"></a>',
+    )

@@ -37,15 +37,21 @@ def home():
         except SpecError as problem:
             error = str(problem)
     providers = {key: provider.display_name for key, provider in PROVIDERS.items()}
-    return render_template("home.html", form=form, providers=providers, badges=badges,
-                           error=error, version=__version__,
-                           docker_ok=services().docker.ping())
+    return render_template(
+        "home.html",
+        form=form,
+        providers=providers,
+        badges=badges,
+        error=error,
+        version=__version__,
+        docker_ok=services().docker.ping(),
+    )
 
 
 def unavailable(title: str, message: str, status: int, retry_after: int | None = None):
     response = current_app.make_response(
-        (render_template("error.html", title=title, message=message, version=__version__),
-         status))
+        (render_template("error.html", title=title, message=message, version=__version__), status)
+    )
     if retry_after:
         response.headers["Retry-After"] = str(retry_after)
     return response
@@ -54,8 +60,11 @@ def unavailable(title: str, message: str, status: int, retry_after: int | None =
 @blueprint.get("/v2/<provider>/<path:spec>")
 def launch(provider: str, spec: str):
     try:
-        landing = session_path(request.args.get("urlpath", ""), request.args.get("labpath", ""),
-                               request.args.get("filepath", ""))
+        landing = session_path(
+            request.args.get("urlpath", ""),
+            request.args.get("labpath", ""),
+            request.args.get("filepath", ""),
+        )
     except SpecError as error:
         return unavailable("Bad launch link", str(error), 400)
     provider_and_spec = raw_spec("/v2/")
@@ -63,23 +72,32 @@ def launch(provider: str, spec: str):
     try:
         source = parse_spec(provider_and_spec, app_services.config)
         if not app_services.docker.ping():
-            return unavailable("Launching is unavailable right now",
-                               "This server's Docker daemon does not answer. Running sessions "
-                               "come back when it does; please try again in a few minutes.",
-                               503, 60)
+            return unavailable(
+                "Launching is unavailable right now",
+                "This server's Docker daemon does not answer. Running sessions "
+                "come back when it does; please try again in a few minutes.",
+                503,
+                60,
+            )
         app_services.sessions.check_admission(provider_and_spec, source.repo_url)
     except SpecError as error:
         return unavailable("Bad launch link", str(error), 400)
     except QuotaExceeded as error:
         return unavailable("This server is busy", str(error), 429, error.retry_after)
-    return render_template("loading.html", build_url=f"/build/{provider_and_spec}",
-                           landing=landing, spec=provider_and_spec, version=__version__)
+    return render_template(
+        "loading.html",
+        build_url=f"/build/{provider_and_spec}",
+        landing=landing,
+        spec=provider_and_spec,
+        version=__version__,
+    )
 
 
 @blueprint.get("/badge_logo.svg")
 def badge_logo():
-    return send_from_directory(current_app.static_folder or "", "badge_logo.svg",
-                               mimetype="image/svg+xml", max_age=86400)
+    return send_from_directory(
+        current_app.static_folder or "", "badge_logo.svg", mimetype="image/svg+xml", max_age=86400
+    )
 
 
 @blueprint.get("/health")
@@ -89,8 +107,11 @@ def health():
     disk = shutil.disk_usage(app_services.config.data_path)
     checks = {"docker": docker_ok, "disk_free_bytes": disk.free}
     status = 200 if docker_ok else 503
-    body = {"status": "ok" if status == 200 else "unhealthy", "version": __version__,
-            "checks": checks}
+    body = {
+        "status": "ok" if status == 200 else "unhealthy",
+        "version": __version__,
+        "checks": checks,
+    }
     if not docker_ok:
         body["message"] = "the Docker daemon does not answer"
     return jsonify(body), status

@@ -99,10 +99,15 @@ def serve_with(tmp_path, git_server, build_config):
         folder = tmp_path / f"serve{len(started)}"
         folder.mkdir()
         config = write_config(
-            folder / "minibinder.toml", data_dir or (tmp_path / "data"),
-            image_prefix=build_config.image_prefix, allowed_clone_schemes=["https", "git"],
-            github_url=git_server.base_url, extra_ca_file=build_config.extra_ca_file,
-            admin_token="operator-secret", **settings)
+            folder / "minibinder.toml",
+            data_dir or (tmp_path / "data"),
+            image_prefix=build_config.image_prefix,
+            allowed_clone_schemes=["https", "git"],
+            github_url=git_server.base_url,
+            extra_ca_file=build_config.extra_ca_file,
+            admin_token="operator-secret",
+            **settings,
+        )
         serve = ServeProcess(config, folder / "serve.log").start()
         serve.data_dir = data_dir or (tmp_path / "data")
         started.append(serve)

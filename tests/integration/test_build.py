@@ -19,9 +19,12 @@ SMALL_PACKAGE = "tabulate==0.9.0"
 
 def common_checks(builder, image):
     """What every Binder image must offer: JupyterLab, the notebook UI, jovyan at REPO_DIR."""
-    output = builder.run(image, "whoami; id -u; pwd; echo $REPO_DIR; jupyter lab --version; "
-                                "jupyter notebook --version; stat -c %U index.ipynb; "
-                                "echo $PATH")
+    output = builder.run(
+        image,
+        "whoami; id -u; pwd; echo $REPO_DIR; jupyter lab --version; "
+        "jupyter notebook --version; stat -c %U index.ipynb; "
+        "echo $PATH",
+    )
     lines = output.splitlines()
     assert lines[:4] == ["jovyan", "1000", "/home/jovyan", "/home/jovyan"]
     assert re.match(r"4\.\d+", lines[4]) and re.match(r"7\.\d+", lines[5])
@@ -33,8 +36,9 @@ def common_checks(builder, image):
 
 @pytest.fixture(scope="module")
 def requirements_repo(git_server):
-    return git_server.create("fixtures/requirements", {
-        "requirements.txt": SMALL_PACKAGE + "\n", "index.ipynb": NOTEBOOK})
+    return git_server.create(
+        "fixtures/requirements", {"requirements.txt": SMALL_PACKAGE + "\n", "index.ipynb": NOTEBOOK}
+    )
 
 
 def test_requirements_txt(builder, requirements_repo):
@@ -58,87 +62,127 @@ def test_notebook_only_commit_reinstalls_nothing(builder, requirements_repo):
     second, events = builder.built("gh/fixtures/requirements/HEAD")
     assert second != first
     log = log_text(events)
-    install_step = re.search(r"Step \d+/\d+ : RUN uv pip install -r .*?(?=Step \d+/\d+)", log,
-                             re.DOTALL).group(0)
+    install_step = re.search(
+        r"Step \d+/\d+ : RUN uv pip install -r .*?(?=Step \d+/\d+)", log, re.DOTALL
+    ).group(0)
     assert "Using cache" in install_step and "Running in" not in install_step
-    copy_step = re.search(r"Step \d+/\d+ : COPY --chown=1000:1000 repo/.*?(?=Step|\Z)", log,
-                          re.DOTALL).group(0)
+    copy_step = re.search(
+        r"Step \d+/\d+ : COPY --chown=1000:1000 repo/.*?(?=Step|\Z)", log, re.DOTALL
+    ).group(0)
     assert "Using cache" not in copy_step
     assert builder.run(second, "ls second.ipynb") == "second.ipynb"
 
 
 def test_same_requirements_in_another_repository_reuse_the_environment(builder, git_server):
-    git_server.create("fixtures/requirements-twin", {
-        "requirements.txt": SMALL_PACKAGE + "\n", "other.ipynb": NOTEBOOK})
+    git_server.create(
+        "fixtures/requirements-twin",
+        {"requirements.txt": SMALL_PACKAGE + "\n", "other.ipynb": NOTEBOOK},
+    )
     builder.built("gh/fixtures/requirements/HEAD")
     _, events = builder.built("gh/fixtures/requirements-twin/HEAD")
-    install_step = re.search(r"Step \d+/\d+ : RUN uv pip install -r .*?(?=Step \d+/\d+)",
-                             log_text(events), re.DOTALL).group(0)
+    install_step = re.search(
+        r"Step \d+/\d+ : RUN uv pip install -r .*?(?=Step \d+/\d+)", log_text(events), re.DOTALL
+    ).group(0)
     assert "Using cache" in install_step
 
 
 def test_apt_txt_and_postbuild(builder, git_server):
-    git_server.create("fixtures/apt-postbuild", {
-        "apt.txt": "# a small tool\njq\n",
-        "postBuild": "#!/bin/bash\nset -e\necho \"$(whoami)\" > ~/.postbuild-ran\n",
-        "index.ipynb": NOTEBOOK})  # postBuild committed without the executable bit on purpose
+    git_server.create(
+        "fixtures/apt-postbuild",
+        {
+            "apt.txt": "# a small tool\njq\n",
+            "postBuild": '#!/bin/bash\nset -e\necho "$(whoami)" > ~/.postbuild-ran\n',
+            "index.ipynb": NOTEBOOK,
+        },
+    )  # postBuild committed without the executable bit on purpose
     image, _ = builder.built("gh/fixtures/apt-postbuild/HEAD")
     common_checks(builder, image)
     assert builder.run(image, "jq --version").startswith("jq-")
-    assert builder.run(image, "cat ~/.postbuild-ran; stat -c %U ~/.postbuild-ran") == \
-        "jovyan\njovyan"
+    assert (
+        builder.run(image, "cat ~/.postbuild-ran; stat -c %U ~/.postbuild-ran") == "jovyan\njovyan"
+    )
 
 
 def test_setup_py(builder, git_server):
-    git_server.create("fixtures/setup-py", {
-        "setup.py": "from setuptools import setup\n"
-                    "setup(name='mbdemo', version='0.1', py_modules=['mbdemo'])\n",
-        "mbdemo.py": "ANSWER = 42\n", "index.ipynb": NOTEBOOK})
+    git_server.create(
+        "fixtures/setup-py",
+        {
+            "setup.py": "from setuptools import setup\n"
+            "setup(name='mbdemo', version='0.1', py_modules=['mbdemo'])\n",
+            "mbdemo.py": "ANSWER = 42\n",
+            "index.ipynb": NOTEBOOK,
+        },
+    )
     image, _ = builder.built("gh/fixtures/setup-py/HEAD")
     assert builder.run(image, "cd /tmp && python -c 'import mbdemo; print(mbdemo.ANSWER)'") == "42"
 
 
 def test_pyproject_toml(builder, git_server):
-    git_server.create("fixtures/pyproject", {
-        "pyproject.toml": "[project]\nname = 'mbproj'\nversion = '0.1'\n"
-                          f"dependencies = ['{SMALL_PACKAGE}']\n"
-                          "[build-system]\nrequires = ['setuptools>=61']\n"
-                          "build-backend = 'setuptools.build_meta'\n"
-                          "[tool.setuptools]\npy-modules = ['mbproj']\n",
-        "mbproj.py": "NAME = 'mbproj'\n", "index.ipynb": NOTEBOOK})
+    git_server.create(
+        "fixtures/pyproject",
+        {
+            "pyproject.toml": "[project]\nname = 'mbproj'\nversion = '0.1'\n"
+            f"dependencies = ['{SMALL_PACKAGE}']\n"
+            "[build-system]\nrequires = ['setuptools>=61']\n"
+            "build-backend = 'setuptools.build_meta'\n"
+            "[tool.setuptools]\npy-modules = ['mbproj']\n",
+            "mbproj.py": "NAME = 'mbproj'\n",
+            "index.ipynb": NOTEBOOK,
+        },
+    )
     image, _ = builder.built("gh/fixtures/pyproject/HEAD")
-    assert builder.run(image, "cd /tmp && python -c 'import mbproj, tabulate; print(mbproj.NAME)'"
-                       ) == "mbproj"
+    assert (
+        builder.run(image, "cd /tmp && python -c 'import mbproj, tabulate; print(mbproj.NAME)'")
+        == "mbproj"
+    )
 
 
 def test_pipfile_lock_wins_over_requirements(builder, git_server):
-    lock = {"_meta": {"requires": {"python_version": "3.11"}},
-            "default": {"tabulate": {"version": "==0.9.0"}}, "develop": {}}
-    git_server.create("fixtures/pipfile", {
-        "Pipfile.lock": json.dumps(lock), "Pipfile": "[packages]\ntabulate = '*'\n",
-        "requirements.txt": "this-requirement-must-be-ignored==0.0.1\n",
-        "index.ipynb": NOTEBOOK})
+    lock = {
+        "_meta": {"requires": {"python_version": "3.11"}},
+        "default": {"tabulate": {"version": "==0.9.0"}},
+        "develop": {},
+    }
+    git_server.create(
+        "fixtures/pipfile",
+        {
+            "Pipfile.lock": json.dumps(lock),
+            "Pipfile": "[packages]\ntabulate = '*'\n",
+            "requirements.txt": "this-requirement-must-be-ignored==0.0.1\n",
+            "index.ipynb": NOTEBOOK,
+        },
+    )
     image, _ = builder.built("gh/fixtures/pipfile/HEAD")
     assert builder.run(image, "python -c 'import tabulate; print(tabulate.__version__)'") == "0.9.0"
 
 
 def test_binder_folder_takes_precedence(builder, git_server):
-    git_server.create("fixtures/binder-dir", {
-        "binder/requirements.txt": SMALL_PACKAGE + "\n",
-        "requirements.txt": "this-requirement-must-be-ignored==0.0.1\n",
-        "setup.py": "raise SystemExit('root setup.py must be ignored')\n",
-        "apt.txt": "this-apt-package-must-be-ignored\n", "index.ipynb": NOTEBOOK})
+    git_server.create(
+        "fixtures/binder-dir",
+        {
+            "binder/requirements.txt": SMALL_PACKAGE + "\n",
+            "requirements.txt": "this-requirement-must-be-ignored==0.0.1\n",
+            "setup.py": "raise SystemExit('root setup.py must be ignored')\n",
+            "apt.txt": "this-apt-package-must-be-ignored\n",
+            "index.ipynb": NOTEBOOK,
+        },
+    )
     image, _ = builder.built("gh/fixtures/binder-dir/HEAD")
     assert builder.run(image, "python -c 'import tabulate; print(tabulate.__version__)'") == "0.9.0"
 
 
 def test_start_script_wraps_the_command(builder, git_server):
-    git_server.create("fixtures/start", {
-        ".binder/start": "#!/bin/bash\nexport MB_STARTED=yes\nexec \"$@\"\n",
-        "index.ipynb": NOTEBOOK})
+    git_server.create(
+        "fixtures/start",
+        {
+            ".binder/start": '#!/bin/bash\nexport MB_STARTED=yes\nexec "$@"\n',
+            "index.ipynb": NOTEBOOK,
+        },
+    )
     image, _ = builder.built("gh/fixtures/start/HEAD")
-    output = builder.sdk.containers.run(image, ["bash", "-c", "echo $MB_STARTED"], remove=True,
-                                        user="1000")
+    output = builder.sdk.containers.run(
+        image, ["bash", "-c", "echo $MB_STARTED"], remove=True, user="1000"
+    )
     assert output.decode().strip() == "yes"
 
 
@@ -151,10 +195,14 @@ def test_no_configuration(builder, git_server):
 
 def test_repository_dockerfile(builder, build_config, git_server):
     base = build_config.base_images[build_config.default_python]
-    git_server.create("fixtures/dockerfile", {
-        "Dockerfile": f"FROM {base}\nUSER root\nRUN echo from-dockerfile > /etc/mb-marker\n"
-                      "USER 1000\nCOPY --chown=1000:1000 . /home/jovyan/\n",
-        "index.ipynb": NOTEBOOK})
+    git_server.create(
+        "fixtures/dockerfile",
+        {
+            "Dockerfile": f"FROM {base}\nUSER root\nRUN echo from-dockerfile > /etc/mb-marker\n"
+            "USER 1000\nCOPY --chown=1000:1000 . /home/jovyan/\n",
+            "index.ipynb": NOTEBOOK,
+        },
+    )
     image, _ = builder.built("gh/fixtures/dockerfile/HEAD")
     common_checks(builder, image)
     assert builder.run(image, "cat /etc/mb-marker") == "from-dockerfile"
@@ -174,8 +222,9 @@ def test_labels_name_repo_ref_spec_version_and_config(builder, requirements_repo
 
 
 def test_failed_build_names_the_step_and_leaves_no_image(builder, git_server):
-    git_server.create("fixtures/broken", {
-        "requirements.txt": "this-package-does-not-exist-minibinder==1.0\n"})
+    git_server.create(
+        "fixtures/broken", {"requirements.txt": "this-package-does-not-exist-minibinder==1.0\n"}
+    )
     target, events = builder.build("gh/fixtures/broken/HEAD")
     failure = events[-1]
     assert failure.phase == "failed"
@@ -198,19 +247,25 @@ def test_concurrent_builds_of_one_commit_share_one_build(builder, git_server):
     for thread in threads:
         thread.join()
     assert all(events[-1].phase == "built" for events in results.values())
-    followers = [events for events in results.values()
-                 if any("already running" in e.message for e in events)]
+    followers = [
+        events for events in results.values() if any("already running" in e.message for e in events)
+    ]
     assert len(followers) == 1
-    assert sum(log_text(events).count("Successfully built") for events in results.values()
-               if events not in followers) == 1
+    assert (
+        sum(
+            log_text(events).count("Successfully built")
+            for events in results.values()
+            if events not in followers
+        )
+        == 1
+    )
 
 
 def test_unresolvable_ref_fails_before_anything_is_built(builder, build_config):
     from minibinder.errors import ResolveError
 
     with pytest.raises(ResolveError, match="no branch or tag named 'nope'"):
-        target_for_source(parse_spec("gh/fixtures/requirements/nope", build_config),
-                          build_config)
+        target_for_source(parse_spec("gh/fixtures/requirements/nope", build_config), build_config)
 
 
 def test_build_timeout_stops_the_build(builder, build_config, git_server, tmp_path):

@@ -45,13 +45,24 @@ def daemon_answers() -> bool:
 
 
 def test_minibinder_survives_a_docker_restart(tmp_path, git_server, builder, build_config):
-    git_server.create("restart/demo", {"index.ipynb": json.dumps(
-        {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})})
+    git_server.create(
+        "restart/demo",
+        {
+            "index.ipynb": json.dumps(
+                {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+            )
+        },
+    )
     builder.built("gh/restart/demo/HEAD")
     config = write_config(
-        tmp_path / "minibinder.toml", tmp_path / "data", image_prefix=build_config.image_prefix,
-        allowed_clone_schemes=["https", "git"], github_url=git_server.base_url,
-        extra_ca_file=build_config.extra_ca_file, cull_interval=2)
+        tmp_path / "minibinder.toml",
+        tmp_path / "data",
+        image_prefix=build_config.image_prefix,
+        allowed_clone_schemes=["https", "git"],
+        github_url=git_server.base_url,
+        extra_ca_file=build_config.extra_ca_file,
+        cull_interval=2,
+    )
     serve = ServeProcess(config, tmp_path / "serve.log").start()
     try:
         ready = events(f"{serve.url}/build/gh/restart/demo/HEAD")[-1]
@@ -67,8 +78,11 @@ def test_minibinder_survives_a_docker_restart(tmp_path, git_server, builder, bui
         refused = events(f"{serve.url}/build/gh/restart/demo/HEAD")[-1]
         assert refused["phase"] == "failed" and "Docker" in refused["message"]
 
-        wait_for(lambda: subprocess.run(["pgrep", "-x", "dockerd"]).returncode != 0, 90,
-                 "dockerd to exit")
+        wait_for(
+            lambda: subprocess.run(["pgrep", "-x", "dockerd"]).returncode != 0,
+            90,
+            "dockerd to exit",
+        )
         subprocess.run([str(ROOT / "scripts" / "ensure-docker.sh")], check=True, timeout=150)
         wait_for(lambda: get(f"{serve.url}/health")[0] == 200, 60, "health to recover")
         # The session's container comes back (restart policy); the route follows its address

@@ -17,23 +17,42 @@ from ..serving import ServeProcess, remove_test_sessions, write_config
 from ..sse import events
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOK = json.dumps({
-    "cells": [{"cell_type": "code", "execution_count": None, "id": "c1", "metadata": {},
-               "outputs": [], "source": ["import tabulate\n", "print(6 * 7)"]}],
-    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                "name": "python3"}},
-    "nbformat": 4, "nbformat_minor": 5})
+NOTEBOOK = json.dumps(
+    {
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": "c1",
+                "metadata": {},
+                "outputs": [],
+                "source": ["import tabulate\n", "print(6 * 7)"],
+            }
+        ],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, git_server, build_config):
-    git_server.create("e2e/demo", {"requirements.txt": "tabulate==0.9.0\n",
-                                   "analysis.ipynb": NOTEBOOK})
+    git_server.create(
+        "e2e/demo", {"requirements.txt": "tabulate==0.9.0\n", "analysis.ipynb": NOTEBOOK}
+    )
     folder = tmp_path_factory.mktemp("e2e")
     config = write_config(
-        folder / "minibinder.toml", folder / "data", image_prefix=build_config.image_prefix,
-        allowed_clone_schemes=["https", "git"], github_url=git_server.base_url,
-        extra_ca_file=build_config.extra_ca_file, threads=64)
+        folder / "minibinder.toml",
+        folder / "data",
+        image_prefix=build_config.image_prefix,
+        allowed_clone_schemes=["https", "git"],
+        github_url=git_server.base_url,
+        extra_ca_file=build_config.extra_ca_file,
+        threads=64,
+    )
     serve = ServeProcess(config, folder / "serve.log").start()
     yield serve
     serve.stop()
@@ -73,9 +92,11 @@ def test_build_only(server):
 
 
 def test_failures_are_failed_events(server):
-    for spec, message in [("gh/e2e/demo", "Did you mean"),
-                          ("gh/e2e/demo/no-such-branch", "no branch or tag"),
-                          ("gh/e2e/missing/HEAD", "could not reach")]:
+    for spec, message in [
+        ("gh/e2e/demo", "Did you mean"),
+        ("gh/e2e/demo/no-such-branch", "no branch or tag"),
+        ("gh/e2e/missing/HEAD", "could not reach"),
+    ]:
         received = events(f"{server.url}/build/{spec}")
         assert received[-1]["phase"] == "failed" and message in received[-1]["message"]
 
@@ -84,9 +105,13 @@ def test_binderhub_js_client_and_jupyterlab_services(server):
     node = shutil.which("node")
     assert node, "Node.js is required (scripts/ensure-test-tools.sh installs it)"
     code = "import os, tabulate; print(6 * 7, os.environ['BINDER_REQUEST'])"
-    result = subprocess.run([node, "binder_client.mjs", server.url + "/", "gh/e2e/demo/HEAD",
-                             code], cwd=ROOT / "tests" / "js", capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [node, "binder_client.mjs", server.url + "/", "gh/e2e/demo/HEAD", code],
+        cwd=ROOT / "tests" / "js",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["phases"][-1] == "ready"
@@ -119,10 +144,19 @@ def test_browser_launch_lands_in_jupyterlab_and_runs_a_cell(server, tmp_path):
     assert chromium, "Debian's chromium is required (scripts/ensure-test-tools.sh installs it)"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=chromium, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"])
+            str(tmp_path / "profile"),
+            executable_path=chromium,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         try:
             page = browser.new_page()
             page.goto(f"{server.url}/v2/gh/e2e/demo/HEAD?labpath=analysis.ipynb")
@@ -132,8 +166,9 @@ def test_browser_launch_lands_in_jupyterlab_and_runs_a_cell(server, tmp_path):
             cell = page.locator(".jp-Cell").first
             expect(cell).to_be_visible(timeout=60_000)
             # The status bar names the kernel once its session is connected.
-            expect(page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle"))
-                   ).to_be_visible(timeout=90_000)
+            expect(page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle"))).to_be_visible(
+                timeout=90_000
+            )
             output = cell.locator(".jp-OutputArea-output")
             for attempt in range(3):  # a keypress can land while JupyterLab still lays out
                 cell.locator(".jp-InputArea-editor").click()
@@ -149,8 +184,9 @@ def test_browser_launch_lands_in_jupyterlab_and_runs_a_cell(server, tmp_path):
 
 
 def test_home_page_makes_links_and_badges(server):
-    with urllib.request.urlopen(f"{server.url}/?provider=gh&repo=e2e/demo&path=analysis.ipynb") \
-            as response:
+    with urllib.request.urlopen(
+        f"{server.url}/?provider=gh&repo=e2e/demo&path=analysis.ipynb"
+    ) as response:
         page = response.read().decode()
     assert f"{server.url}/v2/gh/e2e/demo/HEAD?labpath=analysis.ipynb" in page
     assert f"[![Binder]({server.url}/badge_logo.svg)]" in page

@@ -24,9 +24,16 @@ def repo(git_server):
     return fixture
 
 
-@pytest.mark.parametrize("ref, attribute", [
-    ("HEAD", "head"), ("main", "head"), ("v1.0", "first"), ("feature/x", "branch"),
-    ("refs/heads/main", "head")])
+@pytest.mark.parametrize(
+    "ref, attribute",
+    [
+        ("HEAD", "head"),
+        ("main", "head"),
+        ("v1.0", "first"),
+        ("feature/x", "branch"),
+        ("refs/heads/main", "head"),
+    ],
+)
 def test_resolve_ref_against_loopback_server(config, repo, ref, attribute):
     source = source_from_url(repo.url, ref, config)
     assert resolve(source, config) == getattr(repo, attribute)
@@ -70,8 +77,9 @@ def test_fetch_one_old_commit_shallowly(tmp_path, repo):
     assert lines[0].startswith("Fetching")
     checkout = tmp_path / "c"
     assert (checkout / "a.txt").exists() and not (checkout / "c.txt").exists()
-    log = subprocess.run(["git", "log", "--format=%H"], cwd=checkout, capture_output=True,
-                         text=True, check=True).stdout.split()
+    log = subprocess.run(
+        ["git", "log", "--format=%H"], cwd=checkout, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert log == [repo.first]
 
 
@@ -94,8 +102,14 @@ def test_fetch_timeout(tmp_path):
     threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True).start()
     try:  # the server accepts and never answers: only the timeout ends the fetch
         with pytest.raises(FetchError, match="longer than 1 s .clone_timeout"):
-            list(fetch_commit(f"git://127.0.0.1:{port}/o/r", "a" * 40, tmp_path / "c",
-                              FetchLimits(SCHEMES, 1, 2**20)))
+            list(
+                fetch_commit(
+                    f"git://127.0.0.1:{port}/o/r",
+                    "a" * 40,
+                    tmp_path / "c",
+                    FetchLimits(SCHEMES, 1, 2**20),
+                )
+            )
     finally:
         for connection in accepted:
             connection.close()

@@ -30,14 +30,16 @@ def repo(git_server, builder):
 def session_container(ready):
     session_id = ready["url"].rstrip("/").rsplit("/", 1)[1]
     found = docker_sdk.from_env().containers.list(
-        all=True, filters={"label": f"minibinder.session={session_id}"})
+        all=True, filters={"label": f"minibinder.session={session_id}"}
+    )
     return found[0] if found else None
 
 
 def get_status(url, headers=None):
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}),
-                                    timeout=10) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers or {}), timeout=10
+        ) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
@@ -46,8 +48,9 @@ def get_status(url, headers=None):
 
 
 def admin_request(serve, path):
-    return urllib.request.Request(f"{serve.url}{path}",
-                                  headers={"Authorization": "Bearer operator-secret"})
+    return urllib.request.Request(
+        f"{serve.url}{path}", headers={"Authorization": "Bearer operator-secret"}
+    )
 
 
 def metric(serve, name):
@@ -95,16 +98,31 @@ def test_memory_limit_kills_the_kernel_not_the_session(serve_with, repo):
     ready = launch(serve, repo)
     kernel = start_kernel(ready)
     assert execute(ready, kernel, "print('alive')")["stdout"] == "alive\n"
-    execute(ready, kernel, "x = bytearray(900 * 1024 * 1024); x[::4096] = b'1' * len(x[::4096])",
-            timeout=60)
+    execute(
+        ready,
+        kernel,
+        "x = bytearray(900 * 1024 * 1024); x[::4096] = b'1' * len(x[::4096])",
+        timeout=60,
+    )
     # Jupyter notices the dead kernel and restarts it; the session answers throughout.
-    wait_for(lambda: (api(ready, f"api/kernels/{kernel}")[1] or {}).get("execution_state")
-             in ("idle", "starting"), 60, message="the kernel to restart")
+    wait_for(
+        lambda: (
+            (api(ready, f"api/kernels/{kernel}")[1] or {}).get("execution_state")
+            in ("idle", "starting")
+        ),
+        60,
+        message="the kernel to restart",
+    )
     assert api(ready, "api/status")[0] == 200
     assert api(bystander, "api/status")[0] == 200
     assert execute(ready, kernel, "print('back')")["stdout"] == "back\n"
-    wait_for(lambda: (metric(serve, "minibinder_oom_events_total") or " 0").split()[-1]
-             not in ("0", "0.0"), 30, message="the OOM event to be counted")
+    wait_for(
+        lambda: (
+            (metric(serve, "minibinder_oom_events_total") or " 0").split()[-1] not in ("0", "0.0")
+        ),
+        30,
+        message="the OOM event to be counted",
+    )
     with urllib.request.urlopen(admin_request(serve, "/admin/")) as response:
         assert "OOM" in response.read().decode()
 
@@ -146,20 +164,31 @@ def test_kill_9_then_restart_readopts_every_session(serve_with, repo, tmp_path):
         other = sessions[(sessions.index(ready) + 1) % 3]
         assert get_status(f"{second.url}{path}api/status?token={other['token']}") == 403
     doomed_path = doomed["url"].split(first.url, 1)[1]
-    wait_for(lambda: get_status(f"{second.url}{doomed_path}api/status") == 404, 30,
-             message="the dead session to be cleaned up")
+    wait_for(
+        lambda: get_status(f"{second.url}{doomed_path}api/status") == 404,
+        30,
+        message="the dead session to be cleaned up",
+    )
 
 
-def test_the_warning_reaches_a_real_browser_and_offers_the_download(serve_with, repo,
-                                                                     tmp_path):
+def test_the_warning_reaches_a_real_browser_and_offers_the_download(serve_with, repo, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     serve = serve_with(max_age=90, cull_warning=85, cull_interval=2)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=shutil.which("chromium"), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+            str(tmp_path / "profile"),
+            executable_path=shutil.which("chromium"),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         try:
             page = browser.new_page()
             page.goto(f"{serve.url}/v2/{repo}")

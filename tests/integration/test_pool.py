@@ -18,8 +18,14 @@ SPEC = "gh/pool/demo/HEAD"
 
 @pytest.fixture(scope="module")
 def pool_repo(git_server, builder):
-    git_server.create("pool/demo", {"index.ipynb": json.dumps(
-        {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})})
+    git_server.create(
+        "pool/demo",
+        {
+            "index.ipynb": json.dumps(
+                {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+            )
+        },
+    )
     builder.built(SPEC)
     return SPEC
 
@@ -32,8 +38,11 @@ def warm_sessions(serve) -> int:
 
 def warm_containers(spec: str) -> list:
     sdk = docker_sdk.from_env()
-    return [c for c in sdk.containers.list(filters={"label": "minibinder.session"})
-            if c.labels.get("minibinder.spec") == spec]
+    return [
+        c
+        for c in sdk.containers.list(filters={"label": "minibinder.session"})
+        if c.labels.get("minibinder.spec") == spec
+    ]
 
 
 def test_a_launch_is_handed_a_warm_session_and_the_pool_refills(serve_with, pool_repo):
@@ -55,8 +64,11 @@ def test_a_launch_is_handed_a_warm_session_and_the_pool_refills(serve_with, pool
     assert env["BINDER_REQUEST"] == f"v2/{SPEC}"
     assert env["BINDER_PERSISTENT_REQUEST"] == ready["binder_persistent_request"]
     # The pool refills to two unclaimed sessions besides the one handed out.
-    wait_for(lambda: warm_sessions(serve) == 2 and len(warm_containers(SPEC)) == 3, 90,
-             message="the pool to refill")
+    wait_for(
+        lambda: warm_sessions(serve) == 2 and len(warm_containers(SPEC)) == 3,
+        90,
+        message="the pool to refill",
+    )
     # Another request gets another session, with a token of its own.
     second = events(f"{serve.url}/build/{SPEC}")[-1]
     assert second["token"] != ready["token"] and second["url"] != ready["url"]
@@ -76,6 +88,9 @@ def test_unclaimed_warm_sessions_are_culled_and_replaced(serve_with, pool_repo):
     serve_with(warm_pool={SPEC: 1}, idle_timeout=6, cull_interval=1)
     wait_for(lambda: len(warm_containers(SPEC)) == 1, 90, message="a warm session")
     first = warm_containers(SPEC)[0].id
-    wait_for(lambda: first not in {c.id for c in warm_containers(SPEC)}, 60,
-             message="the unclaimed session to be culled")
+    wait_for(
+        lambda: first not in {c.id for c in warm_containers(SPEC)},
+        60,
+        message="the unclaimed session to be culled",
+    )
     wait_for(lambda: len(warm_containers(SPEC)) == 1, 60, message="a replacement")

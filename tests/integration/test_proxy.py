@@ -24,10 +24,14 @@ def proxy(tmp_path_factory, docker):
     folder = tmp_path_factory.mktemp("proxy")
     data = folder / "data"
     # Idle sessions would be culled: these must stay for the whole module.
-    config = write_config(folder / "minibinder.toml", data, threads=32,
-                          idle_timeout=86400, cull_interval=3600)
-    backends = [SessionBackend(data, SESSION_A, "A"), SessionBackend(data, SESSION_B, "B"),
-                SessionBackend(data, SESSION_DEAD, "dead", serve=False)]
+    config = write_config(
+        folder / "minibinder.toml", data, threads=32, idle_timeout=86400, cull_interval=3600
+    )
+    backends = [
+        SessionBackend(data, SESSION_A, "A"),
+        SessionBackend(data, SESSION_B, "B"),
+        SessionBackend(data, SESSION_DEAD, "dead", serve=False),
+    ]
     store = Store(data / "minibinder.sqlite")
     for backend in backends:  # before serve starts: its first round adopts them
         backend.add_route(store)
@@ -96,8 +100,9 @@ def test_streams_a_100_mb_upload_without_buffering(proxy):
             yield block
 
     connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=60)
-    connection.request("POST", f"/user/{SESSION_A}/upload", body=body(),
-                       headers={"Content-Length": str(100 * MB)})
+    connection.request(
+        "POST", f"/user/{SESSION_A}/upload", body=body(), headers={"Content-Length": str(100 * MB)}
+    )
     result = json.loads(connection.getresponse().read())
     connection.close()
     assert result == {"bytes": 100 * MB, "sha256": expected.hexdigest()}
@@ -117,12 +122,22 @@ def test_chunked_upload(proxy):
 
 
 def test_hop_by_hop_headers_and_forwarding(proxy):
-    response, data = request(proxy, "GET", f"/user/{SESSION_A}/headers?x=1", headers={
-        "Host": "binder.example:8585", "Connection": "keep-alive, X-Client-Hop",
-        "X-Client-Hop": "drop me", "Keep-Alive": "timeout=5", "TE": "trailers",
-        "Proxy-Authorization": "Basic eA==", "X-Forwarded-For": "6.6.6.6",
-        "Cookie": "minibinder-admin=secret; _xsrf=abc; minibinder_other=x; username-h=y",
-        "X-Kept": "yes"})
+    response, data = request(
+        proxy,
+        "GET",
+        f"/user/{SESSION_A}/headers?x=1",
+        headers={
+            "Host": "binder.example:8585",
+            "Connection": "keep-alive, X-Client-Hop",
+            "X-Client-Hop": "drop me",
+            "Keep-Alive": "timeout=5",
+            "TE": "trailers",
+            "Proxy-Authorization": "Basic eA==",
+            "X-Forwarded-For": "6.6.6.6",
+            "Cookie": "minibinder-admin=secret; _xsrf=abc; minibinder_other=x; username-h=y",
+            "X-Kept": "yes",
+        },
+    )
     seen = {name.lower(): value for name, value in json.loads(data)["headers"]}
     assert seen["host"] == "binder.example:8585"
     assert seen["x-kept"] == "yes"
@@ -141,7 +156,9 @@ def test_hop_by_hop_headers_and_forwarding(proxy):
 def test_websocket_echo_with_subprotocol_and_binary_frames(proxy):
     ws = websocket.create_connection(
         f"ws://127.0.0.1:{proxy.port}/user/{SESSION_A}/api/kernels/k/channels",
-        subprotocols=["v1.kernel.websocket.jupyter.org"], timeout=10)
+        subprotocols=["v1.kernel.websocket.jupyter.org"],
+        timeout=10,
+    )
     try:
         assert ws.getsubprotocol() == "v1.kernel.websocket.jupyter.org"
         ws.send("hello")
@@ -169,19 +186,22 @@ def test_websocket_traffic_counts_as_activity(proxy):
     assert proxy.store.get_session(SESSION_B).last_activity > before
 
 
-@pytest.mark.parametrize("path", [
-    f"/user/{SESSION_A}/%2e%2e/{SESSION_B}/hello",
-    f"/user/{SESSION_A}/%2E%2E/{SESSION_B}/hello",
-    f"/user/{SESSION_A}/../{SESSION_B}/hello",
-    f"/user/{SESSION_A}/./../{SESSION_B}/hello",
-    f"/user/{SESSION_A}/.%2e/{SESSION_B}/hello",
-    f"/user/{SESSION_A}%2F..%2F{SESSION_B}/hello",
-    f"/user/{SESSION_A}%2f{SESSION_B}/hello",
-    f"/user/%2e%2e/user/{SESSION_B}/hello",
-    f"/user/{SESSION_A}\\..\\{SESSION_B}/hello",
-    f"/user/{SESSION_A}/..%5c{SESSION_B}/hello",
-    f"/user/{SESSION_A[:-1]}%61/hello",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/user/{SESSION_A}/%2e%2e/{SESSION_B}/hello",
+        f"/user/{SESSION_A}/%2E%2E/{SESSION_B}/hello",
+        f"/user/{SESSION_A}/../{SESSION_B}/hello",
+        f"/user/{SESSION_A}/./../{SESSION_B}/hello",
+        f"/user/{SESSION_A}/.%2e/{SESSION_B}/hello",
+        f"/user/{SESSION_A}%2F..%2F{SESSION_B}/hello",
+        f"/user/{SESSION_A}%2f{SESSION_B}/hello",
+        f"/user/%2e%2e/user/{SESSION_B}/hello",
+        f"/user/{SESSION_A}\\..\\{SESSION_B}/hello",
+        f"/user/{SESSION_A}/..%5c{SESSION_B}/hello",
+        f"/user/{SESSION_A[:-1]}%61/hello",
+    ],
+)
 def test_paths_cannot_walk_into_another_session(proxy, path):
     before = [r for r in proxy.b.requests() if r.endswith("/hello")]
     response, data = request(proxy, "GET", path)

@@ -1,6 +1,5 @@
 """One build per image across processes, build slots, and reading build logs back."""
 
-
 from minibinder.build.sharing import (
     build_log_text,
     recent_builds,

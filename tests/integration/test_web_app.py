@@ -43,7 +43,7 @@ def test_event_stream_framing_keepalive_and_cors(app):
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     body = response.get_data(as_text=True)
     chunks = body.split("\n\n")
-    data = [json.loads(c[len("data: "):]) for c in chunks if c.startswith("data: ")]
+    data = [json.loads(c[len("data: ") :]) for c in chunks if c.startswith("data: ")]
     assert data[0] == {"phase": "building", "message": "Step 1/2 : RUN \x1b[32mgreen\x1b[0m\n"}
     assert data[-1]["phase"] == "failed"
     assert data[-1]["message"] == "no such thing: gl/group%2Fproject/HEAD"  # raw, still escaped
@@ -80,9 +80,22 @@ def test_launch_page_says_when_docker_is_down(app):
 def test_launch_page_when_the_server_is_full(tmp_path):
     config = load_config(overrides={"data_dir": str(tmp_path), "max_sessions": 1})
     app = create_app(config, docker=FakeDocker(up=True))
-    app.extensions["minibinder"].store.add_session(SessionRecord(
-        "0" * 16, "t", "c", "", "img", "gh", "x/y/HEAD", "https://github.com/x/y", "", "running",
-        1.0, 1.0))
+    app.extensions["minibinder"].store.add_session(
+        SessionRecord(
+            "0" * 16,
+            "t",
+            "c",
+            "",
+            "img",
+            "gh",
+            "x/y/HEAD",
+            "https://github.com/x/y",
+            "",
+            "running",
+            1.0,
+            1.0,
+        )
+    )
     response = app.test_client().get("/v2/gh/o/r/HEAD")
     assert response.status_code == 429
     assert response.headers["Retry-After"] == "60"

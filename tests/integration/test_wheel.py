@@ -22,22 +22,41 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     folder = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--wheel-dir", str(folder / "dist"), str(ROOT)], check=True, cwd=folder)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(folder / "dist"),
+            str(ROOT),
+        ],
+        check=True,
+        cwd=folder,
+    )
     wheel = next((folder / "dist").glob("minibinder-*.whl"))
     venv = folder / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(wheel)], check=True,
-                   cwd=folder)
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", str(wheel)], check=True, cwd=folder
+    )
     return wheel, venv, folder
 
 
 def test_the_wheel_carries_templates_static_files_and_the_base_image_recipe(installed):
     wheel, _, _ = installed
     names = set(zipfile.ZipFile(wheel).namelist())
-    for expected in ("minibinder/templates/home.html", "minibinder/templates/admin.html",
-                     "minibinder/static/loading.js", "minibinder/static/badge_logo.svg",
-                     "minibinder/build/base.Dockerfile", "minibinder/__main__.py"):
+    for expected in (
+        "minibinder/templates/home.html",
+        "minibinder/templates/admin.html",
+        "minibinder/static/loading.js",
+        "minibinder/static/badge_logo.svg",
+        "minibinder/build/base.Dockerfile",
+        "minibinder/__main__.py",
+    ):
         assert expected in names
     metadata = next(n for n in names if n.endswith("METADATA"))
     text = zipfile.ZipFile(wheel).read(metadata).decode()
@@ -64,9 +83,13 @@ def test_the_installed_package_serves_every_page(installed):
     log = open(folder / "serve.log", "wb")  # noqa: SIM115 - closed below
     # Started from outside the checkout, with `python -m minibinder`: nothing can come from ROOT.
     process = subprocess.Popen(
-        [str(venv / "bin" / "python"), "-m", "minibinder", "serve", "--bind",
-         f"127.0.0.1:{port}"], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL)
+        [str(venv / "bin" / "python"), "-m", "minibinder", "serve", "--bind", f"127.0.0.1:{port}"],
+        cwd=folder,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -14,6 +14,7 @@ import pytest
 def _refuse(what: str):
     def refuse(*args, **kwargs):
         raise AssertionError(f"unit tests must not {what}; move the test to tests/integration")
+
     return refuse
 
 

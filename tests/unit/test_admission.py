@@ -9,20 +9,24 @@ from minibinder.sessions.admission import Occupancy, check_admission, repo_limit
 GIB = 2**30
 
 
-@pytest.mark.parametrize("settings, memory, expected", [
-    ({}, 24 * GIB, 23),  # (24 GiB - 1 GiB headroom) / 1 GiB reservations
-    ({"max_sessions": 10}, 24 * GIB, 10),
-    ({"max_sessions": 100}, 24 * GIB, 23),  # never more than memory allows
-    ({"session_memory_reservation": "512M"}, 4 * GIB, 6),
-    ({}, GIB // 2, 0),
-])
+@pytest.mark.parametrize(
+    "settings, memory, expected",
+    [
+        ({}, 24 * GIB, 23),  # (24 GiB - 1 GiB headroom) / 1 GiB reservations
+        ({"max_sessions": 10}, 24 * GIB, 10),
+        ({"max_sessions": 100}, 24 * GIB, 23),  # never more than memory allows
+        ({"session_memory_reservation": "512M"}, 4 * GIB, 6),
+        ({}, GIB // 2, 0),
+    ],
+)
 def test_total_limit(settings, memory, expected):
     assert total_limit(load_config(overrides=settings), memory) == expected
 
 
 def test_repo_quota_overrides_by_regex():
-    config = load_config(overrides={"repo_quotas": {"^gh/workshop/": 60, "^gh/tiny/": 1},
-                                    "max_sessions_per_repo": 5})
+    config = load_config(
+        overrides={"repo_quotas": {"^gh/workshop/": 60, "^gh/tiny/": 1}, "max_sessions_per_repo": 5}
+    )
     assert repo_limit(config, "gh/workshop/intro/HEAD") == 60
     assert repo_limit(config, "gh/tiny/x/main") == 1
     assert repo_limit(config, "gh/other/x/main") == 5

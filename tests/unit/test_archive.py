@@ -10,8 +10,10 @@ from minibinder.sessions.archive import tar_to_zip
 def make_tar() -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, content in [("jovyan/notes.txt", b"hello"),
-                              ("jovyan/data/big.bin", bytes(range(256)) * 4096)]:
+        for name, content in [
+            ("jovyan/notes.txt", b"hello"),
+            ("jovyan/data/big.bin", bytes(range(256)) * 4096),
+        ]:
             info = tarfile.TarInfo(name)
             info.size, info.mtime = len(content), 1_700_000_000
             tar.addfile(info, io.BytesIO(content))
@@ -26,7 +28,7 @@ def make_tar() -> bytes:
 
 def test_tar_to_zip_in_small_chunks():
     data = make_tar()
-    chunks = (data[i:i + 1000] for i in range(0, len(data), 1000))
+    chunks = (data[i : i + 1000] for i in range(0, len(data), 1000))
     zipped = b"".join(tar_to_zip(chunks, strip="jovyan"))
     with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
         assert sorted(archive.namelist()) == ["data/big.bin", "empty/", "notes.txt"]

@@ -19,25 +19,29 @@ PYPROJECT = b'[project]\nname = "x"\nversion = "1"\n[build-system]\nrequires = [
 
 
 def repo(files, config_dir=""):
-    return RepoConfig(config_dir, {k: v.encode() if isinstance(v, str) else v
-                                   for k, v in files.items()})
+    return RepoConfig(
+        config_dir, {k: v.encode() if isinstance(v, str) else v for k, v in files.items()}
+    )
 
 
-@pytest.mark.parametrize("files, expected", [
-    ({}, "python"),
-    ({"requirements.txt": "six"}, "python"),
-    ({"setup.py": ""}, "python"),
-    ({"pyproject.toml": PYPROJECT}, "python"),
-    ({"Pipfile": "[packages]\nsix = '*'\n"}, "pipfile"),
-    ({"Pipfile.lock": "{}"}, "pipfile"),
-    ({"Pipfile": "", "requirements.txt": "six"}, "pipfile"),
-    ({"Dockerfile": "FROM x", "requirements.txt": "six", "Pipfile": ""}, "dockerfile"),
-    ({"environment.yml": "", "requirements.txt": "six"}, "unsupported"),
-    ({"environment.yml": "", "Pipfile": ""}, "unsupported"),
-    ({"install.R": ""}, "unsupported"),
-    ({"Dockerfile": "FROM x", "environment.yml": ""}, "dockerfile"),
-    ({"apt.txt": "curl", "postBuild": "", "start": ""}, "python"),
-])
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        ({}, "python"),
+        ({"requirements.txt": "six"}, "python"),
+        ({"setup.py": ""}, "python"),
+        ({"pyproject.toml": PYPROJECT}, "python"),
+        ({"Pipfile": "[packages]\nsix = '*'\n"}, "pipfile"),
+        ({"Pipfile.lock": "{}"}, "pipfile"),
+        ({"Pipfile": "", "requirements.txt": "six"}, "pipfile"),
+        ({"Dockerfile": "FROM x", "requirements.txt": "six", "Pipfile": ""}, "dockerfile"),
+        ({"environment.yml": "", "requirements.txt": "six"}, "unsupported"),
+        ({"environment.yml": "", "Pipfile": ""}, "unsupported"),
+        ({"install.R": ""}, "unsupported"),
+        ({"Dockerfile": "FROM x", "environment.yml": ""}, "dockerfile"),
+        ({"apt.txt": "curl", "postBuild": "", "start": ""}, "python"),
+    ],
+)
 def test_detection_order(files, expected):
     assert pick_buildpack(repo(files)).name == expected
 
@@ -51,15 +55,24 @@ def test_requirements_install_before_the_repository_is_copied():
 
 def test_requirements_naming_repository_files_install_after_the_copy():
     text = render_dockerfile(plan_build(repo({"requirements.txt": "-e .\n"}), CONFIG))
-    assert text.index("COPY --chown=1000:1000 repo/") < text.index("uv pip install -r "
-                                                                   "requirements.txt")
+    assert text.index("COPY --chown=1000:1000 repo/") < text.index(
+        "uv pip install -r requirements.txt"
+    )
 
 
-@pytest.mark.parametrize("text, local", [
-    ("six\nnumpy>=1\n", False), ("-e .\n", True), (".\n", True), ("-r other.txt\n", True),
-    ("pkg @ file:///x\n", True), ("--requirement=x.txt", True), ("six\n  -c constraints.txt", True),
-    ("--index-url https://x/simple\nsix\n", False),
-])
+@pytest.mark.parametrize(
+    "text, local",
+    [
+        ("six\nnumpy>=1\n", False),
+        ("-e .\n", True),
+        (".\n", True),
+        ("-r other.txt\n", True),
+        ("pkg @ file:///x\n", True),
+        ("--requirement=x.txt", True),
+        ("six\n  -c constraints.txt", True),
+        ("--index-url https://x/simple\nsix\n", False),
+    ],
+)
 def test_refers_to_repository(text, local):
     assert refers_to_repository(text) is local
 
@@ -87,34 +100,55 @@ def test_pip_installer_setting():
 
 
 def test_pipfile_lock_wins_over_pipfile_and_installs_dev_packages():
-    lock = {"_meta": {"requires": {"python_version": "3.11"}},
-            "default": {"six": {"version": "==1.16.0"},
-                        "attrs": {"version": "==23.1.0", "markers": "python_version >= '3.7'"},
-                        "local": {"path": ".", "editable": True}},
-            "develop": {"tabulate": {"version": "==0.9.0", "extras": ["widechars"]}}}
-    plan = plan_build(repo({"Pipfile.lock": json.dumps(lock), "Pipfile": "[packages]\nx='*'"}),
-                      CONFIG)
+    lock = {
+        "_meta": {"requires": {"python_version": "3.11"}},
+        "default": {
+            "six": {"version": "==1.16.0"},
+            "attrs": {"version": "==23.1.0", "markers": "python_version >= '3.7'"},
+            "local": {"path": ".", "editable": True},
+        },
+        "develop": {"tabulate": {"version": "==0.9.0", "extras": ["widechars"]}},
+    }
+    plan = plan_build(
+        repo({"Pipfile.lock": json.dumps(lock), "Pipfile": "[packages]\nx='*'"}), CONFIG
+    )
     requirements = plan.dependency_files["requirements.txt"].decode()
-    assert requirements.splitlines() == ["attrs==23.1.0 ; python_version >= '3.7'",
-                                         "six==1.16.0", "tabulate[widechars]==0.9.0"]
+    assert requirements.splitlines() == [
+        "attrs==23.1.0 ; python_version >= '3.7'",
+        "six==1.16.0",
+        "tabulate[widechars]==0.9.0",
+    ]
     assert plan.post_repo_steps[0].startswith("uv pip install -e .")
 
 
 def test_pipfile_without_lock():
-    plan = plan_build(repo({"Pipfile": "[packages]\nsix = '*'\nnumpy = '>=1.20'\n"
-                                       "[dev-packages]\npytest = {version = '==8.0'}\n"}), CONFIG)
+    plan = plan_build(
+        repo(
+            {
+                "Pipfile": "[packages]\nsix = '*'\nnumpy = '>=1.20'\n"
+                "[dev-packages]\npytest = {version = '==8.0'}\n"
+            }
+        ),
+        CONFIG,
+    )
     assert plan.dependency_files["requirements.txt"].decode().splitlines() == [
-        "numpy>=1.20", "six", "pytest==8.0"]
+        "numpy>=1.20",
+        "six",
+        "pytest==8.0",
+    ]
 
 
 def test_pipfile_python_version_must_be_available():
-    with pytest.raises(BuildpackError, match="asks for Python 3.7, but this server provides "
-                                             "only 3.11"):
+    with pytest.raises(
+        BuildpackError, match="asks for Python 3.7, but this server provides only 3.11"
+    ):
         plan_build(repo({"Pipfile": "[requires]\npython_version = '3.7'\n"}), CONFIG)
 
 
-@pytest.mark.parametrize("runtime, version", [
-    ("python-3.11", "3.11"), ("python-3.11.4\n", "3.11"), ("python-3", "3.11"), ("", "3.11")])
+@pytest.mark.parametrize(
+    "runtime, version",
+    [("python-3.11", "3.11"), ("python-3.11.4\n", "3.11"), ("python-3", "3.11"), ("", "3.11")],
+)
 def test_runtime_txt(runtime, version):
     assert plan_build(repo({"runtime.txt": runtime}), CONFIG).python_version == version
 
@@ -126,39 +160,51 @@ def test_runtime_txt_picks_the_base_image_for_the_version():
     assert render_dockerfile(plan).splitlines()[1] == "FROM b:312"
 
 
-@pytest.mark.parametrize("runtime, message", [
-    ("python-3.7", "asks for python-3.7, but this server provides only python-3.11"),
-    ("python-2", "provides only python-3.11"),
-    ("r-4.1-2022-01-01", "understands python-X.Y"),
-])
+@pytest.mark.parametrize(
+    "runtime, message",
+    [
+        ("python-3.7", "asks for python-3.7, but this server provides only python-3.11"),
+        ("python-2", "provides only python-3.11"),
+        ("r-4.1-2022-01-01", "understands python-X.Y"),
+    ],
+)
 def test_runtime_txt_errors(runtime, message):
     with pytest.raises(BuildpackError, match=message):
         plan_build(repo({"runtime.txt": runtime}), CONFIG)
 
 
 def test_environment_yml_fails_clearly():
-    with pytest.raises(BuildpackError, match=r"binder/environment.yml: environment.yml \(conda\) "
-                                             "is not supported yet"):
+    with pytest.raises(
+        BuildpackError,
+        match=r"binder/environment.yml: environment.yml \(conda\) "
+        "is not supported yet",
+    ):
         plan_build(repo({"environment.yml": "dependencies: [numpy]"}, "binder"), CONFIG)
 
 
 def test_apt_txt_is_validated_and_rendered_as_root():
     assert parse_apt_txt("# tools\ncurl\n\nvim  # editor\ncurl\nlibc6-dev g++\n") == [
-        "curl", "g++", "libc6-dev", "vim"]
+        "curl",
+        "g++",
+        "libc6-dev",
+        "vim",
+    ]
     text = render_dockerfile(plan_build(repo({"apt.txt": "curl\n"}), CONFIG))
     assert text.index("USER root") < text.index("apt-get install") < text.index("USER 1000:1000")
 
 
-@pytest.mark.parametrize("line", ["curl; rm -rf /", "Curl", "-y", "pkg=1.0", "$(id)", "a/b",
-                                  "pkg`id`", "..", "_x"])
+@pytest.mark.parametrize(
+    "line", ["curl; rm -rf /", "Curl", "-y", "pkg=1.0", "$(id)", "a/b", "pkg`id`", "..", "_x"]
+)
 def test_apt_txt_hostile_lines(line):
     with pytest.raises(BuildpackError, match="apt.txt line 1"):
         parse_apt_txt(line + "\n")
 
 
 def test_postbuild_and_start_from_the_binder_folder():
-    plan = plan_build(repo({"postBuild": "#!/bin/sh\n", "start": "#!/bin/sh\nexec \"$@\"\n"},
-                           "binder"), CONFIG)
+    plan = plan_build(
+        repo({"postBuild": "#!/bin/sh\n", "start": '#!/bin/sh\nexec "$@"\n'}, "binder"), CONFIG
+    )
     assert plan.executables == ["binder/postBuild", "binder/start"]
     text = render_dockerfile(plan)
     assert "RUN ./binder/postBuild" in text
@@ -179,23 +225,27 @@ def test_no_configuration_renders_plain_python():
     assert "RUN" not in text
 
 
-@pytest.mark.parametrize("dockerfile, message", [
-    ("# syntax=docker/dockerfile:1\nFROM x\n", "syntax"),
-    ("#syntax = foo\nFROM x\n", "syntax"),
-    ("FROM x\nRUN --mount=type=cache,target=/root/.cache pip install x\n", "RUN --mount"),
-    ("FROM x\nRUN --network=host curl x\n", "RUN --network"),
-    ("FROM x\nRUN --security=insecure id\n", "RUN --security"),
-    ("FROM x\nRUN echo a \\\n  && true\nrun   --mount=type=secret,id=x cat\n", "line 4"),
-    ("RUN echo no from\n", "no FROM"),
-])
+@pytest.mark.parametrize(
+    "dockerfile, message",
+    [
+        ("# syntax=docker/dockerfile:1\nFROM x\n", "syntax"),
+        ("#syntax = foo\nFROM x\n", "syntax"),
+        ("FROM x\nRUN --mount=type=cache,target=/root/.cache pip install x\n", "RUN --mount"),
+        ("FROM x\nRUN --network=host curl x\n", "RUN --network"),
+        ("FROM x\nRUN --security=insecure id\n", "RUN --security"),
+        ("FROM x\nRUN echo a \\\n  && true\nrun   --mount=type=secret,id=x cat\n", "line 4"),
+        ("RUN echo no from\n", "no FROM"),
+    ],
+)
 def test_dockerfile_policy(dockerfile, message):
     with pytest.raises(BuildpackError, match=message):
         check_dockerfile_policy(dockerfile, "Dockerfile")
 
 
 def test_dockerfile_policy_allows_ordinary_files():
-    check_dockerfile_policy("FROM base\nRUN pip install x --network-timeout 5\nUSER 1000\n",
-                            "Dockerfile")
+    check_dockerfile_policy(
+        "FROM base\nRUN pip install x --network-timeout 5\nUSER 1000\n", "Dockerfile"
+    )
 
 
 def test_dockerfile_can_be_disabled():
@@ -206,6 +256,7 @@ def test_dockerfile_can_be_disabled():
 
 # -- reading a checkout ------------------------------------------------------------------------
 
+
 def write(root: Path, files: dict[str, str]) -> Path:
     for name, content in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -214,8 +265,15 @@ def write(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_binder_folder_hides_root_configuration(tmp_path):
-    write(tmp_path, {"requirements.txt": "root", "setup.py": "", "binder/requirements.txt": "b",
-                     "binder/apt.txt": "curl"})
+    write(
+        tmp_path,
+        {
+            "requirements.txt": "root",
+            "setup.py": "",
+            "binder/requirements.txt": "b",
+            "binder/apt.txt": "curl",
+        },
+    )
     config = read_repo_config(tmp_path)
     assert config.config_dir == "binder"
     assert config.files == {"requirements.txt": b"b", "apt.txt": b"curl"}
@@ -255,7 +313,10 @@ def test_symlink_inside_the_repository_is_read(tmp_path):
 
 
 def test_labels_render_as_one_instruction_with_quoting():
-    text = render_dockerfile(plan_build(repo({}), CONFIG),
-                             {"minibinder.spec": '/home/a "b" $HOME', "minibinder.ref": "abc"})
+    text = render_dockerfile(
+        plan_build(repo({}), CONFIG),
+        {"minibinder.spec": '/home/a "b" $HOME', "minibinder.ref": "abc"},
+    )
     assert text.rstrip().splitlines()[-1] == (
-        'LABEL minibinder.spec="/home/a \\"b\\" \\$HOME" minibinder.ref="abc"')
+        'LABEL minibinder.spec="/home/a \\"b\\" \\$HOME" minibinder.ref="abc"'
+    )

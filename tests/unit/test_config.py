@@ -31,29 +31,35 @@ def test_example_file_loads_to_the_defaults():
 
 def test_toml_then_environment(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('build_timeout = 60\nallowed_clone_schemes = ["https", "git"]\n'
-                    '[base_images]\n"3.12" = "img:312"\n')
-    config = load_config(path, environ={"MINIBINDER_BUILD_TIMEOUT": "90",
-                                        "MINIBINDER_ALLOW_DOCKERFILE": "no"})
+    path.write_text(
+        'build_timeout = 60\nallowed_clone_schemes = ["https", "git"]\n'
+        '[base_images]\n"3.12" = "img:312"\n'
+    )
+    config = load_config(
+        path, environ={"MINIBINDER_BUILD_TIMEOUT": "90", "MINIBINDER_ALLOW_DOCKERFILE": "no"}
+    )
     assert config.build_timeout == 90
     assert config.allowed_clone_schemes == ["https", "git"]
     assert config.base_images == {"3.12": "img:312"}
     assert config.allow_dockerfile is False
 
 
-@pytest.mark.parametrize("toml, key", [
-    ("build_timeout = -1", "build_timeout"),
-    ("build_timeout = 'soon'", "build_timeout"),
-    ("clone_max_size = 'huge'", "clone_max_size"),
-    ("installer = 'conda'", "installer"),
-    ("allow_dockerfile = 'yes'", "allow_dockerfile"),
-    ("spec_deny = ['(']", "spec_deny"),
-    ("allowed_clone_schemes = 'https'", "allowed_clone_schemes"),
-    ("image_prefix = 'Bad Prefix'", "image_prefix"),
-    ("[base_images]\npython3 = 'x'", "base_images"),
-    ("no_such_setting = 1", "no_such_setting"),
-    ("build_timeout = ", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "toml, key",
+    [
+        ("build_timeout = -1", "build_timeout"),
+        ("build_timeout = 'soon'", "build_timeout"),
+        ("clone_max_size = 'huge'", "clone_max_size"),
+        ("installer = 'conda'", "installer"),
+        ("allow_dockerfile = 'yes'", "allow_dockerfile"),
+        ("spec_deny = ['(']", "spec_deny"),
+        ("allowed_clone_schemes = 'https'", "allowed_clone_schemes"),
+        ("image_prefix = 'Bad Prefix'", "image_prefix"),
+        ("[base_images]\npython3 = 'x'", "base_images"),
+        ("no_such_setting = 1", "no_such_setting"),
+        ("build_timeout = ", "not valid TOML"),
+    ],
+)
 def test_errors_name_the_key(tmp_path, toml, key):
     path = tmp_path / "c.toml"
     path.write_text(toml + "\n")
@@ -86,7 +92,9 @@ def test_build_hash_follows_build_settings_only():
 def test_generated_docs_are_up_to_date():
     from minibinder.settings_docs import example_toml, markdown_table
 
-    assert (ROOT / "config.example.toml").read_text() == example_toml(), \
+    assert (ROOT / "config.example.toml").read_text() == example_toml(), (
         "run `minibinder settings > config.example.toml`"
-    assert markdown_table() in (ROOT / "README.md").read_text(), \
+    )
+    assert markdown_table() in (ROOT / "README.md").read_text(), (
         "paste `minibinder settings --markdown` into the README"
+    )

@@ -9,9 +9,12 @@ from minibinder.build.context import make_context
 
 def pack(repo, plan=None, include_git=True):
     plan = plan or BuildPlan(buildpack="python", python_version="3.11")
-    with make_context(repo, plan, "FROM x\n", repo.parent / "scratch",
-                      include_git=include_git) as handle, \
-            tarfile.open(fileobj=handle) as tar:
+    with (
+        make_context(
+            repo, plan, "FROM x\n", repo.parent / "scratch", include_git=include_git
+        ) as handle,
+        tarfile.open(fileobj=handle) as tar,
+    ):
         return {member.name: member for member in tar.getmembers()}, tar
 
 
@@ -23,13 +26,22 @@ def test_layout_dependencies_and_executables(tmp_path):
     (repo / ".git").mkdir()
     (repo / ".git" / "HEAD").write_text("x")
     os.symlink("a.ipynb", repo / "link.ipynb")
-    plan = BuildPlan(buildpack="python", python_version="3.11",
-                     dependency_files={"requirements.txt": b"six\n"},
-                     executables=["binder/postBuild"])
+    plan = BuildPlan(
+        buildpack="python",
+        python_version="3.11",
+        dependency_files={"requirements.txt": b"six\n"},
+        executables=["binder/postBuild"],
+    )
     members, _ = pack(repo, plan, include_git=False)
-    assert set(members) == {"Dockerfile", "repo", "repo/binder", "repo/binder/postBuild",
-                            "repo/a.ipynb", "repo/link.ipynb",
-                            "_minibinder/deps/requirements.txt"}
+    assert set(members) == {
+        "Dockerfile",
+        "repo",
+        "repo/binder",
+        "repo/binder/postBuild",
+        "repo/a.ipynb",
+        "repo/link.ipynb",
+        "_minibinder/deps/requirements.txt",
+    }
     assert members["repo/binder/postBuild"].mode & 0o111 == 0o111
     assert members["repo/link.ipynb"].issym() and members["repo/link.ipynb"].linkname == "a.ipynb"
     assert members["repo/a.ipynb"].uid == 0 and members["repo/a.ipynb"].uname == ""

@@ -17,8 +17,11 @@ def test_floor():
 
 
 def test_removal_order_least_recent_first_never_in_use():
-    images = [ImageInfo("a", 1, 300.0, False), ImageInfo("b", 1, 100.0, True),
-              ImageInfo("c", 1, 200.0, False)]
+    images = [
+        ImageInfo("a", 1, 300.0, False),
+        ImageInfo("b", 1, 100.0, True),
+        ImageInfo("c", 1, 200.0, False),
+    ]
     assert [image.name for image in removal_order(images)] == ["c", "a"]
 
 
@@ -30,9 +33,11 @@ class FakeDocker:
         return [{"Image": "repo-b:1"}]
 
     def images(self, label):
-        return [{"Id": "sha256:a", "RepoTags": ["repo-a:1"], "Size": 10 * GIB, "Created": 1},
-                {"Id": "sha256:b", "RepoTags": ["repo-b:1"], "Size": 10 * GIB, "Created": 2},
-                {"Id": "sha256:c", "RepoTags": ["repo-c:1"], "Size": 10 * GIB, "Created": 3}]
+        return [
+            {"Id": "sha256:a", "RepoTags": ["repo-a:1"], "Size": 10 * GIB, "Created": 1},
+            {"Id": "sha256:b", "RepoTags": ["repo-b:1"], "Size": 10 * GIB, "Created": 2},
+            {"Id": "sha256:c", "RepoTags": ["repo-c:1"], "Size": 10 * GIB, "Created": 3},
+        ]
 
     def remove_image(self, name):
         self.removed.append(name)
@@ -65,5 +70,4 @@ def test_collect_until_below_the_low_watermark():
 
 def test_nothing_collected_below_the_high_watermark():
     docker = FakeDocker()
-    assert collect_images(load_config(), docker, FakeStore({}),
-                          lambda: (80 * GIB, 100 * GIB)) == []
+    assert collect_images(load_config(), docker, FakeStore({}), lambda: (80 * GIB, 100 * GIB)) == []

@@ -11,18 +11,33 @@ from minibinder.proxy.headers import (
 
 
 def environ(**headers):
-    base = {"REQUEST_METHOD": "GET", "PATH_INFO": "/user/x/lab", "REMOTE_ADDR": "10.1.2.3",
-            "wsgi.url_scheme": "https"}
+    base = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/user/x/lab",
+        "REMOTE_ADDR": "10.1.2.3",
+        "wsgi.url_scheme": "https",
+    }
     base.update(headers)
     return base
 
 
 def test_hop_by_hop_and_connection_named_headers_are_dropped():
-    sent = dict(forward_headers(environ(
-        HTTP_HOST="binder.example", HTTP_CONNECTION="keep-alive, X-Secret",
-        HTTP_X_SECRET="hop", HTTP_KEEP_ALIVE="timeout=5", HTTP_TE="trailers",
-        HTTP_UPGRADE="websocket", HTTP_PROXY_AUTHORIZATION="Basic x", HTTP_X_KEPT="yes",
-        CONTENT_TYPE="text/plain", CONTENT_LENGTH="3")))
+    sent = dict(
+        forward_headers(
+            environ(
+                HTTP_HOST="binder.example",
+                HTTP_CONNECTION="keep-alive, X-Secret",
+                HTTP_X_SECRET="hop",
+                HTTP_KEEP_ALIVE="timeout=5",
+                HTTP_TE="trailers",
+                HTTP_UPGRADE="websocket",
+                HTTP_PROXY_AUTHORIZATION="Basic x",
+                HTTP_X_KEPT="yes",
+                CONTENT_TYPE="text/plain",
+                CONTENT_LENGTH="3",
+            )
+        )
+    )
     assert sent["Host"] == "binder.example"
     assert sent["X-Kept"] == "yes"
     assert sent["Content-Type"] == "text/plain" and sent["Content-Length"] == "3"
@@ -31,15 +46,27 @@ def test_hop_by_hop_and_connection_named_headers_are_dropped():
 
 
 def test_the_websocket_handshake_keeps_connection_and_upgrade():
-    sent = dict(forward_headers(environ(HTTP_CONNECTION="Upgrade", HTTP_UPGRADE="websocket",
-                                        HTTP_SEC_WEBSOCKET_KEY="k"), upgrade=True))
+    sent = dict(
+        forward_headers(
+            environ(
+                HTTP_CONNECTION="Upgrade", HTTP_UPGRADE="websocket", HTTP_SEC_WEBSOCKET_KEY="k"
+            ),
+            upgrade=True,
+        )
+    )
     assert sent["Connection"] == "Upgrade" and sent["Upgrade"] == "websocket"
     assert sent["Sec-Websocket-Key"] == "k"
 
 
 def test_forwarded_headers_are_set_by_the_proxy_alone():
-    sent = forward_headers(environ(HTTP_HOST="h:1", HTTP_X_FORWARDED_FOR="6.6.6.6",
-                                   HTTP_X_REAL_IP="6.6.6.6", HTTP_X_FORWARDED_PROTO="gopher"))
+    sent = forward_headers(
+        environ(
+            HTTP_HOST="h:1",
+            HTTP_X_FORWARDED_FOR="6.6.6.6",
+            HTTP_X_REAL_IP="6.6.6.6",
+            HTTP_X_FORWARDED_PROTO="gopher",
+        )
+    )
     names = [name for name, _ in sent]
     assert names.count("X-Forwarded-For") == 1 and "X-Real-Ip" not in names
     assert dict(sent)["X-Forwarded-For"] == "10.1.2.3"
@@ -47,11 +74,14 @@ def test_forwarded_headers_are_set_by_the_proxy_alone():
     assert dict(sent)["X-Forwarded-Host"] == "h:1"
 
 
-@pytest.mark.parametrize("cookie, kept", [
-    ("minibinder-admin=s; _xsrf=a", "_xsrf=a"),
-    ("MiniBinder_x=1", ""),
-    ("a=1;  b=2 ", "a=1; b=2"),
-])
+@pytest.mark.parametrize(
+    "cookie, kept",
+    [
+        ("minibinder-admin=s; _xsrf=a", "_xsrf=a"),
+        ("MiniBinder_x=1", ""),
+        ("a=1;  b=2 ", "a=1; b=2"),
+    ],
+)
 def test_own_cookies_never_reach_a_session(cookie, kept):
     assert strip_own_cookies(cookie) == kept
     sent = dict(forward_headers(environ(HTTP_COOKIE=cookie)))
@@ -70,15 +100,29 @@ class Upstream:
 
 
 def test_response_hop_by_hop_headers_are_dropped():
-    upstream = Upstream([("Connection", "X-Backend"), ("X-Backend", "s"), ("Keep-Alive", "t"),
-                         ("Transfer-Encoding", "chunked"), ("Content-Type", "text/html"),
-                         ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
-    assert response_headers(upstream) == [("Content-Type", "text/html"), ("Set-Cookie", "a=1"),
-                                          ("Set-Cookie", "b=2")]
+    upstream = Upstream(
+        [
+            ("Connection", "X-Backend"),
+            ("X-Backend", "s"),
+            ("Keep-Alive", "t"),
+            ("Transfer-Encoding", "chunked"),
+            ("Content-Type", "text/html"),
+            ("Set-Cookie", "a=1"),
+            ("Set-Cookie", "b=2"),
+        ]
+    )
+    assert response_headers(upstream) == [
+        ("Content-Type", "text/html"),
+        ("Set-Cookie", "a=1"),
+        ("Set-Cookie", "b=2"),
+    ]
 
 
 def test_raw_request_path_prefers_the_raw_uri():
-    assert raw_request_path({"RAW_URI": "/user/x/a%2Fb?q=1", "PATH_INFO": "/user/x/a/b"}) == \
-        "/user/x/a%2Fb?q=1"
-    assert raw_request_path({"PATH_INFO": "/user/x/a b", "QUERY_STRING": "q=1"}) == \
-        "/user/x/a%20b?q=1"
+    assert (
+        raw_request_path({"RAW_URI": "/user/x/a%2Fb?q=1", "PATH_INFO": "/user/x/a/b"})
+        == "/user/x/a%2Fb?q=1"
+    )
+    assert (
+        raw_request_path({"PATH_INFO": "/user/x/a b", "QUERY_STRING": "q=1"}) == "/user/x/a%20b?q=1"
+    )

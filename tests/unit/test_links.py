@@ -6,23 +6,36 @@ from minibinder.errors import SpecError
 from minibinder.web.links import launch_link, session_path, with_token
 
 
-@pytest.mark.parametrize("args, expected", [
-    ({}, "lab"),
-    ({"urlpath": "/lab/tree/a.ipynb"}, "lab/tree/a.ipynb"),
-    ({"urlpath": "tree"}, "tree"),
-    ({"urlpath": "/voila/render/x.ipynb?dark=1"}, "voila/render/x.ipynb?dark=1"),
-    ({"labpath": "notebooks/a b.ipynb"}, "doc/tree/notebooks/a%20b.ipynb"),
-    ({"filepath": "/index.ipynb"}, "tree/index.ipynb"),
-    ({"labpath": "a.ipynb", "filepath": "b.ipynb"}, "doc/tree/a.ipynb"),
-    ({"labpath": "a.ipynb", "urlpath": "/tree"}, "doc/tree/a.ipynb"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ({}, "lab"),
+        ({"urlpath": "/lab/tree/a.ipynb"}, "lab/tree/a.ipynb"),
+        ({"urlpath": "tree"}, "tree"),
+        ({"urlpath": "/voila/render/x.ipynb?dark=1"}, "voila/render/x.ipynb?dark=1"),
+        ({"labpath": "notebooks/a b.ipynb"}, "doc/tree/notebooks/a%20b.ipynb"),
+        ({"filepath": "/index.ipynb"}, "tree/index.ipynb"),
+        ({"labpath": "a.ipynb", "filepath": "b.ipynb"}, "doc/tree/a.ipynb"),
+        ({"labpath": "a.ipynb", "urlpath": "/tree"}, "doc/tree/a.ipynb"),
+    ],
+)
 def test_session_path(args, expected):
     assert session_path(**args) == expected
 
 
-@pytest.mark.parametrize("urlpath", ["//evil.example/x", "\\\\evil.example", "/\\evil.example",
-                                     "https://evil.example/", "javascript:alert(1)",
-                                     "data:text/html,x", "/lab\nLocation: x", "/a\\b"])
+@pytest.mark.parametrize(
+    "urlpath",
+    [
+        "//evil.example/x",
+        "\\\\evil.example",
+        "/\\evil.example",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "data:text/html,x",
+        "/lab\nLocation: x",
+        "/a\\b",
+    ],
+)
 def test_session_path_refuses_other_origins(urlpath):
     with pytest.raises(SpecError, match="must be a path inside the session"):
         session_path(urlpath=urlpath)
@@ -36,8 +49,10 @@ def test_with_token():
 def test_badges():
     badges = launch_link("http://lab.example:8585/", "gh/o/r/HEAD", "nb/a.ipynb")
     assert badges.url == "http://lab.example:8585/v2/gh/o/r/HEAD?labpath=nb%2Fa.ipynb"
-    assert badges.markdown == ("[![Binder](http://lab.example:8585/badge_logo.svg)]"
-                               "(http://lab.example:8585/v2/gh/o/r/HEAD?labpath=nb%2Fa.ipynb)")
+    assert badges.markdown == (
+        "[![Binder](http://lab.example:8585/badge_logo.svg)]"
+        "(http://lab.example:8585/v2/gh/o/r/HEAD?labpath=nb%2Fa.ipynb)"
+    )
     assert badges.rst.startswith(".. image:: http://lab.example:8585/badge_logo.svg\n :target: ")
     assert 'href="http://lab.example:8585/v2/gh/o/r/HEAD?labpath=nb%2Fa.ipynb"' in badges.html
     classic = launch_link("http://h/", "gh/o/r/HEAD", "a.ipynb", ui="classic")

@@ -9,15 +9,30 @@ NOW = 10_000.0
 
 
 def record(session_id, state="running", target="10.0.0.2:8888", created=1.0):
-    return SessionRecord(session_id, "t", f"c-{session_id}", target, "img", "gh", "o/r/HEAD",
-                         "", "", state, created, created)
+    return SessionRecord(
+        session_id,
+        "t",
+        f"c-{session_id}",
+        target,
+        "img",
+        "gh",
+        "o/r/HEAD",
+        "",
+        "",
+        state,
+        created,
+        created,
+    )
 
 
 def container(session_id, state="running", address="10.0.0.2"):
     networks = {NET: {"IPAddress": address}} if address else {}
-    return {"Id": f"c-{session_id}", "State": state,
-            "Labels": {SESSION_LABEL: session_id, INSTANCE_LABEL: "me"},
-            "NetworkSettings": {"Networks": networks}}
+    return {
+        "Id": f"c-{session_id}",
+        "State": state,
+        "Labels": {SESSION_LABEL: session_id, INSTANCE_LABEL: "me"},
+        "NetworkSettings": {"Networks": networks},
+    }
 
 
 def plan(records, containers):
@@ -26,8 +41,12 @@ def plan(records, containers):
 
 def test_a_healthy_session_is_left_alone():
     result = plan([record("a")], [container("a")])
-    assert (result.remove_containers, result.stop, result.new_targets, result.drop_records) \
-        == ([], [], {}, [])
+    assert (result.remove_containers, result.stop, result.new_targets, result.drop_records) == (
+        [],
+        [],
+        {},
+        [],
+    )
 
 
 def test_a_container_nobody_holds_a_token_for_is_removed():
@@ -35,13 +54,13 @@ def test_a_container_nobody_holds_a_token_for_is_removed():
 
 
 def test_an_exited_container_stops_its_session():
-    assert plan([record("a")], [container("a", state="exited")]).stop == \
-        [("a", "container exited")]
+    assert plan([record("a")], [container("a", state="exited")]).stop == [("a", "container exited")]
 
 
 def test_a_new_address_after_a_docker_restart_moves_the_route():
-    assert plan([record("a")], [container("a", address="10.0.0.9")]).new_targets == \
-        {"a": "10.0.0.9:8888"}
+    assert plan([record("a")], [container("a", address="10.0.0.9")]).new_targets == {
+        "a": "10.0.0.9:8888"
+    }
 
 
 def test_a_record_without_its_container_is_dropped():

@@ -13,19 +13,36 @@ CONFIG = load_config(overrides={"allowed_clone_schemes": ["https", "git"]})
 
 
 def test_pick_sha_prefers_exact_then_branch_then_peeled_tag():
-    output = ("1" * 40 + "\tHEAD\n" + "2" * 40 + "\trefs/heads/main\n" +
-              "3" * 40 + "\trefs/tags/main\n" + "4" * 40 + "\trefs/tags/v1\n" +
-              "5" * 40 + "\trefs/tags/v1^{}\n")
+    output = (
+        "1" * 40
+        + "\tHEAD\n"
+        + "2" * 40
+        + "\trefs/heads/main\n"
+        + "3" * 40
+        + "\trefs/tags/main\n"
+        + "4" * 40
+        + "\trefs/tags/v1\n"
+        + "5" * 40
+        + "\trefs/tags/v1^{}\n"
+    )
     assert pick_sha(output, "HEAD") == "1" * 40
     assert pick_sha(output, "main") == "2" * 40
     assert pick_sha(output, "v1") == "5" * 40
     assert pick_sha(output, "nope") is None
 
-@pytest.mark.parametrize("argument", [
-    "git/file%3A%2F%2F%2Fetc%2Fpasswd/HEAD", "git/ext%3A%3Ash%20-c%20id/HEAD",
-    "git/--upload-pack%3Did/HEAD", "https://user:pw@example.org/r.git", "ssh://host/repo",
-    "gh/owner/repo/--upload-pack=id", "git/https%3A%2F%2F-oProxyCommand%3Did%2Fr/HEAD",
-])
+
+@pytest.mark.parametrize(
+    "argument",
+    [
+        "git/file%3A%2F%2F%2Fetc%2Fpasswd/HEAD",
+        "git/ext%3A%3Ash%20-c%20id/HEAD",
+        "git/--upload-pack%3Did/HEAD",
+        "https://user:pw@example.org/r.git",
+        "ssh://host/repo",
+        "gh/owner/repo/--upload-pack=id",
+        "git/https%3A%2F%2F-oProxyCommand%3Did%2Fr/HEAD",
+    ],
+)
 def test_hostile_input_starts_no_git_process(argument):
     # The unit tier's guard (conftest.py) fails the test if any process is started.
     with pytest.raises(SpecError):

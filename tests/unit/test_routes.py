@@ -7,25 +7,40 @@ from minibinder.proxy.routes import BadRoute, RouteTable, split_route
 ID = "0123456789abcdef"
 
 
-@pytest.mark.parametrize("raw, expected", [
-    (f"/user/{ID}/", (ID, f"/user/{ID}/")),
-    (f"/user/{ID}/lab?token=x", (ID, f"/user/{ID}/lab?token=x")),
-    (f"/user/{ID}", (ID, f"/user/{ID}")),
-    (f"/user/{ID}/api/contents/a%20b.ipynb", (ID, f"/user/{ID}/api/contents/a%20b.ipynb")),
-    (f"/user/{ID}/files/dir%2Ffile.txt", (ID, f"/user/{ID}/files/dir%2Ffile.txt")),
-    (f"/user/{ID}/lab?path=../x", (ID, f"/user/{ID}/lab?path=../x")),
-    ("/user/short/", None), ("/user/", None), ("/other", None),
-    (f"/user/{ID.upper()}/", None),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (f"/user/{ID}/", (ID, f"/user/{ID}/")),
+        (f"/user/{ID}/lab?token=x", (ID, f"/user/{ID}/lab?token=x")),
+        (f"/user/{ID}", (ID, f"/user/{ID}")),
+        (f"/user/{ID}/api/contents/a%20b.ipynb", (ID, f"/user/{ID}/api/contents/a%20b.ipynb")),
+        (f"/user/{ID}/files/dir%2Ffile.txt", (ID, f"/user/{ID}/files/dir%2Ffile.txt")),
+        (f"/user/{ID}/lab?path=../x", (ID, f"/user/{ID}/lab?path=../x")),
+        ("/user/short/", None),
+        ("/user/", None),
+        ("/other", None),
+        (f"/user/{ID.upper()}/", None),
+    ],
+)
 def test_split_route(raw, expected):
     assert split_route(raw) == expected
 
 
-@pytest.mark.parametrize("raw", [
-    f"/user/{ID}/../x", f"/user/{ID}/%2e%2e/x", f"/user/{ID}/.%2E/x", f"/user/{ID}/./x",
-    f"/user/{ID}/..", f"/user/{ID}\\x", f"/user/{ID}/%5c", f"/user/{ID[:8]}%2f{ID[8:]}/",
-    f"/user/{ID}%2F../x", "/user/%2e%2e/x",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        f"/user/{ID}/../x",
+        f"/user/{ID}/%2e%2e/x",
+        f"/user/{ID}/.%2E/x",
+        f"/user/{ID}/./x",
+        f"/user/{ID}/..",
+        f"/user/{ID}\\x",
+        f"/user/{ID}/%5c",
+        f"/user/{ID[:8]}%2f{ID[8:]}/",
+        f"/user/{ID}%2F../x",
+        "/user/%2e%2e/x",
+    ],
+)
 def test_split_route_refuses(raw):
     with pytest.raises(BadRoute):
         split_route(raw)
@@ -81,8 +96,9 @@ def test_forget_drops_the_route_at_once(shared):
 
 def test_activity_is_flushed_at_most_every_flush_seconds(shared):
     clock, wall = Clock(), Clock()
-    routes = RouteTable(shared.lookup, shared.record, flush_seconds=5.0, clock=clock,
-                        wall_clock=wall)
+    routes = RouteTable(
+        shared.lookup, shared.record, flush_seconds=5.0, clock=clock, wall_clock=wall
+    )
     wall.now = 2000.0
     routes.touch(ID)
     assert shared.activity == {}  # not yet written
