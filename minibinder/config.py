@@ -77,6 +77,45 @@ class Config:
         kind="choice:uv,pip",
         build=True,
     )
+    npm_registry_url: str = setting(
+        "", "npm registry used by builds (a mirror). Empty: npm's default.", build=True
+    )
+    python_fallback: str = setting(
+        "newer",
+        "When a repository asks for a Python version no base image (and no conda channel) "
+        'provides: "newer" builds with the nearest newer version and shows a warning, '
+        '"fail" refuses the build.',
+        kind="choice:newer,fail",
+        build=True,
+    )
+    conda_channel_alias: str = setting(
+        "https://conda.anaconda.org",
+        "Where conda channels named by name live (conda-forge → ALIAS/conda-forge); point it "
+        "at a mirror (Artifactory, quetz) on a lab network.",
+        build=True,
+    )
+    conda_channels: list = setting(
+        [],
+        "Channel URLs used instead of the ones an environment file names (a mirror of them). "
+        "Empty: the file's own channels (conda-forge when it names none).",
+        kind="str_list",
+        build=True,
+    )
+    conda_fallback: str = setting(
+        "pypi",
+        'When no conda channel answers: "pypi" installs the environment file\'s packages from '
+        "the Python package index instead (names mapped by a shipped table; conda-only "
+        'packages are named in the error), "fail" refuses the build.',
+        kind="choice:pypi,fail",
+        build=True,
+    )
+    conda_solve_timeout: int = setting(300, "Seconds solving a conda environment may take.")
+    internal_hosts: list = setting(
+        [],
+        "Hosts on loopback or private networks that repositories may name (an internal conda "
+        "mirror or git server; tests' own servers). Public https hosts need no entry.",
+        kind="str_list",
+    )
     allow_dockerfile: bool = setting(
         True, "Build repositories that bring their own Dockerfile (under the Dockerfile policy)."
     )

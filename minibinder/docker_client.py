@@ -61,6 +61,14 @@ class Docker:
                 return None
         return (image.get("Config") or {}).get("Labels") or {}
 
+    def image_id(self, name: str) -> str | None:
+        """The id of an image (sha256:...), or None when no image has that name."""
+        with _daemon():
+            try:
+                return self._client.api.inspect_image(name)["Id"]
+            except docker.errors.NotFound:
+                return None
+
     def build(
         self,
         *,

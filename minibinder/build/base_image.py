@@ -24,8 +24,13 @@ def _dockerfile() -> bytes:
 def base_hash(config: Config, rootfs: str) -> str:
     """Everything the base image is made of; a change means it must be built again."""
     digest = hashlib.sha256()
-    for part in (_dockerfile(), read_extra_ca(config), config.package_index_url.encode(),
-                 rootfs.encode()):
+    for part in (
+        _dockerfile(),
+        read_extra_ca(config),
+        config.package_index_url.encode(),
+        config.npm_registry_url.encode(),
+        rootfs.encode(),
+    ):
         digest.update(hashlib.sha256(part).digest())
     return digest.hexdigest()[:16]
 
@@ -42,18 +47,36 @@ def base_context(config: Config) -> io.BytesIO:
     return buffer
 
 
-def build_base_image(config: Config, docker: Docker, rootfs: str, tag: str,
-                     force: bool = False) -> Iterator[Event]:
+def build_base_image(
+    config: Config, docker: Docker, rootfs: str, tag: str, force: bool = False
+) -> Iterator[Event]:
     """Build `tag` from `rootfs` unless an image of that tag with the same settings exists."""
-    labels = {"minibinder.base": "1", "minibinder.version": __version__,
-              "minibinder.base-hash": base_hash(config, rootfs), "minibinder.rootfs": rootfs}
+    labels = {
+        "minibinder.base": "1",
+        "minibinder.version": __version__,
+        "minibinder.base-hash": base_hash(config, rootfs),
+        "minibinder.rootfs": rootfs,
+    }
     existing = docker.image_labels(tag)
-    if existing and existing.get("minibinder.base-hash") == labels["minibinder.base-hash"] \
-            and not force:
+    if (
+        existing
+        and existing.get("minibinder.base-hash") == labels["minibinder.base-hash"]
+        and not force
+    ):
         yield Event("built", f"Base image {tag} exists\n", {"imageName": tag, "cached": True})
         return
-    buildargs = {"ROOTFS": rootfs, "PACKAGE_INDEX_URL": config.package_index_url}
-    yield from run_build(docker, tag=tag, labels=labels, memory=config.size("build_memory_limit"),
-                         timeout=config.build_timeout, fileobj=base_context(config),
-                         buildargs=buildargs)
+    buildargs = {
+        "ROOTFS": rootfs,
+        "PACKAGE_INDEX_URL": config.package_index_url,
+        "NPM_REGISTRY_URL": config.npm_registry_url,
+    }
+    yield from run_build(
+        docker,
+        tag=tag,
+        labels=labels,
+        memory=config.size("build_memory_limit"),
+        timeout=config.build_timeout,
+        fileobj=base_context(config),
+        buildargs=buildargs,
+    )
     yield Event("built", f"Built base image {tag}\n", {"imageName": tag, "cached": False})

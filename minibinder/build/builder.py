@@ -55,10 +55,19 @@ class BuildProgress:
         return f"Build failed{where}: {reason}\n--- last lines of the build log ---\n{tail}"
 
 
-def run_build(docker: Docker, *, tag: str, labels: dict[str, str], memory: int, timeout: float,
-              fileobj: IO[bytes] | None = None, path: str | None = None,
-              dockerfile: str | None = None, buildargs: dict[str, str] | None = None,
-              no_cache: bool = False) -> Iterator[Event]:
+def run_build(
+    docker: Docker,
+    *,
+    tag: str,
+    labels: dict[str, str],
+    memory: int,
+    timeout: float,
+    fileobj: IO[bytes] | None = None,
+    path: str | None = None,
+    dockerfile: str | None = None,
+    buildargs: dict[str, str] | None = None,
+    no_cache: bool = False,
+) -> Iterator[Event]:
     """Build `tag`, yielding one `building` event per log chunk; raise BuildError on failure.
 
     The classic builder tags the image only when every step succeeded, so a failed or stopped
@@ -77,9 +86,16 @@ def run_build(docker: Docker, *, tag: str, labels: dict[str, str], memory: int, 
     watchdog.start()
     started = time.monotonic()
     try:
-        for chunk in docker.build(tag=tag, labels=labels, memory=memory, fileobj=fileobj,
-                                  path=path, dockerfile=dockerfile, buildargs=buildargs,
-                                  no_cache=no_cache):
+        for chunk in docker.build(
+            tag=tag,
+            labels=labels,
+            memory=memory,
+            fileobj=fileobj,
+            path=path,
+            dockerfile=dockerfile,
+            buildargs=buildargs,
+            no_cache=no_cache,
+        ):
             text = progress.feed(chunk)
             if text:
                 yield Event("building", text)
@@ -88,8 +104,7 @@ def run_build(docker: Docker, *, tag: str, labels: dict[str, str], memory: int, 
     finally:
         watchdog.cancel()
     if timed_out.is_set():
-        raise BuildError(progress.failure_message(
-            f"stopped after {timeout:g} s (build_timeout)"))
+        raise BuildError(progress.failure_message(f"stopped after {timeout:g} s (build_timeout)"))
     if progress.error:
         raise BuildError(progress.failure_message(_explain(progress.error)))
     if docker.image_labels(tag) is None:

@@ -21,8 +21,9 @@ def _add_bytes(tar: tarfile.TarFile, name: str, content: bytes, mode: int = 0o64
     tar.addfile(info, io.BytesIO(content))
 
 
-def make_context(repo_dir: Path, plan: BuildPlan, dockerfile: str, scratch: Path,
-                 include_git: bool = True) -> IO[bytes]:
+def make_context(
+    repo_dir: Path, plan: BuildPlan, dockerfile: str, scratch: Path, include_git: bool = True
+) -> IO[bytes]:
     """Return an open, rewound tar file: Dockerfile, `_minibinder/deps/...`, and `repo/...`.
 
     Symlinks stay symlinks (never followed); sockets and devices are left out; postBuild and

@@ -36,21 +36,27 @@ def check_build_space(config: Config, free_bytes: int | None = None) -> None:
     free = docker_disk(config).free if free_bytes is None else free_bytes
     floor = config.size("disk_free_floor")
     if free < floor:
-        raise BuildError(f"Not enough disk space to build: {free / 2**30:.1f} GiB free, this "
-                         f"server keeps at least {floor / 2**30:.1f} GiB free "
-                         "(disk_free_floor). Unused images are removed automatically; "
-                         "please try again later.")
+        raise BuildError(
+            f"Not enough disk space to build: {free / 2**30:.1f} GiB free, this "
+            f"server keeps at least {floor / 2**30:.1f} GiB free "
+            "(disk_free_floor). Unused images are removed automatically; "
+            "please try again later."
+        )
 
 
 def removal_order(images: list[ImageInfo]) -> list[ImageInfo]:
     """Images that may go, least recently launched first; never one a session uses."""
-    return sorted((image for image in images if not image.in_use),
-                  key=lambda image: (image.last_used, image.name))
+    return sorted(
+        (image for image in images if not image.in_use),
+        key=lambda image: (image.last_used, image.name),
+    )
 
 
-def collect_images(config: Config, docker: Docker, store: Store,
-                   usage: Callable[[], tuple[int, int]] | None = None) -> list[str]:
+def collect_images(
+    config: Config, docker: Docker, store: Store, usage: Callable[[], tuple[int, int]] | None = None
+) -> list[str]:
     """Above the high watermark, remove images until disk use is below the low one."""
+
     def measure() -> tuple[int, int]:
         disk = docker_disk(config)
         return disk.used, disk.total
@@ -64,9 +70,14 @@ def collect_images(config: Config, docker: Docker, store: Store,
     images: list[ImageInfo] = []
     for found in docker.images(IMAGE_LABEL):
         for name in found.get("RepoTags") or []:
-            images.append(ImageInfo(name, found.get("Size", 0),
-                                    last_used.get(name, float(found.get("Created", 0))),
-                                    name in in_use or found["Id"] in in_use))
+            images.append(
+                ImageInfo(
+                    name,
+                    found.get("Size", 0),
+                    last_used.get(name, float(found.get("Created", 0))),
+                    name in in_use or found["Id"] in in_use,
+                )
+            )
     removed = []
     for image in removal_order(images):
         if used * 100 < config.image_gc_low * total:

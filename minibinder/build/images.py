@@ -24,6 +24,7 @@ from .builder import run_build
 from .buildpacks import plan_build, read_repo_config, render_dockerfile
 from .context import make_context
 from .disk import check_build_space
+from .environments.prepare import prepare_environment
 from .sharing import release_slot, run_shared, take_slot
 
 LABEL = "minibinder"
@@ -60,9 +61,13 @@ class BuildTarget:
 def target_for_source(source: RepoSource, config: Config, cached: bool = False) -> BuildTarget:
     """Resolve the ref (one `git ls-remote`, or a recent answer when `cached`), name the image."""
     sha = get_provider(source.provider).resolve(source, config, cached)
-    return BuildTarget(image=image_name(config.image_prefix, source.repo_url, sha),
-                       repo_url=source.repo_url, ref=sha, spec=source.provider_spec,
-                       source=source)
+    return BuildTarget(
+        image=image_name(config.image_prefix, source.repo_url, sha),
+        repo_url=source.repo_url,
+        ref=sha,
+        spec=source.provider_spec,
+        source=source,
+    )
 
 
 def directory_digest(root: Path) -> str:
@@ -87,15 +92,23 @@ def directory_digest(root: Path) -> str:
 def target_for_directory(path: Path, config: Config) -> BuildTarget:
     root = path.resolve()
     url = f"local:{root}"
-    return BuildTarget(image=image_name(config.image_prefix, url, directory_digest(root)),
-                       repo_url=url, ref="", spec=str(root), local_dir=root)
+    return BuildTarget(
+        image=image_name(config.image_prefix, url, directory_digest(root)),
+        repo_url=url,
+        ref="",
+        spec=str(root),
+        local_dir=root,
+    )
 
 
 def image_labels(target: BuildTarget, config: Config, buildpack: str) -> dict[str, str]:
     return {
-        f"{LABEL}.repo": target.repo_url, f"{LABEL}.ref": target.ref,
-        f"{LABEL}.spec": target.spec, f"{LABEL}.version": __version__,
-        f"{LABEL}.config-hash": config.build_hash(), f"{LABEL}.buildpack": buildpack,
+        f"{LABEL}.repo": target.repo_url,
+        f"{LABEL}.ref": target.ref,
+        f"{LABEL}.spec": target.spec,
+        f"{LABEL}.version": __version__,
+        f"{LABEL}.config-hash": config.build_hash(),
+        f"{LABEL}.buildpack": buildpack,
     }
 
 
@@ -112,8 +125,9 @@ def generated_dockerfile(repo_dir: Path, config: Config) -> str:
     return render_dockerfile(plan)
 
 
-def build_image(target: BuildTarget, config: Config, docker: Docker,
-                no_cache: bool = False) -> Iterator[Event]:
+def build_image(
+    target: BuildTarget, config: Config, docker: Docker, no_cache: bool = False
+) -> Iterator[Event]:
     """Yield progress events ending in `built` (with `imageName`) or `failed` (with a reason)."""
     if not no_cache and is_cached(docker, target, config):
         yield _built(target, cached=True)
@@ -122,8 +136,7 @@ def build_image(target: BuildTarget, config: Config, docker: Docker,
     yield from run_shared(target.key, folder, lambda: _leader(target, config, docker, no_cache))
 
 
-def _leader(target: BuildTarget, config: Config, docker: Docker,
-            no_cache: bool) -> Iterator[Event]:
+def _leader(target: BuildTarget, config: Config, docker: Docker, no_cache: bool) -> Iterator[Event]:
     try:
         if not no_cache and is_cached(docker, target, config):  # built while we waited
             yield _built(target, cached=True)
@@ -131,8 +144,11 @@ def _leader(target: BuildTarget, config: Config, docker: Docker,
         check_build_space(config)
         slot = take_slot(config.data_path / "build-slots", config.max_concurrent_builds)
         if slot is None:
-            yield Event("waiting", f"Waiting for a free build slot ({config.max_concurrent_builds}"
-                                   " builds are running)\n")
+            yield Event(
+                "waiting",
+                f"Waiting for a free build slot ({config.max_concurrent_builds}"
+                " builds are running)\n",
+            )
             while slot is None:
                 time.sleep(1)
                 slot = take_slot(config.data_path / "build-slots", config.max_concurrent_builds)
@@ -148,39 +164,59 @@ def _leader(target: BuildTarget, config: Config, docker: Docker,
         yield Event("failed", str(error))
 
 
-def _fetch_and_build(target: BuildTarget, config: Config, docker: Docker, no_cache: bool,
-                     workdir: Path) -> Iterator[Event]:
+def _fetch_and_build(
+    target: BuildTarget, config: Config, docker: Docker, no_cache: bool, workdir: Path
+) -> Iterator[Event]:
     started = time.monotonic()
     if target.local_dir is not None:
         repo_dir = target.local_dir
     else:
         assert target.source is not None
         repo_dir = workdir / "repo"
-        limits = FetchLimits(config.allowed_clone_schemes, config.clone_timeout,
-                             config.size("clone_max_size"), config.clone_submodules)
-        for line in fetch_commit(target.repo_url, target.ref, repo_dir, limits,
-                                 ref=target.source.ref):
+        limits = FetchLimits(
+            config.allowed_clone_schemes,
+            config.clone_timeout,
+            config.size("clone_max_size"),
+            config.clone_submodules,
+        )
+        for line in fetch_commit(
+            target.repo_url, target.ref, repo_dir, limits, ref=target.source.ref
+        ):
             yield Event("fetching", line + "\n")
     plan = plan_build(read_repo_config(repo_dir), config)
     labels = image_labels(target, config, plan.buildpack)
     memory = config.size("build_memory_limit")
     yield Event("building", f"Building {target.image} with the {plan.buildpack} buildpack\n")
+    yield from prepare_environment(plan, config, docker, workdir)
     if plan.dockerfile:
-        events = run_build(docker, tag=target.image, labels=labels, memory=memory,
-                           timeout=config.build_timeout, path=str(repo_dir),
-                           dockerfile=plan.dockerfile, no_cache=no_cache)
+        events = run_build(
+            docker,
+            tag=target.image,
+            labels=labels,
+            memory=memory,
+            timeout=config.build_timeout,
+            path=str(repo_dir),
+            dockerfile=plan.dockerfile,
+            no_cache=no_cache,
+        )
         yield from events
     else:
         dockerfile = render_dockerfile(plan, labels)
-        with make_context(repo_dir, plan, dockerfile, workdir,
-                          include_git=target.local_dir is None) as context:
-            yield from run_build(docker, tag=target.image, labels={}, memory=memory,
-                                 timeout=config.build_timeout, fileobj=context,
-                                 no_cache=no_cache)
+        with make_context(
+            repo_dir, plan, dockerfile, workdir, include_git=target.local_dir is None
+        ) as context:
+            yield from run_build(
+                docker,
+                tag=target.image,
+                labels={},
+                memory=memory,
+                timeout=config.build_timeout,
+                fileobj=context,
+                no_cache=no_cache,
+            )
     yield _built(target, cached=False, seconds=time.monotonic() - started)
 
 
 def _built(target: BuildTarget, cached: bool, seconds: float = 0.0) -> Event:
-    message = ("Found built image\n" if cached
-               else f"Built image in {seconds:.1f} s\n")
+    message = "Found built image\n" if cached else f"Built image in {seconds:.1f} s\n"
     return Event("built", message, {"imageName": target.image, "cached": cached})

@@ -4,7 +4,6 @@ build slots; and reading those logs back for the operator."""
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -117,8 +116,8 @@ def recent_builds(folder: Path, limit: int = 30) -> list[BuildLogInfo]:
     rows = []
     for path in logs:
         last = None
-        for last in _events_of(path):
-            pass
+        for event in _events_of(path):
+            last = event
         rows.append(BuildLogInfo(path.stem, path.stat().st_mtime, last.phase if last else ""))
     return rows
 

@@ -35,9 +35,11 @@ def repo(files, config_dir=""):
         ({"Pipfile.lock": "{}"}, "pipfile"),
         ({"Pipfile": "", "requirements.txt": "six"}, "pipfile"),
         ({"Dockerfile": "FROM x", "requirements.txt": "six", "Pipfile": ""}, "dockerfile"),
-        ({"environment.yml": "", "requirements.txt": "six"}, "unsupported"),
-        ({"environment.yml": "", "Pipfile": ""}, "unsupported"),
+        ({"environment.yml": "", "requirements.txt": "six"}, "conda"),
+        ({"environment.yaml": "", "Pipfile": ""}, "conda"),
         ({"install.R": ""}, "unsupported"),
+        ({"DESCRIPTION": ""}, "unsupported"),
+        ({"install.R": "", "environment.yml": ""}, "unsupported"),
         ({"Dockerfile": "FROM x", "environment.yml": ""}, "dockerfile"),
         ({"apt.txt": "curl", "postBuild": "", "start": ""}, "python"),
     ],
@@ -48,7 +50,7 @@ def test_detection_order(files, expected):
 
 def test_requirements_install_before_the_repository_is_copied():
     text = render_dockerfile(plan_build(repo({"requirements.txt": "six==1.16.0\n"}), CONFIG))
-    install = text.index("uv pip install -r /srv/minibinder/deps/requirements.txt")
+    install = text.index("uv pip install --python python -r /srv/minibinder/deps/requirements.txt")
     assert text.index("COPY --chown=1000:1000 _minibinder/deps/") < install
     assert install < text.index("COPY --chown=1000:1000 repo/ /home/jovyan/")
 
@@ -56,7 +58,7 @@ def test_requirements_install_before_the_repository_is_copied():
 def test_requirements_naming_repository_files_install_after_the_copy():
     text = render_dockerfile(plan_build(repo({"requirements.txt": "-e .\n"}), CONFIG))
     assert text.index("COPY --chown=1000:1000 repo/") < text.index(
-        "uv pip install -r requirements.txt"
+        "uv pip install --python python -r requirements.txt"
     )
 
 
@@ -80,7 +82,9 @@ def test_refers_to_repository(text, local):
 def test_setup_py_and_pyproject_install_the_repository():
     for files in ({"setup.py": ""}, {"pyproject.toml": PYPROJECT}):
         text = render_dockerfile(plan_build(repo(files), CONFIG))
-        assert text.index("COPY --chown=1000:1000 repo/") < text.index("uv pip install .")
+        assert text.index("COPY --chown=1000:1000 repo/") < text.index(
+            "uv pip install --python python ."
+        )
 
 
 def test_pyproject_without_project_table_is_not_a_package():
@@ -118,7 +122,7 @@ def test_pipfile_lock_wins_over_pipfile_and_installs_dev_packages():
         "six==1.16.0",
         "tabulate[widechars]==0.9.0",
     ]
-    assert plan.post_repo_steps[0].startswith("uv pip install -e .")
+    assert plan.post_repo_steps[0].startswith("uv pip install --python python -e .")
 
 
 def test_pipfile_without_lock():
@@ -138,11 +142,23 @@ def test_pipfile_without_lock():
     ]
 
 
-def test_pipfile_python_version_must_be_available():
-    with pytest.raises(
-        BuildpackError, match="asks for Python 3.7, but this server provides only 3.11"
-    ):
-        plan_build(repo({"Pipfile": "[requires]\npython_version = '3.7'\n"}), CONFIG)
+def test_a_python_version_no_base_image_has_is_settled_while_building():
+    plan = plan_build(repo({"Pipfile": "[requires]\npython_version = '3.7'\n"}), CONFIG)
+    assert plan.python_request is not None and plan.python_request.exact == (3, 7)
+    assert plan.python_request.source == "Pipfile"
+    assert plan.base_image == CONFIG.base_images["3.11"]  # until then
+
+
+def test_pipfile_paths_are_relative_to_the_pipfile():
+    pipfile = "[packages]\ndummy = {path = '..', editable = true}\nsub = {path = 'pkg'}\n"
+    plan = plan_build(repo({"Pipfile": pipfile}, ".binder"), CONFIG)
+    assert plan.post_repo_steps[0].startswith("uv pip install --python python -e . ")
+    assert plan.post_repo_steps[1].startswith("uv pip install --python python .binder/pkg ")
+
+
+def test_pipfile_paths_must_stay_in_the_repository():
+    with pytest.raises(BuildpackError, match="leads out of the repository"):
+        plan_build(repo({"Pipfile": "[packages]\nx = {path = '../..'}\n"}, "binder"), CONFIG)
 
 
 @pytest.mark.parametrize(
@@ -163,9 +179,8 @@ def test_runtime_txt_picks_the_base_image_for_the_version():
 @pytest.mark.parametrize(
     "runtime, message",
     [
-        ("python-3.7", "asks for python-3.7, but this server provides only python-3.11"),
-        ("python-2", "provides only python-3.11"),
-        ("r-4.1-2022-01-01", "understands python-X.Y"),
+        ("r-4.1-2022-01-01", "R is not supported yet; minibinder understands python-X.Y"),
+        ("ruby-3", "this runtime is not supported yet"),
     ],
 )
 def test_runtime_txt_errors(runtime, message):
@@ -173,13 +188,31 @@ def test_runtime_txt_errors(runtime, message):
         plan_build(repo({"runtime.txt": runtime}), CONFIG)
 
 
-def test_environment_yml_fails_clearly():
-    with pytest.raises(
-        BuildpackError,
-        match=r"binder/environment.yml: environment.yml \(conda\) "
-        "is not supported yet",
-    ):
-        plan_build(repo({"environment.yml": "dependencies: [numpy]"}, "binder"), CONFIG)
+def test_environment_yml_is_read_and_runtime_txt_ignored():
+    files = {"environment.yml": "dependencies: [numpy, 'python=3.10']", "runtime.txt": "python-3.7"}
+    plan = plan_build(repo(files, "binder"), CONFIG)
+    assert plan.buildpack == "conda" and plan.python_request is None
+    assert plan.conda is not None and plan.conda.where == "binder/environment.yml"
+    assert [spec.name for spec in plan.conda.specs] == ["numpy", "python"]
+
+
+def test_both_environment_spellings_is_an_error():
+    with pytest.raises(BuildpackError, match="environment.yml and environment.yaml both exist"):
+        plan_build(repo({"environment.yml": "", "environment.yaml": ""}), CONFIG)
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("install.R", "install.R: install.R \\(R\\) is not supported yet"),
+        ("DESCRIPTION", "DESCRIPTION: DESCRIPTION \\(an R package\\) is not supported yet"),
+        ("Project.toml", "Project.toml \\(Julia\\) is not supported yet"),
+        ("default.nix", "default.nix \\(Nix\\) is not supported yet"),
+    ],
+)
+def test_unsupported_files_fail_naming_the_file(name, message):
+    with pytest.raises(BuildpackError, match=message):
+        plan_build(repo({name: "", "requirements.txt": "six"}), CONFIG)
 
 
 def test_apt_txt_is_validated_and_rendered_as_root():

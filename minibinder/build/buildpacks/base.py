@@ -9,14 +9,30 @@ from pathlib import Path
 
 from ...config import Config
 from ...errors import BuildpackError
+from ..environments.envfile import CondaEnvironment
+from ..environments.pythons import PythonRequest, choose_python, parse_request, parse_version
 
 # Files whose content (not just presence) buildpacks read. Anything else is only copied.
 CONFIG_FILES = (
-    "requirements.txt", "setup.py", "pyproject.toml", "Pipfile", "Pipfile.lock",
-    "environment.yml", "apt.txt", "postBuild", "start", "runtime.txt", "Dockerfile",
-    "install.R", "Project.toml", "REQUIRE", "default.nix",
+    "requirements.txt",
+    "setup.py",
+    "pyproject.toml",
+    "Pipfile",
+    "Pipfile.lock",
+    "environment.yml",
+    "environment.yaml",
+    "apt.txt",
+    "postBuild",
+    "start",
+    "runtime.txt",
+    "Dockerfile",
+    "install.R",
+    "DESCRIPTION",
+    "Project.toml",
+    "REQUIRE",
+    "default.nix",
 )
-ROOT_ONLY = ("setup.py", "pyproject.toml")
+ROOT_ONLY = ("setup.py", "pyproject.toml", "DESCRIPTION")
 MAX_CONFIG_BYTES = 1024 * 1024
 APT_NAME_RE = re.compile(r"[a-z0-9][a-z0-9.+-]*")
 REPO_DIR = "/home/jovyan"
@@ -56,6 +72,11 @@ class BuildPlan:
     executables: list[str] = field(default_factory=list)
     start_script: str | None = None
     dockerfile: str | None = None  # a repository's own Dockerfile, relative to the root
+    # Decided while building, not here (they need the network): a conda environment to solve,
+    # and a Python version no base image provides (a conda channel may, else the fallback).
+    conda: CondaEnvironment | None = None
+    python_request: PythonRequest | None = None
+    notices: list[str] = field(default_factory=list)  # shown in the build log
 
 
 def _read_inside(root: Path, relative: str) -> bytes | None:
@@ -66,8 +87,10 @@ def _read_inside(root: Path, relative: str) -> bytes | None:
     real_root = root.resolve()
     real = path.resolve()
     if not real.is_relative_to(real_root):
-        raise BuildpackError(f"{relative} is a symbolic link to outside the repository; "
-                             "minibinder does not follow it")
+        raise BuildpackError(
+            f"{relative} is a symbolic link to outside the repository; "
+            "minibinder does not follow it"
+        )
     if real.is_dir():
         return None
     if real.stat().st_size > MAX_CONFIG_BYTES:
@@ -82,8 +105,10 @@ def read_repo_config(root: Path) -> RepoConfig:
         candidate = root / folder
         if os.path.lexists(candidate):
             if not candidate.resolve().is_relative_to(root.resolve()):
-                raise BuildpackError(f"{folder}/ is a symbolic link to outside the repository; "
-                                     "minibinder does not follow it")
+                raise BuildpackError(
+                    f"{folder}/ is a symbolic link to outside the repository; "
+                    "minibinder does not follow it"
+                )
             if candidate.is_dir():
                 found.append(folder)
     if len(found) > 1:
@@ -107,37 +132,27 @@ def parse_apt_txt(text: str) -> list[str]:
             continue
         for name in line.split():
             if not APT_NAME_RE.fullmatch(name):
-                raise BuildpackError(f"apt.txt line {number}: {name!r} is not a Debian package "
-                                     "name (lowercase letters, digits, '.', '+', '-')")
+                raise BuildpackError(
+                    f"apt.txt line {number}: {name!r} is not a Debian package "
+                    "name (lowercase letters, digits, '.', '+', '-')"
+                )
             packages.append(name)
     return sorted(set(packages))
 
 
-def parse_runtime(text: str, config: Config) -> str | None:
-    """The Python version runtime.txt asks for, checked against the base images available."""
+def parse_runtime(text: str, where: str = "runtime.txt") -> PythonRequest | None:
+    """The Python version runtime.txt asks for (`python-X.Y`); other runtimes fail clearly."""
     value = text.strip()
     if not value:
         return None
-    match = re.fullmatch(r"python-(\d+)(?:\.(\d+))?(?:\.\d+)?", value)
+    match = re.fullmatch(r"python-(\d+(?:\.\d+)?(?:\.\d+)?)", value)
     if not match:
-        raise BuildpackError(f"runtime.txt says {value!r}; minibinder understands python-X.Y "
-                             "(R and other runtimes are not supported)")
-    major, minor = match.group(1), match.group(2)
-    if minor is None:
-        candidates = [v for v in config.python_versions() if v.split(".")[0] == major]
-        if not candidates:
-            raise _no_python(value, config)
-        return config.default_python if config.default_python in candidates else candidates[-1]
-    version = f"{major}.{minor}"
-    if version not in config.base_images:
-        raise _no_python(value, config)
-    return version
-
-
-def _no_python(asked: str, config: Config) -> BuildpackError:
-    available = ", ".join(f"python-{v}" for v in config.python_versions())
-    return BuildpackError(f"runtime.txt asks for {asked}, but this server provides only "
-                          f"{available} (operators add more with base_images)")
+        kind = "R" if value.startswith("r-") else "this runtime"
+        raise BuildpackError(
+            f"{where} says {value!r}: {kind} is not supported yet; minibinder understands "
+            "python-X.Y"
+        )
+    return parse_request(match.group(1), where)
 
 
 class BaseBuildPack:
@@ -148,19 +163,22 @@ class BaseBuildPack:
     def detect(self, repo: RepoConfig) -> bool:
         return True
 
-    def python_version(self, repo: RepoConfig, config: Config) -> str:
+    def python_request(self, repo: RepoConfig) -> PythonRequest | None:
         if repo.has("runtime.txt"):
-            version = parse_runtime(repo.text("runtime.txt"), config)
-            if version:
-                return version
-        return config.default_python
+            return parse_runtime(repo.text("runtime.txt"), repo.path("runtime.txt"))
+        return None
 
     def plan(self, repo: RepoConfig, config: Config) -> BuildPlan:
-        version = self.python_version(repo, config)
-        if version not in config.base_images:
-            raise _no_python(f"python-{version}", config)
-        plan = BuildPlan(buildpack=self.name, python_version=version,
-                         base_image=config.base_images[version])
+        request = self.python_request(repo)
+        available = config.python_versions()
+        plan = BuildPlan(buildpack=self.name, python_version=config.default_python)
+        if request is None or any(request.allows(parse_version(v)) for v in available):
+            plan.python_version = choose_python(
+                request, available, config.default_python, config.python_fallback
+            ).version
+        else:  # no base image has it: a conda channel may, else python_fallback decides
+            plan.python_request = request
+        plan.base_image = config.base_images[plan.python_version]
         if config.package_index_url:
             plan.env["PIP_INDEX_URL"] = config.package_index_url
             plan.env["UV_INDEX_URL"] = config.package_index_url
@@ -177,8 +195,10 @@ class BaseBuildPack:
 
 def install_command(args: str, config: Config) -> str:
     """A package install with the configured installer; uv falls back to pip where it differs."""
+    # `python` is the notebook environment's: a conda environment's when the image has one
+    # (its bin comes first on PATH), else the base image's virtualenv.
     pip = f"python -m pip install --no-cache-dir {args}"
     if config.installer == "pip":
         return pip
-    return (f"uv pip install {args} || {{ echo 'uv could not install this; trying pip'; "
-            f"{pip}; }}")
+    fallback = f"{{ echo 'uv could not install this; trying pip'; {pip}; }}"
+    return f"uv pip install --python python {args} || {fallback}"

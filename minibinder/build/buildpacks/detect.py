@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from ...config import Config
 from .base import BaseBuildPack, BuildPlan, RepoConfig
+from .conda import CondaBuildPack
 from .dockerfile import DockerfileBuildPack
 from .python import PipfileBuildPack, PythonBuildPack, UnsupportedBuildPack
 
-# First match wins: a Dockerfile beats everything, conda/R/Julia/Nix beat Pipfile, and a
-# Pipfile beats requirements.txt. With no configuration at all, plain Python with JupyterLab.
+# First match wins: a Dockerfile beats everything, then R/Julia/Nix (not supported yet: they
+# fail naming the file), then conda, which beats Pipfile, which beats requirements.txt. With no
+# configuration at all, plain Python with JupyterLab.
 ORDER: tuple[BaseBuildPack, ...] = (
-    DockerfileBuildPack(), UnsupportedBuildPack(), PipfileBuildPack(), PythonBuildPack(),
+    DockerfileBuildPack(),
+    UnsupportedBuildPack(),
+    CondaBuildPack(),
+    PipfileBuildPack(),
+    PythonBuildPack(),
 )
 DEFAULT = PythonBuildPack()
 

@@ -9,8 +9,9 @@ from ...errors import BuildpackError
 from .base import BaseBuildPack, BuildPlan, RepoConfig
 
 _SYNTAX_DIRECTIVE = re.compile(r"^\s*#\s*syntax\s*=", re.IGNORECASE)
-_RUN_FLAG = re.compile(r"^\s*RUN\s+(?:--\w+(?:=\S*)?\s+)*--(mount|network|security)\b",
-                       re.IGNORECASE)
+_RUN_FLAG = re.compile(
+    r"^\s*RUN\s+(?:--\w+(?:=\S*)?\s+)*--(mount|network|security)\b", re.IGNORECASE
+)
 
 
 def logical_lines(text: str) -> list[tuple[int, str]]:
@@ -50,7 +51,9 @@ class DockerfileBuildPack(BaseBuildPack):
     def plan(self, repo: RepoConfig, config: Config) -> BuildPlan:
         where = repo.path("Dockerfile")
         if not config.allow_dockerfile:
-            raise BuildpackError(f"{where}: this server does not build repositories with their "
-                                 "own Dockerfile (allow_dockerfile = false)")
+            raise BuildpackError(
+                f"{where}: this server does not build repositories with their "
+                "own Dockerfile (allow_dockerfile = false)"
+            )
         check_dockerfile_policy(repo.text("Dockerfile"), where)
         return BuildPlan(buildpack=self.name, python_version="", dockerfile=where)

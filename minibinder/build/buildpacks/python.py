@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import posixpath
 import re
+import shlex
 import tomllib
 
 from ...config import Config
 from ...errors import BuildpackError
+from ..environments.pythons import PythonRequest, parse_request
 from .base import BaseBuildPack, BuildPlan, RepoConfig, install_command
 
 DEPS_DIR = "/srv/minibinder/deps"
 _LOCAL_REQUIREMENT = re.compile(
-    r"^\s*(-e|--editable|-r|--requirement|-c|--constraint|\.|/|~)|file:", re.MULTILINE)
+    r"^\s*(-e|--editable|-r|--requirement|-c|--constraint|\.|/|~)|file:", re.MULTILINE
+)
 
 
 def refers_to_repository(requirements: str) -> bool:
@@ -36,25 +40,43 @@ class PythonBuildPack(BaseBuildPack):
     def detect(self, repo: RepoConfig) -> bool:
         return repo.has("requirements.txt") or repo.has("setup.py") or repo.has("pyproject.toml")
 
+    def python_request(self, repo: RepoConfig) -> PythonRequest | None:
+        if repo.has("runtime.txt") or not repo.has("pyproject.toml"):
+            return super().python_request(repo)
+        try:
+            project = tomllib.loads(repo.text("pyproject.toml")).get("project", {})
+        except tomllib.TOMLDecodeError:
+            return None  # reported when the plan reads it
+        wanted = project.get("requires-python") if isinstance(project, dict) else None
+        if not isinstance(wanted, str):
+            return None
+        return parse_request(wanted, "pyproject.toml requires-python")
+
     def plan(self, repo: RepoConfig, config: Config) -> BuildPlan:
         plan = super().plan(repo, config)
         if repo.has("requirements.txt"):
             requirements = repo.text("requirements.txt")
             if refers_to_repository(requirements):
-                plan.post_repo_steps.insert(0, install_command(
-                    f"-r {repo.path('requirements.txt')}", config))
+                plan.post_repo_steps.insert(
+                    0, install_command(f"-r {repo.path('requirements.txt')}", config)
+                )
             else:
                 plan.dependency_files["requirements.txt"] = repo.files["requirements.txt"]
                 plan.pre_repo_steps.append(
-                    install_command(f"-r {DEPS_DIR}/requirements.txt", config))
+                    install_command(f"-r {DEPS_DIR}/requirements.txt", config)
+                )
         package = repo.has("setup.py") or (
             repo.has("pyproject.toml")
-            and pyproject_is_installable(repo.text("pyproject.toml"), "pyproject.toml"))
+            and pyproject_is_installable(repo.text("pyproject.toml"), "pyproject.toml")
+        )
         if package:
             plan.post_repo_steps.insert(
-                1 if repo.has("requirements.txt") and refers_to_repository(
-                    repo.text("requirements.txt")) else 0,
-                install_command(".", config))
+                1
+                if repo.has("requirements.txt")
+                and refers_to_repository(repo.text("requirements.txt"))
+                else 0,
+                install_command(".", config),
+            )
         return plan
 
 
@@ -67,8 +89,7 @@ def _requirement(name: str, entry: object, where: str) -> tuple[str | None, str 
     if not isinstance(entry, dict):
         raise BuildpackError(f"{where}: cannot read the entry for {name!r}")
     if "path" in entry:
-        flag = "-e " if entry.get("editable") else ""
-        return None, f"{flag}{entry['path']}"
+        return None, str(entry["path"])
     extras = entry.get("extras") or []
     line = name + (f"[{','.join(extras)}]" if extras else "")
     if "git" in entry:
@@ -97,28 +118,29 @@ class PipfileBuildPack(BaseBuildPack):
             except json.JSONDecodeError as error:
                 raise BuildpackError(f"Pipfile.lock is not valid JSON: {error}") from None
             requires = lock.get("_meta", {}).get("requires", {})
-            return ("Pipfile.lock", [lock.get("default", {}), lock.get("develop", {})],
-                    requires.get("python_version"))
+            return (
+                "Pipfile.lock",
+                [lock.get("default", {}), lock.get("develop", {})],
+                requires.get("python_version"),
+            )
         try:
             pipfile = tomllib.loads(repo.text("Pipfile"))
         except tomllib.TOMLDecodeError as error:
             raise BuildpackError(f"Pipfile is not valid TOML: {error}") from None
         requires = pipfile.get("requires", {})
-        return ("Pipfile", [pipfile.get("packages", {}), pipfile.get("dev-packages", {})],
-                requires.get("python_version"))
+        return (
+            "Pipfile",
+            [pipfile.get("packages", {}), pipfile.get("dev-packages", {})],
+            requires.get("python_version"),
+        )
 
-    def python_version(self, repo: RepoConfig, config: Config) -> str:
+    def python_request(self, repo: RepoConfig) -> PythonRequest | None:
         if repo.has("runtime.txt"):
-            return super().python_version(repo, config)
-        _, _, wanted = self._sections(repo)
-        if wanted:
-            version = ".".join(str(wanted).split(".")[:2])
-            if version not in config.base_images:
-                available = ", ".join(config.python_versions())
-                raise BuildpackError(f"the Pipfile asks for Python {wanted}, but this server "
-                                     f"provides only {available}")
-            return version
-        return config.default_python
+            return super().python_request(repo)
+        where, _, wanted = self._sections(repo)
+        if not wanted:
+            return None
+        return parse_request(".".join(str(wanted).split(".")[:2]), where)
 
     def plan(self, repo: RepoConfig, config: Config) -> BuildPlan:
         plan = super().plan(repo, config)
@@ -130,14 +152,23 @@ class PipfileBuildPack(BaseBuildPack):
                 if line:
                     lines.append(line)
                 if path:
-                    local.append(path)
+                    editable = isinstance(entry, dict) and entry.get("editable")
+                    local.append(("-e " if editable else "") + _inside(repo, path, where))
         if lines:
             plan.dependency_files["requirements.txt"] = ("\n".join(lines) + "\n").encode()
-            plan.pre_repo_steps.append(
-                install_command(f"-r {DEPS_DIR}/requirements.txt", config))
+            plan.pre_repo_steps.append(install_command(f"-r {DEPS_DIR}/requirements.txt", config))
         for index, path in enumerate(local):
             plan.post_repo_steps.insert(index, install_command(path, config))
         return plan
+
+
+def _inside(repo: RepoConfig, path: str, where: str) -> str:
+    """A path written in a Pipfile is relative to the Pipfile's folder; as seen from the
+    repository root (where the install runs), quoted for the shell."""
+    relative = posixpath.normpath(posixpath.join(repo.config_dir or ".", path))
+    if relative == ".." or relative.startswith(("../", "/")):
+        raise BuildpackError(f"{repo.path(where)}: the path {path!r} leads out of the repository")
+    return shlex.quote(relative if relative.startswith(".") else f"./{relative}")
 
 
 class UnsupportedBuildPack(BaseBuildPack):
@@ -145,9 +176,8 @@ class UnsupportedBuildPack(BaseBuildPack):
 
     name = "unsupported"
     MESSAGES = {
-        "environment.yml": "environment.yml (conda) is not supported yet; use "
-                           "requirements.txt for pip packages and apt.txt for system packages",
         "install.R": "install.R (R) is not supported yet",
+        "DESCRIPTION": "DESCRIPTION (an R package) is not supported yet",
         "Project.toml": "Project.toml (Julia) is not supported yet",
         "REQUIRE": "REQUIRE (Julia) is not supported yet",
         "default.nix": "default.nix (Nix) is not supported yet",

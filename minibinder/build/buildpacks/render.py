@@ -51,8 +51,9 @@ LABEL {% for name, value in labels.items() -%}
 {%- endif %}
 """
 
-_environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                                  autoescape=False)
+_environment = jinja2.Environment(
+    undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+)
 _environment.policies["json.dumps_function"] = json.dumps
 
 
@@ -69,5 +70,5 @@ def render_dockerfile(plan: BuildPlan, labels: dict[str, str] | None = None) -> 
     if plan.dockerfile:
         raise ValueError("a repository Dockerfile is used as is, not rendered")
     return _environment.from_string(TEMPLATE).render(
-        plan=plan, version=__version__, repo_dir=REPO_DIR, deps_dir=DEPS_DIR,
-        labels=labels or {})
+        plan=plan, version=__version__, repo_dir=REPO_DIR, deps_dir=DEPS_DIR, labels=labels or {}
+    )

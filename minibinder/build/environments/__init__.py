@@ -1,0 +1,2 @@
+"""Environments: conda environment files (solved and installed with rattler, or mapped to the
+Python package index when no channel answers), and which Python a repository gets."""

@@ -1,0 +1,289 @@
+"""conda environments, solved and installed by minibinder on the host with rattler (py-rattler:
+a conda solver and installer in one wheel, no conda or mamba binary to fetch), then copied into
+an environment image that repository images start from.
+
+The host does the network work (channel repodata, package downloads: mirrors, proxies and the
+extra CA apply once, in one place) and the build only copies files, so an environment image is
+made once per environment file and base image and shared by every commit and every repository
+that names the same packages. The solved package list is kept as a lock file, beside the
+environment in the image and in the data directory, and an identical file is never solved twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import hashlib
+import io
+import ipaddress
+import json
+import os
+import platform
+import shutil
+import stat
+import tarfile
+import tempfile
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
+
+import rattler
+
+from ... import __version__
+from ...config import Config
+from ...docker_client import Docker
+from ...errors import BuildError, BuildpackError, MinibinderError
+from ...events import Event
+from ..builder import run_build
+
+ENV_PREFIX = "/srv/conda/envs/notebook"
+# Added when an environment holds Python, so that the Jupyter server runs from it.
+JUPYTER_SPECS = ("jupyterlab >=4,<5", "notebook >=7,<8", "ipykernel", "pip")
+LOCK_NAME = "minibinder-lock.yml"
+FORMAT = "1"  # bump when the way environments are made changes
+
+
+class ChannelUnreachable(MinibinderError):
+    """No answer from a conda channel (DNS, refused, timeout, not a channel)."""
+
+    def __init__(self, channel: str, reason: str):
+        super().__init__(f"conda channel {channel} unreachable: {reason}")
+        self.channel, self.reason = channel, reason
+
+
+def platform_subdir() -> str:
+    machine = platform.machine().lower()
+    subdirs = {"x86_64": "linux-64", "amd64": "linux-64", "aarch64": "linux-aarch64",
+               "arm64": "linux-aarch64", "ppc64le": "linux-ppc64le"}  # fmt: skip
+    return subdirs.get(machine, "linux-64")
+
+
+def channel_urls(named: Sequence[str], config: Config) -> list[str]:
+    """The channels to ask: the operator's list when set, else the file's (conda-forge when it
+    names none), names expanded with `conda_channel_alias`. Each must pass the host policy."""
+    chosen = list(config.conda_channels) or list(named) or ["conda-forge"]
+    alias = config.conda_channel_alias.rstrip("/")
+    urls = [c.rstrip("/") if "://" in c else f"{alias}/{c}" for c in chosen]
+    for url in urls:
+        check_channel_host(url, config.internal_hosts, operator=bool(config.conda_channels))
+    return urls
+
+
+def check_channel_host(url: str, internal_hosts: Sequence[str], operator: bool = False) -> None:
+    """https:// to public hosts; plain http:// and loopback, private or link-local addresses
+    only for hosts the operator lists in `internal_hosts` (an internal mirror, the tests' own
+    channel). The operator's own `conda_channels` may also be file:// paths."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if operator and parts.scheme == "file":
+        return
+    if host in {h.lower() for h in internal_hosts}:
+        if parts.scheme in ("http", "https"):
+            return
+    elif parts.scheme == "https" and not _internal_address(host):
+        return
+    raise BuildpackError(
+        f"conda channel {url} is not allowed: channels must be https:// URLs of public hosts "
+        "(plain http and internal addresses only for hosts listed in internal_hosts)"
+    )
+
+
+def _internal_address(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return not address.is_global
+
+
+def lock_key(specs: Sequence[str], channels: Sequence[str], subdir: str) -> str:
+    """What a solve depends on: the specs, the channels, the platform."""
+    text = json.dumps([FORMAT, sorted(specs), list(channels), subdir])
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class EnvironmentImage:
+    name: str
+    has_python: bool
+    packages: int
+    how: str  # "solved" | "lock reused" | "image reused"
+
+
+def environment_image(
+    specs: Sequence[str], channels: Sequence[str], base_image: str, config: Config,
+    docker: Docker, scratch: Path,
+) -> Generator[Event, None, EnvironmentImage]:  # fmt: skip
+    """The image of `base_image` plus this environment at ENV_PREFIX: found, or made."""
+    subdir = platform_subdir()
+    base_labels = docker.image_labels(base_image)
+    if base_labels is None:
+        raise BuildError(f"base image {base_image} is missing; `minibinder base-image` builds it")
+    key = lock_key(specs, channels, subdir)
+    base_id = docker.image_id(base_image) or base_image
+    image_key = hashlib.sha256((key + base_id).encode()).hexdigest()[:20]
+    tag = f"{config.image_prefix}conda-env:{image_key}"
+    existing = docker.image_labels(tag)
+    if existing is not None:
+        has_python = existing.get("minibinder.conda-python") == "1"
+        count = int(existing.get("minibinder.conda-packages", "0"))
+        return EnvironmentImage(tag, has_python, count, "image reused")
+    folder = config.data_path / "conda"
+    lock_path = folder / "locks" / f"{key}.yml"
+    records = read_lock(lock_path)
+    how = "lock reused"
+    if records is None:
+        how = "solved"
+        yield Event("building", f"Solving the conda environment from {', '.join(channels)}\n")
+        records = solve(specs, channels, folder, config.conda_solve_timeout)
+        missing = _missing_jupyter(records)
+        if missing:  # it holds Python: the Jupyter server will run from it
+            records = solve([*specs, *missing], channels, folder, config.conda_solve_timeout)
+        write_lock(records, lock_path, subdir)
+    has_python = any(r.name.normalized == "python" for r in records)
+    yield Event("building", f"Installing {len(records)} conda packages ({how})\n")
+    work = Path(tempfile.mkdtemp(prefix="conda-", dir=scratch))
+    try:
+        prefix = work / "prefix"
+        install(records, prefix, folder / "pkgs")
+        shutil.copyfile(lock_path, prefix / "conda-meta" / LOCK_NAME)
+        labels = {"minibinder.conda-env": key, "minibinder.conda-python": "1" if has_python
+                  else "0", "minibinder.conda-packages": str(len(records)),
+                  "minibinder.version": __version__}  # fmt: skip
+        with _context(prefix, base_image, has_python, work) as context:
+            yield from run_build(
+                docker, tag=tag, labels=labels, memory=config.size("build_memory_limit"),
+                timeout=config.build_timeout, fileobj=context,
+            )  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return EnvironmentImage(tag, has_python, len(records), how)
+
+
+def _missing_jupyter(records: list[rattler.RepoDataRecord]) -> list[str]:
+    names = {record.name.normalized for record in records}
+    if "python" not in names:
+        return []
+    return [spec for spec in JUPYTER_SPECS if spec.split()[0] not in names]
+
+
+def solve(specs: Sequence[str], channels: Sequence[str], folder: Path,
+          timeout: float) -> list[rattler.RepoDataRecord]:  # fmt: skip
+    async def run() -> list[rattler.RepoDataRecord]:
+        gateway = rattler.Gateway(cache_dir=folder / "repodata")
+        return await rattler.solve(
+            [rattler.Channel(url) for url in channels], list(specs), gateway=gateway,
+            platforms=[rattler.Platform(platform_subdir()), rattler.Platform("noarch")],
+            virtual_packages=rattler.VirtualPackage.detect(),
+            timeout=datetime.timedelta(seconds=timeout),
+        )  # fmt: skip
+
+    try:
+        return asyncio.run(run())
+    except Exception as error:  # rattler raises its own exception classes
+        raise _explain(error, channels) from None
+
+
+def _explain(error: Exception, channels: Sequence[str]) -> MinibinderError:
+    kind, text = type(error).__name__, str(error).strip()
+    if kind == "SolverError":
+        reason = text.removeprefix("Cannot solve the request because of:").strip()
+        return BuildError(f"the conda environment cannot be solved: {reason}")
+    if kind in ("GatewayError", "FetchRepoDataError", "TimeoutError") or "timed out" in text:
+        causes = [line.strip() for line in text.splitlines() if line.strip()]
+        reason = causes[-1].removeprefix("Caused by:").strip() if causes else kind
+        channel = next((c for c in channels if c in text), channels[0] if channels else "?")
+        return ChannelUnreachable(channel, reason)
+    return BuildError(f"the conda environment could not be made: {kind}: {text[:500]}")
+
+
+def install(records: list[rattler.RepoDataRecord], prefix: Path, cache: Path) -> None:
+    """Link the packages into `prefix` with ENV_PREFIX written into their files (they are copied
+    there in the image); link scripts are never run on the host."""
+
+    async def run() -> None:
+        await rattler.install(
+            records, target_prefix=prefix, cache_dir=cache, alternative_target_prefix=ENV_PREFIX,
+            execute_link_scripts=False, show_progress=False,
+        )  # fmt: skip
+
+    try:
+        asyncio.run(run())
+    except Exception as error:
+        raise BuildError(f"installing the conda packages failed: {error}") from None
+    (prefix / "CACHEDIR.TAG").unlink(missing_ok=True)
+
+
+def read_lock(path: Path) -> list[rattler.RepoDataRecord] | None:
+    if not path.is_file():
+        return None
+    try:
+        environment = rattler.LockFile.from_path(path).environment("default")
+        if environment is None:
+            return None
+        platforms = environment.platforms()
+        return environment.conda_repodata_records_for_platform(platforms[0]) or None
+    except Exception:  # an unreadable lock is solved again
+        return None
+
+
+def write_lock(records: list[rattler.RepoDataRecord], path: Path, subdir: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_platform = rattler.LockPlatform(subdir)
+    lock = rattler.LockFile([lock_platform])
+    for record in records:
+        lock.add_conda_package("default", lock_platform, record)
+    partial = path.with_suffix(".partial")
+    lock.to_path(partial)
+    partial.replace(path)
+
+
+DOCKERFILE = """\
+# The conda environment minibinder solved and installed (rattler), copied in whole.
+FROM {base}
+COPY --chown=1000:1000 env/ {prefix}/
+{python}"""
+
+
+class _context:
+    """A build context: the Dockerfile and the installed prefix under env/, written by our own
+    tar writer (symlinks stay links; every file's owner is jovyan)."""
+
+    def __init__(self, prefix: Path, base: str, has_python: bool, scratch: Path):
+        self.prefix, self.base, self.has_python, self.scratch = prefix, base, has_python, scratch
+        self.handle: IO[bytes] | None = None
+
+    def __enter__(self) -> IO[bytes]:
+        python = (f"ENV MINIBINDER_PYTHON={ENV_PREFIX}/bin/python CONDA_PREFIX={ENV_PREFIX}\n"
+                  if self.has_python else "")  # fmt: skip
+        dockerfile = DOCKERFILE.format(base=self.base, prefix=ENV_PREFIX, python=python).encode()
+        self.handle = tempfile.TemporaryFile(dir=self.scratch)  # noqa: SIM115 - closed in __exit__
+        with tarfile.open(fileobj=self.handle, mode="w") as tar:
+            info = tarfile.TarInfo("Dockerfile")
+            info.size = len(dockerfile)
+            tar.addfile(info, io.BytesIO(dockerfile))
+            for folder, dirs, files in os.walk(self.prefix):
+                dirs.sort()
+                for name in sorted(dirs) + sorted(files):
+                    path = os.path.join(folder, name)
+                    mode = os.lstat(path).st_mode
+                    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+                        continue
+                    member = tar.gettarinfo(path, "env/" + os.path.relpath(path, self.prefix))
+                    member.uid = member.gid = 1000
+                    member.uname = member.gname = ""
+                    if member.isfile():
+                        with open(path, "rb") as data:
+                            tar.addfile(member, data)
+                    else:
+                        tar.addfile(member)
+        self.handle.seek(0)
+        return self.handle
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handle is not None:
+            self.handle.close()

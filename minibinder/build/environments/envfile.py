@@ -1,0 +1,149 @@
+"""conda environment files (`environment.yml` / `environment.yaml`) read into plain data (pure).
+
+Accepts every shape repo2docker does: `name:` and `prefix:` (ignored), `channels:`, and
+`dependencies:` holding conda match specs and one `pip:` list. Anything else gets an error that
+names the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import yaml
+
+from ...errors import BuildpackError
+
+MAX_DEPENDENCIES = 2000
+# A conda match spec: optional `channel::`, a package name, then a version/build part.
+_SPEC_RE = re.compile(
+    r"^(?:(?P<channel>[A-Za-z0-9_.\-/:]+)::)?(?P<name>[A-Za-z0-9_][A-Za-z0-9_.\-]*)"
+    r"(?P<rest>(?:\s*[\[<>=!~ ].*)?)$"
+)
+_CHANNEL_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_.\-]+)*$")
+
+
+@dataclass(frozen=True)
+class CondaSpec:
+    """One conda dependency line: the package name and the rest of the spec, as written."""
+
+    name: str  # lowercase
+    constraint: str  # "", "=1.2", ">=1.2,<2", " 1.2.* py39_0", "[version='>=1']", ...
+    line: str
+
+    @property
+    def match_spec(self) -> str:
+        """The spec in the form conda solvers read (channel prefix dropped)."""
+        rest = self.constraint.strip()
+        if rest.startswith("=") and not rest.startswith("=="):
+            # `name=1.2` and `name=1.2=build` are conda's own shorthand; rattler reads the
+            # spaced form.
+            version, _, build = rest[1:].partition("=")
+            return f"{self.name} {version}.*" if not build else f"{self.name} {version} {build}"
+        return f"{self.name} {rest}".strip() if rest else self.name
+
+
+@dataclass(frozen=True)
+class CondaEnvironment:
+    where: str  # the file's path in the repository, for messages
+    channels: tuple[str, ...]
+    specs: tuple[CondaSpec, ...]
+    pip: tuple[str, ...] = field(default=())
+
+    @property
+    def python_spec(self) -> CondaSpec | None:
+        return next((spec for spec in self.specs if spec.name == "python"), None)
+
+    def without(self, *names: str) -> tuple[CondaSpec, ...]:
+        return tuple(spec for spec in self.specs if spec.name not in names)
+
+
+def parse_spec_line(line: str, where: str) -> CondaSpec:
+    text = line.strip()
+    if text.startswith("-"):
+        raise BuildpackError(
+            f"{where}: {text!r} looks like a command-line option, not a package; list "
+            "packages as `- name` or `- name=1.2`"
+        )
+    match = _SPEC_RE.match(text)
+    if not match or any(ord(c) < 32 for c in text) or len(text) > 300:
+        raise BuildpackError(f"{where}: {text!r} is not a conda package spec (e.g. numpy=1.26)")
+    return CondaSpec(match.group("name").lower(), match.group("rest"), text)
+
+
+def check_channel(channel: str, where: str) -> str:
+    """A channel named by a repository: a name (`conda-forge`) or an https:// URL without
+    credentials. Local paths and other schemes never come from a repository."""
+    if not isinstance(channel, str) or not channel.strip():
+        raise BuildpackError(f"{where}: a channel is empty")
+    channel = channel.strip()
+    if "://" not in channel and ":" not in channel:
+        if not _CHANNEL_NAME_RE.match(channel) or channel.startswith(("-", ".")):
+            raise BuildpackError(f"{where}: channel {channel!r} is not a channel name or URL")
+        return channel
+    parts = urlsplit(channel)
+    if parts.scheme not in ("https", "http"):
+        raise BuildpackError(
+            f"{where}: channel {channel!r} uses {parts.scheme or 'no'} scheme; a repository "
+            "may name channels by name or by https:// URL"
+        )
+    if "@" in parts.netloc:
+        raise BuildpackError(f"{where}: channel URLs must not contain credentials")
+    if not parts.hostname:
+        raise BuildpackError(f"{where}: channel {channel!r} has no host")
+    return channel.rstrip("/")
+
+
+def parse_environment_file(text: str, where: str) -> CondaEnvironment:
+    """Read an environment file, or raise BuildpackError saying what is wrong and where."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        place = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or "cannot be read"
+        raise BuildpackError(f"{where} is not valid YAML{place}: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise BuildpackError(f"{where} must be a mapping with `dependencies:` (and `channels:`)")
+    channels = data.get("channels") or []
+    if not isinstance(channels, list):
+        raise BuildpackError(f"{where}: `channels` must be a list")
+    dependencies = data.get("dependencies") or []
+    if not isinstance(dependencies, list):
+        raise BuildpackError(f"{where}: `dependencies` must be a list")
+    if len(dependencies) > MAX_DEPENDENCIES:
+        raise BuildpackError(
+            f"{where} lists {len(dependencies)} dependencies; minibinder builds at most "
+            f"{MAX_DEPENDENCIES}"
+        )
+    specs: list[CondaSpec] = []
+    pip: list[str] = []
+    for entry in dependencies:
+        if isinstance(entry, dict):
+            if set(entry) != {"pip"} or not isinstance(entry["pip"], list):
+                raise BuildpackError(
+                    f"{where}: a dependency that is a mapping must be `pip:` with a list, "
+                    f"got {entry!r}"
+                )
+            pip += [_pip_line(line, where) for line in entry["pip"]]
+        elif isinstance(entry, str | int | float):
+            specs.append(parse_spec_line(str(entry), where))
+        else:
+            raise BuildpackError(f"{where}: cannot read the dependency {entry!r}")
+    if len(pip) > MAX_DEPENDENCIES:
+        raise BuildpackError(f"{where}: the pip section lists more than {MAX_DEPENDENCIES} lines")
+    return CondaEnvironment(
+        where, tuple(check_channel(c, where) for c in channels), tuple(specs), tuple(pip)
+    )
+
+
+def _pip_line(line: object, where: str) -> str:
+    if not isinstance(line, str | int | float) or not str(line).strip():
+        raise BuildpackError(f"{where}: cannot read the pip requirement {line!r}")
+    text = str(line).strip()
+    if "\n" in text or "\r" in text:
+        raise BuildpackError(f"{where}: a pip requirement spans several lines: {text!r}")
+    return text

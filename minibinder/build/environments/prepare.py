@@ -1,0 +1,140 @@
+"""The environment step of a build: what the pure plan left open, settled with the network.
+
+A conda environment file is solved and installed from its channels (an environment image the
+repository image starts from); when no channel answers, `conda_fallback` decides between a clear
+failure and installing the same packages from the Python package index. A Python version no base
+image has is taken from a conda channel, else `python_fallback` decides. Every decision is said
+in the build log in one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+
+from ...config import Config
+from ...docker_client import Docker
+from ...errors import BuildError
+from ...events import Event
+from ..buildpacks.base import BuildPlan, install_command
+from ..buildpacks.conda import pip_arguments, refers_to_repository
+from ..buildpacks.python import DEPS_DIR
+from .conda import JUPYTER_SPECS, ChannelUnreachable, channel_urls, environment_image
+from .envfile import CondaEnvironment
+from .pypi import translate
+from .pythons import choose_python, parse_request, show
+
+PIP_FILE = "environment-pip.txt"
+PYPI_FILE = "environment-pypi.txt"
+
+
+def prepare_environment(
+    plan: BuildPlan, config: Config, docker: Docker, scratch: Path
+) -> Generator[Event, None, None]:
+    """Settle `plan` (base image, install steps), yielding what was decided as log lines."""
+    if plan.conda is not None:
+        yield from _conda(plan, plan.conda, config, docker, scratch)
+    elif plan.python_request is not None:
+        yield from _python_version(plan, config, docker, scratch)
+    for notice in plan.notices:
+        yield Event("building", notice.rstrip("\n") + "\n")
+
+
+def _python_version(
+    plan: BuildPlan, config: Config, docker: Docker, scratch: Path
+) -> Generator[Event, None, None]:
+    request = plan.python_request
+    assert request is not None
+    wanted = request.exact  # a range no base image meets goes straight to the fallback
+    if wanted is not None:
+        try:
+            channels = channel_urls([], config)
+            image = yield from environment_image(
+                [f"python {show(wanted)}.*", *JUPYTER_SPECS], channels,
+                config.base_images[config.default_python], config, docker, scratch,
+            )  # fmt: skip
+        except ChannelUnreachable as error:
+            plan.notices.append(
+                f"{request.source} asks for Python {request.text}; no base image has it and "
+                f"{error} (tried because no base image provides it)"
+            )
+        else:
+            plan.base_image, plan.python_version = image.name, show(wanted)
+            plan.notices.append(
+                f"Python {show(wanted)} for {request.source}: a conda environment "
+                f"({image.packages} packages, {image.how})"
+            )
+            return
+    choice = choose_python(
+        request, config.python_versions(), config.default_python, config.python_fallback
+    )
+    plan.python_version = choice.version
+    plan.base_image = config.base_images[choice.version]
+    plan.notices.append(choice.warning)
+    yield from ()
+
+
+def _conda(
+    plan: BuildPlan, environment: CondaEnvironment, config: Config, docker: Docker,
+    scratch: Path,
+) -> Generator[Event, None, None]:  # fmt: skip
+    specs = [spec.match_spec for spec in environment.specs]
+    channels = channel_urls(environment.channels, config)
+    try:
+        image = yield from environment_image(
+            specs, channels, plan.base_image, config, docker, scratch
+        )
+    except ChannelUnreachable as error:
+        if config.conda_fallback != "pypi":
+            raise BuildError(
+                f"{environment.where}: {error}. This server does not install conda "
+                'environments from the Python package index (conda_fallback = "fail").'
+            ) from None
+        _pypi_instead(plan, environment, config, str(error))
+    else:
+        plan.base_image = image.name
+        plan.notices.append(
+            f"{environment.where}: conda environment from {', '.join(channels)} "
+            f"({image.packages} packages, {image.how}"
+            + (", Jupyter runs from it)" if image.has_python else "; its tools come first on PATH)")
+        )
+        _pip_section(plan, environment, config)
+    yield from ()
+
+
+def _pypi_instead(
+    plan: BuildPlan, environment: CondaEnvironment, config: Config, reason: str
+) -> None:
+    translation = translate(environment)
+    pin = environment.python_spec
+    request = parse_request(pin.constraint.lstrip("= "), environment.where) if pin else None
+    choice = choose_python(
+        request, config.python_versions(), config.default_python, config.python_fallback
+    )
+    plan.python_version = choice.version
+    plan.base_image = config.base_images[choice.version]
+    summary = translation.summary()
+    plan.notices.append(
+        f"{environment.where}: {reason}; installing its packages from the Python package index "
+        'instead (conda_fallback = "pypi")' + (f": {summary}" if summary else "")
+    )
+    if choice.warning:
+        plan.notices.append(choice.warning)
+    if translation.requirements:
+        plan.dependency_files[PYPI_FILE] = ("\n".join(translation.requirements) + "\n").encode()
+        plan.pre_repo_steps.append(install_command(f"-r {DEPS_DIR}/{PYPI_FILE}", config))
+    _pip_section(plan, environment, config)
+
+
+def _pip_section(plan: BuildPlan, environment: CondaEnvironment, config: Config) -> None:
+    """The file's `pip:` lines: packages before the repository is copied (a cached layer);
+    lines naming the repository's files after it, run from the environment file's folder."""
+    packages = [line for line in environment.pip if not refers_to_repository(line)]
+    local = [line for line in environment.pip if refers_to_repository(line)]
+    if packages:
+        plan.dependency_files[PIP_FILE] = ("\n".join(packages) + "\n").encode()
+        plan.pre_repo_steps.append(install_command(f"-r {DEPS_DIR}/{PIP_FILE}", config))
+    folder = environment.where.rpartition("/")[0]
+    for index, line in enumerate(local):
+        step = install_command(pip_arguments(line, environment.where), config)
+        plan.post_repo_steps.insert(index, f"cd {folder} && {step}" if folder else step)
