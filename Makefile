@@ -9,12 +9,12 @@ export MINIBINDER_EXTRA_CA_FILE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt
 
 BIN := $(VENV)/bin
 
-.PHONY: serve test unit lint docker base-image venv test-tools bench-launch bench-proxy bench-workshop bench-build
+.PHONY: serve test unit lint docker base-image test-base-images venv test-tools bench-launch bench-proxy bench-workshop bench-build
 
 serve: venv docker base-image
 	$(BIN)/minibinder serve
 
-test: venv docker base-image test-tools
+test: venv docker base-image test-base-images test-tools
 	$(BIN)/pytest
 
 # The pure tier alone, in seconds: no Docker, no processes, no sockets.
@@ -43,6 +43,13 @@ test-tools:
 base-image: venv docker
 	case "$(ROOTFS)" in minibinder-rootfs:*) scripts/bootstrap-rootfs.sh "$(ROOTFS)";; esac
 	$(BIN)/minibinder base-image --from "$(ROOTFS)"
+
+# A second Python for the tests, made the same offline way: Debian trixie's 3.13.
+TEST_BASE_IMAGES := 3.11=minibinder-base:py3.11,3.13=minibinder-base:py3.13
+test-base-images: venv docker
+	scripts/bootstrap-rootfs.sh minibinder-rootfs:trixie
+	MINIBINDER_BASE_IMAGES=$(TEST_BASE_IMAGES) $(BIN)/minibinder base-image \
+		--from minibinder-rootfs:trixie --python 3.13
 
 # Benchmarks (see bench/README.md); each prints its ratios side by side.
 bench-launch bench-workshop bench-build: venv docker base-image

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Build a minimal Debian root filesystem image with debootstrap and `docker import` it,
 # for hosts that cannot pull images. Cached by tag: does nothing when the tag exists.
+#   scripts/bootstrap-rootfs.sh [TAG [SUITE]]
+# The suite defaults to the tag's version part: minibinder-rootfs:trixie gives Debian trixie
+# (Python 3.13), minibinder-rootfs:bullseye gives bullseye (Python 3.9), bookworm gives 3.11.
 set -euo pipefail
 
 tag=${1:-minibinder-rootfs:bookworm}
-suite=${MINIBINDER_DEBIAN_SUITE:-bookworm}
+suite=${2:-${MINIBINDER_DEBIAN_SUITE:-${tag##*:}}}
 mirror=${MINIBINDER_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 if docker image inspect "$tag" >/dev/null 2>&1; then

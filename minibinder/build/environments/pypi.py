@@ -58,6 +58,8 @@ def pep440(constraint: str) -> tuple[str, str]:
     note = ""
     if rest.startswith("=") and not rest.startswith("=="):
         version, _, build = rest[1:].partition("=")
+        if not re.fullmatch(_VERSION, version):
+            raise BuildpackError(f"cannot read the version constraint {constraint!r}")
         note = f"build {build!r} dropped" if build else ""
         return f"=={version.rstrip('.*')}.*", note
     parts = rest.split()
