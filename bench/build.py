@@ -28,7 +28,7 @@ def timed_build(spec: str, config, docker) -> tuple[float, str]:
 
 
 def install_step_cached(log: str) -> bool:
-    step = log.split("RUN uv pip install -r", 1)[1].split("Step ", 1)[0]
+    step = log.split("RUN uv pip install --python python -r", 1)[1].split("Step ", 1)[0]
     return "Using cache" in step and "Running in" not in step
 
 

@@ -63,7 +63,7 @@ def test_notebook_only_commit_reinstalls_nothing(builder, requirements_repo):
     assert second != first
     log = log_text(events)
     install_step = re.search(
-        r"Step \d+/\d+ : RUN uv pip install -r .*?(?=Step \d+/\d+)", log, re.DOTALL
+        r"Step \d+/\d+ : RUN uv pip install --python python -r .*?(?=Step \d+/\d+)", log, re.DOTALL
     ).group(0)
     assert "Using cache" in install_step and "Running in" not in install_step
     copy_step = re.search(
@@ -81,7 +81,9 @@ def test_same_requirements_in_another_repository_reuse_the_environment(builder, 
     builder.built("gh/fixtures/requirements/HEAD")
     _, events = builder.built("gh/fixtures/requirements-twin/HEAD")
     install_step = re.search(
-        r"Step \d+/\d+ : RUN uv pip install -r .*?(?=Step \d+/\d+)", log_text(events), re.DOTALL
+        r"Step \d+/\d+ : RUN uv pip install --python python -r .*?(?=Step \d+/\d+)",
+        log_text(events),
+        re.DOTALL,
     ).group(0)
     assert "Using cache" in install_step
 

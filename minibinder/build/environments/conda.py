@@ -177,7 +177,7 @@ def solve(specs: Sequence[str], channels: Sequence[str], folder: Path,
         gateway = rattler.Gateway(cache_dir=folder / "repodata")
         return await rattler.solve(
             [rattler.Channel(url) for url in channels], list(specs), gateway=gateway,
-            platforms=[rattler.Platform(platform_subdir()), rattler.Platform("noarch")],
+            platforms=[rattler.Subdir(platform_subdir()), rattler.Subdir("noarch")],
             virtual_packages=rattler.VirtualPackage.detect(),
             timeout=datetime.timedelta(seconds=timeout),
         )  # fmt: skip

@@ -1,0 +1,222 @@
+"""Environments for real: a conda channel served on loopback by the test, the PyPI fallback
+with a data-science environment launched through `minibinder serve`, a second Python version
+from a base image made with debootstrap, the version fallback, and Node.js in postBuild."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import docker as docker_sdk
+import pytest
+
+from ..conda_channel import CondaChannel
+from ..conftest import make_config
+from ..jupyter import execute, start_kernel
+from .conftest import launch, log_text
+
+NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+BASE_IMAGES = {"3.11": "minibinder-base:py3.11", "3.13": "minibinder-base:py3.13"}
+TOOL = '#!/bin/sh\necho "tinytool $0"\n'
+
+
+@pytest.fixture(scope="module")
+def channel(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("conda-channel")
+    with (
+        CondaChannel(folder)
+        .add("tinytool", "1.0", files={"bin/tinytool": TOOL, "share/tinytool/v": "1.0\n"})
+        .add("tinytool", "2.0", files={"bin/tinytool": TOOL, "share/tinytool/v": "2.0\n"})
+        .add("tinylib", "0.1", depends=["tinytool >=2"])
+    ) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def env_config(tmp_path_factory, git_server, docker):
+    for image in BASE_IMAGES.values():
+        if docker.image_labels(image) is None:
+            pytest.fail(f"{image} is missing; `make test` builds it (test-base-images)")
+    return make_config(
+        tmp_path_factory.mktemp("env-data"), git_server, base_images=BASE_IMAGES,
+        internal_hosts=["127.0.0.1"],
+    )  # fmt: skip
+
+
+def environment_yml(channel_url: str, *specs: str) -> str:
+    return f"channels: [{channel_url}]\ndependencies: [{', '.join(specs)}]\n"
+
+
+def layers(image: str) -> list[str]:
+    client = docker_sdk.from_env()
+    try:
+        return client.images.get(image).attrs["RootFS"]["Layers"]
+    finally:
+        client.close()
+
+
+def test_a_conda_environment_from_a_channel(builder, env_config, channel, git_server):
+    repo = git_server.create(
+        "env/conda-tools",
+        {"binder/environment.yml": environment_yml(channel.url, "tinylib"),
+         "index.ipynb": NOTEBOOK},
+    )  # fmt: skip
+    image, events = builder.built("gh/env/conda-tools/HEAD", config=env_config)
+    log = log_text(events)
+    assert "Solving the conda environment from http://127.0.0.1:" in log
+    assert "binder/environment.yml: conda environment from http://127.0.0.1:" in log
+    assert "(2 packages, solved; its tools come first on PATH)" in log
+    output = builder.run(
+        image,
+        "command -v tinytool; tinytool; cat /srv/conda/envs/notebook/share/tinytool/v; "
+        "ls /srv/conda/envs/notebook/conda-meta/; bash -lc 'command -v tinytool'; "
+        "command -v jupyter",
+    )
+    lines = output.splitlines()
+    assert lines[0] == "/srv/conda/envs/notebook/bin/tinytool"
+    assert lines[1] == "tinytool /srv/conda/envs/notebook/bin/tinytool"
+    assert lines[2] == "2.0"  # the solver honoured tinylib's dependency
+    assert "minibinder-lock.yml" in lines and "tinylib-0.1-0.json" in lines
+    assert lines[-2] == "/srv/conda/envs/notebook/bin/tinytool"  # login shells too
+    assert lines[-1] == "/srv/venv/bin/jupyter"  # no Python in it: the server stays
+
+    # A commit that changes only a notebook reuses the environment: nothing solved, same layers.
+    repo.commit({"second.ipynb": NOTEBOOK}, "a notebook")
+    second, events = builder.built("gh/env/conda-tools/HEAD", config=env_config)
+    assert second != image
+    assert "(2 packages, image reused;" in log_text(events)
+    assert "Solving" not in log_text(events)
+    environment_layers = layers(image)[: len(layers(image)) - 1]
+    assert layers(second)[: len(environment_layers)] == environment_layers
+
+
+def test_an_unsatisfiable_spec_fails_naming_it(builder, env_config, channel, git_server):
+    git_server.create(
+        "env/unsat", {"environment.yml": environment_yml(channel.url, "'tinylib >=9'")}
+    )
+    _, events = builder.build("gh/env/unsat/HEAD", config=env_config)
+    assert events[-1].phase == "failed"
+    assert "the conda environment cannot be solved" in events[-1].message
+    assert "tinylib >=9" in events[-1].message
+
+
+def test_a_channel_named_by_a_repository_must_be_allowed(builder, channel, git_server, tmp_path):
+    git_server.create("env/internal", {"environment.yml": environment_yml(channel.url, "tinylib")})
+    config = make_config(tmp_path / "data", git_server)  # 127.0.0.1 not in internal_hosts
+    _, events = builder.build("gh/env/internal/HEAD", config=config)
+    assert events[-1].phase == "failed"
+    assert "is not allowed" in events[-1].message and "internal_hosts" in events[-1].message
+
+
+def test_the_channel_stopped_follows_conda_fallback(builder, env_config, git_server, tmp_path):
+    stopped = CondaChannel(tmp_path / "gone").add("tabulate", "0.9.0").index().start()
+    url = stopped.url
+    stopped.stop()
+    git_server.create("env/offline", {"environment.yml": environment_yml(url, "tabulate=0.9")})
+    image, events = builder.built("gh/env/offline/HEAD", config=env_config)
+    log = log_text(events)
+    assert f"conda channel {url} unreachable" in log
+    assert (
+        'installing its packages from the Python package index instead (conda_fallback = "pypi")'
+        in log
+    )
+    assert builder.run(image, "python -c 'import tabulate; print(tabulate.__version__)'") == "0.9.0"
+
+    fail = make_config(tmp_path / "fail", git_server, base_images=BASE_IMAGES,
+                       internal_hosts=["127.0.0.1"], conda_fallback="fail")  # fmt: skip
+    _, events = builder.build("gh/env/offline/HEAD", config=fail, no_cache=True)
+    assert events[-1].phase == "failed"
+    assert f"conda channel {url} unreachable" in events[-1].message
+    assert 'conda_fallback = "fail"' in events[-1].message
+
+
+DATA_SCIENCE = """\
+name: data-science
+channels:
+  - conda-forge
+dependencies:
+  - python=3.11
+  - numpy
+  - pandas
+  - matplotlib-base
+  - bokeh
+  - dask
+  - scipy
+  - ipywidgets
+  - voila
+  - pip
+  - pip:
+    - jupyter-server-proxy
+"""
+
+
+def test_a_data_science_environment_launches_from_the_package_index(serve_with, git_server):
+    git_server.create("env/data-science",
+                      {"environment.yml": DATA_SCIENCE, "index.ipynb": NOTEBOOK})  # fmt: skip
+    serve = serve_with(launch_timeout=120)
+    ready = launch(serve, "gh/env/data-science/HEAD")
+    kernel = start_kernel(ready)
+    result = execute(ready, kernel, (
+        "import numpy, pandas, matplotlib, bokeh, dask, scipy, ipywidgets, voila\n"
+        "import subprocess, sys\n"
+        "subprocess.Popen([sys.executable, '-m', 'http.server', '9753'],"
+        " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print('imported', matplotlib.__version__)"
+    ), timeout=120)  # fmt: skip
+    assert result["status"] == "ok", result
+    assert result["stdout"].startswith("imported ")
+    # jupyter-server-proxy, named in the pip: section, is loaded by the session's server.
+    url = f"{ready['url']}proxy/9753/"
+    request = urllib.request.Request(url, headers={"Authorization": f"token {ready['token']}"})
+    for _ in range(50):
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                body = response.read().decode()
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        pytest.fail("jupyter-server-proxy did not answer")
+    assert "Directory listing" in body
+
+
+def test_a_second_python_version_exactly(builder, env_config, git_server):
+    git_server.create("env/py313", {"runtime.txt": "python-3.13\n", "requirements.txt": "six\n"})
+    image, _ = builder.built("gh/env/py313/HEAD", config=env_config)
+    output = builder.run(image, "python --version; python -c 'import six'; jupyter lab --version")
+    assert output.splitlines()[0].startswith("Python 3.13.")
+
+
+def test_a_missing_python_version_follows_python_fallback(builder, env_config, git_server,
+                                                          tmp_path):  # fmt: skip
+    git_server.create("env/py310", {"runtime.txt": "python-3.10\n"})
+    image, events = builder.built("gh/env/py310/HEAD", config=env_config)
+    log = log_text(events)
+    assert "WARNING: runtime.txt asks for Python 3.10" in log
+    assert 'using Python 3.11 instead (python_fallback = "newer")' in log
+    assert builder.run(image, "python --version").startswith("Python 3.11.")
+    fail = make_config(tmp_path / "fail", git_server, base_images=BASE_IMAGES,
+                       python_fallback="fail")  # fmt: skip
+    _, events = builder.build("gh/env/py310/HEAD", config=fail, no_cache=True)
+    assert events[-1].phase == "failed"
+    assert "asks for Python 3.10, but this server provides only 3.11, 3.13" in events[-1].message
+
+
+def test_postbuild_has_node_and_npm(builder, env_config, git_server):
+    git_server.create(
+        "env/node",
+        {"postBuild": "#!/bin/bash\nset -e\nnode --version\nnpm --version\n"
+                      "mkdir -p ~/js && cd ~/js && npm install --no-audit is-number@7.0.0\n"},
+    )  # fmt: skip
+    image, _ = builder.built("gh/env/node/HEAD", config=env_config)
+    output = builder.run(
+        image, "cd ~/js && node -e \"console.log(require('is-number')(5))\"; node --version"
+    )
+    assert output.splitlines()[0] == "true"
+
+
+def test_hostile_environment_files_run_nothing(builder, env_config, git_server):
+    git_server.create("env/hostile", {"environment.yml": "dependencies: ['--help']\n"})
+    _, events = builder.build("gh/env/hostile/HEAD", config=env_config)
+    assert events[-1].phase == "failed" and "command-line option" in events[-1].message
