@@ -9,6 +9,7 @@
   var barEl = document.getElementById("bar");
   var progressEl = barEl.parentElement;
   var failureEl = document.getElementById("failure");
+  var noticesEl = document.getElementById("notices");
   var elapsedEl = document.getElementById("elapsed");
   var started = Date.now();
   var PROGRESS = {waiting: 5, fetching: 15, building: 35, built: 70, launching: 85, ready: 100,
@@ -72,6 +73,13 @@
     var data = JSON.parse(message.data);
     setPhase(data.phase);
     if (data.message) { appendLog(data.message); }
+    if (data.notice && data.message) {  // how the environment was made, or a warning about it
+      var item = document.createElement("li");
+      item.textContent = data.message.trim();
+      if (/^WARNING/.test(item.textContent)) { item.className = "warning"; }
+      noticesEl.appendChild(item);
+      noticesEl.hidden = false;
+    }
     if (data.phase === "failed") {
       source.close();
       clearInterval(timer);

@@ -4,6 +4,7 @@ from a base image made with debootstrap, the version fallback, and Node.js in po
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import urllib.request
@@ -14,7 +15,8 @@ import pytest
 from ..conda_channel import CondaChannel
 from ..conftest import make_config
 from ..jupyter import execute, start_kernel
-from .conftest import launch, log_text
+from ..sse import events
+from .conftest import log_text
 
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 BASE_IMAGES = {"3.11": "minibinder-base:py3.11", "3.13": "minibinder-base:py3.13"}
@@ -91,6 +93,28 @@ def test_a_conda_environment_from_a_channel(builder, env_config, channel, git_se
     assert layers(second)[: len(environment_layers)] == environment_layers
 
 
+def test_a_repositorys_own_lock_is_installed_without_solving(builder, env_config, channel,
+                                                           git_server):  # fmt: skip
+    # A solve would pick tinytool 2.0; the lock says 1.0, and 1.0 it is.
+    archive = channel.folder / "noarch" / "tinytool-1.0-0.tar.bz2"
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    lock = f"@EXPLICIT\n{channel.url}/noarch/tinytool-1.0-0.tar.bz2#{digest}\n"
+    git_server.create(
+        "env/locked",
+        {"binder/conda-linux-64.lock": lock,
+         "binder/environment.yml": environment_yml(channel.url, "tinytool")},
+    )  # fmt: skip
+    image, events = builder.built("gh/env/locked/HEAD", config=env_config)
+    log = log_text(events)
+    assert "binder/conda-linux-64.lock: conda environment from the repository's lock" in log
+    assert "Solving" not in log
+    assert builder.run(image, "cat /srv/conda/envs/notebook/share/tinytool/v") == "1.0"
+    bad = lock.replace(digest, "0" * 64)
+    git_server.create("env/badlock", {"conda-linux-64.lock": bad})
+    _, events = builder.build("gh/env/badlock/HEAD", config=env_config)
+    assert events[-1].phase == "failed" and "hash mismatch" in events[-1].message
+
+
 def test_an_unsatisfiable_spec_fails_naming_it(builder, env_config, channel, git_server):
     git_server.create(
         "env/unsat", {"environment.yml": environment_yml(channel.url, "'tinylib >=9'")}
@@ -155,7 +179,13 @@ def test_a_data_science_environment_launches_from_the_package_index(serve_with, 
     git_server.create("env/data-science",
                       {"environment.yml": DATA_SCIENCE, "index.ipynb": NOTEBOOK})  # fmt: skip
     serve = serve_with(launch_timeout=120)
-    ready = launch(serve, "gh/env/data-science/HEAD")
+    received = events(f"{serve.url}/build/gh/env/data-science/HEAD")
+    ready = received[-1]
+    assert ready["phase"] == "ready", ready
+    # The launch page shows these lines above the log: which path ran, what was renamed.
+    notices = [event["message"] for event in received if event.get("notice")]
+    assert any('(conda_fallback = "pypi")' in line and "matplotlib-base → matplotlib" in line
+               for line in notices), notices  # fmt: skip
     kernel = start_kernel(ready)
     result = execute(ready, kernel, (
         "import numpy, pandas, matplotlib, bokeh, dask, scipy, ipywidgets, voila\n"

@@ -2,7 +2,13 @@
 
 import pytest
 
-from minibinder.build.environments.envfile import check_channel, parse_environment_file
+from minibinder.build.environments.envfile import (
+    check_channel,
+    is_explicit,
+    parse_conda_lock,
+    parse_environment_file,
+    parse_explicit,
+)
 from minibinder.errors import BuildpackError
 
 WHERE = "binder/environment.yml"
@@ -92,3 +98,71 @@ def test_bad_files_get_a_clear_error(text, message):
 )  # fmt: skip
 def test_channels(channel, expected):
     assert check_channel(channel, WHERE) == expected
+
+
+SHA = "a" * 64
+MD5 = "b" * 32
+
+
+def test_explicit_lists():
+    text = (
+        "# This file may be used to create an environment using:\n@EXPLICIT\n"
+        f"https://conda.anaconda.org/conda-forge/noarch/six-1.16.0-pyh6c4a22f_0.tar.bz2#{MD5}\n"
+        f"https://conda.anaconda.org/conda-forge/linux-64/numpy-1.26.4-py311h_0.conda#sha256:{SHA}\n"
+    )
+    assert is_explicit(text) and not is_explicit("dependencies: [numpy]")
+    six, numpy = parse_explicit(text, "conda-linux-64.lock")
+    assert (six.subdir, six.filename, six.md5) == ("noarch", "six-1.16.0-pyh6c4a22f_0.tar.bz2", MD5)
+    assert numpy.sha256 == SHA and numpy.subdir == "linux-64"
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("file:///tmp/x-1-0.conda", "file scheme"),
+        ("https://u:p@h.example/c/noarch/x-1-0.conda", "credentials"),
+        ("https://h.example/c/noarch/x.txt", "is not the URL of a conda package"),
+        ("numpy", "is not the URL of a conda package"),
+        ("https://h.example/c/noarch/x-1-0.conda#zz", "neither an MD5 nor a SHA-256"),
+    ],
+)
+def test_bad_explicit_lines(line, message):
+    with pytest.raises(BuildpackError, match=message):
+        parse_explicit(f"@EXPLICIT\n{line}\n", "conda-linux-64.lock")
+
+
+CONDA_LOCK = f"""
+version: 1
+metadata: {{platforms: [linux-64, osx-arm64]}}
+package:
+- name: numpy
+  version: 1.26.4
+  manager: conda
+  platform: linux-64
+  url: https://conda.anaconda.org/conda-forge/linux-64/numpy-1.26.4-py311h_0.conda
+  hash: {{md5: {MD5}, sha256: {SHA}}}
+  category: main
+  optional: false
+- name: numpy
+  version: 1.26.4
+  manager: conda
+  platform: osx-arm64
+  url: https://conda.anaconda.org/conda-forge/osx-arm64/numpy-1.26.4-py311h_0.conda
+  hash: {{md5: {MD5}}}
+- name: requests
+  version: 2.31.0
+  manager: pip
+  platform: linux-64
+  url: https://files.pythonhosted.org/x/requests-2.31.0-py3-none-any.whl
+  hash: {{sha256: {SHA}}}
+"""
+
+
+def test_conda_lock_files():
+    conda, pip = parse_conda_lock(CONDA_LOCK, "binder/conda-lock.yml", "linux-64")
+    assert [p.filename for p in conda] == ["numpy-1.26.4-py311h_0.conda"]
+    assert conda[0].sha256 == SHA and pip == ("requests==2.31.0",)
+    with pytest.raises(BuildpackError, match="holds no conda packages for linux-aarch64"):
+        parse_conda_lock(CONDA_LOCK, "binder/conda-lock.yml", "linux-aarch64")
+    with pytest.raises(BuildpackError, match="is not a conda-lock file"):
+        parse_conda_lock("dependencies: []", "binder/conda-lock.yml", "linux-64")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ...config import Config
 from ...errors import BuildpackError
-from ..environments.envfile import CondaEnvironment
+from ..environments.envfile import CondaEnvironment, RepositoryLock
 from ..environments.pythons import PythonRequest, choose_python, parse_request, parse_version
 
 # Files whose content (not just presence) buildpacks read. Anything else is only copied.
@@ -21,6 +21,8 @@ CONFIG_FILES = (
     "Pipfile.lock",
     "environment.yml",
     "environment.yaml",
+    "conda-lock.yml",
+    "conda-linux-64.lock",
     "apt.txt",
     "postBuild",
     "start",
@@ -75,6 +77,7 @@ class BuildPlan:
     # Decided while building, not here (they need the network): a conda environment to solve,
     # and a Python version no base image provides (a conda channel may, else the fallback).
     conda: CondaEnvironment | None = None
+    conda_lock: RepositoryLock | None = None
     python_request: PythonRequest | None = None
     notices: list[str] = field(default_factory=list)  # shown in the build log
 

@@ -7,11 +7,17 @@ import shlex
 
 from ...config import Config
 from ...errors import BuildpackError
-from ..environments.envfile import parse_environment_file
+from ..environments.envfile import (
+    CondaEnvironment,
+    RepositoryLock,
+    is_explicit,
+    parse_environment_file,
+)
 from ..environments.pythons import PythonRequest, parse_request
 from .base import BaseBuildPack, BuildPlan, RepoConfig
 
 ENVIRONMENT_FILES = ("environment.yml", "environment.yaml")
+LOCK_FILES = {"conda-lock.yml": "conda-lock", "conda-linux-64.lock": "explicit"}
 
 
 def environment_file(repo: RepoConfig) -> str | None:
@@ -36,7 +42,7 @@ class CondaBuildPack(BaseBuildPack):
     name = "conda"
 
     def detect(self, repo: RepoConfig) -> bool:
-        return environment_file(repo) is not None
+        return environment_file(repo) is not None or any(map(repo.has, LOCK_FILES))
 
     def python_request(self, repo: RepoConfig) -> PythonRequest | None:
         # The environment's own Python, if it names one, is solved with it (runtime.txt is
@@ -46,9 +52,17 @@ class CondaBuildPack(BaseBuildPack):
     def plan(self, repo: RepoConfig, config: Config) -> BuildPlan:
         plan = super().plan(repo, config)
         name = environment_file(repo)
-        assert name is not None
-        where = repo.path(name)
-        plan.conda = parse_environment_file(repo.text(name), where)
+        lock = next((lock for lock in LOCK_FILES if repo.has(lock)), None)
+        if name and is_explicit(repo.text(name)):
+            plan.conda_lock = RepositoryLock(repo.path(name), "explicit", repo.text(name))
+            name = None
+        elif lock:  # installed without solving; the environment file's pip: still counts
+            plan.conda_lock = RepositoryLock(repo.path(lock), LOCK_FILES[lock], repo.text(lock))
+        where = repo.path(name) if name else plan.conda_lock.where if plan.conda_lock else ""
+        plan.conda = (
+            parse_environment_file(repo.text(name), where) if name
+            else CondaEnvironment(where, (), ())
+        )  # fmt: skip
         pin = plan.conda.python_spec
         if pin is not None:
             # Validated here, so a malformed pin fails before anything is solved.

@@ -37,6 +37,7 @@ from ...docker_client import Docker
 from ...errors import BuildError, BuildpackError, MinibinderError
 from ...events import Event
 from ..builder import run_build
+from .envfile import LockedPackage
 
 ENV_PREFIX = "/srv/conda/envs/notebook"
 # Added when an environment holds Python, so that the Jupyter server runs from it.
@@ -116,13 +117,21 @@ class EnvironmentImage:
 
 def environment_image(
     specs: Sequence[str], channels: Sequence[str], base_image: str, config: Config,
-    docker: Docker, scratch: Path,
+    docker: Docker, scratch: Path, locked: Sequence[LockedPackage] = (),
 ) -> Generator[Event, None, EnvironmentImage]:  # fmt: skip
-    """The image of `base_image` plus this environment at ENV_PREFIX: found, or made."""
+    """The image of `base_image` plus this environment at ENV_PREFIX: found, or made.
+
+    With `locked` (a repository's own lock), exactly those packages are installed, unsolved.
+    """
     subdir = platform_subdir()
     base_labels = docker.image_labels(base_image)
     if base_labels is None:
         raise BuildError(f"base image {base_image} is missing; `minibinder base-image` builds it")
+    if locked:
+        for package in locked:
+            check_channel_host(package.url.rsplit("/", 2)[0], config.internal_hosts)
+        specs = [f"{package.url}#{package.sha256 or package.md5}" for package in locked]
+        channels = ["(the repository's lock)"]
     key = lock_key(specs, channels, subdir)
     base_id = docker.image_id(base_image) or base_image
     image_key = hashlib.sha256((key + base_id).encode()).hexdigest()[:20]
@@ -134,8 +143,8 @@ def environment_image(
         return EnvironmentImage(tag, has_python, count, "image reused")
     folder = config.data_path / "conda"
     lock_path = folder / "locks" / f"{key}.yml"
-    records = read_lock(lock_path)
-    how = "lock reused"
+    records = records_from_lock(locked) if locked else read_lock(lock_path)
+    how = "the repository's lock, not solved" if locked else "lock reused"
     if records is None:
         how = "solved"
         yield Event("building", f"Solving the conda environment from {', '.join(channels)}\n")
@@ -143,6 +152,7 @@ def environment_image(
         missing = _missing_jupyter(records)
         if missing:  # it holds Python: the Jupyter server will run from it
             records = solve([*specs, *missing], channels, folder, config.conda_solve_timeout)
+    if not lock_path.is_file():
         write_lock(records, lock_path, subdir)
     has_python = any(r.name.normalized == "python" for r in records)
     yield Event("building", f"Installing {len(records)} conda packages ({how})\n")
@@ -216,6 +226,28 @@ def install(records: list[rattler.RepoDataRecord], prefix: Path, cache: Path) ->
     except Exception as error:
         raise BuildError(f"installing the conda packages failed: {error}") from None
     (prefix / "CACHEDIR.TAG").unlink(missing_ok=True)
+
+
+def records_from_lock(packages: Sequence[LockedPackage]) -> list[rattler.RepoDataRecord]:
+    """Records for packages named by URL (`name-version-build.conda`), checked by their hash
+    when they are installed."""
+    records = []
+    for package in packages:
+        stem = package.filename.removesuffix(".conda").removesuffix(".tar.bz2")
+        name, version, build = stem.rsplit("-", 2)
+        number = build.rsplit("_", 1)[-1]
+        try:
+            build_string = rattler.BuildString(build)
+        except ValueError:
+            raise BuildError(f"{package.url}: {build!r} is not a conda build string") from None
+        record = rattler.PackageRecord(
+            name, version, build_string, int(number) if number.isdigit() else 0, package.subdir,
+            sha256=bytes.fromhex(package.sha256) if package.sha256 else None,
+            md5=bytes.fromhex(package.md5) if package.md5 else None,
+        )  # fmt: skip
+        channel = package.url.rsplit("/", 2)[0]
+        records.append(rattler.RepoDataRecord(record, package.filename, package.url, channel))
+    return records
 
 
 def read_lock(path: Path) -> list[rattler.RepoDataRecord] | None:

@@ -147,3 +147,108 @@ def _pip_line(line: object, where: str) -> str:
     if "\n" in text or "\r" in text:
         raise BuildpackError(f"{where}: a pip requirement spans several lines: {text!r}")
     return text
+
+
+@dataclass(frozen=True)
+class RepositoryLock:
+    """A repository's own lock, read while building (its platform is the host's)."""
+
+    where: str
+    kind: str  # "conda-lock" | "explicit"
+    text: str
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    """One package of a repository's own lock: where it is and how to check it."""
+
+    url: str
+    md5: str = ""
+    sha256: str = ""
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+    @property
+    def subdir(self) -> str:
+        return self.url.rsplit("/", 2)[-2]
+
+
+_HEX = re.compile(r"^[0-9a-f]+$")
+_ARCHIVE = re.compile(r"^[A-Za-z0-9_.\-+!]+-[^-/]+-[^-/]+\.(conda|tar\.bz2)$")
+
+
+def _locked(url: str, digest: str, where: str, md5: str = "", sha256: str = "") -> LockedPackage:
+    url = check_channel(url, where) if "://" in url else ""
+    if not url or not _ARCHIVE.match(url.rsplit("/", 1)[-1]):
+        raise BuildpackError(f"{where}: {url or 'a line'!r} is not the URL of a conda package")
+    if digest:
+        sha256 = digest if len(digest) == 64 else ""
+        md5 = digest if len(digest) == 32 else ""
+        if not (sha256 or md5) or not _HEX.match(digest):
+            raise BuildpackError(f"{where}: {digest!r} is neither an MD5 nor a SHA-256 hash")
+    return LockedPackage(url, md5, sha256)
+
+
+def parse_explicit(text: str, where: str) -> tuple[LockedPackage, ...]:
+    """An `@EXPLICIT` list (`conda list --explicit`, conda-lock's render): one package URL a
+    line, with `#md5` or `#sha256` after it."""
+    packages = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or line == "@EXPLICIT":
+            continue
+        url, _, digest = line.partition("#")
+        packages.append(_locked(url.strip(), digest.strip().removeprefix("sha256:"), where))
+    if len(packages) > MAX_DEPENDENCIES:
+        raise BuildpackError(f"{where} lists more than {MAX_DEPENDENCIES} packages")
+    return tuple(packages)
+
+
+def is_explicit(text: str) -> bool:
+    """An environment file that is really an `@EXPLICIT` list."""
+    lines = (line.strip() for line in text.splitlines())
+    first = next((line for line in lines if line and not line.startswith("#")), "")
+    return first == "@EXPLICIT"
+
+
+def parse_conda_lock(
+    text: str, where: str, subdir: str
+) -> tuple[tuple[LockedPackage, ...], tuple[str, ...]]:
+    """conda-lock's `conda-lock.yml`: the conda packages for `subdir` (with their noarch
+    ones), and its pip packages as pinned requirements."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise BuildpackError(f"{where} is not valid YAML") from None
+    entries = data.get("package") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise BuildpackError(f"{where} is not a conda-lock file (no `package:` list)")
+    conda, pip = [], []
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("platform") != subdir:
+            continue
+        if entry.get("category", "main") != "main" and entry.get("optional"):
+            continue
+        hashes = entry.get("hash") or {}
+        if entry.get("manager") == "conda":
+            conda.append(
+                _locked(
+                    str(entry.get("url", "")),
+                    "",
+                    where,
+                    str(hashes.get("md5", "")),
+                    str(hashes.get("sha256", "")),
+                )
+            )
+        elif entry.get("manager") == "pip":
+            name, version = str(entry.get("name", "")), str(entry.get("version", ""))
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._\-]*", name) or not version:
+                raise BuildpackError(f"{where}: cannot read the pip package {name!r}")
+            pip.append(f"{name}=={version}")
+    if not conda:
+        raise BuildpackError(f"{where} holds no conda packages for {subdir}")
+    if len(conda) + len(pip) > MAX_DEPENDENCIES:
+        raise BuildpackError(f"{where} lists more than {MAX_DEPENDENCIES} packages")
+    return tuple(conda), tuple(pip)

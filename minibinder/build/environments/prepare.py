@@ -19,8 +19,14 @@ from ...events import Event
 from ..buildpacks.base import BuildPlan, install_command
 from ..buildpacks.conda import pip_arguments, refers_to_repository
 from ..buildpacks.python import DEPS_DIR
-from .conda import JUPYTER_SPECS, ChannelUnreachable, channel_urls, environment_image
-from .envfile import CondaEnvironment
+from .conda import (
+    JUPYTER_SPECS,
+    ChannelUnreachable,
+    channel_urls,
+    environment_image,
+    platform_subdir,
+)
+from .envfile import CondaEnvironment, RepositoryLock, parse_conda_lock, parse_explicit
 from .pypi import translate
 from .pythons import choose_python, parse_request, show
 
@@ -32,12 +38,15 @@ def prepare_environment(
     plan: BuildPlan, config: Config, docker: Docker, scratch: Path
 ) -> Generator[Event, None, None]:
     """Settle `plan` (base image, install steps), yielding what was decided as log lines."""
-    if plan.conda is not None:
+    if plan.conda_lock is not None and plan.conda is not None:
+        yield from _locked(plan, plan.conda, plan.conda_lock, config, docker, scratch)
+    elif plan.conda is not None:
         yield from _conda(plan, plan.conda, config, docker, scratch)
     elif plan.python_request is not None:
         yield from _python_version(plan, config, docker, scratch)
     for notice in plan.notices:
-        yield Event("building", notice.rstrip("\n") + "\n")
+        if notice:  # the launch page shows these above the log, too
+            yield Event("building", notice.rstrip("\n") + "\n", {"notice": True})
 
 
 def _python_version(
@@ -100,6 +109,32 @@ def _conda(
         )
         _pip_section(plan, environment, config)
     yield from ()
+
+
+def _locked(
+    plan: BuildPlan, environment: CondaEnvironment, lock: RepositoryLock, config: Config,
+    docker: Docker, scratch: Path,
+) -> Generator[Event, None, None]:  # fmt: skip
+    """A repository's own lock: exactly its packages, never solved (no PyPI fallback either:
+    a lock names conda builds)."""
+    pins: tuple[str, ...] = ()
+    if lock.kind == "conda-lock":
+        packages, pins = parse_conda_lock(lock.text, lock.where, platform_subdir())
+    else:
+        packages = parse_explicit(lock.text, lock.where)
+    try:
+        image = yield from environment_image(
+            [], [], plan.base_image, config, docker, scratch, locked=packages
+        )
+    except ChannelUnreachable as error:
+        raise BuildError(f"{lock.where}: {error}") from None
+    plan.base_image = image.name
+    plan.notices.append(
+        f"{lock.where}: conda environment from the repository's lock ({image.packages} "
+        f"packages, {image.how})"
+    )
+    pip = tuple(line for line in environment.pip) + pins
+    _pip_section(plan, CondaEnvironment(environment.where or lock.where, (), (), pip), config)
 
 
 def _pypi_instead(
