@@ -20,12 +20,13 @@ _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
-def setting(default: Any, help: str, kind: str = "", build: bool = False) -> Any:
+def setting(default: Any, help: str, kind: str = "", build: bool = False, section: str = "") -> Any:
     """Declare one setting: its default, the help text shown in docs, and how to parse it.
 
     `build=True` marks settings that change what an image contains; they feed the config hash.
+    `section` starts a group of settings in the docs (config.example.toml).
     """
-    meta = {"help": help, "kind": kind, "build": build}
+    meta = {"help": help, "kind": kind, "build": build, "section": section}
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -40,45 +41,28 @@ def default_data_dir() -> str:
 class Config:
     """All of minibinder's settings. Field order is the order of config.example.toml."""
 
+    # -- State and images --------------------------------------------------------------------------
     data_dir: str = setting(
         "",
         "Where minibinder keeps its state (SQLite, build logs, work dirs). "
         "Empty: $XDG_DATA_HOME/minibinder, i.e. ~/.local/share/minibinder.",
+        section="State and images",
     )
     image_prefix: str = setting(
         "minibinder-", "Prefix of the names of images minibinder builds.", kind="image_prefix"
     )
+
+    # -- Python versions ---------------------------------------------------------------------------
     base_images: dict = setting(
         {"3.11": "minibinder-base:py3.11"},
         'Base image per Python version ("X.Y" = image). A repository asks for a version in '
         "runtime.txt; images are made by `minibinder base-image`.",
         kind="str_map",
         build=True,
+        section="Python versions",
     )
     default_python: str = setting(
         "3.11", "Python version used when the repository does not ask for one.", build=True
-    )
-    extra_ca_file: str = setting(
-        "",
-        "PEM file of extra CA certificates trusted inside builds and sessions "
-        "(TLS-intercepting proxies, university networks). Empty: none.",
-        kind="path",
-        build=True,
-    )
-    package_index_url: str = setting(
-        "",
-        "Python package index used by builds instead of PyPI (a mirror, an air-gapped "
-        "devpi). Empty: PyPI.",
-        build=True,
-    )
-    installer: str = setting(
-        "uv",
-        'Installer for Python packages in builds: "uv" (fast) or "pip".',
-        kind="choice:uv,pip",
-        build=True,
-    )
-    npm_registry_url: str = setting(
-        "", "npm registry used by builds (a mirror). Empty: npm's default.", build=True
     )
     python_fallback: str = setting(
         "newer",
@@ -88,11 +72,47 @@ class Config:
         kind="choice:newer,fail",
         build=True,
     )
+
+    # -- Builds ------------------------------------------------------------------------------------
+    extra_ca_file: str = setting(
+        "",
+        "PEM file of extra CA certificates trusted inside builds and sessions "
+        "(TLS-intercepting proxies, university networks). Empty: none.",
+        kind="path",
+        build=True,
+        section="Builds",
+    )
+    package_index_url: str = setting(
+        "",
+        "Python package index used by builds instead of PyPI (a mirror, an air-gapped "
+        "devpi). Empty: PyPI.",
+        build=True,
+    )
+    npm_registry_url: str = setting(
+        "", "npm registry used by builds (a mirror). Empty: npm's default.", build=True
+    )
+    installer: str = setting(
+        "uv",
+        'Installer for Python packages in builds: "uv" (fast) or "pip".',
+        kind="choice:uv,pip",
+        build=True,
+    )
+    allow_dockerfile: bool = setting(
+        True, "Build repositories that bring their own Dockerfile (under the Dockerfile policy)."
+    )
+    build_memory_limit: str = setting(
+        "3G", "Memory limit of each build step (bytes, or with a K/M/G suffix).", kind="size"
+    )
+    build_timeout: int = setting(1800, "Seconds a build may take before it is stopped.")
+    max_concurrent_builds: int = setting(2, "Builds running at once; more wait their turn.")
+
+    # -- conda environments ------------------------------------------------------------------------
     conda_channel_alias: str = setting(
         "https://conda.anaconda.org",
         "Where conda channels named by name live (conda-forge → ALIAS/conda-forge); point it "
         "at a mirror (Artifactory, quetz) on a lab network.",
         build=True,
+        section="conda environments",
     )
     conda_channels: list = setting(
         [],
@@ -110,28 +130,19 @@ class Config:
         build=True,
     )
     conda_solve_timeout: int = setting(300, "Seconds solving a conda environment may take.")
-    internal_hosts: list = setting(
-        [],
-        "Hosts on loopback or private networks that repositories may name (an internal conda "
-        "mirror or git server; tests' own servers). Public https hosts need no entry.",
-        kind="str_list",
-    )
-    allow_dockerfile: bool = setting(
-        True, "Build repositories that bring their own Dockerfile (under the Dockerfile policy)."
-    )
-    build_memory_limit: str = setting(
-        "3G", "Memory limit of each build step (bytes, or with a K/M/G suffix).", kind="size"
-    )
-    build_timeout: int = setting(1800, "Seconds a build may take before it is stopped.")
-    clone_timeout: int = setting(120, "Seconds cloning a repository may take.")
-    clone_max_size: str = setting(
-        "512M", "Largest checkout a clone may produce (bytes, or with a K/M/G suffix).", kind="size"
-    )
-    clone_submodules: bool = setting(False, "Also fetch git submodules of a repository.")
+
+    # -- Repositories ------------------------------------------------------------------------------
     allowed_clone_schemes: list = setting(
         ["https"],
         'URL schemes a repository may be cloned with; add "git" or "http" only '
         "for trusted networks (e.g. a loopback git server in tests).",
+        kind="str_list",
+        section="Repositories",
+    )
+    internal_hosts: list = setting(
+        [],
+        "Hosts on loopback or private networks that repositories may name (an internal conda "
+        "mirror or git server; tests' own servers). Public https hosts need no entry.",
         kind="str_list",
     )
     github_url: str = setting(
@@ -147,7 +158,22 @@ class Config:
     spec_deny: list = setting(
         [], "Regular expressions; a `<provider>/<spec>` matching any is refused.", kind="regex_list"
     )
-    bind: str = setting("127.0.0.1:8585", "Address and port `minibinder serve` listens on.")
+    clone_timeout: int = setting(120, "Seconds cloning a repository may take.")
+    clone_max_size: str = setting(
+        "512M", "Largest checkout a clone may produce (bytes, or with a K/M/G suffix).", kind="size"
+    )
+    clone_submodules: bool = setting(False, "Also fetch git submodules of a repository.")
+    ref_cache_seconds: int = setting(
+        60,
+        "Seconds a resolved ref (branch or tag → commit) is reused before asking the "
+        "git server again; 40 students clicking one link cause one lookup.",
+        kind="zero_ok",
+    )
+
+    # -- The service -------------------------------------------------------------------------------
+    bind: str = setting(
+        "127.0.0.1:8585", "Address and port `minibinder serve` listens on.", section="The service"
+    )
     workers: int = setting(
         2,
         "gunicorn worker processes of `minibinder serve` (state is shared through SQLite; "
@@ -171,8 +197,18 @@ class Config:
         'Jupyter\'s allow_origin in sessions; "*" lets thebe and Jupyter Book pages on '
         "other sites use a session they hold the token of.",
     )
+    admin_token: str = setting(
+        "",
+        "Token for the operator's pages (/admin). Empty: a random token is made and "
+        "stored in the data directory (`minibinder admin-token` prints it).",
+    )
+
+    # -- Sessions ----------------------------------------------------------------------------------
     session_memory_limit: str = setting(
-        "2G", "Memory limit of a session (memory and swap together: no swap).", kind="size"
+        "2G",
+        "Memory limit of a session (memory and swap together: no swap).",
+        kind="size",
+        section="Sessions",
     )
     session_memory_reservation: str = setting(
         "1G", "Memory reserved for each session.", kind="size"
@@ -187,9 +223,12 @@ class Config:
     launch_timeout: int = setting(
         60, "Seconds a session may take to answer after its container started."
     )
+
+    # -- Culling -----------------------------------------------------------------------------------
     idle_timeout: int = setting(
         600,
         "Seconds without activity (browser traffic, running kernels) before a session is stopped.",
+        section="Culling",
     )
     max_age: int = setting(21600, "Seconds a session may live at most (6 hours).")
     cpu_budget: int = setting(
@@ -199,11 +238,14 @@ class Config:
         120, "Seconds before an idle or age limit at which the session shows a warning."
     )
     cull_interval: int = setting(15, "Seconds between two runs of the culler.")
+
+    # -- Capacity ----------------------------------------------------------------------------------
     max_sessions: int = setting(
         0,
         "Sessions running at once on this host; 0: as many as fit the host's memory "
         "(memory / session_memory_reservation).",
         kind="zero_ok",
+        section="Capacity",
     )
     max_sessions_per_repo: int = setting(100, "Sessions of one repository running at once.")
     repo_quotas: dict = setting(
@@ -212,14 +254,23 @@ class Config:
         "regular expression on `<provider>/<spec>` = limit.",
         kind="int_map",
     )
-    max_concurrent_builds: int = setting(2, "Builds running at once; more wait their turn.")
     memory_headroom: str = setting(
         "1G", "Memory kept free for the host and minibinder when admitting sessions.", kind="size"
     )
+    warm_pool: dict = setting(
+        {},
+        "Sessions kept started and unclaimed, ready to hand out at once: "
+        '`<provider>/<spec>` = how many (e.g. "gh/org/workshop/HEAD" = 40). The operator\'s '
+        "page can change these while minibinder runs.",
+        kind="count_map",
+    )
+
+    # -- Disk and privacy --------------------------------------------------------------------------
     disk_free_floor: str = setting(
         "5G",
         "Builds are refused when the Docker data disk has less free space than this.",
         kind="size",
+        section="Disk and privacy",
     )
     image_gc_high: int = setting(
         85, "Disk use (percent) at which unused images are removed, least recently launched first."
@@ -230,24 +281,6 @@ class Config:
     )
     ip_retention_days: int = setting(
         30, "Days client IP addresses are kept in the launch log before they are erased."
-    )
-    warm_pool: dict = setting(
-        {},
-        "Sessions kept started and unclaimed, ready to hand out at once: "
-        '`<provider>/<spec>` = how many (e.g. "gh/org/workshop/HEAD" = 40). The operator\'s '
-        "page can change these while minibinder runs.",
-        kind="count_map",
-    )
-    ref_cache_seconds: int = setting(
-        60,
-        "Seconds a resolved ref (branch or tag → commit) is reused before asking the "
-        "git server again; 40 students clicking one link cause one lookup.",
-        kind="zero_ok",
-    )
-    admin_token: str = setting(
-        "",
-        "Token for the operator's pages (/admin). Empty: a random token is made and "
-        "stored in the data directory (`minibinder admin-token` prints it).",
     )
 
     @property

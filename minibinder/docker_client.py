@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import docker
@@ -24,6 +25,21 @@ def _daemon(doing: str = "") -> Iterator[None]:
     except _UNREACHABLE as error:
         when = f"stopped answering during {doing}" if doing else "does not answer"
         raise DockerUnavailable(f"the Docker daemon {when} ({_short(error)})") from None
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """One `docker build`: the tag, the context (a tar stream, or a folder and its
+    Dockerfile), and its limits."""
+
+    tag: str
+    memory: int  # bytes, memory and swap together
+    labels: dict[str, str] = field(default_factory=dict)
+    fileobj: IO[bytes] | None = None
+    path: str | None = None
+    dockerfile: str | None = None
+    buildargs: dict[str, str] = field(default_factory=dict)
+    no_cache: bool = False
 
 
 class Docker:
@@ -69,30 +85,19 @@ class Docker:
             except docker.errors.NotFound:
                 return None
 
-    def build(
-        self,
-        *,
-        tag: str,
-        labels: dict[str, str],
-        memory: int,
-        fileobj: IO[bytes] | None = None,
-        path: str | None = None,
-        dockerfile: str | None = None,
-        buildargs: dict[str, str] | None = None,
-        no_cache: bool = False,
-    ) -> Iterator[dict[str, Any]]:
+    def build(self, request: BuildRequest) -> Iterator[dict[str, Any]]:
         """Stream the decoded build output chunks of the classic builder."""
         with _daemon("the build"):
             yield from self._build_chunks(
-                fileobj=fileobj,
-                custom_context=fileobj is not None,
-                path=path,
-                dockerfile=dockerfile,
-                tag=tag,
-                labels=labels,
-                buildargs=buildargs or {},
-                container_limits={"memory": memory, "memswap": memory},
-                nocache=no_cache,
+                fileobj=request.fileobj,
+                custom_context=request.fileobj is not None,
+                path=request.path,
+                dockerfile=request.dockerfile,
+                tag=request.tag,
+                labels=request.labels,
+                buildargs=request.buildargs,
+                container_limits={"memory": request.memory, "memswap": request.memory},
+                nocache=request.no_cache,
             )
 
     def _build_chunks(self, **options: Any) -> Iterator[dict[str, Any]]:

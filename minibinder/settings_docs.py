@@ -27,6 +27,9 @@ def example_toml() -> str:
     for f in fields():
         comment = ["# " + line for line in textwrap.wrap(f.metadata["help"], 94)]
         value = getattr(defaults, f.name)
+        if f.metadata["section"]:
+            plain += [f"# ==== {f.metadata['section']} " + "=" * (88 - len(f.metadata["section"])),
+                      ""]  # fmt: skip
         if isinstance(value, dict):
             tables += [
                 *comment,
@@ -43,6 +46,8 @@ def markdown_table() -> str:
     defaults = Config()
     rows = ["| Setting | Default | Meaning |", "| --- | --- | --- |"]
     for f in fields():
+        if f.metadata["section"]:
+            rows.append(f"| **{f.metadata['section']}** | | |")
         value = _toml_value(getattr(defaults, f.name)).replace("|", "\\|")
         rows.append(f"| `{f.name}` | `{value}` | {f.metadata['help']} |")
     return "\n".join(rows)

@@ -10,7 +10,7 @@ from importlib import resources
 
 from .. import __version__
 from ..config import Config, read_extra_ca
-from ..docker_client import Docker
+from ..docker_client import BuildRequest, Docker
 from ..events import Event
 from .builder import run_build
 
@@ -70,13 +70,7 @@ def build_base_image(
         "PACKAGE_INDEX_URL": config.package_index_url,
         "NPM_REGISTRY_URL": config.npm_registry_url,
     }
-    yield from run_build(
-        docker,
-        tag=tag,
-        labels=labels,
-        memory=config.size("build_memory_limit"),
-        timeout=config.build_timeout,
-        fileobj=base_context(config),
-        buildargs=buildargs,
-    )
+    request = BuildRequest(tag, config.size("build_memory_limit"), labels,
+                           fileobj=base_context(config), buildargs=buildargs)  # fmt: skip
+    yield from run_build(docker, request, config.build_timeout)
     yield Event("built", f"Built base image {tag}\n", {"imageName": tag, "cached": False})

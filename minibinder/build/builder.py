@@ -8,9 +8,9 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
-from ..docker_client import Docker
+from ..docker_client import BuildRequest, Docker
 from ..errors import BuildError
 from ..events import Event
 
@@ -55,19 +55,7 @@ class BuildProgress:
         return f"Build failed{where}: {reason}\n--- last lines of the build log ---\n{tail}"
 
 
-def run_build(
-    docker: Docker,
-    *,
-    tag: str,
-    labels: dict[str, str],
-    memory: int,
-    timeout: float,
-    fileobj: IO[bytes] | None = None,
-    path: str | None = None,
-    dockerfile: str | None = None,
-    buildargs: dict[str, str] | None = None,
-    no_cache: bool = False,
-) -> Iterator[Event]:
+def run_build(docker: Docker, request: BuildRequest, timeout: float) -> Iterator[Event]:
     """Build `tag`, yielding one `building` event per log chunk; raise BuildError on failure.
 
     The classic builder tags the image only when every step succeeded, so a failed or stopped
@@ -86,16 +74,7 @@ def run_build(
     watchdog.start()
     started = time.monotonic()
     try:
-        for chunk in docker.build(
-            tag=tag,
-            labels=labels,
-            memory=memory,
-            fileobj=fileobj,
-            path=path,
-            dockerfile=dockerfile,
-            buildargs=buildargs,
-            no_cache=no_cache,
-        ):
+        for chunk in docker.build(request):
             text = progress.feed(chunk)
             if text:
                 yield Event("building", text)
@@ -107,9 +86,9 @@ def run_build(
         raise BuildError(progress.failure_message(f"stopped after {timeout:g} s (build_timeout)"))
     if progress.error:
         raise BuildError(progress.failure_message(_explain(progress.error)))
-    if docker.image_labels(tag) is None:
+    if docker.image_labels(request.tag) is None:
         raise BuildError(progress.failure_message("Docker finished without an image"))
-    yield Event("building", f"Built {tag} in {time.monotonic() - started:.1f} s\n")
+    yield Event("building", f"Built {request.tag} in {time.monotonic() - started:.1f} s\n")
 
 
 def _explain(error: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..config import Config
-from ..docker_client import Docker
+from ..docker_client import BuildRequest, Docker
 from ..errors import MinibinderError
 from ..events import Event
 from ..repos.fetch import FetchLimits, fetch_commit
@@ -189,31 +189,16 @@ def _fetch_and_build(
     yield Event("building", f"Building {target.image} with the {plan.buildpack} buildpack\n")
     yield from prepare_environment(plan, config, docker, workdir)
     if plan.dockerfile:
-        events = run_build(
-            docker,
-            tag=target.image,
-            labels=labels,
-            memory=memory,
-            timeout=config.build_timeout,
-            path=str(repo_dir),
-            dockerfile=plan.dockerfile,
-            no_cache=no_cache,
-        )
-        yield from events
+        request = BuildRequest(target.image, memory, labels, path=str(repo_dir),
+                               dockerfile=plan.dockerfile, no_cache=no_cache)  # fmt: skip
+        yield from run_build(docker, request, config.build_timeout)
     else:
         dockerfile = render_dockerfile(plan, labels)
         with make_context(
             repo_dir, plan, dockerfile, workdir, include_git=target.local_dir is None
         ) as context:
-            yield from run_build(
-                docker,
-                tag=target.image,
-                labels={},
-                memory=memory,
-                timeout=config.build_timeout,
-                fileobj=context,
-                no_cache=no_cache,
-            )
+            request = BuildRequest(target.image, memory, fileobj=context, no_cache=no_cache)
+            yield from run_build(docker, request, config.build_timeout)
     yield _built(target, cached=False, seconds=time.monotonic() - started)
 
 

@@ -33,7 +33,7 @@ import rattler
 
 from ... import __version__
 from ...config import Config
-from ...docker_client import Docker
+from ...docker_client import BuildRequest, Docker
 from ...errors import BuildError, BuildpackError, MinibinderError
 from ...events import Event
 from ..builder import run_build
@@ -165,10 +165,8 @@ def environment_image(
                   else "0", "minibinder.conda-packages": str(len(records)),
                   "minibinder.version": __version__}  # fmt: skip
         with _context(prefix, base_image, has_python, work) as context:
-            yield from run_build(
-                docker, tag=tag, labels=labels, memory=config.size("build_memory_limit"),
-                timeout=config.build_timeout, fileobj=context,
-            )  # fmt: skip
+            request = BuildRequest(tag, config.size("build_memory_limit"), labels, context)
+            yield from run_build(docker, request, config.build_timeout)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return EnvironmentImage(tag, has_python, len(records), how)
