@@ -16,7 +16,7 @@ from ..conda_channel import CondaChannel
 from ..conftest import make_config
 from ..jupyter import execute, start_kernel
 from ..sse import events
-from .conftest import log_text
+from .conftest import launch, log_text
 
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 BASE_IMAGES = {"3.11": "minibinder-base:py3.11", "3.13": "minibinder-base:py3.13"}
@@ -211,11 +211,12 @@ def test_a_data_science_environment_launches_from_the_package_index(serve_with, 
     assert "Directory listing" in body
 
 
-def test_a_second_python_version_exactly(builder, env_config, git_server):
+def test_a_second_python_version_exactly(serve_with, env_config, git_server):
     git_server.create("env/py313", {"runtime.txt": "python-3.13\n", "requirements.txt": "six\n"})
-    image, _ = builder.built("gh/env/py313/HEAD", config=env_config)
-    output = builder.run(image, "python --version; python -c 'import six'; jupyter lab --version")
-    assert output.splitlines()[0].startswith("Python 3.13.")
+    serve = serve_with(base_images=BASE_IMAGES)
+    ready = launch(serve, "gh/env/py313/HEAD")
+    result = execute(ready, start_kernel(ready), "import sys, six; print(sys.version_info[:2])")
+    assert result["status"] == "ok" and result["stdout"].strip() == "(3, 13)", result
 
 
 def test_a_missing_python_version_follows_python_fallback(builder, env_config, git_server,

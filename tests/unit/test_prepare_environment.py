@@ -106,7 +106,7 @@ def test_a_python_version_without_a_channel_follows_python_fallback():
     plan = plan_for({"runtime.txt": "python-3.10"}, folder="")
     lines, _ = run(plan, error=ChannelUnreachable("https://conda.anaconda.org/conda-forge", "dns"))
     assert plan.base_image == "base:3.11"
-    assert "no base image has it" in lines[0]
+    assert "which no base image provides; from a conda channel: conda channel" in lines[0]
     assert lines[1].startswith("WARNING: runtime.txt asks for Python 3.10")
     config = load_config(overrides={"python_fallback": "fail"})
     with pytest.raises(BuildpackError, match="python_fallback"):

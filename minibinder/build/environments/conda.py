@@ -46,6 +46,10 @@ LOCK_NAME = "minibinder-lock.yml"
 FORMAT = "1"  # bump when the way environments are made changes
 
 
+class Unsatisfiable(BuildError):
+    """The channels have no set of packages that meets the specs; the message names them."""
+
+
 class ChannelUnreachable(MinibinderError):
     """No answer from a conda channel (DNS, refused, timeout, not a channel)."""
 
@@ -200,7 +204,7 @@ def _explain(error: Exception, channels: Sequence[str]) -> MinibinderError:
     kind, text = type(error).__name__, str(error).strip()
     if kind == "SolverError":
         reason = text.removeprefix("Cannot solve the request because of:").strip()
-        return BuildError(f"the conda environment cannot be solved: {reason}")
+        return Unsatisfiable(f"the conda environment cannot be solved: {reason}")
     if kind in ("GatewayError", "FetchRepoDataError", "TimeoutError") or "timed out" in text:
         causes = [line.strip() for line in text.splitlines() if line.strip()]
         reason = causes[-1].removeprefix("Caused by:").strip() if causes else kind

@@ -22,6 +22,7 @@ from ..buildpacks.python import DEPS_DIR
 from .conda import (
     JUPYTER_SPECS,
     ChannelUnreachable,
+    Unsatisfiable,
     channel_urls,
     environment_image,
     platform_subdir,
@@ -62,10 +63,10 @@ def _python_version(
                 [f"python {show(wanted)}.*", *JUPYTER_SPECS], channels,
                 config.base_images[config.default_python], config, docker, scratch,
             )  # fmt: skip
-        except ChannelUnreachable as error:
+        except (ChannelUnreachable, Unsatisfiable) as error:
             plan.notices.append(
-                f"{request.source} asks for Python {request.text}; no base image has it and "
-                f"{error} (tried because no base image provides it)"
+                f"{request.source} asks for Python {request.text}, which no base image "
+                f"provides; from a conda channel: {error}"
             )
         else:
             plan.base_image, plan.python_version = image.name, show(wanted)
