@@ -71,6 +71,7 @@ def execute(ready: dict, kernel_id: str, code: str, timeout: float = 60, wait: b
         ws.close()
         return result
     deadline = time.monotonic() + timeout
+    idle_since = 0.0
     try:
         while True:
             # Jupyter pings every 30 s, which websocket-client answers inside recv(): only an
@@ -79,7 +80,7 @@ def execute(ready: dict, kernel_id: str, code: str, timeout: float = 60, wait: b
             if remaining <= 0:
                 result["error"] = "timeout"
                 break
-            ws.settimeout(min(remaining, 5))
+            ws.settimeout(min(remaining, 1 if idle_since else 5))
             try:
                 message = json.loads(ws.recv())
             except websocket.WebSocketTimeoutException:
@@ -91,10 +92,14 @@ def execute(ready: dict, kernel_id: str, code: str, timeout: float = 60, wait: b
                 result["stdout"] += message["content"]["text"]
             elif kind == "status":
                 result["states"].append(message["content"]["execution_state"])
-                if message["content"]["execution_state"] == "idle":
-                    break
             elif kind == "execute_reply":
                 result["status"] = message["content"]["status"]
+            # iopub's "idle" and shell's reply travel separately: either may come first; a
+            # kernel that died mid-cell goes idle (restarted) and never replies.
+            if "idle" in result["states"]:
+                idle_since = idle_since or time.monotonic()
+                if result["status"] is not None or time.monotonic() - idle_since > 3:
+                    break
     except (websocket.WebSocketException, OSError) as error:
         result["error"] = repr(error)
     finally:
