@@ -89,9 +89,16 @@
     } else if (data.phase === "ready" && data.url) {
       source.close();
       clearInterval(timer);
-      var target = data.url + landing;
-      target += (target.indexOf("?") >= 0 ? "&" : "?") + "token=" + encodeURIComponent(data.token);
-      window.location.replace(target);
+      var target = new URL(data.url + landing, window.location.href);
+      var base = new URL(data.url, window.location.href);
+      // The token goes only to this session: same origin, a path under its own base.
+      if (target.origin !== base.origin || target.pathname.indexOf(base.pathname) !== 0) {
+        failureEl.textContent = "This launch link points outside the session; not following it.";
+        failureEl.hidden = false;
+        return;
+      }
+      target.searchParams.set("token", data.token);
+      window.location.replace(target.href);
     }
   };
   source.onerror = function () {

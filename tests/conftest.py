@@ -41,7 +41,7 @@ def make_config(data_dir: Path, server: GitServer | None = None, **overrides):
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if "/integration/" in str(item.path):
+        if "/integration/" in str(item.path) or "/security/" in str(item.path):
             item.add_marker(pytest.mark.integration)
     # A stable sort: everything keeps its order, the Docker restart moves to the end.
     items.sort(key=lambda item: item.get_closest_marker("restarts_docker") is not None)

@@ -22,7 +22,7 @@ from ..repos.fetch import FetchLimits, fetch_commit
 from ..repos.providers import RepoSource, get_provider
 from .builder import run_build
 from .buildpacks import plan_build, read_repo_config, render_dockerfile
-from .context import make_context
+from .context import make_context, make_repository_context
 from .disk import check_build_space
 from .environments.prepare import prepare_environment
 from .sharing import release_slot, run_shared, take_slot
@@ -119,10 +119,9 @@ def is_cached(docker: Docker, target: BuildTarget, config: Config) -> bool:
 
 def generated_dockerfile(repo_dir: Path, config: Config) -> str:
     """The Dockerfile minibinder would build for a checkout (the repository's own if any)."""
-    plan = plan_build(read_repo_config(repo_dir), config)
-    if plan.dockerfile:
-        return (repo_dir / plan.dockerfile).read_text(errors="replace")
-    return render_dockerfile(plan)
+    repo = read_repo_config(repo_dir)  # read without following symlinks out of the checkout
+    plan = plan_build(repo, config)
+    return repo.text("Dockerfile") if plan.dockerfile else render_dockerfile(plan)
 
 
 def build_image(
@@ -188,15 +187,15 @@ def _fetch_and_build(
     memory = config.size("build_memory_limit")
     yield Event("building", f"Building {target.image} with the {plan.buildpack} buildpack\n")
     yield from prepare_environment(plan, config, docker, workdir)
+    max_bytes, include_git = config.size("clone_max_size"), target.local_dir is None
     if plan.dockerfile:
-        request = BuildRequest(target.image, memory, labels, path=str(repo_dir),
-                               dockerfile=plan.dockerfile, no_cache=no_cache)  # fmt: skip
-        yield from run_build(docker, request, config.build_timeout)
+        with make_repository_context(repo_dir, workdir, max_bytes, include_git) as context:
+            request = BuildRequest(target.image, memory, labels, fileobj=context,
+                                   dockerfile=plan.dockerfile, no_cache=no_cache)  # fmt: skip
+            yield from run_build(docker, request, config.build_timeout)
     else:
         dockerfile = render_dockerfile(plan, labels)
-        with make_context(
-            repo_dir, plan, dockerfile, workdir, include_git=target.local_dir is None
-        ) as context:
+        with make_context(repo_dir, plan, dockerfile, workdir, max_bytes, include_git) as context:
             request = BuildRequest(target.image, memory, fileobj=context, no_cache=no_cache)
             yield from run_build(docker, request, config.build_timeout)
     yield _built(target, cached=False, seconds=time.monotonic() - started)

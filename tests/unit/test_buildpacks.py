@@ -268,6 +268,11 @@ def test_no_configuration_renders_plain_python():
         ("FROM x\nRUN --security=insecure id\n", "RUN --security"),
         ("FROM x\nRUN echo a \\\n  && true\nrun   --mount=type=secret,id=x cat\n", "line 4"),
         ("RUN echo no from\n", "no FROM"),
+        ("FROM x\nADD http://127.0.0.1:8585/metrics /m\n", "ADD from a URL is not allowed"),
+        ("FROM x\nadd --chown=1000 https://example.org/a.tgz /a\n", "line 2: ADD from a URL"),
+        ('FROM x\nADD ["https://example.org/a", "/a"]\n', "ADD from a URL"),
+        ("FROM x\nADD \\\n  git@github.com:o/r.git /r\n", "ADD from a URL"),
+        ("FROM x\nADD local.txt HTTP://169.254.169.254/ /x\n", "ADD from a URL"),
     ],
 )
 def test_dockerfile_policy(dockerfile, message):
@@ -277,7 +282,9 @@ def test_dockerfile_policy(dockerfile, message):
 
 def test_dockerfile_policy_allows_ordinary_files():
     check_dockerfile_policy(
-        "FROM base\nRUN pip install x --network-timeout 5\nUSER 1000\n", "Dockerfile"
+        "FROM base\nRUN pip install x --network-timeout 5\nUSER 1000\nADD data.tar.gz /d\n"
+        "COPY a.txt /a\nRUN curl -fsSL https://example.org/x -o x\n",
+        "Dockerfile",
     )
 
 

@@ -3,15 +3,20 @@
 import os
 import tarfile
 
+import pytest
+
 from minibinder.build.buildpacks import BuildPlan
-from minibinder.build.context import make_context
+from minibinder.build.context import make_context, make_repository_context
+from minibinder.errors import BuildError
+
+MIB = 2**20
 
 
 def pack(repo, plan=None, include_git=True):
     plan = plan or BuildPlan(buildpack="python", python_version="3.11")
     with (
         make_context(
-            repo, plan, "FROM x\n", repo.parent / "scratch", include_git=include_git
+            repo, plan, "FROM x\n", repo.parent / "scratch", MIB, include_git=include_git
         ) as handle,
         tarfile.open(fileobj=handle) as tar,
     ):
@@ -55,3 +60,36 @@ def test_special_files_are_left_out(tmp_path):
     os.mkfifo(repo / "pipe")
     members, _ = pack(repo)
     assert "repo/pipe" not in members and "repo/a.txt" in members
+
+
+def test_a_repositorys_own_dockerfile_context_is_the_checkout(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "binder").mkdir(parents=True)
+    (repo / "binder" / "Dockerfile").write_text("FROM x\n")
+    (repo / ".dockerignore").write_text("*.tmp\n")
+    (repo / ".git").mkdir()
+    with make_repository_context(repo, tmp_path / "s", MIB, include_git=False) as handle, \
+            tarfile.open(fileobj=handle) as tar:  # fmt: skip
+        assert sorted(tar.getnames()) == [".dockerignore", "binder", "binder/Dockerfile"]
+
+
+def test_a_symlinked_dockerignore_is_never_opened(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "Dockerfile").write_text("FROM x\n")
+    os.symlink("/dev/zero", repo / ".dockerignore")
+    os.symlink("/etc/passwd", repo / "passwd")
+    with make_repository_context(repo, tmp_path / "s", MIB) as handle, \
+            tarfile.open(fileobj=handle) as tar:  # fmt: skip
+        members = {m.name: m for m in tar.getmembers()}
+    assert ".dockerignore" not in members
+    assert members["passwd"].issym() and members["passwd"].size == 0  # a link, not the file
+
+
+def test_every_file_counts_against_the_cap(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for index in range(3):
+        (repo / f"f{index}").write_bytes(b"x" * (MIB // 2))
+    with pytest.raises(BuildError, match="larger than 1 MiB"):
+        make_repository_context(repo, tmp_path / "s", MIB)

@@ -58,3 +58,26 @@ def test_badges():
     classic = launch_link("http://h/", "gh/o/r/HEAD", "a.ipynb", ui="classic")
     assert classic.url.endswith("?filepath=a.ipynb")
     assert launch_link("http://h/", "gh/o/r/HEAD", ui="classic").url.endswith("?urlpath=%2Ftree")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"urlpath": "../0123456789abcdef/steal"}, {"urlpath": "/%2e%2e/x"},
+        {"urlpath": "%2E%2E/x"}, {"urlpath": "lab/../../x"}, {"urlpath": "%252e%252e/x"},
+        {"urlpath": "lab/..%2f..%2fx"}, {"urlpath": "./../x"}, {"filepath": "../../x"},
+        {"labpath": "../../../x"}, {"urlpath": ".."},
+    ],
+)  # fmt: skip
+def test_landing_paths_never_leave_the_session(args):
+    with pytest.raises(SpecError, match="leaves the session"):
+        session_path(**args)
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [({"urlpath": "lab/tree/../x"}, "lab/tree/../x"), ({"urlpath": "tree?path=../x"},
+     "tree?path=../x"), ({"labpath": "a/../b.ipynb"}, "doc/tree/a/../b.ipynb")],
+)  # fmt: skip
+def test_dot_segments_that_stay_inside_are_kept(args, expected):
+    assert session_path(**args) == expected

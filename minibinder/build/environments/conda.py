@@ -17,10 +17,8 @@ import hashlib
 import io
 import ipaddress
 import json
-import os
 import platform
 import shutil
-import stat
 import tarfile
 import tempfile
 from collections.abc import Generator, Sequence
@@ -37,6 +35,7 @@ from ...docker_client import BuildRequest, Docker
 from ...errors import BuildError, BuildpackError, MinibinderError
 from ...events import Event
 from ..builder import run_build
+from ..context import add_tree
 from .envfile import LockedPackage
 
 ENV_PREFIX = "/srv/conda/envs/notebook"
@@ -44,6 +43,7 @@ ENV_PREFIX = "/srv/conda/envs/notebook"
 JUPYTER_SPECS = ("jupyterlab >=4,<5", "notebook >=7,<8", "ipykernel", "pip")
 LOCK_NAME = "minibinder-lock.yml"
 FORMAT = "1"  # bump when the way environments are made changes
+MAX_ENVIRONMENT_BYTES = 32 * 2**30  # a sanity bound; the solver decides what is installed
 
 
 class Unsatisfiable(BuildError):
@@ -284,8 +284,8 @@ COPY --chown=1000:1000 env/ {prefix}/
 
 
 class _context:
-    """A build context: the Dockerfile and the installed prefix under env/, written by our own
-    tar writer (symlinks stay links; every file's owner is jovyan)."""
+    """A build context: the Dockerfile and the installed prefix under env/, every file owned
+    by jovyan (minibinder's own tar writer)."""
 
     def __init__(self, prefix: Path, base: str, has_python: bool, scratch: Path):
         self.prefix, self.base, self.has_python, self.scratch = prefix, base, has_python, scratch
@@ -300,21 +300,7 @@ class _context:
             info = tarfile.TarInfo("Dockerfile")
             info.size = len(dockerfile)
             tar.addfile(info, io.BytesIO(dockerfile))
-            for folder, dirs, files in os.walk(self.prefix):
-                dirs.sort()
-                for name in sorted(dirs) + sorted(files):
-                    path = os.path.join(folder, name)
-                    mode = os.lstat(path).st_mode
-                    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
-                        continue
-                    member = tar.gettarinfo(path, "env/" + os.path.relpath(path, self.prefix))
-                    member.uid = member.gid = 1000
-                    member.uname = member.gname = ""
-                    if member.isfile():
-                        with open(path, "rb") as data:
-                            tar.addfile(member, data)
-                    else:
-                        tar.addfile(member)
+            add_tree(tar, self.prefix, "env", max_bytes=MAX_ENVIRONMENT_BYTES, owner=1000)
         self.handle.seek(0)
         return self.handle
 
