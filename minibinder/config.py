@@ -162,6 +162,11 @@ class Config:
     clone_max_size: str = setting(
         "512M", "Largest checkout a clone may produce (bytes, or with a K/M/G suffix).", kind="size"
     )
+    clone_max_files: int = setting(
+        100_000,
+        "Most files and folders a checkout may hold (a repository of a million empty files "
+        "is refused like one that is too large).",
+    )
     clone_submodules: bool = setting(False, "Also fetch git submodules of a repository.")
     ref_cache_seconds: int = setting(
         60,

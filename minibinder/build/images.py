@@ -172,12 +172,7 @@ def _fetch_and_build(
     else:
         assert target.source is not None
         repo_dir = workdir / "repo"
-        limits = FetchLimits(
-            config.allowed_clone_schemes,
-            config.clone_timeout,
-            config.size("clone_max_size"),
-            config.clone_submodules,
-        )
+        limits = FetchLimits.from_config(config)
         for line in fetch_commit(
             target.repo_url, target.ref, repo_dir, limits, ref=target.source.ref
         ):

@@ -61,12 +61,7 @@ def _dockerfile_for(target: BuildTarget, config: Config) -> str:
         return generated_dockerfile(target.local_dir, config)
     config.data_path.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=config.data_path) as workdir:
-        limits = FetchLimits(
-            config.allowed_clone_schemes,
-            config.clone_timeout,
-            config.size("clone_max_size"),
-            config.clone_submodules,
-        )
+        limits = FetchLimits.from_config(config)
         repo = Path(workdir) / "repo"
         assert target.source is not None
         for _ in fetch_commit(target.repo_url, target.ref, repo, limits, ref=target.source.ref):

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import Config
 from ..errors import FetchError
 from .git import kill, last_line, start_git
 from .refs import SHA_RE
@@ -20,30 +21,54 @@ class FetchLimits:
     timeout: float
     max_bytes: int
     submodules: bool = False
+    max_files: int = 100_000
+
+    @classmethod
+    def from_config(cls, config: Config) -> FetchLimits:
+        return cls(config.allowed_clone_schemes, config.clone_timeout,
+                   config.size("clone_max_size"), config.clone_submodules,
+                   config.clone_max_files)  # fmt: skip
 
 
-def tree_size(path: Path) -> int:
-    """Bytes a directory tree occupies on disk (symlinks not followed)."""
-    total = 0
+def tree_usage(path: Path) -> tuple[int, int]:
+    """(apparent bytes, entries) of a directory tree, symlinks not followed.
+
+    Apparent sizes, not allocated blocks: git writes runs of zeros as sparse files, so a 700 MB
+    file of zeros occupies almost nothing on disk, yet becomes 700 MB in an image.
+    """
+    total = entries = 0
     stack = [str(path)]
     while stack:
         try:
-            entries = list(os.scandir(stack.pop()))
+            found = list(os.scandir(stack.pop()))
         except OSError:
             continue
-        for entry in entries:
+        entries += len(found)
+        for entry in found:
             try:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
                 else:
-                    total += entry.stat(follow_symlinks=False).st_blocks * 512
+                    total += entry.stat(follow_symlinks=False).st_size
             except OSError:
                 continue
-    return total
+    return total, entries
+
+
+def check_usage(dest: Path, limits: FetchLimits) -> None:
+    size, entries = tree_usage(dest)
+    if size > limits.max_bytes:
+        raise FetchError(
+            f"the repository is larger than {limits.max_bytes // 2**20} MiB (clone_max_size)"
+        )
+    if entries > limits.max_files:
+        raise FetchError(
+            f"the repository holds more than {limits.max_files} files and folders (clone_max_files)"
+        )
 
 
 def _watch(args: list[str], dest: Path, limits: FetchLimits, deadline: float, what: str) -> str:
-    """Run git while watching the clock and the size of `dest`; kill it past either limit."""
+    """Run git while watching the clock and the size of `dest`; kill it past any limit."""
     process = start_git(args, limits.allowed_schemes, cwd=str(dest))
     while True:
         try:
@@ -54,17 +79,14 @@ def _watch(args: list[str], dest: Path, limits: FetchLimits, deadline: float, wh
         if time.monotonic() > deadline:
             kill(process)
             raise FetchError(f"{what} took longer than {limits.timeout:g} s (clone_timeout)")
-        if tree_size(dest) > limits.max_bytes:
+        try:
+            check_usage(dest, limits)
+        except FetchError:
             kill(process)
-            raise FetchError(
-                f"the repository is larger than {limits.max_bytes // 2**20} MiB (clone_max_size)"
-            )
+            raise
     if process.returncode != 0:
         raise FetchError(f"{what} failed: {last_line(err)}")
-    if tree_size(dest) > limits.max_bytes:
-        raise FetchError(
-            f"the repository is larger than {limits.max_bytes // 2**20} MiB (clone_max_size)"
-        )
+    check_usage(dest, limits)
     return out
 
 
@@ -113,4 +135,4 @@ def fetch_commit(
             deadline,
             "fetching submodules",
         )
-    yield f"Fetched {tree_size(dest) // 1024} KiB"
+    yield f"Fetched {tree_usage(dest)[0] // 1024} KiB"
