@@ -198,9 +198,10 @@ class Config:
         "sites). Empty: same origin only.",
     )
     jupyter_allow_origin: str = setting(
-        "*",
-        'Jupyter\'s allow_origin in sessions; "*" lets thebe and Jupyter Book pages on '
-        "other sites use a session they hold the token of.",
+        "",
+        "Jupyter's allow_origin in sessions. Empty: only the origin the session is served "
+        'on; "*" lets thebe and Jupyter Book pages on other sites use a session they hold the '
+        "token of (an explicit opt-in).",
     )
     admin_token: str = setting(
         "",

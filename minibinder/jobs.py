@@ -49,7 +49,8 @@ def erase_old_ips(services: Services, now: float | None = None) -> int:
 
 def collect(services: Services) -> None:
     try:
-        collect_images(services.config, services.docker, services.store)
+        collect_images(services.config, services.docker, services.store,
+                       services.sessions.instance)  # fmt: skip
     except DockerUnavailable as error:
         log.warning("image collection skipped: %s", error)
 

@@ -23,7 +23,10 @@ CREATE TABLE IF NOT EXISTS sessions (
     created REAL NOT NULL,
     last_activity REAL NOT NULL,
     extra_seconds REAL NOT NULL DEFAULT 0,
-    oom_count INTEGER NOT NULL DEFAULT 0
+    oom_count INTEGER NOT NULL DEFAULT 0,
+    cpu_seconds REAL NOT NULL DEFAULT 0,
+    cpu_checked_at REAL NOT NULL DEFAULT 0,
+    cpu_advanced_at REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions (state);
 CREATE TABLE IF NOT EXISTS images (
@@ -60,6 +63,9 @@ CREATE INDEX IF NOT EXISTS launches_time ON launches (time);
 MIGRATIONS = (
     ("sessions", "extra_seconds", "REAL NOT NULL DEFAULT 0"),
     ("sessions", "oom_count", "INTEGER NOT NULL DEFAULT 0"),
+    ("sessions", "cpu_seconds", "REAL NOT NULL DEFAULT 0"),
+    ("sessions", "cpu_checked_at", "REAL NOT NULL DEFAULT 0"),
+    ("sessions", "cpu_advanced_at", "REAL NOT NULL DEFAULT 0"),
     ("launches", "image", "TEXT NOT NULL DEFAULT ''"),
 )
 
@@ -80,6 +86,9 @@ class SessionRecord:
     last_activity: float
     extra_seconds: float = 0.0
     oom_count: int = 0
+    cpu_seconds: float = 0.0  # the cgroup's CPU time when the culler last looked
+    cpu_checked_at: float = 0.0  # and when that was
+    cpu_advanced_at: float = 0.0  # when the culler last saw it computing
 
     @property
     def prefix(self) -> str:

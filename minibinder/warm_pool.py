@@ -27,13 +27,14 @@ def refill(services: Services, host_url: str) -> int:
     sessions of a commit the ref no longer points to. Returns how many were started."""
     started = 0
     warm = services.store.sessions("warm")
-    wanted_images = set()
+    keep: set[str] = set()  # ids of warm sessions a pool still wants
     for provider_spec, size in pool_targets(services).items():
         try:
             source = parse_spec(provider_spec, services.config)
             target = target_for_source(source, services.config, cached=True)
-            wanted_images.add(target.image)
-            have = sum(1 for record in warm if record.image == target.image)
+            mine = [record.id for record in warm if record.image == target.image]
+            keep.update(mine[:size])  # a pool set to fewer (or 0) lets the rest go
+            have = min(len(mine), size)
             if have >= size:
                 continue
             last = None
@@ -63,7 +64,7 @@ def refill(services: Services, host_url: str) -> int:
         except MinibinderError as error:
             log.warning("warm pool %s: %s", provider_spec, error)
     for record in warm:
-        if record.image not in wanted_images:
+        if record.id not in keep:
             services.sessions.stop(record.id, "pool shrunk or ref moved")
     return started
 

@@ -53,9 +53,11 @@ def removal_order(images: list[ImageInfo]) -> list[ImageInfo]:
 
 
 def collect_images(
-    config: Config, docker: Docker, store: Store, usage: Callable[[], tuple[int, int]] | None = None
-) -> list[str]:
-    """Above the high watermark, remove images until disk use is below the low one."""
+    config: Config, docker: Docker, store: Store, instance: str,
+    usage: Callable[[], tuple[int, int]] | None = None,
+) -> list[str]:  # fmt: skip
+    """Above the high watermark, remove this installation's images (labelled with `instance`)
+    until disk use is below the low one."""
 
     def measure() -> tuple[int, int]:
         disk = docker_disk(config)
@@ -68,7 +70,7 @@ def collect_images(
     in_use = {c.get("Image") for c in docker.containers("minibinder.session")}
     last_used = store.image_last_used()
     images: list[ImageInfo] = []
-    for found in docker.images(IMAGE_LABEL):
+    for found in docker.images(f"minibinder.instance={instance}"):
         for name in found.get("RepoTags") or []:
             images.append(
                 ImageInfo(

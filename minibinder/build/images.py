@@ -18,6 +18,7 @@ from ..config import Config
 from ..docker_client import BuildRequest, Docker
 from ..errors import MinibinderError
 from ..events import Event
+from ..identity import instance_id
 from ..repos.fetch import FetchLimits, fetch_commit
 from ..repos.providers import RepoSource, get_provider
 from .builder import run_build
@@ -109,6 +110,8 @@ def image_labels(target: BuildTarget, config: Config, buildpack: str) -> dict[st
         f"{LABEL}.version": __version__,
         f"{LABEL}.config-hash": config.build_hash(),
         f"{LABEL}.buildpack": buildpack,
+        # Image collection considers only the images of the installation that built them.
+        f"{LABEL}.instance": instance_id(config),
     }
 
 

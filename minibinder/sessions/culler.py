@@ -28,6 +28,8 @@ class Usage:
     busy_kernels: int = 0  # a computation running with the tab closed is activity
     cpu_seconds: float | None = None
     extra_seconds: float = 0.0  # granted by an operator ("extend")
+    # When the cgroup's CPU time was last seen growing; None when unknown.
+    cpu_advanced_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,14 @@ class Notice:
 
 
 def effective_activity(usage: Usage, now: float) -> float:
-    return now if usage.busy_kernels > 0 else usage.last_activity
+    """A busy kernel is activity only while the session's CPU time advances: a kernel Jupyter
+    still reports "busy" after it was killed and restarted uses none, and must not keep the
+    session forever."""
+    if usage.busy_kernels <= 0:
+        return usage.last_activity
+    if usage.cpu_advanced_at is None:
+        return now
+    return max(usage.last_activity, usage.cpu_advanced_at)
 
 
 def should_cull(usage: Usage, now: float, limits: Limits) -> str | None:

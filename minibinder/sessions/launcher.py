@@ -25,6 +25,9 @@ from .culler import Limits, Usage, should_cull
 log = logging.getLogger(__name__)
 
 JUPYTER_PORT = 8888
+# A session using at least this share of one CPU between two looks is computing; an idle
+# Jupyter server answering minibinder's own questions uses a few percent.
+COMPUTING_CPU_SHARE = 0.2
 SESSION_LABEL = "minibinder.session"
 INSTANCE_LABEL = "minibinder.instance"
 
@@ -49,8 +52,15 @@ def jupyter_command(prefix: str, config: Config) -> list[str]:
         f"--ServerApp.base_url={prefix}",
         "--ServerApp.trust_xheaders=True",
         "--ServerApp.allow_remote_access=True",
-        f"--ServerApp.allow_origin={config.jupyter_allow_origin}",
-    ]
+    ] + ([f"--ServerApp.allow_origin={config.jupyter_allow_origin}"]
+         if config.jupyter_allow_origin else [])  # fmt: skip
+
+
+def computing(cpu_before: float, at_before: float, cpu_now: float, now: float) -> bool:
+    """Whether the CPU time grew fast enough, since the last look, to be someone's work."""
+    if at_before <= 0 or now <= at_before:
+        return cpu_now > cpu_before  # the first look: any work at all
+    return (cpu_now - cpu_before) / (now - at_before) >= COMPUTING_CPU_SHARE
 
 
 def new_session_id() -> str:
@@ -220,7 +230,15 @@ class Sessions:
             if status.get("kernels"):
                 busy = jupyter.busy_kernels(record)
         cpu = self.docker.usage(record.container_id)[0] if with_cpu else None
-        return Usage(record.created, last_activity, busy, cpu, record.extra_seconds)
+        advanced_at = record.cpu_advanced_at or None
+        if cpu is not None:
+            now = time.time()
+            if computing(record.cpu_seconds, record.cpu_checked_at, cpu, now):
+                advanced_at = now
+            self.store.update_session(record.id, cpu_seconds=cpu, cpu_checked_at=now,
+                                      cpu_advanced_at=advanced_at or 0.0)  # fmt: skip
+            advanced_at = advanced_at or record.created
+        return Usage(record.created, last_activity, busy, cpu, record.extra_seconds, advanced_at)
 
     def cull(self, now: float | None = None) -> list[tuple[str, str]]:
         """Stop every running session past a limit; return (session id, reason) pairs."""

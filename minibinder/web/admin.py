@@ -25,6 +25,11 @@ COOKIE = "minibinder-admin"
 DAY = 86400
 
 
+def _same(offered: str, expected: str) -> bool:
+    """A constant-time comparison that takes any text (compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(offered.encode("utf-8", "replace"), expected.encode())
+
+
 def _csrf(token: str) -> str:
     return hmac.new(token.encode(), b"minibinder-admin-form", hashlib.sha256).hexdigest()[:32]
 
@@ -37,7 +42,7 @@ def require_token():
         or request.cookies.get(COOKIE)
         or request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     )
-    if not offered or not hmac.compare_digest(offered, token):
+    if not offered or not _same(offered, token):
         abort(
             Response(
                 "The operator's pages need the admin token: open /admin?token=... "
@@ -46,10 +51,9 @@ def require_token():
                 {"Content-Type": "text/plain; charset=utf-8"},
             )
         )
-    if request.method == "POST" and not hmac.compare_digest(
-        request.form.get("csrf", ""), _csrf(token)
-    ):
-        abort(400)
+    if request.method == "POST" and not _same(request.form.get("csrf", ""), _csrf(token)):
+        abort(Response("The form is stale or forged (CSRF check); reload the page.\n", 400,
+                       {"Content-Type": "text/plain; charset=utf-8"}))  # fmt: skip
     if request.args.get("token"):  # keep the token out of the address bar from now on
         response = redirect(request.path)
         response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/admin")
@@ -182,7 +186,11 @@ def build_log(key: str):
 
 @blueprint.get("/launches.jsonl")
 def launches_export():
-    since = float(request.args.get("since", 0) or 0)
+    try:
+        since = float(request.args.get("since", 0) or 0)
+    except ValueError:
+        abort(Response("`since` is a Unix time in seconds, e.g. ?since=1767225600\n", 400,
+                       {"Content-Type": "text/plain; charset=utf-8"}))  # fmt: skip
     rows = services().store.launches(limit=1_000_000, since=since)
     return Response(
         "".join(launch_event(row, request.host) + "\n" for row in reversed(rows)),

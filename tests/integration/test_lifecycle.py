@@ -75,10 +75,23 @@ def test_running_computation_with_the_tab_closed_is_not_idle(serve_with, repo):
     serve = serve_with(idle_timeout=6, cull_interval=1)
     ready = launch(serve, repo)
     kernel = start_kernel(ready)
-    execute(ready, kernel, "import time; time.sleep(25)", wait=False)  # then "closes the tab"
+    computation = "import time\nend = time.time() + 25\nwhile time.time() < end: pass"
+    execute(ready, kernel, computation, wait=False)  # then "closes the tab"
     time.sleep(15)
-    assert session_container(ready) is not None, "a busy kernel was culled as idle"
+    assert session_container(ready) is not None, "a computing kernel was culled as idle"
     wait_for(lambda: session_container(ready) is None, 60, message="culling after the work")
+
+
+def test_a_kernel_busy_without_using_cpu_does_not_keep_the_session(serve_with, repo):
+    # Jupyter reports a kernel stuck after an OOM restart as "busy" forever; a kernel that
+    # waits in `sleep` looks the same from outside: busy, no CPU. Neither is activity.
+    serve = serve_with(idle_timeout=8, cull_interval=1)
+    ready = launch(serve, repo)
+    execute(ready, start_kernel(ready), "import time; time.sleep(600)", wait=False)
+    started = time.monotonic()
+    wait_for(lambda: session_container(ready) is None, 60, message="the stuck session to go")
+    assert time.monotonic() - started < 60
+    assert 'reason="idle"' in (metric(serve, "minibinder_sessions_ended_total") or "")
 
 
 def test_maximum_age(serve_with, repo):

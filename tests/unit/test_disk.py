@@ -33,6 +33,7 @@ class FakeDocker:
         return [{"Image": "repo-b:1"}]
 
     def images(self, label):
+        assert label == "minibinder.instance=me"  # only this installation's images
         return [
             {"Id": "sha256:a", "RepoTags": ["repo-a:1"], "Size": 10 * GIB, "Created": 1},
             {"Id": "sha256:b", "RepoTags": ["repo-b:1"], "Size": 10 * GIB, "Created": 2},
@@ -63,11 +64,14 @@ def test_collect_until_below_the_low_watermark():
     def usage():
         return used["bytes"] - 10 * GIB * len(docker.removed), 100 * GIB
 
-    assert collect_images(config, docker, store, usage) == ["repo-c:1", "repo-a:1"]
+    assert collect_images(config, docker, store, "me", usage) == ["repo-c:1", "repo-a:1"]
     assert "repo-b:1" not in docker.removed  # a session uses it
     assert store.last_used == {}
 
 
 def test_nothing_collected_below_the_high_watermark():
     docker = FakeDocker()
-    assert collect_images(load_config(), docker, FakeStore({}), lambda: (80 * GIB, 100 * GIB)) == []
+    assert (
+        collect_images(load_config(), docker, FakeStore({}), "me", lambda: (80 * GIB, 100 * GIB))
+        == []
+    )
