@@ -192,6 +192,13 @@ class Config:
         "Base URL users reach minibinder at (e.g. https://binder.example.org), used in "
         "`ready` events. Empty: taken from each request's Host header.",
     )
+    allowed_hosts: list = setting(
+        [],
+        "Host names (host or host:port) minibinder answers to besides public_url's; other Host "
+        "headers get 400. Empty, with no public_url: the names of the address it listens on "
+        "(loopback names on 127.0.0.1; any IP address on 0.0.0.0).",
+        kind="str_list",
+    )
     cors_allow_origin: str = setting(
         "",
         'Access-Control-Allow-Origin sent on the /build API ("*" for thebe on other '

@@ -14,6 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import metrics
 from .build.disk import collect_images
+from .build.sharing import sweep_work_folders
 from .errors import DockerUnavailable
 from .services import Services
 from .sessions.reconcile import reconcile
@@ -48,6 +49,9 @@ def erase_old_ips(services: Services, now: float | None = None) -> int:
 
 
 def collect(services: Services) -> None:
+    swept = sweep_work_folders(services.config.data_path / "work")
+    if swept:
+        log.info("removed the work folders of %d builds that ended abruptly", len(swept))
     try:
         collect_images(services.config, services.docker, services.store,
                        services.sessions.instance)  # fmt: skip

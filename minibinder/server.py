@@ -3,13 +3,36 @@ the background jobs in whichever worker wins the scheduler lock."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import shutil
+from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from .config import Config
+
+TOKEN = re.compile(r"((?:^|[?&;])(?:token|_xsrf|csrf)=)[^&;\s\"]*", re.IGNORECASE)
+
+
+def scrub(text: str) -> str:
+    """A request line or URL with every token's value replaced."""
+    return TOKEN.sub(r"\1[secret]", text)
+
+
+class ScrubbingLogger(Logger):
+    """gunicorn's logger, with tokens taken out of request lines, query strings and referrers
+    before the access log sees them."""
+
+    def atoms(self, resp: Any, req: Any, environ: dict, request_time: Any) -> dict:
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("r", "q", "f", "U"):
+            if isinstance(atoms.get(key), str):
+                atoms[key] = scrub(atoms[key])
+        return atoms
 
 
 class _Gunicorn(BaseApplication):
@@ -31,6 +54,9 @@ class _Gunicorn(BaseApplication):
             "keepalive": 75,
             "accesslog": "-",
             "errorlog": "-",
+            "logger_class": ScrubbingLogger,
+            # One per installation: several on one host must not replace each other's.
+            "control_socket": str(config.data_path / "gunicorn.ctl"),
             "worker_connections": max(1000, config.threads * 4),
         }.items():
             self.cfg.set(name, value)
@@ -55,4 +81,5 @@ def run_server(config: Config, bind: str) -> None:
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    _Gunicorn(config, bind).run()
+    # The address actually listened on decides, among others, which Host headers are answered.
+    _Gunicorn(dataclasses.replace(config, bind=bind), bind).run()

@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from .buildpacks import plan_build, read_repo_config, render_dockerfile
 from .context import make_context, make_repository_context
 from .disk import check_build_space
 from .environments.prepare import prepare_environment
-from .sharing import release_slot, run_shared, take_slot
+from .sharing import release_slot, run_shared, take_slot, work_folder
 
 LABEL = "minibinder"
 
@@ -154,13 +152,10 @@ def _leader(target: BuildTarget, config: Config, docker: Docker, no_cache: bool)
             while slot is None:
                 time.sleep(1)
                 slot = take_slot(config.data_path / "build-slots", config.max_concurrent_builds)
-        scratch = config.data_path / "work"
-        scratch.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix="build-", dir=scratch))
         try:
-            yield from _fetch_and_build(target, config, docker, no_cache, workdir)
+            with work_folder(config.data_path / "work") as workdir:
+                yield from _fetch_and_build(target, config, docker, no_cache, workdir)
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
             release_slot(slot)
     except MinibinderError as error:
         yield Event("failed", str(error))

@@ -1,12 +1,15 @@
 """One build per image, across threads and processes: a file lock plus a log others can follow;
-build slots; and reading those logs back for the operator."""
+build slots; work folders that outlive no build; and reading build logs back for the operator."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,3 +131,36 @@ def build_log_text(folder: Path, key: str) -> str | None:
     if "/" in key or key.startswith(".") or not path.is_file():
         return None
     return "".join(event.message for event in _events_of(path))
+
+
+@contextmanager
+def work_folder(scratch: Path) -> Iterator[Path]:
+    """A fresh folder for one build, held by a lock while the build runs and removed after.
+
+    A worker killed mid-build leaves its folder behind with nobody holding the lock:
+    `sweep_work_folders` removes those.
+    """
+    scratch.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="build-", dir=scratch))
+    fd = _lock_file(folder / ".lock")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if fd is not None:
+            os.close(fd)
+
+
+def sweep_work_folders(scratch: Path) -> list[str]:
+    """Remove the work folders of builds that are no longer running; return their names."""
+    removed = []
+    for folder in sorted(scratch.glob("build-*")) if scratch.is_dir() else []:
+        fd = _lock_file(folder / ".lock")
+        if fd is None:  # a build holds it
+            continue
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+        finally:
+            os.close(fd)
+    return removed

@@ -17,6 +17,7 @@ from ..proxy.headers import strip_own_cookies
 from ..proxy.relay import ProxyMiddleware
 from ..services import Services, create_services
 from ..sessions.helpers import HELPER_PATH, SessionHelpers, notice_script
+from .hosts import HostCheck
 
 
 def package_folder(name: str) -> str:
@@ -52,11 +53,8 @@ def create_app(
     app.register_blueprint(admin.blueprint)
     # The proxy sits outside Flask: session traffic never pays for routing or request objects.
     helpers = SessionHelpers(services.sessions, strip_own_cookies)
-    app.wsgi_app = ProxyMiddleware(  # type: ignore[method-assign]
-        app.wsgi_app,
-        services.routes,
-        helper=helpers,
-        helper_path=HELPER_PATH,
-        page_script=notice_script,
-    )
+    proxied = ProxyMiddleware(app.wsgi_app, services.routes, helper=helpers,
+                              helper_path=HELPER_PATH, page_script=notice_script)  # fmt: skip
+    # Every request, pages and sessions alike, passes the Host check first.
+    app.wsgi_app = HostCheck(proxied, config)  # type: ignore[method-assign]
     return app

@@ -25,8 +25,9 @@ def proxy(tmp_path_factory, docker):
     data = folder / "data"
     # Idle sessions would be culled: these must stay for the whole module.
     config = write_config(
-        folder / "minibinder.toml", data, threads=32, idle_timeout=86400, cull_interval=3600
-    )
+        folder / "minibinder.toml", data, threads=32, idle_timeout=86400, cull_interval=3600,
+        allowed_hosts=["binder.example:8585"],
+    )  # fmt: skip
     backends = [
         SessionBackend(data, SESSION_A, "A"),
         SessionBackend(data, SESSION_B, "B"),

@@ -33,3 +33,16 @@ def test_the_log_a_build_leaves_is_read_back(tmp_path):
     assert build_log_text(tmp_path, "key-1") == "Step 1/1 : RUN true\nBuilt\n"
     assert build_log_text(tmp_path, "missing") is None
     assert build_log_text(tmp_path, "../key-1") is None
+
+
+def test_work_folders_of_dead_builds_are_swept(tmp_path):
+    from minibinder.build.sharing import sweep_work_folders, work_folder
+
+    stale = tmp_path / "build-stale"  # a worker killed mid-build left it, unlocked
+    stale.mkdir()
+    (stale / "repo").mkdir()
+    with work_folder(tmp_path) as running:
+        assert sweep_work_folders(tmp_path) == ["build-stale"]
+        assert running.is_dir()  # a build holds it
+    assert not running.exists()
+    assert sweep_work_folders(tmp_path) == []

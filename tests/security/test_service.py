@@ -1,0 +1,55 @@
+"""The running service: forged Host headers, tokens in logs, the operator's pages' input."""
+
+from __future__ import annotations
+
+import http.client
+import time
+
+from ..sse import events
+from .conftest import launch
+
+
+def raw_get(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", path, headers=headers)
+    response = connection.getresponse()
+    status, body = response.status, response.read()
+    connection.close()
+    return status, body
+
+
+def test_a_forged_host_is_refused_and_never_stored(serve_with, git_server):
+    git_server.create("sec/host", {"README.md": "x"})
+    serve = serve_with()
+    status, body = raw_get(serve.port, "/build/gh/sec/host/HEAD", {"Host": "attacker.example"})
+    assert status == 400 and b"does not answer to the host name 'attacker.example'" in body
+    status, _ = raw_get(serve.port, "/", {"Host": f"attacker.example:{serve.port}"})
+    assert status == 400
+    from minibinder.store import Store
+
+    stored = Store(serve.data_dir / "minibinder.sqlite").last_host_url() or ""
+    assert "attacker" not in stored
+
+
+def test_tokens_never_reach_the_access_log(serve_with, git_server):
+    git_server.create("sec/logs", {"README.md": "x"})
+    serve = serve_with()
+    ready = launch(serve, "gh/sec/logs/HEAD")
+    raw_get(serve.port, f"/user/{ready['url'].split('/user/')[1]}lab?token={ready['token']}", {
+        "Host": f"127.0.0.1:{serve.port}",
+        "Referer": f"{ready['url']}tree?token={ready['token']}"})  # fmt: skip
+    raw_get(serve.port, "/admin/?token=operator-secret", {"Host": f"127.0.0.1:{serve.port}"})
+    time.sleep(0.5)
+    log = serve.log_file.read_text()
+    assert "token=[secret]" in log
+    assert ready["token"] not in log and "operator-secret" not in log
+
+
+def test_operator_pages_answer_bad_input_with_4xx(serve_with):
+    serve = serve_with()
+    host = {"Host": f"127.0.0.1:{serve.port}"}
+    assert raw_get(serve.port, "/admin/?token=%C3%A9t%C3%A9", host)[0] == 401
+    headers = {**host, "Authorization": "Bearer operator-secret"}
+    assert raw_get(serve.port, "/admin/launches.jsonl?since=abc", headers)[0] == 400
+    assert raw_get(serve.port, "/admin/launches.jsonl?since=0", headers)[0] == 200
+    assert events(f"{serve.url}/build/gh/sec/nothing/HEAD")[-1]["phase"] == "failed"

@@ -1,0 +1,47 @@
+"""Which Host headers minibinder answers, and that tokens never reach a log line."""
+
+import pytest
+
+from minibinder.config import load_config
+from minibinder.server import scrub
+from minibinder.web.hosts import host_allowed
+
+
+@pytest.mark.parametrize(
+    "settings, host, allowed",
+    [
+        ({"public_url": "https://binder.example.org/"}, "binder.example.org", True),
+        ({"public_url": "https://binder.example.org/"}, "binder.example.org:443", True),
+        ({"public_url": "https://binder.example.org/"}, "attacker.example", False),
+        ({"public_url": "https://binder.example.org/"}, "127.0.0.1:8585", False),
+        ({"public_url": "http://10.0.0.5:8585"}, "10.0.0.5:8585", True),
+        ({"public_url": "https://b.example", "allowed_hosts": ["alias.example"]},
+         "alias.example", True),
+        ({"bind": "127.0.0.1:8585"}, "127.0.0.1:8585", True),
+        ({"bind": "127.0.0.1:8585"}, "localhost:8585", True),
+        ({"bind": "127.0.0.1:8585"}, "[::1]:8585", True),
+        ({"bind": "127.0.0.1:8585"}, "localhost:9999", False),
+        ({"bind": "127.0.0.1:8585"}, "attacker.example:8585", False),
+        ({"bind": "0.0.0.0:8585"}, "203.0.113.7:8585", True),
+        ({"bind": "0.0.0.0:8585"}, "attacker.example:8585", False),
+        ({"bind": "0.0.0.0:8585", "allowed_hosts": ["vm.lab"]}, "vm.lab:8585", True),
+        ({"bind": "0.0.0.0:8585"}, "", False),
+        ({"bind": "0.0.0.0:8585"}, "203.0.113.7:8585\r\nX: y", False),
+    ],
+)  # fmt: skip
+def test_host_allowed(settings, host, allowed):
+    assert host_allowed(host, load_config(overrides=settings)) is allowed
+
+
+@pytest.mark.parametrize(
+    "line, scrubbed",
+    [
+        ("GET /user/abc/lab?token=s3cr3t HTTP/1.1", "GET /user/abc/lab?token=[secret] HTTP/1.1"),
+        ("/admin?token=x&since=1", "/admin?token=[secret]&since=1"),
+        ("http://h/user/a/tree?a=1&TOKEN=x", "http://h/user/a/tree?a=1&TOKEN=[secret]"),
+        ("/x?_xsrf=abc;csrf=def", "/x?_xsrf=[secret];csrf=[secret]"),
+        ("/build/gh/o/r/HEAD", "/build/gh/o/r/HEAD"),
+    ],
+)
+def test_tokens_are_scrubbed(line, scrubbed):
+    assert scrub(line) == scrubbed
