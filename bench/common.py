@@ -36,6 +36,7 @@ class Bench:
             self.folder / name / "data",
             image_prefix=IMAGE_PREFIX,
             allowed_clone_schemes=["https", "git"],
+            internal_hosts=["127.0.0.1"],
             github_url=self.git.base_url,
             extra_ca_file=os.environ.get("MINIBINDER_EXTRA_CA_FILE", ""),
             **settings,

@@ -141,8 +141,9 @@ class Config:
     )
     internal_hosts: list = setting(
         [],
-        "Hosts on loopback or private networks that repositories may name (an internal conda "
-        "mirror or git server; tests' own servers). Public https hosts need no entry.",
+        "Hosts on loopback or private networks that launch links and environment files may "
+        "name: an internal GitLab or conda mirror, the tests' own servers. Any other git host "
+        "or channel that resolves to a loopback, private or link-local address is refused.",
         kind="str_list",
     )
     github_url: str = setting(

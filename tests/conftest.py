@@ -26,6 +26,7 @@ def make_config(data_dir: Path, server: GitServer | None = None, **overrides):
         "data_dir": str(data_dir),
         "image_prefix": TEST_IMAGE_PREFIX,
         "allowed_clone_schemes": ["https", "git"],
+        "internal_hosts": ["127.0.0.1"],  # the loopback git server and conda channel
         "clone_timeout": 60,
     }
     if server is not None:

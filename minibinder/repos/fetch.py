@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config
-from ..errors import FetchError
-from .git import kill, last_line, start_git
+from ..errors import FetchError, SpecError
+from .git import git_failure, kill, pin_resolution, start_git
 from .refs import SHA_RE
+from .urlpolicy import check_clone_host
 
 
 @dataclass(frozen=True)
@@ -22,12 +23,13 @@ class FetchLimits:
     max_bytes: int
     submodules: bool = False
     max_files: int = 100_000
+    internal_hosts: Sequence[str] = ()
 
     @classmethod
     def from_config(cls, config: Config) -> FetchLimits:
         return cls(config.allowed_clone_schemes, config.clone_timeout,
                    config.size("clone_max_size"), config.clone_submodules,
-                   config.clone_max_files)  # fmt: skip
+                   config.clone_max_files, config.internal_hosts)  # fmt: skip
 
 
 def tree_usage(path: Path) -> tuple[int, int]:
@@ -85,7 +87,7 @@ def _watch(args: list[str], dest: Path, limits: FetchLimits, deadline: float, wh
             kill(process)
             raise
     if process.returncode != 0:
-        raise FetchError(f"{what} failed: {last_line(err)}")
+        raise git_failure(what, err)
     check_usage(dest, limits)
     return out
 
@@ -100,11 +102,16 @@ def fetch_commit(
     """
     if not SHA_RE.match(sha):
         raise FetchError(f"internal: {sha!r} is not a full commit SHA")
+    try:
+        pinned = pin_resolution(url, check_clone_host(url, limits.internal_hosts))
+    except SpecError as error:
+        raise FetchError(str(error)) from None
     deadline = time.monotonic() + limits.timeout
     dest.mkdir(parents=True, exist_ok=True)
     yield f"Fetching {url} at {sha[:12]}"
     _watch(["init", "--quiet", "."], dest, limits, deadline, "git init")
-    fetch = ["fetch", "--quiet", "--depth=1", "--no-tags", "--no-recurse-submodules", "--"]
+    fetch = [*pinned, "fetch", "--quiet", "--depth=1", "--no-tags", "--no-recurse-submodules",
+             "--"]  # fmt: skip
     try:
         _watch([*fetch, url, sha], dest, limits, deadline, f"fetching {url}")
     except FetchError as error:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from ..errors import FetchError
+
+log = logging.getLogger(__name__)
 
 # Options that keep git from running anything a repository or URL could bring along.
 HARDENING = (
@@ -86,7 +90,7 @@ def run_git(
         kill(process)
         raise FetchError(f"{what} timed out after {timeout:g} s") from None
     if process.returncode != 0:
-        raise FetchError(f"{what} failed: {last_line(err)}")
+        raise git_failure(what, err)
     return out
 
 
@@ -95,6 +99,52 @@ def kill(process: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, 9)
     process.communicate()
+
+
+# What git says, and what a user is told instead: never git's own output, which would turn
+# launch links into a probe of the server's network (which ports answer, what they say).
+_EXPLANATIONS = (
+    (("could not resolve host", "name or service not known", "unable to look up"),
+     "its host name does not resolve"),
+    (("connection refused", "failed to connect", "couldn't connect", "unable to connect",
+      "connection reset", "no route to host", "network is unreachable"),
+     "nothing answers at that address"),
+    (("timed out", "timeout"), "the server did not answer in time"),
+    (("ssl", "tls", "certificate", "gnutls"), "a secure connection could not be made"),
+    (("could not read username", "authentication", "403", "401", "terminal prompts disabled"),
+     "it asks for a login (only public repositories can be launched)"),
+    (("not found", "does not appear to be a git repository", "404", "repository not found",
+      "not a valid repository", "no such repository"),
+     "there is no repository at that address"),
+    (("remote did not send all necessary objects", "unadvertised object",
+      "couldn't find remote ref"),
+     "the server does not have that commit"),
+)  # fmt: skip
+
+
+def explain(stderr: str) -> str:
+    """git's error output as a short reason in minibinder's own words."""
+    text = (stderr or "").lower()
+    for needles, reason in _EXPLANATIONS:
+        if any(needle in text for needle in needles):
+            return reason
+    return "git could not fetch it"
+
+
+def git_failure(what: str, stderr: str) -> FetchError:
+    log.info("%s failed; git said: %s", what, last_line(stderr))  # for the operator only
+    return FetchError(f"{what} failed: {explain(stderr)}")
+
+
+def pin_resolution(url: str, addresses: Sequence[str]) -> list[str]:
+    """Options that make git's HTTP(S) connections use the addresses minibinder checked, so a
+    host name cannot resolve to something else a moment later (DNS rebinding)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not addresses or not parts.hostname:
+        return []
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    pinned = ",".join(f"[{a}]" if ":" in a else a for a in addresses)
+    return ["-c", f"http.curloptResolve={parts.hostname}:{port}:{pinned}"]
 
 
 def last_line(text: str) -> str:

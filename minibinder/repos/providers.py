@@ -74,12 +74,11 @@ class RepoProvider:
     def resolve(self, source: RepoSource, config: Config, cached: bool = False) -> str:
         """The full commit SHA the source's ref names (`git ls-remote`); with `cached`, an
         answer up to `ref_cache_seconds` old may be reused."""
-        schemes, timeout = config.allowed_clone_schemes, config.clone_timeout
+        access = (config.allowed_clone_schemes, config.clone_timeout, config.internal_hosts)
         if cached and config.ref_cache_seconds:
-            return REF_CACHE.resolve(
-                source.repo_url, source.ref, config.ref_cache_seconds, schemes, timeout
-            )
-        return resolve_ref(source.repo_url, source.ref, schemes, timeout)
+            return REF_CACHE.resolve(source.repo_url, source.ref, config.ref_cache_seconds,
+                                     *access)  # fmt: skip
+        return resolve_ref(source.repo_url, source.ref, *access)
 
     def spec_from_form(self, repository: str, ref: str) -> str:
         """`<provider>/<spec>` for what a person typed in the home page form."""

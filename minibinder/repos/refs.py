@@ -8,7 +8,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..errors import FetchError, ResolveError, SpecError
-from .git import run_git
+from .git import pin_resolution, run_git
+from .urlpolicy import check_clone_host
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
@@ -48,10 +49,20 @@ def pick_sha(ls_remote_output: str, ref: str) -> str | None:
     return None
 
 
-def resolve_ref(repo_url: str, ref: str, allowed_schemes: Sequence[str], timeout: float) -> str:
-    """Return the full SHA `ref` of `repo_url` points to; a 40-hex ref is taken as is."""
+def resolve_ref(
+    repo_url: str, ref: str, allowed_schemes: Sequence[str], timeout: float,
+    internal_hosts: Sequence[str] = (),
+) -> str:  # fmt: skip
+    """Return the full SHA `ref` of `repo_url` points to; a 40-hex ref is taken as is.
+
+    The host must not resolve to an internal address unless listed in `internal_hosts`.
+    """
     if SHA_RE.match(ref):
         return ref
+    try:
+        pinned = pin_resolution(repo_url, check_clone_host(repo_url, internal_hosts))
+    except SpecError as error:
+        raise ResolveError(str(error)) from None
     patterns = (
         [ref]
         if ref == "HEAD" or ref.startswith("refs/")
@@ -59,7 +70,7 @@ def resolve_ref(repo_url: str, ref: str, allowed_schemes: Sequence[str], timeout
     )
     try:
         output = run_git(
-            ["ls-remote", "--", repo_url, *patterns],
+            [*pinned, "ls-remote", "--", repo_url, *patterns],
             allowed_schemes,
             timeout,
             what=f"looking up {repo_url}",
@@ -86,14 +97,15 @@ class RefCache:
         self._lock = threading.Lock()
 
     def resolve(
-        self, repo_url: str, ref: str, ttl: float, allowed_schemes: Sequence[str], timeout: float
-    ) -> str:
+        self, repo_url: str, ref: str, ttl: float, allowed_schemes: Sequence[str], timeout: float,
+        internal_hosts: Sequence[str] = (),
+    ) -> str:  # fmt: skip
         key = (repo_url, ref)
         with self._lock:
             entry = self._entries.get(key)
         if entry and self.clock() - entry[1] < ttl:
             return entry[0]
-        sha = resolve_ref(repo_url, ref, allowed_schemes, timeout)
+        sha = resolve_ref(repo_url, ref, allowed_schemes, timeout, internal_hosts)
         with self._lock:
             self._entries[key] = (sha, self.clock())
         return sha

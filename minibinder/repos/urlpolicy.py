@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 from ..errors import SpecError
@@ -77,3 +79,47 @@ def _is_ip_address(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+Resolver = Callable[[str], list[str]]
+
+
+def resolve_addresses(host: str) -> list[str]:
+    """Every address `host` resolves to (the system resolver; an IP literal is itself)."""
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return []
+    return sorted({str(info[4][0]) for info in found})
+
+
+def internal(address: str) -> bool:
+    """Loopback, private, link-local (the cloud metadata address among them), unspecified,
+    multicast or reserved: anything that is not a public address."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+def check_clone_host(url: str, internal_hosts: Sequence[str],
+                     resolve: Resolver = resolve_addresses) -> list[str]:  # fmt: skip
+    """The addresses git may connect to for `url`; refuse hosts that resolve to internal
+    addresses unless the operator lists them in `internal_hosts` (an internal GitLab, the
+    tests' loopback server), so a launch link cannot scan the server's own network."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host in {h.lower() for h in internal_hosts}:
+        return []
+    addresses = resolve(host)
+    if not addresses:
+        raise SpecError(f"the host name {host!r} of {url} does not resolve")
+    if any(internal(address) for address in addresses):
+        raise SpecError(
+            f"{url} points to an address on this server's own or a private network; "
+            "minibinder only clones from public hosts unless the operator lists the host in "
+            "internal_hosts"
+        )
+    return addresses

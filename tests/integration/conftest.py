@@ -103,6 +103,7 @@ def serve_with(tmp_path, git_server, build_config):
             data_dir or (tmp_path / "data"),
             image_prefix=build_config.image_prefix,
             allowed_clone_schemes=["https", "git"],
+            internal_hosts=["127.0.0.1"],
             github_url=git_server.base_url,
             extra_ca_file=build_config.extra_ca_file,
             admin_token="operator-secret",

@@ -19,6 +19,7 @@ def config_file(tmp_path, build_config):
         f'data_dir = "{tmp_path / "data"}"\n'
         f'image_prefix = "{build_config.image_prefix}"\n'
         'allowed_clone_schemes = ["https", "git"]\n'
+        'internal_hosts = ["127.0.0.1"]\n'
         f'github_url = "{build_config.github_url}"\n'
         f'extra_ca_file = "{build_config.extra_ca_file}"\n'
     )

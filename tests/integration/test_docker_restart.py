@@ -59,6 +59,7 @@ def test_minibinder_survives_a_docker_restart(tmp_path, git_server, builder, bui
         tmp_path / "data",
         image_prefix=build_config.image_prefix,
         allowed_clone_schemes=["https", "git"],
+        internal_hosts=["127.0.0.1"],
         github_url=git_server.base_url,
         extra_ca_file=build_config.extra_ca_file,
         cull_interval=2,

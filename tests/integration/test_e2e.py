@@ -49,6 +49,7 @@ def server(tmp_path_factory, git_server, build_config):
         folder / "data",
         image_prefix=build_config.image_prefix,
         allowed_clone_schemes=["https", "git"],
+        internal_hosts=["127.0.0.1"],
         github_url=git_server.base_url,
         extra_ca_file=build_config.extra_ca_file,
         threads=64,

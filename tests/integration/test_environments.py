@@ -126,8 +126,10 @@ def test_an_unsatisfiable_spec_fails_naming_it(builder, env_config, channel, git
 
 
 def test_a_channel_named_by_a_repository_must_be_allowed(builder, channel, git_server, tmp_path):
-    git_server.create("env/internal", {"environment.yml": environment_yml(channel.url, "tinylib")})
-    config = make_config(tmp_path / "data", git_server)  # 127.0.0.1 not in internal_hosts
+    # The same channel, named as "localhost", which internal_hosts does not list.
+    url = channel.url.replace("127.0.0.1", "localhost")
+    git_server.create("env/internal", {"environment.yml": environment_yml(url, "tinylib")})
+    config = make_config(tmp_path / "data", git_server)
     _, events = builder.build("gh/env/internal/HEAD", config=config)
     assert events[-1].phase == "failed"
     assert "is not allowed" in events[-1].message and "internal_hosts" in events[-1].message

@@ -9,6 +9,7 @@ from minibinder.repos.fetch import FetchLimits, fetch_commit
 from minibinder.repos.providers import get_provider, parse_spec, source_from_url
 
 SCHEMES = ["https", "git"]
+LOOPBACK = ["127.0.0.1"]  # the test's own git server
 
 
 def resolve(source, config):
@@ -72,7 +73,7 @@ def test_closed_port(config):
 
 
 def test_fetch_one_old_commit_shallowly(tmp_path, repo):
-    limits = FetchLimits(SCHEMES, 30, 50 * 2**20)
+    limits = FetchLimits(SCHEMES, 30, 50 * 2**20, internal_hosts=LOOPBACK)
     lines = list(fetch_commit(repo.url, repo.first, tmp_path / "c", limits, ref="v1.0"))
     assert lines[0].startswith("Fetching")
     checkout = tmp_path / "c"
@@ -87,7 +88,14 @@ def test_fetch_size_cap(tmp_path, git_server):
     big = git_server.create("owner/big", {"blob.bin": bytes(range(256)) * 40000})
     sha = big.commit({}, "empty")
     with pytest.raises(FetchError, match="larger than 1 MiB .clone_max_size"):
-        list(fetch_commit(big.url, sha, tmp_path / "c", FetchLimits(SCHEMES, 30, 2**20)))
+        list(
+            fetch_commit(
+                big.url,
+                sha,
+                tmp_path / "c",
+                FetchLimits(SCHEMES, 30, 2**20, internal_hosts=LOOPBACK),
+            )
+        )
 
 
 def test_fetch_timeout(tmp_path):
@@ -107,7 +115,7 @@ def test_fetch_timeout(tmp_path):
                     f"git://127.0.0.1:{port}/o/r",
                     "a" * 40,
                     tmp_path / "c",
-                    FetchLimits(SCHEMES, 1, 2**20),
+                    FetchLimits(SCHEMES, 1, 2**20, internal_hosts=LOOPBACK),
                 )
             )
     finally:
@@ -118,4 +126,11 @@ def test_fetch_timeout(tmp_path):
 
 def test_git_refuses_schemes_the_operator_did_not_allow(tmp_path, repo):
     with pytest.raises(FetchError, match="failed"):
-        list(fetch_commit(repo.url, repo.head, tmp_path / "c", FetchLimits(["https"], 30, 2**20)))
+        list(
+            fetch_commit(
+                repo.url,
+                repo.head,
+                tmp_path / "c",
+                FetchLimits(["https"], 30, 2**20, internal_hosts=LOOPBACK),
+            )
+        )
