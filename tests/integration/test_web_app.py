@@ -15,6 +15,12 @@ from minibinder.store import SessionRecord
 from minibinder.web import api, create_app
 
 
+def settings(tmp_path, values):
+    # Flask's test client says "Host: localhost".
+    return load_config(overrides={"data_dir": str(tmp_path), "allowed_hosts": ["localhost"],
+                                  **values})  # fmt: skip
+
+
 class FakeDocker:
     def __init__(self, up=False):
         self.up = up
@@ -32,7 +38,7 @@ def app(tmp_path, monkeypatch):
 
     monkeypatch.setattr(api, "launch_events", fake_events)
     monkeypatch.setattr(api, "KEEPALIVE_SECONDS", 0.1)
-    config = load_config(overrides={"data_dir": str(tmp_path), "cors_allow_origin": "*"})
+    config = settings(tmp_path, {"cors_allow_origin": "*"})
     return create_app(config, docker=FakeDocker())
 
 
@@ -52,7 +58,7 @@ def test_event_stream_framing_keepalive_and_cors(app):
 
 def test_no_cors_header_by_default(tmp_path, monkeypatch):
     monkeypatch.setattr(api, "launch_events", lambda *a: iter([Event("failed", "x")]))
-    app = create_app(load_config(overrides={"data_dir": str(tmp_path)}), docker=FakeDocker())
+    app = create_app(settings(tmp_path, {}), docker=FakeDocker())
     response = app.test_client().get("/build/gh/o/r/HEAD")
     assert "Access-Control-Allow-Origin" not in response.headers
 
@@ -78,7 +84,7 @@ def test_launch_page_says_when_docker_is_down(app):
 
 
 def test_launch_page_when_the_server_is_full(tmp_path):
-    config = load_config(overrides={"data_dir": str(tmp_path), "max_sessions": 1})
+    config = settings(tmp_path, {"max_sessions": 1})
     app = create_app(config, docker=FakeDocker(up=True))
     app.extensions["minibinder"].store.add_session(
         SessionRecord(
@@ -103,7 +109,7 @@ def test_launch_page_when_the_server_is_full(tmp_path):
 
 
 def test_launch_page_passes_the_landing_path(tmp_path):
-    config = load_config(overrides={"data_dir": str(tmp_path)})
+    config = settings(tmp_path, {})
     app = create_app(config, docker=FakeDocker(up=True))
     response = app.test_client().get("/v2/gh/o/r/HEAD?filepath=a.ipynb")
     assert b'data-landing="tree/a.ipynb"' in response.data
@@ -112,7 +118,7 @@ def test_launch_page_passes_the_landing_path(tmp_path):
 
 def test_cancelled_flag_is_set_when_the_client_goes_away(tmp_path, monkeypatch):
     options = LaunchOptions(host_url="http://h/")
-    app = create_app(load_config(overrides={"data_dir": str(tmp_path)}), docker=FakeDocker())
+    app = create_app(settings(tmp_path, {}), docker=FakeDocker())
     with app.app_context():
         services = app.extensions["minibinder"]
 
