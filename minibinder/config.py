@@ -193,6 +193,12 @@ class Config:
         "Base URL users reach minibinder at (e.g. https://binder.example.org), used in "
         "`ready` events. Empty: taken from each request's Host header.",
     )
+    admin_bind: str = setting(
+        "",
+        "Address and port of the operator's pages (/admin): their own listener, so they never "
+        "share an origin with session content. Empty: bind's host with the next port "
+        "(127.0.0.1:8586 by default).",
+    )
     allowed_hosts: list = setting(
         [],
         "Host names (host or host:port) minibinder answers to besides public_url's; other Host "
@@ -296,6 +302,14 @@ class Config:
     ip_retention_days: int = setting(
         30, "Days client IP addresses are kept in the launch log before they are erased."
     )
+
+    @property
+    def admin_address(self) -> str:
+        """Where the operator's pages listen: `admin_bind`, or bind's host and the next port."""
+        if self.admin_bind:
+            return self.admin_bind
+        host, _, port = self.bind.rpartition(":")
+        return f"{host}:{int(port) + 1}" if port.isdigit() else self.bind
 
     @property
     def data_path(self) -> Path:

@@ -45,7 +45,7 @@ class _Gunicorn(BaseApplication):
         config = self.minibinder_config
         # gthread holds each SSE stream and WebSocket in a thread for as long as it lasts.
         for name, value in {
-            "bind": self.bind,
+            "bind": [self.bind, config.admin_address],
             "worker_class": "gthread",
             "workers": config.workers,
             "threads": config.threads,
@@ -74,7 +74,7 @@ class _Gunicorn(BaseApplication):
         return create_app(config, services=services)
 
 
-def run_server(config: Config, bind: str) -> None:
+def run_server(config: Config, bind: str, admin_bind: str = "") -> None:
     config.data_path.mkdir(parents=True, exist_ok=True)
     # Every worker writes its metrics here; /metrics adds them up.
     metrics_dir = config.data_path / "metrics"
@@ -82,4 +82,5 @@ def run_server(config: Config, bind: str) -> None:
     metrics_dir.mkdir()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     # The address actually listened on decides, among others, which Host headers are answered.
-    _Gunicorn(dataclasses.replace(config, bind=bind), bind).run()
+    config = dataclasses.replace(config, bind=bind, admin_bind=admin_bind or config.admin_bind)
+    _Gunicorn(config, bind).run()

@@ -54,8 +54,11 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "X-Backend-Hop")
             self.send_header("X-Backend-Hop", "secret")
             self.send_header("Keep-Alive", "timeout=5")
-            self.send_header("Set-Cookie", "a=1; Path=/")
-            self.send_header("Set-Cookie", "b=2; Path=/")
+            prefix = "/".join(url.path.split("/")[:3]) + "/"  # /user/<id>/
+            for cookie in ("a=1; Path=/", f"b=2; Path={prefix}", "c=3; Path=/admin",
+                           f"d=4; Domain=example.org; Path={prefix}", "e=5",
+                           f"f=6; path={prefix}lab; HttpOnly"):  # fmt: skip
+                self.send_header("Set-Cookie", cookie)
             self.end_headers()
             self.wfile.write(body)
             return

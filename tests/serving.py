@@ -15,8 +15,9 @@ from .gitserver import free_port
 
 class ServeProcess:
     def __init__(self, config_file: Path, log_file: Path):
-        self.port = free_port()
+        self.port, self.admin_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_url = f"http://127.0.0.1:{self.admin_port}"  # the operator's own origin
         self.config_file, self.log_file = config_file, log_file
         self.process: subprocess.Popen | None = None
 
@@ -33,6 +34,8 @@ class ServeProcess:
                 "serve",
                 "--bind",
                 f"127.0.0.1:{self.port}",
+                "--admin-bind",
+                f"127.0.0.1:{self.admin_port}",
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

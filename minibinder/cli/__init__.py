@@ -211,10 +211,11 @@ def launches(ctx: click.Context, since_days: float | None) -> None:
 
 @main.command()
 @click.option("--bind", default=None, help="host:port to listen on (default: the bind setting).")
+@click.option("--admin-bind", default=None, help="host:port of the operator's pages.")
 @click.pass_context
-def serve(ctx: click.Context, bind: str | None) -> None:
-    """Run the minibinder web service."""
+def serve(ctx: click.Context, bind: str | None, admin_bind: str | None) -> None:
+    """Run the minibinder web service (and the operator's pages on their own port)."""
     from ..server import run_server
 
     config = _load(ctx)
-    run_server(config, bind or config.bind)
+    run_server(config, bind or config.bind, admin_bind or "")

@@ -75,3 +75,19 @@ def raw_request_path(environ: dict) -> str:
         return raw
     query = environ.get("QUERY_STRING", "")
     return quote(environ.get("PATH_INFO", "")) + (f"?{query}" if query else "")
+
+
+def session_cookie(set_cookie: str, prefix: str) -> bool:
+    """Whether a session may set this cookie: only for its own path (`/user/<id>/`), never
+    for another path of the host (minibinder's pages, other sessions) nor with a Domain."""
+    path = None
+    for attribute in set_cookie.split(";")[1:]:
+        name, _, value = attribute.strip().partition("=")
+        name = name.strip().lower()
+        if name == "domain":
+            return False
+        if name == "path":
+            path = value.strip()
+    if path is None:  # the browser takes the request's folder: inside the session
+        return True
+    return path == prefix.rstrip("/") or path.startswith(prefix)

@@ -16,7 +16,7 @@ from html import escape
 from typing import NamedTuple
 
 from ..wsgi import StartResponse, reply
-from .headers import forward_headers, raw_request_path, response_headers
+from .headers import forward_headers, raw_request_path, response_headers, session_cookie
 from .inject import inject_script, injectable, is_page
 from .routes import BadRoute, RouteTable, split_route
 
@@ -161,7 +161,9 @@ class ProxyMiddleware:
             )
         if upstream.status < 300:
             self.routes.touch(session_id)
-        headers = response_headers(upstream)
+        prefix = f"/user/{session_id}/"
+        headers = [(name, value) for name, value in response_headers(upstream)
+                   if name.lower() != "set-cookie" or session_cookie(value, prefix)]  # fmt: skip
         if (
             self.page_script
             and upstream.status == 200
@@ -171,7 +173,7 @@ class ProxyMiddleware:
         ):
             body = inject_script(
                 b"".join(self._stream(upstream, connection, target)),
-                self.page_script(f"/user/{session_id}/"),
+                self.page_script(prefix),
             )
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
             start_response(

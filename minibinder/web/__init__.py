@@ -18,6 +18,7 @@ from ..proxy.relay import ProxyMiddleware
 from ..services import Services, create_services
 from ..sessions.helpers import HELPER_PATH, SessionHelpers, notice_script
 from .hosts import HostCheck
+from .origins import ListenerRouting
 
 
 def package_folder(name: str) -> str:
@@ -55,6 +56,7 @@ def create_app(
     helpers = SessionHelpers(services.sessions, strip_own_cookies)
     proxied = ProxyMiddleware(app.wsgi_app, services.routes, helper=helpers,
                               helper_path=HELPER_PATH, page_script=notice_script)  # fmt: skip
-    # Every request, pages and sessions alike, passes the Host check first.
-    app.wsgi_app = HostCheck(proxied, config)  # type: ignore[method-assign]
+    # Every request, pages and sessions alike, passes the Host check first, then goes only
+    # where its listener allows: the operator's pages on their own, never beside sessions.
+    app.wsgi_app = HostCheck(ListenerRouting(proxied, config), config)  # type: ignore[method-assign]
     return app

@@ -36,19 +36,21 @@ def _is_ip(name: str) -> bool:
     return True
 
 
-def host_allowed(host: str, config: Config) -> bool:
+def host_allowed(host: str, config: Config, listener: str = "") -> bool:
+    """Whether to answer `host`; `listener` is the address the request came in on when it is
+    not `bind` (the operator's own listener: public_url does not name it)."""
     name, port = _split(host)
     if not name:
         return False
     allowed = {_split(h) for h in config.allowed_hosts}
-    if config.public_url:
+    if config.public_url and not listener:
         public = urlsplit(config.public_url)
         default = "443" if public.scheme == "https" else "80"
         allowed.add((public.hostname or "", str(public.port or default)))
         return (name, port or default) in allowed or (name, "") in allowed
     if (name, port) in allowed or (name, "") in allowed:
         return True
-    bind_name, bind_port = _split(config.bind)
+    bind_name, bind_port = _split(listener or config.bind)
     if port != bind_port:
         return False
     if bind_name in ("0.0.0.0", "[::]", ""):
@@ -56,6 +58,22 @@ def host_allowed(host: str, config: Config) -> bool:
     if bind_name in ("127.0.0.1", "localhost", "[::1]"):
         return name in LOOPBACK_NAMES
     return name == bind_name
+
+
+def listener_port(environ: dict) -> int | None:
+    """The local port the connection came in on (from the socket, never from a header)."""
+    sock = environ.get("gunicorn.socket")
+    if sock is None:
+        return None
+    try:
+        return int(sock.getsockname()[1])
+    except (OSError, IndexError, TypeError, ValueError):
+        return None
+
+
+def port_of(address: str) -> int | None:
+    port = address.rpartition(":")[2]
+    return int(port) if port.isdigit() else None
 
 
 class HostCheck:
@@ -66,7 +84,12 @@ class HostCheck:
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         host = environ.get("HTTP_HOST", "")
-        if host_allowed(host, self.config):
+        admin = (
+            listener_port(environ)
+            == port_of(self.config.admin_address)
+            != port_of(self.config.bind)
+        )
+        if host_allowed(host, self.config, self.config.admin_address if admin else ""):
             return self.app(environ, start_response)
         message = (
             f"This server does not answer to the host name {host[:100]!r}. Use the address "

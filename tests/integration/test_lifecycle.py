@@ -49,7 +49,7 @@ def get_status(url, headers=None):
 
 def admin_request(serve, path):
     return urllib.request.Request(
-        f"{serve.url}{path}", headers={"Authorization": "Bearer operator-secret"}
+        f"{serve.admin_url}{path}", headers={"Authorization": "Bearer operator-secret"}
     )
 
 
@@ -223,7 +223,8 @@ def test_the_warning_reaches_a_real_browser_and_offers_the_download(serve_with, 
 def test_operator_pages(serve_with, repo):
     serve = serve_with()
     ready = launch(serve, repo)
-    assert get_status(f"{serve.url}/admin/") == 401
+    assert get_status(f"{serve.admin_url}/admin/") == 401
+    assert get_status(f"{serve.url}/admin/") == 404  # never beside session content
     with urllib.request.urlopen(admin_request(serve, "/admin/")) as response:
         page = response.read().decode()
     session_path = ready["url"].split(serve.url, 1)[1]

@@ -151,7 +151,11 @@ def test_hop_by_hop_headers_and_forwarding(proxy):
     assert json.loads(data)["path"] == f"/user/{SESSION_A}/headers?x=1"
     assert response.getheader("X-Backend-Hop") is None
     assert response.getheader("Keep-Alive") is None
-    assert response.headers.get_all("Set-Cookie") == ["a=1; Path=/", "b=2; Path=/"]
+    # A session sets cookies for its own path only: not for "/", minibinder's pages, another
+    # session, nor with a Domain.
+    own = f"/user/{SESSION_A}/"
+    assert response.headers.get_all("Set-Cookie") == [
+        f"b=2; Path={own}", "e=5", f"f=6; path={own}lab; HttpOnly"]  # fmt: skip
 
 
 def test_websocket_echo_with_subprotocol_and_binary_frames(proxy):

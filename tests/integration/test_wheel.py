@@ -77,13 +77,22 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
 
 def test_the_installed_package_serves_every_page(installed):
     _, venv, folder = installed
-    port = free_port()
+    port, admin_port = free_port(), free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("MINIBINDER_")}
     env.update(MINIBINDER_DATA_DIR=str(folder / "data"), MINIBINDER_ADMIN_TOKEN="wheel-test")
     log = open(folder / "serve.log", "wb")  # noqa: SIM115 - closed below
     # Started from outside the checkout, with `python -m minibinder`: nothing can come from ROOT.
     process = subprocess.Popen(
-        [str(venv / "bin" / "python"), "-m", "minibinder", "serve", "--bind", f"127.0.0.1:{port}"],
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "minibinder",
+            "serve",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--admin-bind",
+            f"127.0.0.1:{admin_port}",
+        ],
         cwd=folder,
         env=env,
         stdout=log,
@@ -105,7 +114,8 @@ def test_the_installed_package_serves_every_page(installed):
         assert status == 200 and b"<svg" in body
         status, body = get(f"{base}/v2/gh/owner/repo/HEAD")
         assert status == 200 and b"data-build-url" in body
-        status, body = get(f"{base}/admin/", {"Authorization": "Bearer wheel-test"})
+        status, body = get(f"http://127.0.0.1:{admin_port}/admin/",
+                           {"Authorization": "Bearer wheel-test"})  # fmt: skip
         assert status == 200 and b"Sessions" in body
     finally:
         process.terminate()

@@ -38,7 +38,8 @@ def test_tokens_never_reach_the_access_log(serve_with, git_server):
     raw_get(serve.port, f"/user/{ready['url'].split('/user/')[1]}lab?token={ready['token']}", {
         "Host": f"127.0.0.1:{serve.port}",
         "Referer": f"{ready['url']}tree?token={ready['token']}"})  # fmt: skip
-    raw_get(serve.port, "/admin/?token=operator-secret", {"Host": f"127.0.0.1:{serve.port}"})
+    raw_get(serve.admin_port, "/admin/?token=operator-secret",
+            {"Host": f"127.0.0.1:{serve.admin_port}"})  # fmt: skip
     time.sleep(0.5)
     log = serve.log_file.read_text()
     assert "token=[secret]" in log
@@ -47,9 +48,23 @@ def test_tokens_never_reach_the_access_log(serve_with, git_server):
 
 def test_operator_pages_answer_bad_input_with_4xx(serve_with):
     serve = serve_with()
-    host = {"Host": f"127.0.0.1:{serve.port}"}
-    assert raw_get(serve.port, "/admin/?token=%C3%A9t%C3%A9", host)[0] == 401
+    host = {"Host": f"127.0.0.1:{serve.admin_port}"}
+    assert raw_get(serve.admin_port, "/admin/?token=%C3%A9t%C3%A9", host)[0] == 401
     headers = {**host, "Authorization": "Bearer operator-secret"}
-    assert raw_get(serve.port, "/admin/launches.jsonl?since=abc", headers)[0] == 400
-    assert raw_get(serve.port, "/admin/launches.jsonl?since=0", headers)[0] == 200
+    assert raw_get(serve.admin_port, "/admin/launches.jsonl?since=abc", headers)[0] == 400
+    assert raw_get(serve.admin_port, "/admin/launches.jsonl?since=0", headers)[0] == 200
     assert events(f"{serve.url}/build/gh/sec/nothing/HEAD")[-1]["phase"] == "failed"
+
+
+def test_the_operators_pages_have_their_own_origin(serve_with):
+    serve = serve_with()
+    main = {"Host": f"127.0.0.1:{serve.port}"}
+    admin = {"Host": f"127.0.0.1:{serve.admin_port}", "Authorization": "Bearer operator-secret"}
+    status, body = raw_get(serve.port, "/admin/", {**main, "Authorization": admin["Authorization"]})
+    assert status == 404 and b"their own address" in body
+    assert raw_get(serve.admin_port, "/admin/", admin)[0] == 200
+    # Nothing but the operator's pages on their listener: no sessions, no launch pages.
+    for path in ("/user/0123456789abcdef/lab", "/v2/gh/o/r/HEAD", "/build/gh/o/r/HEAD"):
+        assert raw_get(serve.admin_port, path, admin)[0] == 404
+    # A Host naming the main port is refused on the operator's listener, and the other way.
+    assert raw_get(serve.admin_port, "/admin/", {**admin, "Host": main["Host"]})[0] == 400

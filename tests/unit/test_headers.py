@@ -6,6 +6,7 @@ from minibinder.proxy.headers import (
     forward_headers,
     raw_request_path,
     response_headers,
+    session_cookie,
     strip_own_cookies,
 )
 
@@ -126,3 +127,24 @@ def test_raw_request_path_prefers_the_raw_uri():
     assert (
         raw_request_path({"PATH_INFO": "/user/x/a b", "QUERY_STRING": "q=1"}) == "/user/x/a%20b?q=1"
     )
+
+
+PREFIX = "/user/0123456789abcdef/"
+
+
+@pytest.mark.parametrize(
+    "cookie, kept",
+    [
+        ("_xsrf=abc; Path=/user/0123456789abcdef/", True),
+        ("username-h=x; path=/user/0123456789abcdef/; HttpOnly", True),
+        ("a=1; Path=/user/0123456789abcdef", True),
+        ("a=1; Path=/user/0123456789abcdef/lab/", True),
+        ("a=1", True),
+        ("a=1; Path=/", False), ("a=1; Path=/admin", False), ("a=1; PATH=/admin", False),
+        ("a=1; Path=/user/fedcba9876543210/", False), ("a=1; Path=/user/0123456789abcdefX", False),
+        ("a=1; Path=/user/0123456789abcdef/; Domain=binder.example.org", False),
+        ("a=1; domain=.example.org", False),
+    ],
+)  # fmt: skip
+def test_sessions_set_cookies_for_their_own_path_only(cookie, kept):
+    assert session_cookie(cookie, PREFIX) is kept
