@@ -11,6 +11,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# What the attacker's page of the security review did: read /admin, export the launch log,
+# stop another session. Each outcome is written into the page for the test to read.
+HOSTILE_PAGE = """<!doctype html><html><body><pre id="out"></pre><script>
+const admin = ADMIN_URL;
+const out = {};
+async function attempt(name, url, options) {
+  try {
+    const response = await fetch(url, Object.assign({credentials: "include"}, options || {}));
+    out[name] = response.status + " " + (await response.text()).slice(0, 200);
+  } catch (error) { out[name] = "blocked: " + error.name; }
+}
+(async () => {
+  await attempt("same-origin admin", "/admin/");
+  await attempt("same-origin export", "/admin/launches.jsonl");
+  await attempt("admin origin", admin + "/admin/");
+  await attempt("admin export", admin + "/admin/launches.jsonl");
+  const victim = location.pathname.split("/")[2];
+  await attempt("admin stop", admin + "/admin/sessions/" + victim + "/stop", {method: "POST",
+    headers: {"Content-Type": "application/x-www-form-urlencoded"}, body: "csrf=guess"});
+  document.getElementById("out").textContent = JSON.stringify(out);
+})();
+</script></body></html>"""
 SUBPROTOCOLS = ("v1.kernel.websocket.jupyter.org", "chat")
 
 
@@ -59,6 +81,15 @@ class Handler(BaseHTTPRequestHandler):
                            f"d=4; Domain=example.org; Path={prefix}", "e=5",
                            f"f=6; path={prefix}lab; HttpOnly"):  # fmt: skip
                 self.send_header("Set-Cookie", cookie)
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if url.path.endswith("/hostile.html"):  # session content trying to reach the operator
+            admin = query.get("admin", [""])[0]
+            body = HOSTILE_PAGE.replace("ADMIN_URL", json.dumps(admin)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
             return

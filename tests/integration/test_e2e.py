@@ -13,6 +13,7 @@ from pathlib import Path
 import docker as docker_sdk
 import pytest
 
+from ..browser import chromium
 from ..serving import ServeProcess, remove_test_sessions, write_config
 from ..sse import events
 
@@ -139,49 +140,30 @@ def test_a_session_token_opens_only_its_own_session(server):
 
 
 def test_browser_launch_lands_in_jupyterlab_and_runs_a_cell(server, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is required (scripts/ensure-test-tools.sh installs it)"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=chromium,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
+    with chromium(tmp_path / "profile") as browser:
+        page = browser.new_page()
+        page.goto(f"{server.url}/v2/gh/e2e/demo/HEAD?labpath=analysis.ipynb")
+        expect(page.locator(".progress")).to_be_visible()
+        expect(page.get_by_text("Why can a first launch be slow?")).to_be_visible()
+        page.wait_for_url("**/user/*/doc/tree/analysis.ipynb*", timeout=120_000)
+        cell = page.locator(".jp-Cell").first
+        expect(cell).to_be_visible(timeout=60_000)
+        # The status bar names the kernel once its session is connected.
+        expect(page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle"))).to_be_visible(
+            timeout=90_000
         )
-        try:
-            page = browser.new_page()
-            page.goto(f"{server.url}/v2/gh/e2e/demo/HEAD?labpath=analysis.ipynb")
-            expect(page.locator(".progress")).to_be_visible()
-            expect(page.get_by_text("Why can a first launch be slow?")).to_be_visible()
-            page.wait_for_url("**/user/*/doc/tree/analysis.ipynb*", timeout=120_000)
-            cell = page.locator(".jp-Cell").first
-            expect(cell).to_be_visible(timeout=60_000)
-            # The status bar names the kernel once its session is connected.
-            expect(page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle"))).to_be_visible(
-                timeout=90_000
-            )
-            output = cell.locator(".jp-OutputArea-output")
-            for attempt in range(3):  # a keypress can land while JupyterLab still lays out
-                cell.locator(".jp-InputArea-editor").click()
-                page.keyboard.press("Shift+Enter")
-                try:
-                    expect(output).to_have_text("42", timeout=20_000)
-                    break
-                except AssertionError:
-                    if attempt == 2:
-                        raise
-        finally:
-            browser.close()
+        output = cell.locator(".jp-OutputArea-output")
+        for attempt in range(3):  # a keypress can land while JupyterLab still lays out
+            cell.locator(".jp-InputArea-editor").click()
+            page.keyboard.press("Shift+Enter")
+            try:
+                expect(output).to_have_text("42", timeout=20_000)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
 
 
 def test_home_page_makes_links_and_badges(server):

@@ -1,0 +1,31 @@
+"""Debian's Chromium driven by Playwright (never a browser of Playwright's own)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+# Without the background-networking flags, Chromium keeps trying to reach Google's hosts.
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update",
+        "--disable-sync"]  # fmt: skip
+
+
+@contextmanager
+def chromium(profile: Path) -> Iterator[Any]:
+    """A headless browser context with its own profile, closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is required (scripts/ensure-test-tools.sh installs it)"
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=executable, headless=True, args=ARGS
+        )
+        try:
+            yield context
+        finally:
+            context.close()
