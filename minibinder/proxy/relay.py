@@ -172,8 +172,7 @@ class ProxyMiddleware:
             and injectable(upstream)
         ):
             body = inject_script(
-                b"".join(self._stream(upstream, connection, target)),
-                self.page_script(prefix),
+                b"".join(self._stream(upstream, connection, target)), self.page_script(prefix)
             )
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
             start_response(
