@@ -230,6 +230,19 @@ class Docker:
             raise LaunchError(f"cannot read {path} of the session: {_short(error)}") from None
         yield from chunks
 
+    def run_in(self, container_id: str, command: list[str], user: str) -> Iterator[bytes]:
+        """Run `command` in a running container; stream its standard output."""
+        api = self._client.api
+        try:
+            created = api.exec_create(container_id, command, user=user, stdout=True,
+                                      stderr=False)  # fmt: skip
+            output = api.exec_start(created["Id"], stream=True, demux=True)
+        except docker.errors.APIError as error:
+            raise LaunchError(f"cannot run {command[0]} in the session: {_short(error)}") from None
+        for stdout, _ in output:
+            if stdout:
+                yield stdout
+
     def images(self, label: str) -> list[dict[str, Any]]:
         with _daemon():
             return self._client.api.images(filters={"label": label})

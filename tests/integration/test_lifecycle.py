@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import time
 import urllib.error
@@ -13,6 +12,7 @@ import urllib.request
 import docker as docker_sdk
 import pytest
 
+from ..browser import chromium
 from ..jupyter import api, execute, start_kernel
 from ..sse import events
 from .conftest import launch, wait_for
@@ -185,39 +185,23 @@ def test_kill_9_then_restart_readopts_every_session(serve_with, repo, tmp_path):
 
 
 def test_the_warning_reaches_a_real_browser_and_offers_the_download(serve_with, repo, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     serve = serve_with(max_age=90, cull_warning=85, cull_interval=2)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=shutil.which("chromium"),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        try:
-            page = browser.new_page()
-            page.goto(f"{serve.url}/v2/{repo}")
-            page.wait_for_url("**/user/*/lab*", timeout=120_000)
-            notice = page.locator("#minibinder-notice")
-            expect(notice).to_contain_text("maximum session length", timeout=60_000)
-            link = notice.get_by_role("link", name="Download your work (zip)")
-            response = page.request.get(serve.url + link.get_attribute("href"))
-            assert response.status == 200
-            assert response.headers["content-type"] == "application/zip"
-            assert response.body()[:2] == b"PK"
-            # Without the session's credentials the same address gives nothing.
-            anonymous = get_status(serve.url + link.get_attribute("href"))
-            assert anonymous == 403
-        finally:
-            browser.close()
+    with chromium(tmp_path / "profile") as browser:
+        page = browser.new_page()
+        page.goto(f"{serve.url}/v2/{repo}")
+        page.wait_for_url("**/user/*/lab*", timeout=120_000)
+        notice = page.locator("#minibinder-notice")
+        expect(notice).to_contain_text("maximum session length", timeout=60_000)
+        link = notice.get_by_role("link", name="Download your work (zip)")
+        response = page.request.get(serve.url + link.get_attribute("href"))
+        assert response.status == 200
+        assert response.headers["content-type"] == "application/zip"
+        assert response.body()[:2] == b"PK"
+        # Without the session's credentials the same address gives nothing.
+        anonymous = get_status(serve.url + link.get_attribute("href"))
+        assert anonymous == 403
 
 
 def test_operator_pages(serve_with, repo):
