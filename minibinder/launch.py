@@ -84,7 +84,7 @@ def _launch(
         return
     if not options.build_only:  # refuse before building when the session could not start
         services.sessions.check_admission(provider_spec, source.repo_url)
-    built = yield from _build(target, services, outcome)
+    built = yield from _build(target, services, outcome, options.cancelled)
     if not built:
         return
     if options.build_only:
@@ -111,14 +111,15 @@ def _launch(
 
 
 def _build(
-    target: BuildTarget, services: Services, outcome: LaunchOutcome
+    target: BuildTarget, services: Services, outcome: LaunchOutcome, cancelled: threading.Event
 ) -> Generator[Event, None, bool]:
     """Relay the build's events; return whether it ended with an image."""
     started = time.monotonic()
     last = Event("failed", "the build ended without a result")
     metrics.BUILDS_IN_PROGRESS.inc()
     try:
-        for event in build_image(target, services.config, services.docker):
+        for event in build_image(target, services.config, services.docker,
+                                 cancelled=cancelled):  # fmt: skip
             last = event
             yield event
     finally:

@@ -6,7 +6,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from ..events import Event
 _STEP_RE = re.compile(r"^Step (\d+/\d+) : (.*)$")
 _RUNNING_RE = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})\s*$")
 LOG_TAIL_LINES = 20
+WATCH_SECONDS = 0.5
 
 
 @dataclass
@@ -55,35 +56,46 @@ class BuildProgress:
         return f"Build failed{where}: {reason}\n--- last lines of the build log ---\n{tail}"
 
 
-def run_build(docker: Docker, request: BuildRequest, timeout: float) -> Iterator[Event]:
+def run_build(
+    docker: Docker, request: BuildRequest, timeout: float,
+    abandoned: Callable[[], bool] = lambda: False,
+) -> Iterator[Event]:  # fmt: skip
     """Build `tag`, yielding one `building` event per log chunk; raise BuildError on failure.
 
     The classic builder tags the image only when every step succeeded, so a failed or stopped
-    build leaves no image under `tag`. Past the deadline the running step's container is killed.
+    build leaves no image under `tag`. Past the deadline, or once `abandoned()` says nobody waits
+    for the image any more, the running step's container is killed.
     """
     progress = BuildProgress()
-    timed_out = threading.Event()
+    stopped: list[str] = []  # why, once the watchdog stopped the build
+    done = threading.Event()
+    deadline = time.monotonic() + timeout
 
-    def stop_at_deadline() -> None:
-        timed_out.set()
-        if progress.container:
-            docker.kill_container(progress.container)
+    def watch() -> None:
+        while not done.wait(WATCH_SECONDS):
+            if time.monotonic() > deadline:
+                stopped.append(f"stopped after {timeout:g} s (build_timeout)")
+            elif abandoned():
+                stopped.append("stopped: nobody is waiting for this build any more")
+            else:
+                continue
+            if progress.container:
+                docker.kill_container(progress.container)
+            return
 
-    watchdog = threading.Timer(timeout, stop_at_deadline)
-    watchdog.daemon = True
-    watchdog.start()
+    threading.Thread(target=watch, name="build watchdog", daemon=True).start()
     started = time.monotonic()
     try:
         for chunk in docker.build(request):
             text = progress.feed(chunk)
             if text:
                 yield Event("building", text)
-            if timed_out.is_set() and not progress.container:
+            if stopped and not progress.container:
                 break  # between steps: nothing to kill, stop reading instead
     finally:
-        watchdog.cancel()
-    if timed_out.is_set():
-        raise BuildError(progress.failure_message(f"stopped after {timeout:g} s (build_timeout)"))
+        done.set()
+    if stopped:
+        raise BuildError(progress.failure_message(stopped[0]))
     if progress.error:
         raise BuildError(progress.failure_message(_explain(progress.error)))
     if docker.image_labels(request.tag) is None:

@@ -6,15 +6,16 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
 from ..config import Config
 from ..docker_client import BuildRequest, Docker
-from ..errors import MinibinderError
+from ..errors import BuildError, MinibinderError
 from ..events import Event
 from ..identity import instance_id
 from ..repos.fetch import FetchLimits, fetch_commit
@@ -24,7 +25,7 @@ from .buildpacks import plan_build, read_repo_config, render_dockerfile
 from .context import make_context, make_repository_context
 from .disk import check_build_space
 from .environments.prepare import prepare_environment
-from .sharing import release_slot, run_shared, take_slot, work_folder
+from .sharing import followed, release_slot, run_shared, take_slot, work_folder
 
 LABEL = "minibinder"
 
@@ -126,17 +127,31 @@ def generated_dockerfile(repo_dir: Path, config: Config) -> str:
 
 
 def build_image(
-    target: BuildTarget, config: Config, docker: Docker, no_cache: bool = False
-) -> Iterator[Event]:
-    """Yield progress events ending in `built` (with `imageName`) or `failed` (with a reason)."""
+    target: BuildTarget, config: Config, docker: Docker, no_cache: bool = False,
+    cancelled: threading.Event | None = None,
+) -> Iterator[Event]:  # fmt: skip
+    """Yield progress events ending in `built` (with `imageName`) or `failed` (with a reason).
+
+    `cancelled` is set when the requester went away: a build nobody else follows is then
+    given up while it waits for a slot, and stopped while it runs.
+    """
     if not no_cache and is_cached(docker, target, config):
         yield _built(target, cached=True)
         return
     folder = config.data_path / "builds"
-    yield from run_shared(target.key, folder, lambda: _leader(target, config, docker, no_cache))
+
+    def abandoned() -> bool:
+        return cancelled is not None and cancelled.is_set() and not followed(target.key, folder)
+
+    yield from run_shared(
+        target.key, folder, lambda: _leader(target, config, docker, no_cache, abandoned)
+    )
 
 
-def _leader(target: BuildTarget, config: Config, docker: Docker, no_cache: bool) -> Iterator[Event]:
+def _leader(
+    target: BuildTarget, config: Config, docker: Docker, no_cache: bool,
+    abandoned: Callable[[], bool],
+) -> Iterator[Event]:  # fmt: skip
     try:
         if not no_cache and is_cached(docker, target, config):  # built while we waited
             yield _built(target, cached=True)
@@ -150,11 +165,14 @@ def _leader(target: BuildTarget, config: Config, docker: Docker, no_cache: bool)
                 " builds are running)\n",
             )
             while slot is None:
+                if abandoned():
+                    raise BuildError("cancelled while waiting for a build slot: nobody is "
+                                     "waiting for this build any more")  # fmt: skip
                 time.sleep(1)
                 slot = take_slot(config.data_path / "build-slots", config.max_concurrent_builds)
         try:
             with work_folder(config.data_path / "work") as workdir:
-                yield from _fetch_and_build(target, config, docker, no_cache, workdir)
+                yield from _fetch_and_build(target, config, docker, no_cache, workdir, abandoned)
         finally:
             release_slot(slot)
     except MinibinderError as error:
@@ -162,8 +180,9 @@ def _leader(target: BuildTarget, config: Config, docker: Docker, no_cache: bool)
 
 
 def _fetch_and_build(
-    target: BuildTarget, config: Config, docker: Docker, no_cache: bool, workdir: Path
-) -> Iterator[Event]:
+    target: BuildTarget, config: Config, docker: Docker, no_cache: bool, workdir: Path,
+    abandoned: Callable[[], bool] = lambda: False,
+) -> Iterator[Event]:  # fmt: skip
     started = time.monotonic()
     if target.local_dir is not None:
         repo_dir = target.local_dir
@@ -185,12 +204,12 @@ def _fetch_and_build(
         with make_repository_context(repo_dir, workdir, max_bytes, include_git) as context:
             request = BuildRequest(target.image, memory, labels, fileobj=context,
                                    dockerfile=plan.dockerfile, no_cache=no_cache)  # fmt: skip
-            yield from run_build(docker, request, config.build_timeout)
+            yield from run_build(docker, request, config.build_timeout, abandoned)
     else:
         dockerfile = render_dockerfile(plan, labels)
         with make_context(repo_dir, plan, dockerfile, workdir, max_bytes, include_git) as context:
             request = BuildRequest(target.image, memory, fileobj=context, no_cache=no_cache)
-            yield from run_build(docker, request, config.build_timeout)
+            yield from run_build(docker, request, config.build_timeout, abandoned)
     yield _built(target, cached=False, seconds=time.monotonic() - started)
 
 

@@ -42,13 +42,19 @@ def run_shared(key: str, folder: Path, work: Callable[[], Iterator[Event]]) -> I
 
     The leader writes every event as a JSON line to `<folder>/<key>.log` while holding
     `<folder>/<key>.lock`; a follower replays that log from the start, then tails it until the
-    lock is released. Locks held by a dead process are released by the kernel.
+    lock is released, holding a shared lock on `<folder>/<key>.watch` meanwhile (see
+    `followed`). Locks held by a dead process are released by the kernel.
     """
     folder.mkdir(parents=True, exist_ok=True)
     lock_path, log_path = folder / f"{key}.lock", folder / f"{key}.log"
     fd = _lock_file(lock_path)
     if fd is None:
-        yield from _follow(lock_path, log_path)
+        watch = os.open(folder / f"{key}.watch", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(watch, fcntl.LOCK_SH)
+            yield from _follow(lock_path, log_path)
+        finally:
+            os.close(watch)
         return
     try:
         with open(log_path, "w", encoding="utf-8") as log:
@@ -58,6 +64,18 @@ def run_shared(key: str, folder: Path, work: Callable[[], Iterator[Event]]) -> I
                 yield event
     finally:
         os.close(fd)
+
+
+def followed(key: str, folder: Path) -> bool:
+    """Whether another request follows the build of `key` (in any worker process)."""
+    fd = os.open(folder / f"{key}.watch", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def _follow(lock_path: Path, log_path: Path) -> Iterator[Event]:
