@@ -50,7 +50,8 @@ def main() -> None:
             overrides={
                 "data_dir": str(bench.folder / "data"),
                 "image_prefix": IMAGE_PREFIX,
-                "allowed_clone_schemes": ["https", "git"], "internal_hosts": ["127.0.0.1"],
+                "allowed_clone_schemes": ["https", "git"],
+                "internal_hosts": ["127.0.0.1"],
                 "github_url": bench.git.base_url,
                 "extra_ca_file": os.environ.get("MINIBINDER_EXTRA_CA_FILE", ""),
             }
