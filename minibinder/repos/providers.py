@@ -44,7 +44,12 @@ class RepoSource:
         return self.ref_url_template.format(sha=sha)
 
 
+MAX_NAME = 100  # GitHub's owners have at most 39 characters, repositories 100
+
+
 def _check_name(value: str, what: str, spec: str) -> str:
+    if len(value) > MAX_NAME:
+        raise SpecError(f"{what} in {spec[:60]!r}... is longer than {MAX_NAME} characters")
     if not _NAME_RE.match(value) or value in {".", ".."}:
         raise SpecError(
             f"{what} {value!r} in {spec!r} may contain only letters, digits, '-', '_' and '.'"

@@ -1,0 +1,105 @@
+"""The hostile-input corpus (tests/security/corpus.py): every input refused, none answered with
+a 5xx, no git process started for any of them."""
+
+from __future__ import annotations
+
+import http.client
+import subprocess
+import urllib.error
+
+import pytest
+
+from minibinder.config import load_config
+from minibinder.errors import SpecError
+from minibinder.repos.providers import parse_spec
+from minibinder.web.links import session_path
+
+from ..sse import events
+from . import corpus
+
+CONFIG = load_config(overrides={"allowed_clone_schemes": ["https", "git"]})
+
+
+def test_the_corpus_is_large():
+    total = (len(corpus.hostile_specs()) + len(corpus.hostile_landings())
+             + len(corpus.hostile_paths()) + len(corpus.hostile_headers()))  # fmt: skip
+    assert total >= 500, total
+
+
+@pytest.fixture
+def no_git(monkeypatch):
+    started = []
+
+    def refuse(self, *args, **kwargs):
+        started.append(args)
+        raise AssertionError("a process was started for refused input")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+    return started
+
+
+@pytest.mark.parametrize("spec", corpus.hostile_specs())
+def test_hostile_specs_are_refused_before_git(spec, no_git):
+    with pytest.raises(SpecError):
+        parse_spec(spec, CONFIG)
+    assert no_git == []
+
+
+@pytest.mark.parametrize("landing", corpus.hostile_landings(), ids=str)
+def test_hostile_landings_are_refused(landing):
+    with pytest.raises(SpecError):
+        session_path(**landing)
+
+
+def get(port: int, path: str, headers: dict[str, str]) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.putrequest("GET", path, skip_host="Host" in headers)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, git_server, build_config):
+    from ..serving import ServeProcess, write_config
+
+    folder = tmp_path_factory.mktemp("corpus")
+    config = write_config(folder / "minibinder.toml", folder / "data", admin_token="s3cret",
+                          allowed_clone_schemes=["https", "git"],
+                          github_url=git_server.base_url)  # fmt: skip
+    serve = ServeProcess(config, folder / "serve.log").start()
+    yield serve
+    serve.stop()
+
+
+def test_hostile_paths_and_headers_get_no_5xx(service):
+    host = {"Host": f"127.0.0.1:{service.port}"}
+    failures = []
+    for path in corpus.hostile_paths():
+        if path.startswith("/build/"):
+            continue  # an event stream: checked below
+        status = get(service.port, path, host)
+        if status >= 500:
+            failures.append((path, status))
+    for headers in corpus.hostile_headers():
+        status = get(service.port, "/", {**host, **headers})
+        if status >= 500:
+            failures.append((headers, status))
+    assert failures == []
+
+
+@pytest.mark.parametrize("spec", corpus.hostile_specs()[::7])
+def test_hostile_specs_through_the_event_stream_fail_cleanly(service, spec):
+    try:
+        received = events(f"{service.url}/build/{spec}")
+    except urllib.error.HTTPError as error:  # refused before the stream opened
+        assert 400 <= error.code < 500
+        return
+    assert received[-1]["phase"] == "failed"
+    assert all(event["phase"] != "ready" for event in received)
