@@ -234,6 +234,12 @@ class Config:
         "1G", "Memory reserved for each session.", kind="size"
     )
     session_cpu_limit: float = setting(1.0, "CPUs a session may use at most.")
+    session_disk_limit: str = setting(
+        "5G",
+        "What a session may write to its own filesystem (its container's writable layer), "
+        "checked on every culler round: past it the session is stopped, the reason shown.",
+        kind="size",
+    )
     session_pids_limit: int = setting(512, "Processes and threads a session may run at most.")
     session_network: str = setting(
         "minibinder-sessions",

@@ -183,6 +183,14 @@ class Docker:
         except docker.errors.NotFound:
             return None
 
+    def written_bytes(self, container_id: str) -> int | None:
+        """Bytes a container has written to its own (writable) layer; None if unknown."""
+        try:
+            found = self._client.api.containers(all=True, size=True, filters={"id": container_id})
+        except (docker.errors.APIError, *_UNREACHABLE):
+            return None
+        return found[0].get("SizeRw") if found else None
+
     def container_logs(self, container_id: str, tail: int = 20) -> str:
         try:
             return self._client.api.logs(container_id, tail=tail).decode(errors="replace")

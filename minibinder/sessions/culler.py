@@ -13,10 +13,12 @@ class Limits:
     max_age: float
     cpu_budget: float
     warning: float
+    disk_bytes: float = float("inf")  # what a session may write to its own filesystem
 
     @classmethod
     def from_config(cls, config: Config) -> Limits:
-        return cls(config.idle_timeout, config.max_age, config.cpu_budget, config.cull_warning)
+        return cls(config.idle_timeout, config.max_age, config.cpu_budget, config.cull_warning,
+                   config.size("session_disk_limit"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Usage:
     extra_seconds: float = 0.0  # granted by an operator ("extend")
     # When the cgroup's CPU time was last seen growing; None when unknown.
     cpu_advanced_at: float | None = None
+    disk_bytes: int | None = None  # written to the container's own layer; None when unknown
 
 
 @dataclass(frozen=True)
@@ -50,11 +53,13 @@ def effective_activity(usage: Usage, now: float) -> float:
 
 
 def should_cull(usage: Usage, now: float, limits: Limits) -> str | None:
-    """The reason a session must stop now ("idle", "age", "cpu"), or None."""
+    """The reason a session must stop now ("idle", "age", "cpu", "disk"), or None."""
     if now - usage.created >= limits.max_age + usage.extra_seconds:
         return "age"
     if usage.cpu_seconds is not None and usage.cpu_seconds >= limits.cpu_budget:
         return "cpu"
+    if usage.disk_bytes is not None and usage.disk_bytes > limits.disk_bytes:
+        return "disk"
     if now - effective_activity(usage, now) >= limits.idle_timeout:
         return "idle"
     return None
@@ -74,5 +79,6 @@ REASONS = {
     "idle": "it was idle for too long",
     "age": "it reached the maximum session length",
     "cpu": "it used up its CPU budget",
+    "disk": "it wrote more than its disk limit",
     "operator": "an operator stopped it",
 }

@@ -25,6 +25,7 @@ from .culler import REASONS, Limits, cull_notice
 from .launcher import Sessions
 
 HELPER_PATH = "_minibinder/"
+DISK_WARNING = 0.8  # share of session_disk_limit at which the banner warns
 
 
 def notice_script(prefix: str) -> bytes:
@@ -95,6 +96,17 @@ class SessionHelpers:
                 + ("Any activity keeps it running. " if notice.reason == "idle" else "")
                 + "Download your work to keep it.",
                 "why": REASONS[notice.reason],
+            }
+        limit = Limits.from_config(self.sessions.config).disk_bytes
+        written = self.sessions.docker.written_bytes(record.container_id)
+        if body["warning"] is None and written is not None and written > DISK_WARNING * limit:
+            body["warning"] = {
+                "reason": "disk",
+                "seconds_left": None,
+                "message": f"This session has written {written / 2**20:.0f} MiB of the "
+                f"{limit / 2**20:.0f} MiB it may; past that it stops. Delete what you do not "
+                "need, and download your work to keep it.",
+                "why": REASONS["disk"],
             }
         return body
 

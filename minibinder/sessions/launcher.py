@@ -238,7 +238,9 @@ class Sessions:
             self.store.update_session(record.id, cpu_seconds=cpu, cpu_checked_at=now,
                                       cpu_advanced_at=advanced_at or 0.0)  # fmt: skip
             advanced_at = advanced_at or record.created
-        return Usage(record.created, last_activity, busy, cpu, record.extra_seconds, advanced_at)
+        disk = self.docker.written_bytes(record.container_id) if with_cpu else None
+        return Usage(record.created, last_activity, busy, cpu, record.extra_seconds, advanced_at,
+                     disk)  # fmt: skip
 
     def cull(self, now: float | None = None) -> list[tuple[str, str]]:
         """Stop every running session past a limit; return (session id, reason) pairs."""

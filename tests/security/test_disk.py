@@ -3,6 +3,8 @@ compresses or however git lays the files out."""
 
 from __future__ import annotations
 
+import urllib.request
+
 import pytest
 
 from minibinder.errors import FetchError
@@ -25,3 +27,21 @@ def test_many_empty_files_count(tmp_path, git_server):
     with pytest.raises(FetchError, match="more than 2000 files and folders .clone_max_files"):
         limits = FetchLimits(SCHEMES, 60, 2**30, max_files=2000, internal_hosts=LOOPBACK)
         list(fetch_commit(many.url, many.head, tmp_path / "c", limits))
+
+
+def test_a_session_past_its_disk_limit_is_warned_then_stopped(serve_with, git_server):
+    from ..integration.conftest import launch, wait_for
+    from ..jupyter import api, execute, start_kernel
+
+    git_server.create("hostile/fill", {"README.md": "x"})
+    serve = serve_with(session_disk_limit="60M", cull_interval=1)
+    ready = launch(serve, "gh/hostile/fill/HEAD")
+    kernel = start_kernel(ready)
+    execute(ready, kernel, "open('/tmp/fill', 'wb').write(b'x' * 50 * 2**20)")
+    status, body = api(ready, "_minibinder/status")
+    assert status == 200 and body["warning"]["reason"] == "disk"
+    assert "of the 60 MiB it may" in body["warning"]["message"]
+    execute(ready, kernel, "open('/tmp/fill2', 'wb').write(b'x' * 30 * 2**20)")
+    wait_for(lambda: api(ready, "api/status")[0] != 200, 60, message="the session to stop")
+    with urllib.request.urlopen(f"{serve.url}/metrics") as response:
+        assert 'reason="disk"' in response.read().decode()

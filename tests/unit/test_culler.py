@@ -5,7 +5,8 @@ import pytest
 from minibinder.sessions.culler import Limits, Notice, Usage, cull_notice, should_cull
 from minibinder.sessions.launcher import computing
 
-LIMITS = Limits(idle_timeout=600, max_age=21600, cpu_budget=3600, warning=120)
+LIMITS = Limits(idle_timeout=600, max_age=21600, cpu_budget=3600, warning=120,
+                disk_bytes=5 * 2**30)  # fmt: skip
 T0 = 1_000_000.0
 
 
@@ -29,6 +30,10 @@ T0 = 1_000_000.0
         (Usage(T0, T0, busy_kernels=1, cpu_advanced_at=T0 + 100), T0 + 5000, "idle"),
         (Usage(T0, T0, busy_kernels=1, cpu_advanced_at=T0 + 100), T0 + 699, None),
         (Usage(T0, T0 + 3000, busy_kernels=1, cpu_advanced_at=T0), T0 + 3500, None),
+        # What a session wrote to its own filesystem, against session_disk_limit.
+        (Usage(T0, T0 + 100, disk_bytes=6 * 2**30), T0 + 200, "disk"),
+        (Usage(T0, T0 + 100, disk_bytes=4 * 2**30), T0 + 200, None),
+        (Usage(T0, T0 + 100, disk_bytes=None), T0 + 200, None),
     ],
 )
 def test_should_cull(usage, now, expected):
