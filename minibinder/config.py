@@ -178,8 +178,9 @@ class Config:
 
     # -- The service -------------------------------------------------------------------------------
     bind: str = setting(
-        "127.0.0.1:8585", "Address and port `minibinder serve` listens on.", section="The service"
-    )
+        "127.0.0.1:8585", "Address and port `minibinder serve` listens on.", kind="address",
+        section="The service",
+    )  # fmt: skip
     workers: int = setting(
         2,
         "gunicorn worker processes of `minibinder serve` (state is shared through SQLite; "
@@ -198,6 +199,7 @@ class Config:
         "Address and port of the operator's pages (/admin): their own listener, so they never "
         "share an origin with session content. Empty: bind's host with the next port "
         "(127.0.0.1:8586 by default).",
+        kind="address",
     )
     allowed_hosts: list = setting(
         [],
@@ -453,11 +455,33 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
         choices = kind.split(":", 1)[1].split(",")
         if value not in choices:
             raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+    elif kind == "address" and value:
+        check_address(name, value)
     elif kind == "image_prefix" and not re.fullmatch(r"[a-z0-9][a-z0-9._/-]*", value):
         raise ConfigError(
             f"{name}: must be lowercase letters, digits, '.', '_', '-' or '/', got {value!r}"
         )
     return value
+
+
+def check_address(name: str, value: str) -> str:
+    """`host:port` (or `[v6]:port`), the port from 1 to 65535."""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name}: expected host:port, like 127.0.0.1:8585, got {value!r}")
+    return value
+
+
+def check_listeners(config: Config) -> Config:
+    """The operator's pages need a listener of their own: another port than `bind`'s."""
+    check_address("bind", config.bind)
+    check_address("admin_bind", config.admin_address)
+    if config.admin_address.rpartition(":")[2] == config.bind.rpartition(":")[2]:
+        raise ConfigError(
+            f"admin_bind: {config.admin_address} shares bind's port; the operator's pages need "
+            "their own port (a separate origin from session content)"
+        )
+    return config
 
 
 def load_config(
@@ -494,4 +518,4 @@ def load_config(
         if name not in by_name:
             raise ConfigError(f"{name}: unknown setting")
         values[name] = _coerce(by_name[name], value, False)
-    return Config(**values)
+    return check_listeners(Config(**values))

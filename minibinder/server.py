@@ -13,7 +13,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
-from .config import Config
+from .config import Config, check_listeners
 
 TOKEN = re.compile(r"((?:^|[?&;])(?:token|_xsrf|csrf)=)[^&;\s\"]*", re.IGNORECASE)
 
@@ -82,5 +82,7 @@ def run_server(config: Config, bind: str, admin_bind: str = "") -> None:
     metrics_dir.mkdir()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     # The address actually listened on decides, among others, which Host headers are answered.
-    config = dataclasses.replace(config, bind=bind, admin_bind=admin_bind or config.admin_bind)
+    config = check_listeners(
+        dataclasses.replace(config, bind=bind, admin_bind=admin_bind or config.admin_bind)
+    )
     _Gunicorn(config, bind).run()

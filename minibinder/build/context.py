@@ -113,3 +113,13 @@ def make_repository_context(
         add_tree(tar, repo_dir, "", max_bytes=max_bytes, leave_out=leave_out)
     handle.seek(0)
     return handle
+
+
+def make_prefix_context(prefix: Path, dockerfile: str, scratch: Path, max_bytes: int) -> IO[bytes]:
+    """A Dockerfile and an installed folder under `env/`, every file owned by jovyan."""
+    handle = tempfile.TemporaryFile(dir=scratch)  # noqa: SIM115 - the caller closes it
+    with tarfile.open(fileobj=handle, mode="w") as tar:
+        _add_bytes(tar, "Dockerfile", dockerfile.encode())
+        add_tree(tar, prefix, "env", max_bytes=max_bytes, owner=1000)
+    handle.seek(0)
+    return handle

@@ -67,15 +67,9 @@ def run_shared(key: str, folder: Path, work: Callable[[], Iterator[Event]]) -> I
 
 
 def followed(key: str, folder: Path) -> bool:
-    """Whether another request follows the build of `key` (in any worker process)."""
-    fd = os.open(folder / f"{key}.watch", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    """Whether another request follows the build of `key` (in any worker process): followers
+    hold a shared lock on its watch file."""
+    return _is_locked(folder / f"{key}.watch")
 
 
 def _follow(lock_path: Path, log_path: Path) -> Iterator[Event]:

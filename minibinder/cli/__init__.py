@@ -218,4 +218,7 @@ def serve(ctx: click.Context, bind: str | None, admin_bind: str | None) -> None:
     from ..server import run_server
 
     config = _load(ctx)
-    run_server(config, bind or config.bind, admin_bind or "")
+    try:
+        run_server(config, bind or config.bind, admin_bind or "")
+    except MinibinderError as error:
+        raise click.ClickException(str(error)) from None

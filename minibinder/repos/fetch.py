@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config
-from ..errors import FetchError, SpecError
-from .git import git_failure, kill, pin_resolution, start_git
+from ..errors import FetchError
+from .git import checked_connection, git_failure, kill, start_git
 from .refs import SHA_RE
-from .urlpolicy import check_clone_host
 
 
 @dataclass(frozen=True)
@@ -102,10 +101,7 @@ def fetch_commit(
     """
     if not SHA_RE.match(sha):
         raise FetchError(f"internal: {sha!r} is not a full commit SHA")
-    try:
-        pinned = pin_resolution(url, check_clone_host(url, limits.internal_hosts))
-    except SpecError as error:
-        raise FetchError(str(error)) from None
+    pinned = checked_connection(url, limits.internal_hosts)
     deadline = time.monotonic() + limits.timeout
     dest.mkdir(parents=True, exist_ok=True)
     yield f"Fetching {url} at {sha[:12]}"

@@ -9,7 +9,8 @@ import subprocess
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from ..errors import FetchError
+from ..errors import FetchError, SpecError
+from .urlpolicy import check_clone_host
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,15 @@ def explain(stderr: str) -> str:
 def git_failure(what: str, stderr: str) -> FetchError:
     log.info("%s failed; git said: %s", what, last_line(stderr))  # for the operator only
     return FetchError(f"{what} failed: {explain(stderr)}")
+
+
+def checked_connection(url: str, internal_hosts: Sequence[str]) -> list[str]:
+    """git options for a connection to `url`'s host: refused (FetchError) when the host is
+    internal and not listed in `internal_hosts`, pinned to the checked addresses otherwise."""
+    try:
+        return pin_resolution(url, check_clone_host(url, internal_hosts))
+    except SpecError as error:
+        raise FetchError(str(error)) from None
 
 
 def pin_resolution(url: str, addresses: Sequence[str]) -> list[str]:

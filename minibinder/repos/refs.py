@@ -8,8 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..errors import FetchError, ResolveError, SpecError
-from .git import pin_resolution, run_git
-from .urlpolicy import check_clone_host
+from .git import checked_connection, run_git
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
@@ -60,8 +59,8 @@ def resolve_ref(
     if SHA_RE.match(ref):
         return ref
     try:
-        pinned = pin_resolution(repo_url, check_clone_host(repo_url, internal_hosts))
-    except SpecError as error:
+        pinned = checked_connection(repo_url, internal_hosts)
+    except FetchError as error:
         raise ResolveError(str(error)) from None
     patterns = (
         [ref]

@@ -58,7 +58,7 @@ def check_clone_url(url: str, allowed_schemes: list[str] | tuple[str, ...]) -> s
     except ValueError:
         raise SpecError(f"repository URL {url!r} has an invalid port") from None
     host = (parts.hostname or "").lower()
-    if not host or not (_HOST_RE.match(host) or _is_ip_address(host)):
+    if not host or not (_HOST_RE.match(host) or is_ip_address(host)):
         raise SpecError(f"repository URL {url!r} has no valid host name")
     if port == 0:
         raise SpecError(f"repository URL {url!r} has an invalid port")
@@ -73,7 +73,7 @@ def check_clone_url(url: str, allowed_schemes: list[str] | tuple[str, ...]) -> s
     return url
 
 
-def _is_ip_address(host: str) -> bool:
+def is_ip_address(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -103,6 +103,17 @@ def internal(address: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
     return not ip.is_global or ip.is_multicast
+
+
+LOCAL_NAMES = ("localhost", "localhost.localdomain")
+
+
+def local_name_or_address(host: str) -> bool:
+    """An internal host seen without asking DNS: loopback names, internal IP literals."""
+    host = host.strip("[]")
+    if host in LOCAL_NAMES or host.endswith(".localhost"):
+        return True
+    return is_ip_address(host) and internal(host)
 
 
 def check_clone_host(url: str, internal_hosts: Sequence[str],

@@ -12,6 +12,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
+from functools import cache
 from html import escape
 from importlib import resources
 from urllib.parse import parse_qs
@@ -26,6 +27,11 @@ from .launcher import Sessions
 
 HELPER_PATH = "_minibinder/"
 DISK_WARNING = 0.8  # share of session_disk_limit at which the banner warns
+
+
+@cache
+def _zip_script() -> str:
+    return resources.files(__package__).joinpath("zip_home.py").read_text()
 
 
 def notice_script(prefix: str) -> bytes:
@@ -80,7 +86,8 @@ class SessionHelpers:
 
     def status(self, record: SessionRecord, jupyter_status: dict) -> dict:
         usage = self.sessions.usage(record, with_cpu=False, status=jupyter_status)
-        notice = cull_notice(usage, time.time(), Limits.from_config(self.sessions.config))
+        limits = Limits.from_config(self.sessions.config)
+        notice = cull_notice(usage, time.time(), limits)
         body: dict = {"download_url": f"{record.prefix}{HELPER_PATH}download", "warning": None}
         if notice:
             minutes, seconds = divmod(int(notice.seconds_left), 60)
@@ -97,8 +104,7 @@ class SessionHelpers:
                 + "Download your work to keep it.",
                 "why": REASONS[notice.reason],
             }
-        limit = Limits.from_config(self.sessions.config).disk_bytes
-        written = self.sessions.docker.written_bytes(record.container_id)
+        limit, written = limits.disk_bytes, usage.disk_bytes
         if body["warning"] is None and written is not None and written > DISK_WARNING * limit:
             body["warning"] = {
                 "reason": "disk",
@@ -113,7 +119,7 @@ class SessionHelpers:
     def download(self, record: SessionRecord, start_response: StartResponse) -> Iterable[bytes]:
         """The session's home folder as a zip, made inside the session (its CPU, its memory)
         when it has Python; else from Docker's tar stream, here."""
-        script = resources.files(__package__).joinpath("zip_home.py").read_text()
+        script = _zip_script()
         first: bytes | None
         try:
             chunks = self.sessions.docker.run_in(

@@ -216,7 +216,8 @@ class Sessions:
     def usage(
         self, record: SessionRecord, with_cpu: bool = True, status: dict | None = None
     ) -> Usage:
-        """Combine the proxy's activity with Jupyter's own, and the cgroup's CPU time.
+        """Combine the proxy's activity with Jupyter's own, what the session wrote to its own
+        layer, and (`with_cpu`, the culler's rounds) the cgroup's CPU time.
 
         `status` is Jupyter's /api/status when the caller has already asked for it.
         """
@@ -238,7 +239,7 @@ class Sessions:
             self.store.update_session(record.id, cpu_seconds=cpu, cpu_checked_at=now,
                                       cpu_advanced_at=advanced_at or 0.0)  # fmt: skip
             advanced_at = advanced_at or record.created
-        disk = self.docker.written_bytes(record.container_id) if with_cpu else None
+        disk = self.docker.written_bytes(record.container_id) if record.container_id else None
         return Usage(record.created, last_activity, busy, cpu, record.extra_seconds, advanced_at,
                      disk)  # fmt: skip
 

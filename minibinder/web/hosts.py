@@ -4,19 +4,21 @@ A Host header is the client's word; stored or echoed, a forged one would send us
 (a warm session's BINDER_LAUNCH_HOST, absolute links). With `public_url` set, its host (and
 `allowed_hosts`) are the only ones; without it, the names of the address minibinder listens on:
 loopback names for 127.0.0.1, any IP address on the listening port for 0.0.0.0 (a workshop VM
-reached by IP), never an arbitrary name.
+reached by IP), never an arbitrary name. The operator's own listener (`admin_bind`) answers to
+the names of its own address.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from ..config import Config
+from ..repos.urlpolicy import is_ip_address
 from ..wsgi import StartResponse, reply
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+ON_ADMIN_LISTENER = "minibinder.admin_listener"  # environ key: set once per request, here
 
 
 def _split(host: str) -> tuple[str, str]:
@@ -28,36 +30,43 @@ def _split(host: str) -> tuple[str, str]:
     return name, port
 
 
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name.strip("[]"))
-    except ValueError:
-        return False
-    return True
+def port_of(address: str) -> int | None:
+    port = address.rpartition(":")[2]
+    return int(port) if port.isdigit() else None
+
+
+class HostPolicy:
+    """The Host names one listener answers to, worked out once from the settings."""
+
+    def __init__(self, config: Config, listener: str = ""):
+        """`listener` is the address requests came in on when it is not `bind` (the operator's
+        own listener, which public_url does not name)."""
+        self.allowed = {_split(h) for h in config.allowed_hosts}
+        self.default_port = ""
+        self.public = bool(config.public_url) and not listener
+        if self.public:
+            public = urlsplit(config.public_url)
+            self.default_port = "443" if public.scheme == "https" else "80"
+            self.allowed.add((public.hostname or "", str(public.port or self.default_port)))
+        self.bind_name, self.bind_port = _split(listener or config.bind)
+
+    def allows(self, host: str) -> bool:
+        name, port = _split(host)
+        if not name:
+            return False
+        if (name, port or self.default_port) in self.allowed or (name, "") in self.allowed:
+            return True
+        if self.public or port != self.bind_port:
+            return False
+        if self.bind_name in ("0.0.0.0", "[::]", ""):
+            return is_ip_address(name.strip("[]")) or name in LOOPBACK_NAMES
+        if self.bind_name in LOOPBACK_NAMES:
+            return name in LOOPBACK_NAMES
+        return name == self.bind_name
 
 
 def host_allowed(host: str, config: Config, listener: str = "") -> bool:
-    """Whether to answer `host`; `listener` is the address the request came in on when it is
-    not `bind` (the operator's own listener: public_url does not name it)."""
-    name, port = _split(host)
-    if not name:
-        return False
-    allowed = {_split(h) for h in config.allowed_hosts}
-    if config.public_url and not listener:
-        public = urlsplit(config.public_url)
-        default = "443" if public.scheme == "https" else "80"
-        allowed.add((public.hostname or "", str(public.port or default)))
-        return (name, port or default) in allowed or (name, "") in allowed
-    if (name, port) in allowed or (name, "") in allowed:
-        return True
-    bind_name, bind_port = _split(listener or config.bind)
-    if port != bind_port:
-        return False
-    if bind_name in ("0.0.0.0", "[::]", ""):
-        return _is_ip(name) or name in LOOPBACK_NAMES
-    if bind_name in ("127.0.0.1", "localhost", "[::1]"):
-        return name in LOOPBACK_NAMES
-    return name == bind_name
+    return HostPolicy(config, listener).allows(host)
 
 
 def listener_port(environ: dict) -> int | None:
@@ -71,25 +80,24 @@ def listener_port(environ: dict) -> int | None:
         return None
 
 
-def port_of(address: str) -> int | None:
-    port = address.rpartition(":")[2]
-    return int(port) if port.isdigit() else None
-
-
 class HostCheck:
-    """WSGI middleware: a Host this server does not answer to gets 400 and goes no further."""
+    """WSGI middleware: a Host this server does not answer to gets 400 and goes no further.
+    It also notes, for what comes after it, whether the request came in on the operator's
+    listener."""
 
     def __init__(self, app: Callable, config: Config):
-        self.app, self.config = app, config
+        self.app = app
+        self.admin_port = port_of(config.admin_address)
+        separate = self.admin_port != port_of(config.bind)
+        self.main = HostPolicy(config)
+        self.admin = HostPolicy(config, config.admin_address) if separate else self.main
+        self.separate = separate
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        on_admin = self.separate and listener_port(environ) == self.admin_port
+        environ[ON_ADMIN_LISTENER] = on_admin
         host = environ.get("HTTP_HOST", "")
-        admin = (
-            listener_port(environ)
-            == port_of(self.config.admin_address)
-            != port_of(self.config.bind)
-        )
-        if host_allowed(host, self.config, self.config.admin_address if admin else ""):
+        if (self.admin if on_admin else self.main).allows(host):
             return self.app(environ, start_response)
         message = (
             f"This server does not answer to the host name {host[:100]!r}. Use the address "

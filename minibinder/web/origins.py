@@ -12,25 +12,25 @@ from collections.abc import Callable, Iterable
 
 from ..config import Config
 from ..wsgi import StartResponse, reply
-from .hosts import listener_port, port_of
+from .hosts import ON_ADMIN_LISTENER, port_of
 
 ADMIN_PREFIX = "/admin"
 
 
 class ListenerRouting:
+    """Behind HostCheck, which noted the listener each request came in on."""
+
     def __init__(self, app: Callable, config: Config):
         self.app = app
         self.admin_port = port_of(config.admin_address)
         self.separate = self.admin_port != port_of(config.bind)
-        self.admin_address = config.admin_address
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         if not self.separate:
             return self.app(environ, start_response)
         path = environ.get("PATH_INFO", "")
         operator = path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
-        on_admin_listener = listener_port(environ) == self.admin_port
-        if on_admin_listener:
+        if environ.get(ON_ADMIN_LISTENER):
             if operator or path.startswith("/static/"):
                 return self.app(environ, start_response)
             if path in ("", "/"):

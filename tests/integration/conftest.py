@@ -90,6 +90,15 @@ def log_text(events) -> str:
     return "".join(e.message for e in events if e.phase == "building")
 
 
+def serve_config(path, data_dir, build_config, git_server, **settings):
+    """A settings file for `minibinder serve` against the test's git server and base image."""
+    return write_config(
+        path, data_dir, image_prefix=build_config.image_prefix,
+        allowed_clone_schemes=["https", "git"], internal_hosts=["127.0.0.1"],
+        github_url=git_server.base_url, extra_ca_file=build_config.extra_ca_file, **settings,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def serve_with(tmp_path, git_server, build_config):
     """Start `minibinder serve` with extra settings; stop it and its sessions afterwards."""
@@ -98,17 +107,9 @@ def serve_with(tmp_path, git_server, build_config):
     def start(data_dir=None, **settings):
         folder = tmp_path / f"serve{len(started)}"
         folder.mkdir()
-        config = write_config(
-            folder / "minibinder.toml",
-            data_dir or (tmp_path / "data"),
-            image_prefix=build_config.image_prefix,
-            allowed_clone_schemes=["https", "git"],
-            internal_hosts=["127.0.0.1"],
-            github_url=git_server.base_url,
-            extra_ca_file=build_config.extra_ca_file,
-            admin_token="operator-secret",
-            **settings,
-        )
+        config = serve_config(folder / "minibinder.toml", data_dir or (tmp_path / "data"),
+                              build_config, git_server, admin_token="operator-secret",
+                              **settings)  # fmt: skip
         serve = ServeProcess(config, folder / "serve.log").start()
         serve.data_dir = data_dir or (tmp_path / "data")
         started.append(serve)

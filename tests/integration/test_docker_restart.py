@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from ..serving import ServeProcess, remove_test_sessions, write_config
+from ..serving import ServeProcess, remove_test_sessions
 from ..sse import events
+from .conftest import serve_config
 
 pytestmark = pytest.mark.restarts_docker
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,15 +55,8 @@ def test_minibinder_survives_a_docker_restart(tmp_path, git_server, builder, bui
         },
     )
     builder.built("gh/restart/demo/HEAD")
-    config = write_config(
-        tmp_path / "minibinder.toml",
-        tmp_path / "data",
-        image_prefix=build_config.image_prefix,
-        allowed_clone_schemes=["https", "git"],
-        internal_hosts=["127.0.0.1"],
-        github_url=git_server.base_url,
-        extra_ca_file=build_config.extra_ca_file,
-        cull_interval=2,
+    config = serve_config(
+        tmp_path / "minibinder.toml", tmp_path / "data", build_config, git_server, cull_interval=2
     )
     serve = ServeProcess(config, tmp_path / "serve.log").start()
     try:

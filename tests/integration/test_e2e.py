@@ -14,8 +14,9 @@ import docker as docker_sdk
 import pytest
 
 from ..browser import chromium
-from ..serving import ServeProcess, remove_test_sessions, write_config
+from ..serving import ServeProcess, remove_test_sessions
 from ..sse import events
+from .conftest import serve_config
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = json.dumps(
@@ -45,15 +46,8 @@ def server(tmp_path_factory, git_server, build_config):
         "e2e/demo", {"requirements.txt": "tabulate==0.9.0\n", "analysis.ipynb": NOTEBOOK}
     )
     folder = tmp_path_factory.mktemp("e2e")
-    config = write_config(
-        folder / "minibinder.toml",
-        folder / "data",
-        image_prefix=build_config.image_prefix,
-        allowed_clone_schemes=["https", "git"],
-        internal_hosts=["127.0.0.1"],
-        github_url=git_server.base_url,
-        extra_ca_file=build_config.extra_ca_file,
-        threads=64,
+    config = serve_config(
+        folder / "minibinder.toml", folder / "data", build_config, git_server, threads=64
     )
     serve = ServeProcess(config, folder / "serve.log").start()
     yield serve

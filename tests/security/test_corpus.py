@@ -67,12 +67,12 @@ def get(port: int, path: str, headers: dict[str, str]) -> int:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, git_server, build_config):
-    from ..serving import ServeProcess, write_config
+    from ..integration.conftest import serve_config
+    from ..serving import ServeProcess
 
     folder = tmp_path_factory.mktemp("corpus")
-    config = write_config(folder / "minibinder.toml", folder / "data", admin_token="s3cret",
-                          allowed_clone_schemes=["https", "git"],
-                          github_url=git_server.base_url)  # fmt: skip
+    config = serve_config(folder / "minibinder.toml", folder / "data", build_config, git_server,
+                          admin_token="s3cret")  # fmt: skip
     serve = ServeProcess(config, folder / "serve.log").start()
     yield serve
     serve.stop()

@@ -8,12 +8,19 @@ import os
 import resource
 
 
-def test_a_dockerignore_symlinked_to_dev_zero_is_never_read(builder, build_config, git_server):
+def linked_repository(git_server, build_config, name: str, link: str, to: str) -> None:
+    """A repository with its own Dockerfile that copies the checkout, and a symlink `link`
+    pointing out of it, at `to`."""
     base = build_config.base_images[build_config.default_python]
-    repo = git_server.create("hostile/dockerignore", {
+    repo = git_server.create(name, {
         "Dockerfile": f"FROM {base}\nCOPY --chown=1000:1000 . /home/jovyan/\n"})  # fmt: skip
-    os.symlink("/dev/zero", repo.work / ".dockerignore")
-    repo.commit({}, "a .dockerignore that never ends")
+    os.symlink(to, repo.work / link)
+    repo.commit({}, f"{link} leads out of the checkout")
+
+
+def test_a_dockerignore_symlinked_to_dev_zero_is_never_read(builder, build_config, git_server):
+    linked_repository(git_server, build_config, "hostile/dockerignore", ".dockerignore",
+                      "/dev/zero")  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     image, _ = builder.built("gh/hostile/dockerignore/HEAD")
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
@@ -22,11 +29,7 @@ def test_a_dockerignore_symlinked_to_dev_zero_is_never_read(builder, build_confi
 
 
 def test_symlinks_out_of_the_checkout_stay_links(builder, build_config, git_server):
-    base = build_config.base_images[build_config.default_python]
-    repo = git_server.create("hostile/symlinks", {
-        "Dockerfile": f"FROM {base}\nCOPY --chown=1000:1000 . /home/jovyan/\n"})  # fmt: skip
-    os.symlink("/etc/shadow", repo.work / "shadow")
-    repo.commit({}, "a link to the host's secrets")
+    linked_repository(git_server, build_config, "hostile/symlinks", "shadow", "/etc/shadow")
     image, _ = builder.built("gh/hostile/symlinks/HEAD")
     assert builder.run(image, "readlink shadow") == "/etc/shadow"  # the link, not the host file
 

@@ -98,3 +98,21 @@ def test_generated_docs_are_up_to_date():
     assert markdown_table() in (ROOT / "README.md").read_text(), (
         "paste `minibinder settings --markdown` into the README"
     )
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"bind": "8585"}, "bind: expected host:port"),
+        ({"bind": "0.0.0.0:99999"}, "bind: expected host:port"),
+        ({"admin_bind": "localhost"}, "admin_bind: expected host:port"),
+        ({"bind": "0.0.0.0:8585", "admin_bind": "127.0.0.1:8585"}, "admin_bind: .* own port"),
+    ],
+)
+def test_listener_addresses_are_checked(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=settings)
+
+
+def test_the_operators_listener_defaults_to_the_next_port():
+    assert load_config(overrides={"bind": "0.0.0.0:9000"}).admin_address == "0.0.0.0:9001"

@@ -23,13 +23,23 @@ def pack(repo, plan=None, include_git=True):
         return {member.name: member for member in tar.getmembers()}, tar
 
 
-def test_layout_dependencies_and_executables(tmp_path):
+def repository_context(repo, scratch, include_git=True):
+    with make_repository_context(repo, scratch / "s", MIB, include_git) as handle, \
+            tarfile.open(fileobj=handle) as tar:  # fmt: skip
+        return {member.name: member for member in tar.getmembers()}
+
+
+def checkout(tmp_path, files):
     repo = tmp_path / "repo"
-    (repo / "binder").mkdir(parents=True)
-    (repo / "binder" / "postBuild").write_text("#!/bin/sh\n")
-    (repo / "a.ipynb").write_text("{}")
-    (repo / ".git").mkdir()
-    (repo / ".git" / "HEAD").write_text("x")
+    for name, content in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(content)
+    return repo
+
+
+def test_layout_dependencies_and_executables(tmp_path):
+    repo = checkout(tmp_path, {"binder/postBuild": "#!/bin/sh\n", "a.ipynb": "{}",
+                               ".git/HEAD": "x"})  # fmt: skip
     os.symlink("a.ipynb", repo / "link.ipynb")
     plan = BuildPlan(
         buildpack="python",
@@ -63,14 +73,10 @@ def test_special_files_are_left_out(tmp_path):
 
 
 def test_a_repositorys_own_dockerfile_context_is_the_checkout(tmp_path):
-    repo = tmp_path / "repo"
-    (repo / "binder").mkdir(parents=True)
-    (repo / "binder" / "Dockerfile").write_text("FROM x\n")
-    (repo / ".dockerignore").write_text("*.tmp\n")
-    (repo / ".git").mkdir()
-    with make_repository_context(repo, tmp_path / "s", MIB, include_git=False) as handle, \
-            tarfile.open(fileobj=handle) as tar:  # fmt: skip
-        assert sorted(tar.getnames()) == [".dockerignore", "binder", "binder/Dockerfile"]
+    repo = checkout(tmp_path, {"binder/Dockerfile": "FROM x\n", ".dockerignore": "*.tmp\n",
+                               ".git/HEAD": "x"})  # fmt: skip
+    members = repository_context(repo, tmp_path, include_git=False)
+    assert sorted(members) == [".dockerignore", "binder", "binder/Dockerfile"]
 
 
 def test_a_symlinked_dockerignore_is_never_opened(tmp_path):
@@ -79,9 +85,7 @@ def test_a_symlinked_dockerignore_is_never_opened(tmp_path):
     (repo / "Dockerfile").write_text("FROM x\n")
     os.symlink("/dev/zero", repo / ".dockerignore")
     os.symlink("/etc/passwd", repo / "passwd")
-    with make_repository_context(repo, tmp_path / "s", MIB) as handle, \
-            tarfile.open(fileobj=handle) as tar:  # fmt: skip
-        members = {m.name: m for m in tar.getmembers()}
+    members = repository_context(repo, tmp_path)
     assert ".dockerignore" not in members
     assert members["passwd"].issym() and members["passwd"].size == 0  # a link, not the file
 

@@ -3,8 +3,6 @@ file's Python pin wins over runtime.txt; requirements.txt counts only through it
 
 from __future__ import annotations
 
-import shlex
-
 from ...config import Config
 from ...errors import BuildpackError
 from ..environments.envfile import (
@@ -13,7 +11,7 @@ from ..environments.envfile import (
     is_explicit,
     parse_environment_file,
 )
-from ..environments.pythons import PythonRequest, parse_request
+from ..environments.pythons import PythonRequest
 from .base import BaseBuildPack, BuildPlan, RepoConfig
 
 ENVIRONMENT_FILES = ("environment.yml", "environment.yaml")
@@ -27,15 +25,6 @@ def environment_file(repo: RepoConfig) -> str | None:
             f"{repo.path(found[0])} and {repo.path(found[1])} both exist; keep only one"
         )
     return found[0] if found else None
-
-
-def refers_to_repository(line: str) -> bool:
-    """A pip line naming files of the repository (`-r requirements.txt`, `-e .`, `./pkg`)."""
-    words = shlex.split(line) if line.strip() else []
-    first = words[0] if words else ""
-    return first in ("-r", "--requirement", "-e", "--editable", "-c", "--constraint") or (
-        first.startswith((".", "/", "file:"))
-    )
 
 
 class CondaBuildPack(BaseBuildPack):
@@ -63,16 +52,5 @@ class CondaBuildPack(BaseBuildPack):
             parse_environment_file(repo.text(name), where) if name
             else CondaEnvironment(where, (), ())
         )  # fmt: skip
-        pin = plan.conda.python_spec
-        if pin is not None:
-            # Validated here, so a malformed pin fails before anything is solved.
-            parse_request(pin.constraint.lstrip("= ") or "", where, conda=True)
+        plan.conda.python_request()  # a malformed pin fails here, before anything is solved
         return plan
-
-
-def pip_arguments(line: str, where: str) -> str:
-    """One local pip line as shell-quoted arguments."""
-    try:
-        return " ".join(shlex.quote(word) for word in shlex.split(line))
-    except ValueError as error:
-        raise BuildpackError(f"{where}: cannot read the pip line {line!r}: {error}") from None

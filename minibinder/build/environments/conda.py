@@ -14,17 +14,13 @@ from __future__ import annotations
 import asyncio
 import datetime
 import hashlib
-import io
-import ipaddress
 import json
 import platform
 import shutil
-import tarfile
 import tempfile
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 from urllib.parse import urlsplit
 
 import rattler
@@ -34,8 +30,9 @@ from ...config import Config
 from ...docker_client import BuildRequest, Docker
 from ...errors import BuildError, BuildpackError, MinibinderError
 from ...events import Event
+from ...repos.urlpolicy import Resolver, internal, local_name_or_address, resolve_addresses
 from ..builder import run_build
-from ..context import add_tree
+from ..context import make_prefix_context
 from .envfile import LockedPackage
 
 ENV_PREFIX = "/srv/conda/envs/notebook"
@@ -76,10 +73,18 @@ def channel_urls(named: Sequence[str], config: Config) -> list[str]:
     return urls
 
 
-def check_channel_host(url: str, internal_hosts: Sequence[str], operator: bool = False) -> None:
+def check_channel_host(
+    url: str, internal_hosts: Sequence[str], operator: bool = False,
+    resolve: Resolver | None = None,
+) -> None:  # fmt: skip
     """https:// to public hosts; plain http:// and loopback, private or link-local addresses
     only for hosts the operator lists in `internal_hosts` (an internal mirror, the tests' own
-    channel). The operator's own `conda_channels` may also be file:// paths."""
+    channel). The operator's own `conda_channels` may also be file:// paths.
+
+    Without `resolve`, only what the URL says is checked (names and IP literals); with it, the
+    addresses the host resolves to as well, as for git hosts. A host that does not resolve is
+    left to fail as unreachable.
+    """
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if operator and parts.scheme == "file":
@@ -87,22 +92,15 @@ def check_channel_host(url: str, internal_hosts: Sequence[str], operator: bool =
     if host in {h.lower() for h in internal_hosts}:
         if parts.scheme in ("http", "https"):
             return
-    elif parts.scheme == "https" and not _internal_address(host):
+    elif (
+        parts.scheme == "https" and not local_name_or_address(host)
+        and (resolve is None or not any(internal(address) for address in resolve(host)))
+    ):  # fmt: skip
         return
     raise BuildpackError(
         f"conda channel {url} is not allowed: channels must be https:// URLs of public hosts "
         "(plain http and internal addresses only for hosts listed in internal_hosts)"
     )
-
-
-def _internal_address(host: str) -> bool:
-    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return not address.is_global
 
 
 def lock_key(specs: Sequence[str], channels: Sequence[str], subdir: str) -> str:
@@ -128,16 +126,17 @@ def environment_image(
     With `locked` (a repository's own lock), exactly those packages are installed, unsolved.
     """
     subdir = platform_subdir()
-    base_labels = docker.image_labels(base_image)
-    if base_labels is None:
+    base_id = docker.image_id(base_image)
+    if base_id is None:
         raise BuildError(f"base image {base_image} is missing; `minibinder base-image` builds it")
+    sources = [p.url.rsplit("/", 2)[0] for p in locked] if locked else list(channels)
+    for source in dict.fromkeys(sources):  # now with DNS: what the names resolve to counts
+        check_channel_host(source, config.internal_hosts, bool(config.conda_channels),
+                           resolve=resolve_addresses)  # fmt: skip
     if locked:
-        for package in locked:
-            check_channel_host(package.url.rsplit("/", 2)[0], config.internal_hosts)
         specs = [f"{package.url}#{package.sha256 or package.md5}" for package in locked]
         channels = ["(the repository's lock)"]
     key = lock_key(specs, channels, subdir)
-    base_id = docker.image_id(base_image) or base_image
     image_key = hashlib.sha256((key + base_id).encode()).hexdigest()[:20]
     tag = f"{config.image_prefix}conda-env:{image_key}"
     existing = docker.image_labels(tag)
@@ -168,7 +167,9 @@ def environment_image(
         labels = {"minibinder.conda-env": key, "minibinder.conda-python": "1" if has_python
                   else "0", "minibinder.conda-packages": str(len(records)),
                   "minibinder.version": __version__}  # fmt: skip
-        with _context(prefix, base_image, has_python, work) as context:
+        python = f"ENV CONDA_PREFIX={ENV_PREFIX}\n" if has_python else ""
+        dockerfile = DOCKERFILE.format(base=base_image, prefix=ENV_PREFIX, python=python)
+        with make_prefix_context(prefix, dockerfile, work, MAX_ENVIRONMENT_BYTES) as context:
             request = BuildRequest(tag, config.size("build_memory_limit"), labels, context)
             yield from run_build(docker, request, config.build_timeout)
     finally:
@@ -281,29 +282,3 @@ DOCKERFILE = """\
 FROM {base}
 COPY --chown=1000:1000 env/ {prefix}/
 {python}"""
-
-
-class _context:
-    """A build context: the Dockerfile and the installed prefix under env/, every file owned
-    by jovyan (minibinder's own tar writer)."""
-
-    def __init__(self, prefix: Path, base: str, has_python: bool, scratch: Path):
-        self.prefix, self.base, self.has_python, self.scratch = prefix, base, has_python, scratch
-        self.handle: IO[bytes] | None = None
-
-    def __enter__(self) -> IO[bytes]:
-        python = (f"ENV MINIBINDER_PYTHON={ENV_PREFIX}/bin/python CONDA_PREFIX={ENV_PREFIX}\n"
-                  if self.has_python else "")  # fmt: skip
-        dockerfile = DOCKERFILE.format(base=self.base, prefix=ENV_PREFIX, python=python).encode()
-        self.handle = tempfile.TemporaryFile(dir=self.scratch)  # noqa: SIM115 - closed in __exit__
-        with tarfile.open(fileobj=self.handle, mode="w") as tar:
-            info = tarfile.TarInfo("Dockerfile")
-            info.size = len(dockerfile)
-            tar.addfile(info, io.BytesIO(dockerfile))
-            add_tree(tar, self.prefix, "env", max_bytes=MAX_ENVIRONMENT_BYTES, owner=1000)
-        self.handle.seek(0)
-        return self.handle
-
-    def __exit__(self, *exc: object) -> None:
-        if self.handle is not None:
-            self.handle.close()

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from ...errors import BuildpackError
+from .pythons import PythonRequest, parse_request
 
 MAX_DEPENDENCIES = 2000
 # A conda match spec: optional `channel::`, a package name, then a version/build part.
@@ -55,8 +56,10 @@ class CondaEnvironment:
     def python_spec(self) -> CondaSpec | None:
         return next((spec for spec in self.specs if spec.name == "python"), None)
 
-    def without(self, *names: str) -> tuple[CondaSpec, ...]:
-        return tuple(spec for spec in self.specs if spec.name not in names)
+    def python_request(self) -> PythonRequest | None:
+        """The Python the file pins (`python=3.10`, `python >=3.9`), if any."""
+        pin = self.python_spec
+        return parse_request(pin.constraint.lstrip("= "), self.where) if pin else None
 
 
 def parse_spec_line(line: str, where: str) -> CondaSpec:
@@ -179,16 +182,19 @@ _HEX = re.compile(r"^[0-9a-f]+$")
 _ARCHIVE = re.compile(r"^[A-Za-z0-9_.\-+!]+-[^-/]+-[^-/]+\.(conda|tar\.bz2)$")
 
 
-def _locked(url: str, digest: str, where: str, md5: str = "", sha256: str = "") -> LockedPackage:
+def _locked(url: str, where: str, md5: str = "", sha256: str = "") -> LockedPackage:
     url = check_channel(url, where) if "://" in url else ""
     if not url or not _ARCHIVE.match(url.rsplit("/", 1)[-1]):
         raise BuildpackError(f"{where}: {url or 'a line'!r} is not the URL of a conda package")
-    if digest:
-        sha256 = digest if len(digest) == 64 else ""
-        md5 = digest if len(digest) == 32 else ""
-        if not (sha256 or md5) or not _HEX.match(digest):
-            raise BuildpackError(f"{where}: {digest!r} is neither an MD5 nor a SHA-256 hash")
     return LockedPackage(url, md5, sha256)
+
+
+def _by_length(digest: str, where: str) -> dict[str, str]:
+    """An explicit list's `#hash`: MD5 or SHA-256, told apart by length."""
+    kind = {32: "md5", 64: "sha256"}.get(len(digest))
+    if kind is None or not _HEX.match(digest):
+        raise BuildpackError(f"{where}: {digest!r} is neither an MD5 nor a SHA-256 hash")
+    return {kind: digest}
 
 
 def parse_explicit(text: str, where: str) -> tuple[LockedPackage, ...]:
@@ -200,7 +206,9 @@ def parse_explicit(text: str, where: str) -> tuple[LockedPackage, ...]:
         if not line or line.startswith("#") or line == "@EXPLICIT":
             continue
         url, _, digest = line.partition("#")
-        packages.append(_locked(url.strip(), digest.strip().removeprefix("sha256:"), where))
+        digest = digest.strip().removeprefix("sha256:")
+        hashes = _by_length(digest, where) if digest else {}
+        packages.append(_locked(url.strip(), where, **hashes))
     if len(packages) > MAX_DEPENDENCIES:
         raise BuildpackError(f"{where} lists more than {MAX_DEPENDENCIES} packages")
     return tuple(packages)
@@ -233,15 +241,8 @@ def parse_conda_lock(
             continue
         hashes = entry.get("hash") or {}
         if entry.get("manager") == "conda":
-            conda.append(
-                _locked(
-                    str(entry.get("url", "")),
-                    "",
-                    where,
-                    str(hashes.get("md5", "")),
-                    str(hashes.get("sha256", "")),
-                )
-            )
+            conda.append(_locked(str(entry.get("url", "")), where, str(hashes.get("md5", "")),
+                                 str(hashes.get("sha256", ""))))  # fmt: skip
         elif entry.get("manager") == "pip":
             name, version = str(entry.get("name", "")), str(entry.get("version", ""))
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._\-]*", name) or not version:

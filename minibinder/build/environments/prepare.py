@@ -9,16 +9,16 @@ in the build log in one line.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Generator
 from pathlib import Path
 
 from ...config import Config
 from ...docker_client import Docker
-from ...errors import BuildError
+from ...errors import BuildError, BuildpackError
 from ...events import Event
 from ..buildpacks.base import BuildPlan, install_command
-from ..buildpacks.conda import pip_arguments, refers_to_repository
-from ..buildpacks.python import DEPS_DIR
+from ..buildpacks.python import DEPS_DIR, refers_to_repository
 from .conda import (
     JUPYTER_SPECS,
     ChannelUnreachable,
@@ -29,7 +29,7 @@ from .conda import (
 )
 from .envfile import CondaEnvironment, RepositoryLock, parse_conda_lock, parse_explicit
 from .pypi import translate
-from .pythons import choose_python, parse_request, show
+from .pythons import PythonRequest, choose_python, show
 
 PIP_FILE = "environment-pip.txt"
 PYPI_FILE = "environment-pypi.txt"
@@ -75,13 +75,7 @@ def _python_version(
                 f"({image.packages} packages, {image.how})"
             )
             return
-    choice = choose_python(
-        request, config.python_versions(), config.default_python, config.python_fallback
-    )
-    plan.python_version = choice.version
-    plan.base_image = config.base_images[choice.version]
-    plan.notices.append(choice.warning)
-    yield from ()
+    _fallback_python(plan, request, config)
 
 
 def _conda(
@@ -109,7 +103,6 @@ def _conda(
             + (", Jupyter runs from it)" if image.has_python else "; its tools come first on PATH)")
         )
         _pip_section(plan, environment, config)
-    yield from ()
 
 
 def _locked(
@@ -134,7 +127,7 @@ def _locked(
         f"{lock.where}: conda environment from the repository's lock ({image.packages} "
         f"packages, {image.how})"
     )
-    pip = tuple(line for line in environment.pip) + pins
+    pip = environment.pip + pins
     _pip_section(plan, CondaEnvironment(environment.where or lock.where, (), (), pip), config)
 
 
@@ -142,24 +135,26 @@ def _pypi_instead(
     plan: BuildPlan, environment: CondaEnvironment, config: Config, reason: str
 ) -> None:
     translation = translate(environment)
-    pin = environment.python_spec
-    request = parse_request(pin.constraint.lstrip("= "), environment.where) if pin else None
-    choice = choose_python(
-        request, config.python_versions(), config.default_python, config.python_fallback
-    )
-    plan.python_version = choice.version
-    plan.base_image = config.base_images[choice.version]
     summary = translation.summary()
     plan.notices.append(
         f"{environment.where}: {reason}; installing its packages from the Python package index "
         'instead (conda_fallback = "pypi")' + (f": {summary}" if summary else "")
     )
-    if choice.warning:
-        plan.notices.append(choice.warning)
+    _fallback_python(plan, environment.python_request(), config)
     if translation.requirements:
         plan.dependency_files[PYPI_FILE] = ("\n".join(translation.requirements) + "\n").encode()
         plan.pre_repo_steps.append(install_command(f"-r {DEPS_DIR}/{PYPI_FILE}", config))
     _pip_section(plan, environment, config)
+
+
+def _fallback_python(plan: BuildPlan, request: PythonRequest | None, config: Config) -> None:
+    """The base image for `request` under `python_fallback` (its warning, if any, noted)."""
+    choice = choose_python(
+        request, config.python_versions(), config.default_python, config.python_fallback
+    )
+    plan.python_version = choice.version
+    plan.base_image = config.base_images[choice.version]
+    plan.notices.append(choice.warning)
 
 
 def _pip_section(plan: BuildPlan, environment: CondaEnvironment, config: Config) -> None:
@@ -172,5 +167,13 @@ def _pip_section(plan: BuildPlan, environment: CondaEnvironment, config: Config)
         plan.pre_repo_steps.append(install_command(f"-r {DEPS_DIR}/{PIP_FILE}", config))
     folder = environment.where.rpartition("/")[0]
     for index, line in enumerate(local):
-        step = install_command(pip_arguments(line, environment.where), config)
+        step = install_command(_shell_words(line, environment.where), config)
         plan.post_repo_steps.insert(index, f"cd {folder} && {step}" if folder else step)
+
+
+def _shell_words(line: str, where: str) -> str:
+    """One pip line as shell-quoted arguments."""
+    try:
+        return " ".join(shlex.quote(word) for word in shlex.split(line))
+    except ValueError as error:
+        raise BuildpackError(f"{where}: cannot read the pip line {line!r}: {error}") from None

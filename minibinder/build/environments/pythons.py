@@ -47,10 +47,10 @@ class PythonRequest:
         )
 
 
-def parse_request(text: str, source: str, conda: bool = False) -> PythonRequest | None:
+def parse_request(text: str, source: str) -> PythonRequest | None:
     """Read a version specifier (`3.10`, `==3.10.*`, `>=3.9,<3.13`, conda's `=3.10`).
 
-    A bare major (`3`) asks for nothing in particular; None when nothing is pinned.
+    A bare major (`3`) asks for any version of it; None when nothing is pinned at all.
     """
     value = text.strip()
     if not value or value in ("*", "python"):
