@@ -14,6 +14,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from .config import Config, check_listeners
+from .store import Store
 
 TOKEN = re.compile(r"((?:^|[?&;])(?:token|_xsrf|csrf)=)[^&;\s\"]*", re.IGNORECASE)
 
@@ -85,4 +86,5 @@ def run_server(config: Config, bind: str, admin_bind: str = "") -> None:
     config = check_listeners(
         dataclasses.replace(config, bind=bind, admin_bind=admin_bind or config.admin_bind)
     )
+    Store(config.data_path / "minibinder.sqlite")  # schema and WAL, before the workers race
     _Gunicorn(config, bind).run()

@@ -106,7 +106,10 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         db = self._connect()
-        db.execute("PRAGMA journal_mode=WAL")
+        # Switching to WAL needs the database to itself; once it is WAL (the server switches it
+        # before its workers start), a worker only reads the mode and never waits.
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode=WAL")
         for table, column, declaration in MIGRATIONS:
             exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone()
             columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
