@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .firewall import check_allow_entries
 
 ENV_PREFIX = "MINIBINDER_"
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
@@ -251,6 +252,20 @@ class Config:
     launch_timeout: int = setting(
         60, "Seconds a session may take to answer after its container started."
     )
+    egress_filter: str = setting(
+        "auto",
+        "Firewall rules that keep builds and sessions from reaching the host, private and "
+        'link-local addresses: "auto" installs them when minibinder may (it runs as root) and '
+        'warns otherwise, "required" refuses to start without them, "off" leaves them out.',
+        kind="choice:auto,required,off",
+    )
+    egress_allow: list = setting(
+        ["pypi.org", "files.pythonhosted.org", "registry.npmjs.org", "deb.debian.org"],
+        "Addresses, networks or host names builds and sessions may reach even when private "
+        "(an internal package mirror, an intercepting proxy); the package_index_url and "
+        "npm_registry_url hosts are added. Names are resolved whenever the rules are checked.",
+        kind="egress_list",
+    )
 
     # -- Culling -----------------------------------------------------------------------------------
     idle_timeout: int = setting(
@@ -408,13 +423,15 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
     """Turn a TOML or environment value into the setting's type, or say what is wrong."""
     kind, name = f.metadata["kind"], f.name
     default = None if f.default is dataclasses.MISSING else f.default
-    if kind == "str_list" or kind == "regex_list":
+    if kind in ("str_list", "regex_list", "egress_list"):
         if from_env:
             value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{name}: expected a list of strings, got {value!r}")
         if kind == "regex_list":
             _check_regexes(name, value)
+        if kind == "egress_list":
+            return check_allow_entries(name, value)
         return value
     if kind in _MAPS:
         return _coerce_map(name, kind, value, from_env)

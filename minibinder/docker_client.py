@@ -41,6 +41,7 @@ class BuildRequest:
     dockerfile: str | None = None
     buildargs: dict[str, str] = field(default_factory=dict)
     no_cache: bool = False
+    network: str = ""  # the network RUN steps use; empty: Docker's default bridge
 
 
 class Docker:
@@ -99,6 +100,7 @@ class Docker:
                 buildargs=request.buildargs,
                 container_limits={"memory": request.memory, "memswap": request.memory},
                 nocache=request.no_cache,
+                **({"network_mode": request.network} if request.network else {}),
             )
 
     def _build_chunks(self, **options: Any) -> Iterator[dict[str, Any]]:
@@ -109,22 +111,38 @@ class Docker:
         except docker.errors.APIError as error:
             raise BuildError(f"Docker refused the build: {_short(error)}") from None
 
-    def ensure_network(self, name: str) -> None:
-        """A bridge network for sessions; containers on it cannot talk to each other."""
+    def ensure_network(
+        self, name: str, labels: dict[str, str], bridge: str = "", isolated: bool = True
+    ) -> str:
+        """A bridge network (containers on it cannot talk to each other when `isolated`), made
+        if missing; return the name of its bridge interface on the host."""
+        options = {"com.docker.network.bridge.enable_icc": "false" if isolated else "true"}
+        if bridge:
+            options["com.docker.network.bridge.name"] = bridge
         with _daemon():
             try:
-                if self._client.api.networks(names=[name]):
-                    return
-                self._client.api.create_network(
-                    name,
-                    driver="bridge",
-                    labels={"minibinder.network": "sessions"},
-                    options={"com.docker.network.bridge.enable_icc": "false"},
-                )
+                if not self._client.api.networks(names=[name]):
+                    self._client.api.create_network(
+                        name, driver="bridge", labels=labels, options=options
+                    )
             except docker.errors.APIError as error:
                 if "already exists" not in str(error):
                     message = f"cannot create network {name}: {_short(error)}"
                     raise DockerUnavailable(message) from None
+            info = self._client.api.inspect_network(name)
+        return info.get("Options", {}).get("com.docker.network.bridge.name") or (
+            "br-" + info["Id"][:12]
+        )
+
+    def remove_network(self, name: str) -> None:
+        """Remove a network; one that is gone (or still in use) is left to the next sweep."""
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError, *_UNREACHABLE):
+            self._client.api.remove_network(name)
+
+    def networks(self, label: str) -> list[dict[str, Any]]:
+        """Networks carrying `label` (name, Id, Created, Labels)."""
+        with _daemon():
+            return self._client.api.networks(filters={"label": label})
 
     def start_container(
         self,

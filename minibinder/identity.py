@@ -7,6 +7,9 @@ import secrets
 
 from .config import Config
 
+# Labels every container, image and network of one installation.
+INSTANCE_LABEL = "minibinder.instance"
+
 
 def _kept(config: Config, name: str, make: str) -> str:
     path = config.data_path / name

@@ -15,7 +15,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from . import metrics
 from .build.disk import collect_images
 from .build.sharing import sweep_work_folders
-from .errors import DockerUnavailable
+from .errors import ConfigError, DockerUnavailable
+from .networks import ensure_egress, sweep_build_networks
 from .services import Services
 from .sessions.reconcile import reconcile
 from .warm_pool import refill
@@ -48,13 +49,25 @@ def erase_old_ips(services: Services, now: float | None = None) -> int:
     return services.store.erase_ips_before(cutoff)
 
 
+def check_egress(services: Services) -> None:
+    """Put the egress rules back if something (a firewall reload) took them away."""
+    try:
+        ensure_egress(services.config, services.docker, services.sessions.instance)
+    except ConfigError as error:  # egress_filter = "required": say so loudly, every time
+        log.error("%s", error)
+
+
 def collect(services: Services) -> None:
-    swept = sweep_work_folders(services.config.data_path / "work")
+    config, instance = services.config, services.sessions.instance
+    swept = sweep_work_folders(config.data_path / "work")
     if swept:
         log.info("removed the work folders of %d builds that ended abruptly", len(swept))
     try:
-        collect_images(services.config, services.docker, services.store,
-                       services.sessions.instance)  # fmt: skip
+        sweep_build_networks(services.docker, instance, config.build_timeout + 60)
+    except DockerUnavailable as error:
+        log.warning("build network sweep skipped: %s", error)
+    try:
+        collect_images(config, services.docker, services.store, instance)
     except DockerUnavailable as error:
         log.warning("image collection skipped: %s", error)
 
@@ -124,6 +137,10 @@ class JobRunner:
         scheduler.add_job(
             erase_old_ips, "interval", args=[services], hours=1, id="ips", next_run_time=_soon()
         )
+        scheduler.add_job(
+            check_egress, "interval", args=[services], minutes=1, id="egress",
+            next_run_time=_soon(),
+        )  # fmt: skip
         scheduler.add_job(
             collect, "interval", args=[services], minutes=5, id="images", next_run_time=_soon()
         )

@@ -14,6 +14,9 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from .config import Config, check_listeners
+from .docker_client import Docker
+from .identity import instance_id
+from .networks import ensure_egress
 from .store import Store
 
 TOKEN = re.compile(r"((?:^|[?&;])(?:token|_xsrf|csrf)=)[^&;\s\"]*", re.IGNORECASE)
@@ -87,4 +90,6 @@ def run_server(config: Config, bind: str, admin_bind: str = "") -> None:
         dataclasses.replace(config, bind=bind, admin_bind=admin_bind or config.admin_bind)
     )
     Store(config.data_path / "minibinder.sqlite")  # schema and WAL, before the workers race
+    # Before any session or build can start; the jobs check them again every minute.
+    ensure_egress(config, Docker.lazy(), instance_id(config))
     _Gunicorn(config, bind).run()

@@ -3,6 +3,7 @@ render → docker build), shared between identical requests and cached by label.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -18,6 +19,7 @@ from ..docker_client import BuildRequest, Docker
 from ..errors import BuildError, MinibinderError
 from ..events import Event
 from ..identity import instance_id
+from ..networks import build_network
 from ..repos.fetch import FetchLimits, fetch_commit
 from ..repos.providers import RepoSource, get_provider
 from .builder import run_build
@@ -200,16 +202,23 @@ def _fetch_and_build(
     yield Event("building", f"Building {target.image} with the {plan.buildpack} buildpack\n")
     yield from prepare_environment(plan, config, docker, workdir)
     max_bytes, include_git = config.size("clone_max_size"), target.local_dir is None
-    if plan.dockerfile:
-        with make_repository_context(repo_dir, workdir, max_bytes, include_git) as context:
-            request = BuildRequest(target.image, memory, labels, fileobj=context,
-                                   dockerfile=plan.dockerfile, no_cache=no_cache)  # fmt: skip
-            yield from run_build(docker, request, config.build_timeout, abandoned)
-    else:
-        dockerfile = render_dockerfile(plan, labels)
-        with make_context(repo_dir, plan, dockerfile, workdir, max_bytes, include_git) as context:
-            request = BuildRequest(target.image, memory, fileobj=context, no_cache=no_cache)
-            yield from run_build(docker, request, config.build_timeout, abandoned)
+    with contextlib.ExitStack() as stack:
+        if plan.dockerfile:  # the repository's own: labels are given to the build
+            context = stack.enter_context(
+                make_repository_context(repo_dir, workdir, max_bytes, include_git)
+            )
+            dockerfile, build_labels = plan.dockerfile, labels
+        else:  # minibinder's: the labels are in the Dockerfile
+            rendered = render_dockerfile(plan, labels)
+            context = stack.enter_context(
+                make_context(repo_dir, plan, rendered, workdir, max_bytes, include_git)
+            )
+            dockerfile, build_labels = None, {}
+        network = stack.enter_context(build_network(docker, instance_id(config)))
+        request = BuildRequest(target.image, memory, build_labels, fileobj=context,
+                               dockerfile=dockerfile, no_cache=no_cache,
+                               network=network)  # fmt: skip
+        yield from run_build(docker, request, config.build_timeout, abandoned)
     yield _built(target, cached=False, seconds=time.monotonic() - started)
 
 

@@ -18,6 +18,8 @@ from ..config import Config
 from ..docker_client import Docker
 from ..errors import SpecError
 from ..events import Event
+from ..identity import instance_id
+from ..networks import ensure_egress
 from ..repos.fetch import FetchLimits, fetch_commit
 from ..repos.providers import PROVIDERS, parse_spec, source_from_url
 
@@ -53,6 +55,7 @@ def build_command(
     if show_dockerfile:
         return Event("built", _dockerfile_for(target, config))
     docker = Docker.connect()
+    ensure_egress(config, docker, instance_id(config))
     return run(build_image(target, config, docker, no_cache))
 
 

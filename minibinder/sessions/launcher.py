@@ -16,7 +16,8 @@ from .. import __version__, metrics
 from ..config import Config
 from ..docker_client import Docker
 from ..errors import LaunchError
-from ..identity import instance_id
+from ..identity import INSTANCE_LABEL, instance_id
+from ..networks import session_bridge
 from ..store import SessionRecord, Store
 from . import jupyter
 from .admission import Occupancy, check_admission, host_memory_bytes
@@ -29,7 +30,6 @@ JUPYTER_PORT = 8888
 # Jupyter server answering minibinder's own questions uses a few percent.
 COMPUTING_CPU_SHARE = 0.2
 SESSION_LABEL = "minibinder.session"
-INSTANCE_LABEL = "minibinder.instance"
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class Sessions:
             self.check_admission(f"{request.provider}/{request.spec}", request.repo_url)
             self.store.add_session(record)
         try:
-            self.docker.ensure_network(config.session_network)
+            session_bridge(config, self.docker, self.instance)
             container_id = self.docker.start_container(
                 image=request.image,
                 name=f"minibinder-session-{session_id}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import docker as docker_sdk
@@ -10,6 +11,7 @@ import pytest
 from minibinder.build.images import build_image, target_for_directory, target_for_source
 from minibinder.docker_client import Docker
 from minibinder.errors import DockerUnavailable
+from minibinder.firewall import uninstall
 from minibinder.repos.providers import parse_spec
 
 from ..conftest import TEST_IMAGE_PREFIX, make_config
@@ -28,6 +30,22 @@ def git_server(tmp_path_factory):
 @pytest.fixture
 def config(tmp_path, git_server):
     return make_config(tmp_path / "data", git_server)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def egress_rules_removed():
+    """Every `minibinder serve` and `build` a test runs installs its egress rules (as it would
+    for an operator): remove the chains the test run added once it is over."""
+    before = set(_minibinder_chains())
+    yield
+    for prefix in set(_minibinder_chains()) - before:
+        uninstall(prefix)
+
+
+def _minibinder_chains() -> list[str]:
+    listed = subprocess.run(["iptables", "-w", "-S"], capture_output=True, text=True).stdout
+    return [line.split()[1].rsplit("-", 1)[0] for line in listed.splitlines()
+            if line.startswith("-N MB-")]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
