@@ -103,7 +103,8 @@ class PrivateListener:
         ):
             subprocess.run(command, check=True, capture_output=True)
         server = (
-            "import socket,sys\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+            "import socket,sys\ns=socket.socket()\n"
+            "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
             f"s.bind(({PRIVATE_ADDRESS!r},{self.port}));s.listen(16)\n"
             "while True:\n c,p=s.accept();open(sys.argv[1],'a').write(p[0]+'\\n');c.close()\n"
         )
