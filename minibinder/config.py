@@ -297,6 +297,22 @@ class Config:
         "regular expression on `<provider>/<spec>` = limit.",
         kind="int_map",
     )
+    max_sessions_per_client: int = setting(
+        10,
+        "Sessions one client address may have running at once; 0: no limit. A room behind one "
+        "NAT address is one client: raise it for such a workshop.",
+        kind="zero_ok",
+    )
+    max_builds_per_client: int = setting(
+        3,
+        "Launches from one client address that may wait for or run a build at once; 0: no limit.",
+        kind="zero_ok",
+    )
+    max_streams_per_client: int = setting(
+        20,
+        "Launch event streams one client address may hold open at once; 0: no limit.",
+        kind="zero_ok",
+    )
     memory_headroom: str = setting(
         "1G", "Memory kept free for the host and minibinder when admitting sessions.", kind="size"
     )

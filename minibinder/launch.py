@@ -10,11 +10,12 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
 from . import metrics
-from .build.images import BuildTarget, build_image, target_for_source
+from .build.images import BuildTarget, build_image, is_cached, target_for_source
 from .errors import MinibinderError, QuotaExceeded
 from .events import Event
 from .repos.providers import PROVIDERS, RepoSource, parse_spec
 from .services import Services
+from .sessions.admission import check_client_build
 from .sessions.launcher import LaunchRequest
 from .store import SessionRecord
 
@@ -26,6 +27,8 @@ class LaunchOptions:
     client_ip: str | None = None
     # Set when the client went away; a session launched after that is stopped again.
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # The open request this launch is, in the store's per-client count (0: not counted).
+    request_id: int = 0
 
 
 @dataclass
@@ -75,7 +78,8 @@ def _launch(
     source = parse_spec(provider_spec, services.config)
     target = target_for_source(source, services.config, cached=True)
     outcome.resolved_ref, outcome.image = target.ref, target.image
-    warm = None if options.build_only else services.sessions.claim(target.image)
+    client = options.client_ip or ""
+    warm = None if options.build_only else services.sessions.claim(target.image, client)
     if warm is not None:  # the pool had one ready: no build check, no start, no wait
         yield Event("built", "Found built image\n", {"imageName": target.image, "cached": True})
         yield Event("launching", "Launching server...\n")
@@ -83,7 +87,10 @@ def _launch(
         yield ready_event(source, target, warm, options.host_url)
         return
     if not options.build_only:  # refuse before building when the session could not start
-        services.sessions.check_admission(provider_spec, source.repo_url)
+        services.sessions.check_admission(provider_spec, source.repo_url, client)
+    if options.request_id and not is_cached(services.docker, target, services.config):
+        check_client_build(services.sessions.client_load(client), services.config)
+        services.store.mark_building(options.request_id)
     built = yield from _build(target, services, outcome, options.cancelled)
     if not built:
         return
@@ -100,6 +107,7 @@ def _launch(
             repo_url=source.repo_url,
             resolved_ref=target.ref,
             binder_env=binder_environment(source, target.ref, options.host_url),
+            client=client,
         )
     )
     if options.cancelled.is_set():

@@ -89,7 +89,8 @@ def run_server(config: Config, bind: str, admin_bind: str = "") -> None:
     config = check_listeners(
         dataclasses.replace(config, bind=bind, admin_bind=admin_bind or config.admin_bind)
     )
-    Store(config.data_path / "minibinder.sqlite")  # schema and WAL, before the workers race
+    # The schema and WAL before the workers race; no request of an earlier run is open now.
+    Store(config.data_path / "minibinder.sqlite").forget_requests()
     # Before any session or build can start; the jobs check them again every minute.
     ensure_egress(config, Docker.lazy(), instance_id(config))
     _Gunicorn(config, bind).run()

@@ -26,9 +26,16 @@ CREATE TABLE IF NOT EXISTS sessions (
     oom_count INTEGER NOT NULL DEFAULT 0,
     cpu_seconds REAL NOT NULL DEFAULT 0,
     cpu_checked_at REAL NOT NULL DEFAULT 0,
-    cpu_advanced_at REAL NOT NULL DEFAULT 0
+    cpu_advanced_at REAL NOT NULL DEFAULT 0,
+    client TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions (state);
+CREATE TABLE IF NOT EXISTS client_requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    client TEXT NOT NULL,
+    started REAL NOT NULL,
+    building INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS images (
     name TEXT PRIMARY KEY,
     last_used REAL NOT NULL
@@ -67,6 +74,7 @@ MIGRATIONS = (
     ("sessions", "cpu_checked_at", "REAL NOT NULL DEFAULT 0"),
     ("sessions", "cpu_advanced_at", "REAL NOT NULL DEFAULT 0"),
     ("launches", "image", "TEXT NOT NULL DEFAULT ''"),
+    ("sessions", "client", "TEXT NOT NULL DEFAULT ''"),
 )
 
 
@@ -89,6 +97,7 @@ class SessionRecord:
     cpu_seconds: float = 0.0  # the cgroup's CPU time when the culler last looked
     cpu_checked_at: float = 0.0  # and when that was
     cpu_advanced_at: float = 0.0  # when the culler last saw it computing
+    client: str = ""  # the address that launched (or claimed) it, for per-client limits
 
     @property
     def prefix(self) -> str:
@@ -175,26 +184,66 @@ class Store:
 
     # -- launch log ------------------------------------------------------------------------
 
-    def count_sessions(self, repo_url: str | None = None) -> int:
-        """Sessions launching or running, for admission (optionally of one repository)."""
+    def count_sessions(self, repo_url: str | None = None, client: str | None = None) -> int:
+        """Sessions launching or running, for admission (optionally of one repository, or
+        launched by one client)."""
         query = "SELECT count(*) FROM sessions WHERE state IN ('launching', 'warm', 'running')"
-        if repo_url is None:
-            return self._connect().execute(query).fetchone()[0]
-        return self._connect().execute(query + " AND repo_url = ?", (repo_url,)).fetchone()[0]
+        if repo_url is not None:
+            return self._connect().execute(query + " AND repo_url = ?", (repo_url,)).fetchone()[0]
+        if client is not None:
+            return self._connect().execute(query + " AND client = ?", (client,)).fetchone()[0]
+        return self._connect().execute(query).fetchone()[0]
 
-    def claim_warm(self, image: str, now: float) -> SessionRecord | None:
-        """Hand one warm session of `image` to a user, atomically across worker processes."""
+    def claim_warm(
+        self, image: str, now: float, client: str = "", client_limit: int = 0
+    ) -> SessionRecord | None:
+        """Hand one warm session of `image` to a user, atomically across worker processes; not
+        when `client` already has `client_limit` sessions (0: no limit)."""
         row = (
             self._connect()
             .execute(
-                f"UPDATE sessions SET state = 'running', created = ?, last_activity = ? "
-                f"WHERE id = (SELECT id FROM sessions WHERE state = 'warm' AND image = ? "
-                f"ORDER BY created LIMIT 1) RETURNING {', '.join(_SESSION_COLUMNS)}",
-                (now, now, image),
+                f"UPDATE sessions SET state = 'running', created = ?, last_activity = ?, "
+                f"client = ? WHERE id = (SELECT id FROM sessions WHERE state = 'warm' AND "
+                f"image = ? ORDER BY created LIMIT 1) AND (? = 0 OR (SELECT count(*) FROM "
+                f"sessions WHERE client = ? AND state IN ('launching', 'running')) < ?) "
+                f"RETURNING {', '.join(_SESSION_COLUMNS)}",
+                (now, now, client, image, client_limit, client, client_limit),
             )
             .fetchone()
         )
         return SessionRecord(*row) if row else None
+
+    # -- what each client has open (per-client limits) -------------------------------------
+
+    def open_request(self, client: str) -> int:
+        """Record an open launch request (event stream) of `client`; its id."""
+        cursor = self._connect().execute(
+            "INSERT INTO client_requests (client, started) VALUES (?, ?)", (client, time.time())
+        )
+        return int(cursor.lastrowid or 0)
+
+    def mark_building(self, request_id: int) -> None:
+        self._connect().execute(
+            "UPDATE client_requests SET building = 1 WHERE id = ?", (request_id,)
+        )
+
+    def close_request(self, request_id: int) -> None:
+        self._connect().execute("DELETE FROM client_requests WHERE id = ?", (request_id,))
+
+    def client_requests(self, client: str, since: float = 0.0) -> tuple[int, int]:
+        """(open requests, of which waiting for or running a build) of one client, counting
+        those opened after `since` (older ones were left by a worker that died)."""
+        row = self._connect().execute(
+            "SELECT count(*), coalesce(sum(building), 0) FROM client_requests "
+            "WHERE client = ? AND started > ?",
+            (client, since),
+        )
+        streams, building = row.fetchone()
+        return int(streams), int(building)
+
+    def forget_requests(self) -> None:
+        """At start-up: requests of processes that are gone are not open any more."""
+        self._connect().execute("DELETE FROM client_requests")
 
     def last_host_url(self) -> str | None:
         row = self._connect().execute("SELECT value FROM facts WHERE name = 'host_url'")

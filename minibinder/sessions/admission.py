@@ -16,6 +16,16 @@ class Occupancy:
     sessions: int  # launching or running, warm ones included
     repo_sessions: int  # of the repository asked for
     host_memory: int  # bytes
+    client_sessions: int = 0  # launched or claimed by the client asking
+
+
+@dataclass(frozen=True)
+class ClientLoad:
+    """What one client address has open right now."""
+
+    sessions: int
+    streams: int  # launch event streams
+    builds: int  # of those, waiting for or running a build
 
 
 def total_limit(config: Config, host_memory: int) -> int:
@@ -43,6 +53,7 @@ def check_admission(provider_spec: str, occupancy: Occupancy, config: Config) ->
             f"for {limit}. Sessions end when idle, so please try again in a few minutes.",
             RETRY_AFTER,
         )
+    check_client_sessions(occupancy.client_sessions, config)
     per_repo = repo_limit(config, provider_spec)
     if occupancy.repo_sessions >= per_repo:
         raise QuotaExceeded(
@@ -50,6 +61,44 @@ def check_admission(provider_spec: str, occupancy: Occupancy, config: Config) ->
             f"this server allows for one repository ({per_repo}). Please try again in a few "
             "minutes.",
             RETRY_AFTER,
+        )
+
+
+def check_client_sessions(sessions: int, config: Config) -> None:
+    limit = config.max_sessions_per_client
+    if limit and sessions >= limit:
+        raise QuotaExceeded(
+            f"You already have {sessions} sessions running, the most this server allows one "
+            f"client address (max_sessions_per_client = {limit}). Shut one down (File → Shut "
+            "Down in JupyterLab) or wait until one ends.",
+            RETRY_AFTER,
+        )
+
+
+def check_client_stream(load: ClientLoad, config: Config, launching: bool = True) -> None:
+    """May this client open one more launch event stream? (`launching`: it asks for a
+    session, not only an image.)"""
+    if launching:
+        check_client_sessions(load.sessions, config)
+    limit = config.max_streams_per_client
+    if limit and load.streams >= limit:
+        raise QuotaExceeded(
+            f"Your address already has {load.streams} launches open, the most this server "
+            f"allows one client (max_streams_per_client = {limit}). Close some of those pages "
+            "and try again.",
+            10,
+        )
+
+
+def check_client_build(load: ClientLoad, config: Config) -> None:
+    """May this client's launch start (or wait for) one more build?"""
+    limit = config.max_builds_per_client
+    if limit and load.builds >= limit:
+        raise QuotaExceeded(
+            f"Your address already has {load.builds} builds waiting or running, the most this "
+            f"server allows one client (max_builds_per_client = {limit}). Try again when one "
+            "of them is done.",
+            30,
         )
 
 

@@ -20,7 +20,7 @@ from ..identity import INSTANCE_LABEL, instance_id
 from ..networks import session_bridge
 from ..store import SessionRecord, Store
 from . import jupyter
-from .admission import Occupancy, check_admission, host_memory_bytes
+from .admission import ClientLoad, Occupancy, check_admission, host_memory_bytes
 from .culler import Limits, Usage, should_cull
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class LaunchRequest:
     repo_url: str
     resolved_ref: str
     binder_env: dict[str, str]
+    client: str = ""  # the address asking, for per-client limits
 
 
 def jupyter_command(prefix: str, config: Config) -> list[str]:
@@ -104,9 +105,11 @@ class Sessions:
             state="launching",
             created=now,
             last_activity=now,
+            client=request.client,
         )
         with self._admission_lock():  # check and claim in one step, across worker processes
-            self.check_admission(f"{request.provider}/{request.spec}", request.repo_url)
+            self.check_admission(f"{request.provider}/{request.spec}", request.repo_url,
+                                 request.client)  # fmt: skip
             self.store.add_session(record)
         try:
             session_bridge(config, self.docker, self.instance)
@@ -146,19 +149,31 @@ class Sessions:
         )
         return self.store.get_session(session_id) or record
 
-    def claim(self, image: str) -> SessionRecord | None:
-        """A warm session of `image`, now the caller's: its token was never given to anyone."""
-        record = self.store.claim_warm(image, time.time())
+    def claim(self, image: str, client: str = "") -> SessionRecord | None:
+        """A warm session of `image`, now the caller's: its token was never given to anyone.
+        None when there is none, or when `client` has as many sessions as it may."""
+        limit = self.config.max_sessions_per_client if client else 0
+        record = self.store.claim_warm(image, time.time(), client, limit)
         if record:
             self.forget_route(record.id)
         return record
 
-    def check_admission(self, provider_spec: str, repo_url: str) -> None:
-        """Raise QuotaExceeded when one more session of this repository may not start."""
+    def check_admission(self, provider_spec: str, repo_url: str, client: str = "") -> None:
+        """Raise QuotaExceeded when one more session of this repository (for this client)
+        may not start."""
+        store = self.store
         occupancy = Occupancy(
-            self.store.count_sessions(), self.store.count_sessions(repo_url), host_memory_bytes()
-        )
+            store.count_sessions(), store.count_sessions(repo_url), host_memory_bytes(),
+            store.count_sessions(client=client) if client else 0,
+        )  # fmt: skip
         check_admission(provider_spec, occupancy, self.config)
+
+    def client_load(self, client: str) -> ClientLoad:
+        # No launch lasts longer than this; a request still open past it belonged to a worker
+        # that died without closing it.
+        longest = self.config.build_timeout + self.config.launch_timeout + 600
+        streams, builds = self.store.client_requests(client, time.time() - longest)
+        return ClientLoad(self.store.count_sessions(client=client), streams, builds)
 
     @contextmanager
     def _admission_lock(self) -> Iterator[None]:

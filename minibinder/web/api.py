@@ -9,9 +9,11 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, request
 
+from ..errors import QuotaExceeded
 from ..events import Event
 from ..launch import LaunchOptions, launch_events
 from ..services import Services
+from ..sessions.admission import check_client_stream
 
 blueprint = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
@@ -84,21 +86,34 @@ def event_stream(
             yield sse(event)
     finally:
         options.cancelled.set()
+        if options.request_id:
+            app_services.store.close_request(options.request_id)
 
 
 @blueprint.get("/build/<provider>/<path:spec>")
 def build(provider: str, spec: str):
+    app_services = services()
     remember_host(host_url())
-    options = LaunchOptions(
-        host_url=host_url(),
-        build_only=request.args.get("build_only", "").lower() in ("true", "1", "yes"),
-        client_ip=request.remote_addr,
-    )
+    client = request.remote_addr or ""
+    build_only = request.args.get("build_only", "").lower() in ("true", "1", "yes")
+    try:  # one client may not hold every seat, build slot or thread
+        check_client_stream(app_services.sessions.client_load(client), app_services.config,
+                            launching=not build_only)  # fmt: skip
+    except QuotaExceeded as error:
+        response = Response(f"{error}\n", 429, mimetype="text/plain")
+        response.headers["Retry-After"] = str(error.retry_after)
+        return _cors(response)
+    options = LaunchOptions(host_url=host_url(), build_only=build_only, client_ip=client,
+                            request_id=app_services.store.open_request(client))  # fmt: skip
     response = Response(
-        event_stream(raw_spec("/build/"), options, services()), mimetype="text/event-stream"
+        event_stream(raw_spec("/build/"), options, app_services), mimetype="text/event-stream"
     )
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
+    return _cors(response)
+
+
+def _cors(response: Response) -> Response:
     origin = services().config.cors_allow_origin
     if origin:
         response.headers["Access-Control-Allow-Origin"] = origin

@@ -79,7 +79,8 @@ def launch(provider: str, spec: str):
                 503,
                 60,
             )
-        app_services.sessions.check_admission(provider_and_spec, source.repo_url)
+        app_services.sessions.check_admission(provider_and_spec, source.repo_url,
+                                              request.remote_addr or "")  # fmt: skip
     except SpecError as error:
         return unavailable("Bad launch link", str(error), 400)
     except QuotaExceeded as error:

@@ -4,7 +4,15 @@ import pytest
 
 from minibinder.config import load_config
 from minibinder.errors import QuotaExceeded
-from minibinder.sessions.admission import Occupancy, check_admission, repo_limit, total_limit
+from minibinder.sessions.admission import (
+    ClientLoad,
+    Occupancy,
+    check_admission,
+    check_client_build,
+    check_client_stream,
+    repo_limit,
+    total_limit,
+)
 
 GIB = 2**30
 
@@ -46,3 +54,28 @@ def test_repository_full():
     config = load_config(overrides={"max_sessions_per_repo": 2})
     with pytest.raises(QuotaExceeded, match="already has 2 sessions"):
         check_admission("gh/o/r/HEAD", Occupancy(2, 2, 24 * GIB), config)
+
+
+def test_one_client_may_hold_only_its_share_of_sessions():
+    config = load_config(overrides={"max_sessions_per_client": 2})
+    check_admission("gh/o/r/HEAD", Occupancy(3, 1, 24 * GIB, client_sessions=1), config)
+    with pytest.raises(QuotaExceeded, match=r"max_sessions_per_client = 2") as refused:
+        check_admission("gh/o/r/HEAD", Occupancy(3, 1, 24 * GIB, client_sessions=2), config)
+    assert refused.value.retry_after > 0
+    unlimited = load_config(overrides={"max_sessions_per_client": 0})
+    check_admission("gh/o/r/HEAD", Occupancy(3, 1, 24 * GIB, client_sessions=99), unlimited)
+
+
+def test_streams_and_builds_per_client():
+    config = load_config(overrides={"max_streams_per_client": 3, "max_builds_per_client": 1,
+                                    "max_sessions_per_client": 1})  # fmt: skip
+    check_client_stream(ClientLoad(sessions=0, streams=2, builds=0), config)
+    with pytest.raises(QuotaExceeded, match=r"3 launches open.*max_streams_per_client = 3"):
+        check_client_stream(ClientLoad(sessions=0, streams=3, builds=0), config)
+    with pytest.raises(QuotaExceeded, match="max_sessions_per_client = 1"):
+        check_client_stream(ClientLoad(sessions=1, streams=0, builds=0), config)
+    # Asking for an image only (build_only) does not count the client's sessions.
+    check_client_stream(ClientLoad(sessions=1, streams=0, builds=0), config, launching=False)
+    check_client_build(ClientLoad(sessions=0, streams=1, builds=0), config)
+    with pytest.raises(QuotaExceeded, match=r"1 builds waiting or running.*max_builds_per_client"):
+        check_client_build(ClientLoad(sessions=0, streams=2, builds=1), config)
