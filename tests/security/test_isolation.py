@@ -1,0 +1,57 @@
+"""Sessions are apart: one session's code cannot reach another session's server, and a kernel's
+WebSocket opens only with that session's own token (never without one, never with another's)."""
+
+from __future__ import annotations
+
+import pytest
+import websocket
+
+from minibinder.store import Store
+
+from ..jupyter import execute, start_kernel
+from .conftest import launch
+
+CONNECT = """
+import socket
+try:
+    socket.create_connection(({host!r}, {port}), timeout=4).close()
+    print("reached")
+except OSError as error:
+    print(type(error).__name__)
+"""
+
+
+def test_a_session_cannot_reach_another_sessions_server(serve_with, git_server):
+    git_server.create("sec/neighbours", {"README.md": "x"})
+    serve = serve_with()
+    first, second = (launch(serve, "gh/sec/neighbours/HEAD") for _ in range(2))
+    store = Store(serve.data_dir / "minibinder.sqlite")
+    second_id = second["url"].rstrip("/").rsplit("/", 1)[-1]
+    record = store.get_session(second_id)
+    assert record is not None and record.target
+    host, port = record.target.rsplit(":", 1)
+    result = execute(first, start_kernel(first), CONNECT.format(host=host, port=int(port)))
+    assert result["stdout"].strip() in ("timeout", "TimeoutError", "ConnectionRefusedError")
+
+
+@pytest.mark.parametrize("credentials", ["none", "another session's token", "a made-up token"])
+def test_a_kernel_websocket_needs_its_own_sessions_token(serve_with, git_server, credentials):
+    git_server.create(f"sec/ws-{len(credentials)}", {"README.md": "x"})
+    serve = serve_with()
+    ready = launch(serve, f"gh/sec/ws-{len(credentials)}/HEAD")
+    kernel = start_kernel(ready)
+    header = {
+        "none": [],
+        "another session's token": [
+            f"Authorization: token {launch(serve, f'gh/sec/ws-{len(credentials)}/HEAD')['token']}"
+        ],
+        "a made-up token": ["Authorization: token " + "x" * 32],
+    }[credentials]
+    url = f"{ready['url'].replace('http', 'ws', 1)}api/kernels/{kernel}/channels"
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(url, header=header, timeout=20)
+    assert refused.value.status_code in (401, 403)
+    # Its own token opens it.
+    websocket.create_connection(
+        url, header=[f"Authorization: token {ready['token']}"], timeout=20
+    ).close()
