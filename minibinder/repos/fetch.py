@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import time
@@ -10,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config
-from ..errors import FetchError
+from ..errors import FetchError, SpecError
 from .git import checked_connection, git_failure, kill, start_git
 from .refs import SHA_RE
+from .submodules import MAX_DEPTH, check_submodule_path, submodule_entries, submodule_url
+from .urlpolicy import check_clone_url
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,10 @@ def check_usage(dest: Path, limits: FetchLimits) -> None:
         )
 
 
-def _watch(args: list[str], dest: Path, limits: FetchLimits, deadline: float, what: str) -> str:
+def _watch(
+    args: list[str], dest: Path, limits: FetchLimits, deadline: float, what: str,
+    check: bool = True,
+) -> str:  # fmt: skip
     """Run git while watching the clock and the size of `dest`; kill it past any limit."""
     process = start_git(args, limits.allowed_schemes, cwd=str(dest))
     while True:
@@ -85,14 +91,14 @@ def _watch(args: list[str], dest: Path, limits: FetchLimits, deadline: float, wh
         except FetchError:
             kill(process)
             raise
-    if process.returncode != 0:
+    if process.returncode != 0 and check:
         raise git_failure(what, err)
     check_usage(dest, limits)
     return out
 
 
 def fetch_commit(
-    url: str, sha: str, dest: Path, limits: FetchLimits, ref: str | None = None
+    url: str, sha: str, dest: Path, limits: FetchLimits, ref: str | None = None, depth: int = 0
 ) -> Iterator[str]:
     """Check out commit `sha` of `url` into the empty directory `dest`, yielding progress lines.
 
@@ -129,13 +135,41 @@ def fetch_commit(
         deadline,
         "git checkout",
     )
-    if limits.submodules and (dest / ".gitmodules").exists():
-        yield "Fetching submodules"
-        _watch(
-            ["submodule", "update", "--init", "--recursive", "--depth=1"],
-            dest,
-            limits,
-            deadline,
-            "fetching submodules",
-        )
-    yield f"Fetched {tree_usage(dest)[0] // 1024} KiB"
+    if limits.submodules:
+        yield from _fetch_submodules(url, dest, limits, deadline, depth)
+    if depth == 0:
+        check_usage(dest, limits)  # the superproject and its submodules together
+        yield f"Fetched {tree_usage(dest)[0] // 1024} KiB"
+
+
+def _fetch_submodules(
+    url: str, dest: Path, limits: FetchLimits, deadline: float, depth: int
+) -> Iterator[str]:
+    """Fetch the commit each submodule is pinned to, by minibinder's own checks: the URL
+    through the clone URL policy and the host check, the path inside the checkout."""
+    gitmodules = dest / ".gitmodules"
+    if not gitmodules.is_file() or gitmodules.is_symlink():
+        return
+    listing = _watch(["config", "--file", ".gitmodules", "--no-includes", "-z", "--get-regexp",
+                      r"^submodule\..*\.(path|url)$"], dest, limits, deadline,
+                     "reading .gitmodules", check=False)  # fmt: skip
+    for name, path, sub_url in submodule_entries(listing):
+        check_submodule_path(name, path)
+        tree = _watch(["ls-tree", "-z", "HEAD", "--", path], dest, limits, deadline,
+                      "reading the submodule's commit")  # fmt: skip
+        mode, kind, rest = (tree.split(" ", 2) + ["", ""])[:3]
+        if mode != "160000" or kind != "commit":
+            continue  # not a submodule in this commit: git would skip it too
+        if depth + 1 > MAX_DEPTH:
+            raise FetchError(f"submodule {name!r}: submodules nest deeper than {MAX_DEPTH}")
+        try:
+            checked = check_clone_url(submodule_url(url, sub_url), limits.allowed_schemes)
+        except SpecError as error:
+            raise FetchError(f"submodule {name!r}: {error}") from None
+        yield f"Fetching submodule {name}"
+        remaining = dataclasses.replace(limits, timeout=max(1.0, deadline - time.monotonic()))
+        try:
+            yield from fetch_commit(checked, rest.split("\t", 1)[0], dest / path, remaining,
+                                    depth=depth + 1)  # fmt: skip
+        except FetchError as error:
+            raise FetchError(f"submodule {name!r}: {error}") from None

@@ -16,7 +16,7 @@ _HOST_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z
 KNOWN_SCHEMES = ("https", "http", "git")
 
 
-def check_clone_url(url: str, allowed_schemes: list[str] | tuple[str, ...]) -> str:
+def check_clone_url(url: str, allowed_schemes: Sequence[str]) -> str:
     """Return `url` if git may clone it under the operator's allowed schemes, else raise SpecError.
 
     Refused: local paths and `file:`, git's remote helpers (`ext::`, `fd::`), ssh and scp-like
