@@ -209,6 +209,15 @@ class Config:
         "(loopback names on 127.0.0.1; any IP address on 0.0.0.0).",
         kind="str_list",
     )
+    session_domain: str = setting(
+        "",
+        "Serve each session on an origin of its own, `<id>.<session_domain>` (same scheme and "
+        "port), so that sessions cannot read each other through a user's browser: a wildcard "
+        "DNS name for this server (binder.example.org: *.binder.example.org must reach it), or "
+        "localhost on one machine (browsers send *.localhost to it). Empty: every session "
+        "shares the main origin.",
+        kind="domain",
+    )
     cors_allow_origin: str = setting(
         "",
         'Access-Control-Allow-Origin sent on the /build API ("*" for thebe on other '
@@ -488,6 +497,15 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
         choices = kind.split(":", 1)[1].split(",")
         if value not in choices:
             raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+    elif (
+        kind == "domain"
+        and value
+        and not re.fullmatch(
+            r"(?=.{1,200}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", value
+        )
+    ):
+        raise ConfigError(f"{name}: expected a lowercase DNS name like binder.example.org, "
+                          f"got {value!r}")  # fmt: skip
     elif kind == "address" and value:
         check_address(name, value)
     elif kind == "image_prefix" and not re.fullmatch(r"[a-z0-9][a-z0-9._/-]*", value):

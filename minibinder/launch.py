@@ -13,6 +13,7 @@ from . import metrics
 from .build.images import BuildTarget, build_image, is_cached, target_for_source
 from .errors import MinibinderError, QuotaExceeded
 from .events import Event
+from .proxy.routes import session_url
 from .repos.providers import PROVIDERS, RepoSource, parse_spec
 from .services import Services
 from .sessions.admission import check_client_build
@@ -84,7 +85,7 @@ def _launch(
         yield Event("built", "Found built image\n", {"imageName": target.image, "cached": True})
         yield Event("launching", "Launching server...\n")
         outcome.status = "success"
-        yield ready_event(source, target, warm, options.host_url)
+        yield ready_event(source, target, warm, options.host_url, services.config.session_domain)
         return
     if not options.build_only:  # refuse before building when the session could not start
         services.sessions.check_admission(provider_spec, source.repo_url, client)
@@ -115,7 +116,8 @@ def _launch(
         outcome.status = "cancelled"
         return
     outcome.status = "success"
-    yield ready_event(source, target, session, options.host_url)
+    yield ready_event(source, target, session, options.host_url,
+                      services.config.session_domain)  # fmt: skip
 
 
 def _build(
@@ -153,9 +155,10 @@ def binder_environment(source: RepoSource, sha: str, host_url: str) -> dict[str,
 
 
 def ready_event(
-    source: RepoSource, target: BuildTarget, session: SessionRecord, host_url: str
-) -> Event:
-    url = host_url.rstrip("/") + session.prefix
+    source: RepoSource, target: BuildTarget, session: SessionRecord, host_url: str,
+    session_domain: str = "",
+) -> Event:  # fmt: skip
+    url = session_url(host_url, session.id, session_domain)
     return Event(
         "ready",
         f"server running at {url}\n",

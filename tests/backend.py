@@ -33,6 +33,23 @@ async function attempt(name, url, options) {
   document.getElementById("out").textContent = JSON.stringify(out);
 })();
 </script></body></html>"""
+# Session content trying to read another session through the user's browser.
+NEIGHBOUR_PAGE = """<!doctype html><html><body><pre id="out"></pre><script>
+const params = new URLSearchParams(location.search);
+const out = {};
+async function attempt(name, url) {
+  try {
+    const response = await fetch(url, {credentials: "include"});
+    out[name] = response.status + " " + (await response.text()).slice(0, 200);
+  } catch (error) { out[name] = "blocked: " + error.name; }
+}
+(async () => {
+  await attempt("its own origin", params.get("url") + "api/contents");
+  await attempt("this origin", params.get("path") + "api/contents");
+  await attempt("main origin", params.get("main") + "api/contents");
+  document.getElementById("out").textContent = JSON.stringify(out);
+})();
+</script></body></html>"""
 SUBPROTOCOLS = ("v1.kernel.websocket.jupyter.org", "chat")
 
 
@@ -87,6 +104,14 @@ class Handler(BaseHTTPRequestHandler):
         if url.path.endswith("/hostile.html"):  # session content trying to reach the operator
             admin = query.get("admin", [""])[0]
             body = HOSTILE_PAGE.replace("ADMIN_URL", json.dumps(admin)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if url.path.endswith("/neighbour.html"):
+            body = NEIGHBOUR_PAGE.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))

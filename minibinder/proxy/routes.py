@@ -6,6 +6,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 Lookup = Callable[[str], "str | None"]  # session id → "host:port" while it may be reached
 RecordActivity = Callable[[dict[str, float]], None]  # session id → Unix time of latest traffic
@@ -13,6 +14,31 @@ RecordActivity = Callable[[dict[str, float]], None]  # session id → Unix time 
 PREFIX = "/user/"
 _ROUTE_RE = re.compile(r"^/user/([0-9a-f]{16})(/[^?#]*)?(\?.*)?$")
 _DOT_SEGMENT = re.compile(r"(^|/)(\.|%2e){1,2}(/|$|\?)", re.IGNORECASE)
+
+
+_SESSION_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+def session_url(host_url: str, session_id: str, session_domain: str = "") -> str:
+    """Where users reach a session: under the main address, or, with a `session_domain`, on
+    an origin of its own (`<id>.<domain>`, same scheme and port), always at `/user/<id>/`."""
+    path = f"{PREFIX}{session_id}/"
+    if not session_domain:
+        return host_url.rstrip("/") + path
+    parts = urlsplit(host_url)
+    if not parts.hostname:  # the main address is not known yet
+        return path
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{session_id}.{session_domain}{port}{path}"
+
+
+def session_of_host(host: str, session_domain: str) -> str | None:
+    """The session id a Host header names (`<id>.<domain>[:port]`), or None."""
+    if not session_domain:
+        return None
+    name = host.strip().lower().rsplit(":", 1)[0] if not host.startswith("[") else ""
+    label, _, domain = name.partition(".")
+    return label if domain == session_domain.lower() and _SESSION_ID.match(label) else None
 
 
 class BadRoute(ValueError):

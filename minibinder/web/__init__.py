@@ -18,7 +18,7 @@ from ..proxy.relay import ProxyMiddleware
 from ..services import Services, create_services
 from ..sessions.helpers import HELPER_PATH, SessionHelpers, notice_script
 from .hosts import HostCheck
-from .origins import ListenerRouting
+from .origins import ListenerRouting, SessionOrigins
 
 
 def package_folder(name: str) -> str:
@@ -58,5 +58,6 @@ def create_app(
                               helper_path=HELPER_PATH, page_script=notice_script)  # fmt: skip
     # Every request, pages and sessions alike, passes the Host check first, then goes only
     # where its listener allows: the operator's pages on their own, never beside sessions.
-    app.wsgi_app = HostCheck(ListenerRouting(proxied, config), config)  # type: ignore[method-assign]
+    routed = ListenerRouting(SessionOrigins(proxied, config), config)
+    app.wsgi_app = HostCheck(routed, config)  # type: ignore[method-assign]
     return app

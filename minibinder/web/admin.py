@@ -15,6 +15,7 @@ from ..build.sharing import build_log_text, recent_builds
 from ..errors import DockerUnavailable, SpecError
 from ..identity import admin_token
 from ..launch import launch_event
+from ..proxy.routes import session_url
 from ..repos.providers import parse_spec
 from ..warm_pool import pool_targets
 from .api import services
@@ -63,6 +64,8 @@ def require_token():
 
 def _session_rows() -> list[dict]:
     app_services, now = services(), time.time()
+    # Sessions are reached at the main address, not at this, the operator's own listener.
+    main_url = app_services.config.public_url or app_services.store.last_host_url() or "/"
     rows = []
     for record in app_services.store.sessions():
         cpu, memory = (
@@ -75,7 +78,7 @@ def _session_rows() -> list[dict]:
                 "idle": now - record.last_activity,
                 "cpu": cpu,
                 "memory": memory,
-                "url": f"{request.host_url.rstrip('/')}{record.prefix}",
+                "url": session_url(main_url, record.id, app_services.config.session_domain),
             }
         )
     return rows

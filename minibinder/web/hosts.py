@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from ..config import Config
+from ..proxy.routes import session_of_host
 from ..repos.urlpolicy import is_ip_address
 from ..wsgi import StartResponse, reply
 
@@ -42,18 +43,23 @@ class HostPolicy:
         """`listener` is the address requests came in on when it is not `bind` (the operator's
         own listener, which public_url does not name)."""
         self.allowed = {_split(h) for h in config.allowed_hosts}
-        self.default_port = ""
+        self.default_port = self.public_port = ""
         self.public = bool(config.public_url) and not listener
         if self.public:
             public = urlsplit(config.public_url)
             self.default_port = "443" if public.scheme == "https" else "80"
-            self.allowed.add((public.hostname or "", str(public.port or self.default_port)))
+            self.public_port = str(public.port or self.default_port)
+            self.allowed.add((public.hostname or "", self.public_port))
         self.bind_name, self.bind_port = _split(listener or config.bind)
+        # Sessions on origins of their own answer on the main listener only.
+        self.session_domain = "" if listener else config.session_domain
 
     def allows(self, host: str) -> bool:
         name, port = _split(host)
         if not name:
             return False
+        if session_of_host(host, self.session_domain):
+            return (port or self.default_port) == (self.public_port or self.bind_port)
         if (name, port or self.default_port) in self.allowed or (name, "") in self.allowed:
             return True
         if self.public or port != self.bind_port:

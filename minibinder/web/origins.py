@@ -8,9 +8,12 @@ workshop VM reached only by its IP address.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 
 from ..config import Config
+from ..proxy.headers import raw_request_path
+from ..proxy.routes import session_of_host, session_url
 from ..wsgi import StartResponse, reply
 from .hosts import ON_ADMIN_LISTENER, port_of
 
@@ -47,3 +50,47 @@ class ListenerRouting:
             return reply(start_response, "404 Not Found", "text/plain; charset=utf-8",
                          message.encode())  # fmt: skip
         return self.app(environ, start_response)
+
+
+class SessionOrigins:
+    """With `session_domain`, each session has an origin of its own, `<id>.<domain>`: there,
+    only that session's path (and the static files its pages load) answers; on the main
+    address, session paths are sent to their own origin. A session's page can then read
+    neither minibinder's pages nor another session's, whatever the browser holds."""
+
+    def __init__(self, app: Callable, config: Config):
+        self.app, self.domain = app, config.session_domain
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        if not self.domain or environ.get(ON_ADMIN_LISTENER):
+            return self.app(environ, start_response)
+        path = environ.get("PATH_INFO", "")
+        own = session_of_host(environ.get("HTTP_HOST", ""), self.domain)
+        if own:
+            if path.startswith((f"/user/{own}/", "/static/")) or path == "/favicon.ico":
+                return self.app(environ, start_response)
+            if path in ("", "/", f"/user/{own}"):
+                return _redirect(start_response, f"/user/{own}/")
+            return reply(start_response, "404 Not Found", "text/plain; charset=utf-8",
+                         b"This address belongs to one session; only its own pages are "
+                         b"here.\n")  # fmt: skip
+        match = _SESSION_PATH.match(path)
+        if not match:
+            return self.app(environ, start_response)
+        if environ.get("REQUEST_METHOD") in ("GET", "HEAD") and not environ.get("HTTP_UPGRADE"):
+            main = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}/"
+            query = environ.get("QUERY_STRING", "")
+            rest = raw_request_path(environ).split("?", 1)[0][len(f"/user/{match.group(1)}/") :]
+            location = session_url(main, match.group(1), self.domain) + rest
+            return _redirect(start_response, location + (f"?{query}" if query else ""))
+        return reply(start_response, "404 Not Found", "text/plain; charset=utf-8",
+                     b"Sessions are served on their own addresses (<id>." +
+                     self.domain.encode() + b").\n")  # fmt: skip
+
+
+_SESSION_PATH = re.compile(r"^/user/([0-9a-f]{16})(/|$)")
+
+
+def _redirect(start_response: StartResponse, location: str) -> list[bytes]:
+    start_response("302 Found", [("Location", location), ("Content-Length", "0")])
+    return [b""]
