@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 import time
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from .identity import INSTANCE_LABEL
 
 log = logging.getLogger(__name__)
 PURPOSE_LABEL = "minibinder.network"
+PID_LABEL = "minibinder.pid"  # the process whose build a build network serves
 
 
 def session_bridge(config: Config, docker: Docker, instance: str) -> str:
@@ -51,7 +53,7 @@ def build_network(docker: Docker, instance: str) -> Iterator[str]:
     """A network for one build, alone on its bridge; removed afterwards."""
     suffix = secrets.token_hex(2)
     name = f"minibinder-build-{instance[:8]}-{suffix}"
-    labels = {PURPOSE_LABEL: "build", INSTANCE_LABEL: instance}
+    labels = {PURPOSE_LABEL: "build", INSTANCE_LABEL: instance, PID_LABEL: str(os.getpid())}
     docker.ensure_network(name, labels, bridge=build_bridge_prefix(instance) + suffix)
     try:
         yield name
@@ -60,16 +62,32 @@ def build_network(docker: Docker, instance: str) -> Iterator[str]:
 
 
 def sweep_build_networks(docker: Docker, instance: str, older_than: float) -> int:
-    """Remove build networks left by builds that ended abruptly (a worker killed mid-build)."""
+    """Remove build networks left by builds that ended abruptly (a worker killed mid-build):
+    those whose process is gone, or older than any build may take. Docker has room for a few
+    dozen networks only; leaving them would stop every build."""
     removed = 0
     for network in docker.networks(f"{INSTANCE_LABEL}={instance}"):
-        if (network.get("Labels") or {}).get(PURPOSE_LABEL) != "build":
+        labels = network.get("Labels") or {}
+        if labels.get(PURPOSE_LABEL) != "build":
             continue
         created = _timestamp(network.get("Created", ""))
-        if created is not None and time.time() - created > older_than:
+        too_old = created is not None and time.time() - created > older_than
+        if too_old or not _alive(labels.get(PID_LABEL, "")):
             docker.remove_network(network["Name"])
             removed += 1
     return removed
+
+
+def _alive(pid: str) -> bool:
+    if not pid.isdigit():
+        return True  # not ours to judge: wait for its age
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _timestamp(text: str) -> float | None:

@@ -13,7 +13,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from html import escape
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..wsgi import StartResponse, reply
 from .headers import forward_headers, raw_request_path, response_headers, session_cookie
@@ -36,6 +36,19 @@ def error_page(start_response: StartResponse, status: str, title: str, detail: s
         f"<p><a href='/'>Launch a repository</a></p></body></html>"
     ).encode()
     return reply(start_response, status, "text/html; charset=utf-8", body)
+
+
+class BadClientBody(Exception):
+    """The client's request body could not be read (a malformed chunk, a body that ended
+    early): the client's fault, answered with 400."""
+
+
+def _read_client_body(body: Any) -> bytes:
+    try:
+        return body.read(CHUNK)
+    except Exception as error:  # gunicorn's parse errors, OverflowError, ValueError
+        reason = f"the request body could not be read ({type(error).__name__})"
+        raise BadClientBody(reason) from None
 
 
 class Hop(NamedTuple):
@@ -99,20 +112,18 @@ class ProxyMiddleware:
 
     # -- HTTP --------------------------------------------------------------------------------
 
-    def _connection(self, target: str, fresh: bool) -> http.client.HTTPConnection:
-        connection = self._pool.connections.get(target)
-        if connection is None or fresh:
-            if connection is not None:
-                connection.close()
+    def _connection(self, target: str) -> http.client.HTTPConnection:
+        """A kept-alive connection to `target`, taken out of the pool (it goes back only once
+        its response was read to the end), or a new one."""
+        connection = self._pool.connections.pop(target, None)
+        if connection is None:
             host, port = target.rsplit(":", 1)
             connection = http.client.HTTPConnection(host, int(port), timeout=CONNECT_TIMEOUT)
-            self._pool.connections[target] = connection
         return connection
 
     def _send(
-        self, environ: dict, target: str, raw_path: str, fresh: bool
-    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        connection = self._connection(target, fresh)
+        self, environ: dict, connection: http.client.HTTPConnection, raw_path: str
+    ) -> http.client.HTTPResponse:
         if connection.sock is None:
             connection.connect()
         connection.sock.settimeout(None)  # a session may think for a long time
@@ -127,20 +138,21 @@ class ProxyMiddleware:
             connection.putheader("Transfer-Encoding", "chunked")
         connection.endheaders()
         if body is not None and (chunked or (length.isdigit() and int(length) > 0)):
-            while chunk := body.read(CHUNK):
+            while chunk := _read_client_body(body):
                 connection.send(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
             if chunked:
                 connection.send(b"0\r\n\r\n")
-        return connection, connection.getresponse()
+        return connection.getresponse()
 
     def _relay_http(
         self, environ: dict, start_response: StartResponse, hop: Hop
     ) -> Iterable[bytes]:
         session_id, target, raw_path = hop
         reused = target in self._pool.connections
+        connection = self._connection(target)
         try:
             try:
-                connection, upstream = self._send(environ, target, raw_path, fresh=False)
+                upstream = self._send(environ, connection, raw_path)
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 has_body = (environ.get("CONTENT_LENGTH") or "0") not in (
                     "",
@@ -149,9 +161,14 @@ class ProxyMiddleware:
                 if not reused or has_body:
                     raise
                 # A kept-alive connection the session had closed: retry once on a new one.
-                connection, upstream = self._send(environ, target, raw_path, fresh=True)
+                connection.close()
+                connection = self._connection(target)
+                upstream = self._send(environ, connection, raw_path)
+        except BadClientBody as error:
+            connection.close()  # the session saw part of a request: never reuse it
+            return error_page(start_response, "400 Bad Request", "Bad request body", str(error))
         except OSError:
-            self._pool.connections.pop(target, None)
+            connection.close()
             return error_page(
                 start_response,
                 "503 Service Unavailable",
@@ -198,10 +215,10 @@ class ProxyMiddleware:
             # read1 does not mark a fully read response closed; the connection needs that
             # before it can carry the next request.
             upstream.close()
-            if not complete or upstream.will_close:
+            if complete and not upstream.will_close:
+                self._pool.connections[target] = connection  # back in the pool
+            else:
                 connection.close()
-                if self._pool.connections.get(target) is connection:
-                    del self._pool.connections[target]
 
     # -- WebSocket ---------------------------------------------------------------------------
 

@@ -35,11 +35,23 @@ def config(tmp_path, git_server):
 @pytest.fixture(scope="session", autouse=True)
 def egress_rules_removed():
     """Every `minibinder serve` and `build` a test runs installs its egress rules (as it would
-    for an operator): remove the chains the test run added once it is over."""
+    for an operator): remove the chains and build networks the test run added once it is
+    over."""
     before = set(_minibinder_chains())
+    sdk = docker_sdk.from_env()
+    build_networks = {"label": "minibinder.network=build"}
+    networks_before = {network.id for network in sdk.networks.list(filters=build_networks)}
     yield
     for prefix in set(_minibinder_chains()) - before:
         uninstall(prefix)
+    # A service stopped mid-build leaves its build's network (the next start of that
+    # installation would sweep it; test installations never start again).
+    for network in sdk.networks.list(filters=build_networks):
+        if network.id not in networks_before:
+            network.remove()
+    for network in sdk.networks.list(names=["mbtest-"]):  # sessions' networks of tests' own
+        if network.name.startswith("mbtest-"):
+            network.remove()
 
 
 def _minibinder_chains() -> list[str]:

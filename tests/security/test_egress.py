@@ -55,6 +55,12 @@ def test_without_minibinders_rules_both_listeners_answer(build_config, listeners
     assert host.peers and private.peers
 
 
+def own_network() -> str:
+    """A sessions' network of the test's own: installations that share one share its rules
+    (every installation's chain applies to the shared bridge), so an allowlist would not show."""
+    return f"mbtest-sessions-{secrets.token_hex(3)}"
+
+
 def session_probe(ready, *targets) -> dict[str, str]:
     from ..jupyter import execute, start_kernel
 
@@ -71,7 +77,7 @@ def test_sessions_reach_neither_the_host_nor_private_addresses(
 
     host, private = listeners
     git_server.create("hostile/egress-session", {"README.md": "x"})
-    serve = serve_with(egress_filter="required")
+    serve = serve_with(egress_filter="required", session_network=own_network())
     rules_of(serve.data_dir)
     ready = launch(serve, "gh/hostile/egress-session/HEAD")
     found = session_probe(ready, f"gateway:{host.port}", private.target)
@@ -86,7 +92,8 @@ def test_an_allowed_private_address_is_reached_and_nothing_else(
 
     host, private = listeners
     git_server.create("hostile/egress-allowed", {"README.md": "x"})
-    serve = serve_with(egress_filter="required", egress_allow=[PRIVATE_ADDRESS])
+    serve = serve_with(egress_filter="required", egress_allow=[PRIVATE_ADDRESS],
+                       session_network=own_network())  # fmt: skip
     rules_of(serve.data_dir)
     ready = launch(serve, "gh/hostile/egress-allowed/HEAD")
     found = session_probe(ready, f"gateway:{host.port}", private.target)
@@ -113,7 +120,9 @@ def test_build_steps_run_as_root_reach_neither(
     assert host.peers == [] and private.peers == []
     # Each build had a network of its own, and it is gone.
     sdk = docker_sdk.from_env()
-    assert not sdk.networks.list(filters={"label": f"{PURPOSE_LABEL}=build"})
+    instance = instance_id(build_config)
+    labels = [f"{PURPOSE_LABEL}=build", f"minibinder.instance={instance}"]
+    assert not sdk.networks.list(filters={"label": labels})
 
 
 def test_required_rules_that_cannot_be_installed_stop_the_start(tmp_path, docker, monkeypatch):
