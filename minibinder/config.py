@@ -106,6 +106,14 @@ class Config:
     )
     build_timeout: int = setting(1800, "Seconds a build may take before it is stopped.")
     max_concurrent_builds: int = setting(2, "Builds running at once; more wait their turn.")
+    build_log_limit: str = setting(
+        "20M",
+        "Size of a build's log past which the rest is neither shown nor kept (the build goes on).",
+        kind="size",
+    )
+    build_log_days: int = setting(
+        30, "Days a finished build's log is kept for the operator's page."
+    )
 
     # -- conda environments ------------------------------------------------------------------------
     conda_channel_alias: str = setting(

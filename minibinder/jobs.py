@@ -14,7 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import metrics
 from .build.disk import collect_images
-from .build.sharing import sweep_work_folders
+from .build.sharing import sweep_build_logs, sweep_work_folders
 from .errors import ConfigError, DockerUnavailable
 from .networks import ensure_egress, sweep_build_networks
 from .services import Services
@@ -62,6 +62,9 @@ def collect(services: Services) -> None:
     swept = sweep_work_folders(config.data_path / "work")
     if swept:
         log.info("removed the work folders of %d builds that ended abruptly", len(swept))
+    old_logs = sweep_build_logs(config.data_path / "builds", config.build_log_days * 86400)
+    if old_logs:
+        log.info("removed %d build logs older than %d days", len(old_logs), config.build_log_days)
     try:
         sweep_build_networks(services.docker, instance, config.build_timeout + 60)
     except DockerUnavailable as error:

@@ -58,13 +58,14 @@ class BuildProgress:
 
 def run_build(
     docker: Docker, request: BuildRequest, timeout: float,
-    abandoned: Callable[[], bool] = lambda: False,
+    abandoned: Callable[[], bool] = lambda: False, log_limit: int = 0,
 ) -> Iterator[Event]:  # fmt: skip
     """Build `tag`, yielding one `building` event per log chunk; raise BuildError on failure.
 
     The classic builder tags the image only when every step succeeded, so a failed or stopped
     build leaves no image under `tag`. Past the deadline, or once `abandoned()` says nobody waits
-    for the image any more, the running step's container is killed.
+    for the image any more, the running step's container is killed. Past `log_limit` bytes
+    (0: no limit) the log is cut: what follows is neither shown nor kept; the build goes on.
     """
     progress = BuildProgress()
     stopped: list[str] = []  # why, once the watchdog stopped the build
@@ -84,12 +85,17 @@ def run_build(
             return
 
     threading.Thread(target=watch, name="build watchdog", daemon=True).start()
-    started = time.monotonic()
+    started, shown = time.monotonic(), 0
     try:
         for chunk in docker.build(request):
             text = progress.feed(chunk)
-            if text:
+            if text and (not log_limit or shown < log_limit):
+                shown += len(text.encode())
                 yield Event("building", text)
+                if log_limit and shown >= log_limit:
+                    yield Event("building", f"\n[minibinder] The build log passed "
+                                f"{log_limit // 2**20} MiB (build_log_limit); the rest of it is "
+                                "neither shown nor kept. The build goes on.\n")  # fmt: skip
             if stopped and not progress.container:
                 break  # between steps: nothing to kill, stop reading instead
     finally:

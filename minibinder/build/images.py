@@ -218,7 +218,8 @@ def _fetch_and_build(
         request = BuildRequest(target.image, memory, build_labels, fileobj=context,
                                dockerfile=dockerfile, no_cache=no_cache,
                                network=network)  # fmt: skip
-        yield from run_build(docker, request, config.build_timeout, abandoned)
+        yield from run_build(docker, request, config.build_timeout, abandoned,
+                             config.size("build_log_limit"))  # fmt: skip
     yield _built(target, cached=False, seconds=time.monotonic() - started)
 
 

@@ -145,6 +145,24 @@ def build_log_text(folder: Path, key: str) -> str | None:
     return "".join(event.message for event in _events_of(path))
 
 
+def sweep_build_logs(folder: Path, older_than: float, now: float | None = None) -> list[str]:
+    """Remove the logs (and lock files) of builds that ended more than `older_than` seconds
+    ago; a build still running keeps its log. Returns the keys removed."""
+    now = time.time() if now is None else now
+    removed = []
+    for path in sorted(folder.glob("*.log")) if folder.is_dir() else []:
+        key = path.stem
+        try:
+            if now - path.stat().st_mtime <= older_than or _is_locked(folder / f"{key}.lock"):
+                continue
+        except FileNotFoundError:
+            continue
+        for name in (f"{key}.log", f"{key}.lock", f"{key}.watch"):
+            (folder / name).unlink(missing_ok=True)
+        removed.append(key)
+    return removed
+
+
 @contextmanager
 def work_folder(scratch: Path) -> Iterator[Path]:
     """A fresh folder for one build, held by a lock while the build runs and removed after.

@@ -45,3 +45,20 @@ def test_a_session_past_its_disk_limit_is_warned_then_stopped(serve_with, git_se
     wait_for(lambda: api(ready, "api/status")[0] != 200, 60, message="the session to stop")
     with urllib.request.urlopen(f"{serve.url}/metrics") as response:
         assert 'reason="disk"' in response.read().decode()
+
+
+def test_a_build_log_past_its_limit_is_cut_and_the_build_goes_on(serve_with, git_server):
+    from ..sse import events
+
+    git_server.create("hostile/loud", {
+        "postBuild": "#!/bin/bash\npython3 -c \"import sys\nfor _ in range(20000): "
+                     "sys.stdout.write('y' * 1000 + '\\\\n')\"\n",
+    }, executable=("postBuild",))  # fmt: skip
+    serve = serve_with(build_log_limit="1M")
+    received = events(f"{serve.url}/build/gh/hostile/loud/HEAD?build_only=true")
+    assert received[-1]["phase"] == "ready", received[-1]
+    shown = sum(len(event.get("message", "")) for event in received)
+    assert 2**20 <= shown < 2**20 + 200_000  # 20 MB printed, about 1 MiB shown
+    assert any("build_log_limit" in event.get("message", "") for event in received)
+    (log,) = (serve.data_dir / "builds").glob("*hostile-loud*.log")
+    assert log.stat().st_size < 2 * 2**20

@@ -29,3 +29,57 @@ def test_an_error_is_kept_and_the_failure_names_the_step_and_the_tail():
     message = progress.failure_message(progress.error)
     assert message.startswith("Build failed at step 4/9 (RUN make): The command returned")
     assert "line 4\n" not in message and f"line {LOG_TAIL_LINES + 4}" in message
+
+
+class FakeDocker:
+    """The stream of a build that succeeds, from canned chunks."""
+
+    def __init__(self, chunks):
+        self.chunks = chunks
+
+    def build(self, request):
+        yield from self.chunks
+
+    def image_labels(self, tag):
+        return {}
+
+    def kill_container(self, container):
+        pass
+
+
+def test_a_log_past_its_limit_is_cut_and_the_build_goes_on():
+    from minibinder.build.builder import run_build
+    from minibinder.docker_client import BuildRequest
+
+    chunks = [{"stream": "x" * 1000 + "\n"} for _ in range(50)]
+    events = list(run_build(FakeDocker(chunks), BuildRequest("img", 2**30), 60,
+                            log_limit=10_000))  # fmt: skip
+    text = "".join(event.message for event in events)
+    assert text.count("x" * 1000) == 10  # 10 chunks of 1001 bytes pass the limit
+    assert "passed 0 MiB (build_log_limit)" in text or "build_log_limit" in text
+    assert events[-1].message.startswith("Built img")
+
+
+def test_old_build_logs_are_swept_and_running_ones_kept(tmp_path):
+    import fcntl
+    import os
+
+    from minibinder.build.sharing import sweep_build_logs
+
+    for key in ("old", "recent", "running"):
+        (tmp_path / f"{key}.log").write_text("{}\n")
+        (tmp_path / f"{key}.lock").write_text("")
+    for key in ("old", "running"):
+        os.utime(tmp_path / f"{key}.log", (1000, 1000))
+    held = os.open(tmp_path / "running.lock", os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        assert sweep_build_logs(tmp_path, 86400) == ["old"]
+    finally:
+        os.close(held)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "recent.lock",
+        "recent.log",
+        "running.lock",
+        "running.log",
+    ]
