@@ -49,6 +49,7 @@ class Docker:
 
     def __init__(self, client: docker.DockerClient):
         self._client = client
+        self._quota: bool | None = None  # whether the storage driver enforces disk limits
 
     @classmethod
     def connect(cls, timeout: int = 60) -> Docker:
@@ -144,6 +145,17 @@ class Docker:
         with _daemon():
             return self._client.api.networks(filters={"label": label})
 
+    def disk_quota_supported(self) -> bool:
+        """Whether this daemon's storage driver can cap a container's writable layer
+        (`--storage-opt size=`): overlay2 on XFS (with project quotas), btrfs, zfs. Asked once."""
+        if self._quota is None:
+            try:
+                info = self._client.api.info()
+            except (docker.errors.APIError, *_UNREACHABLE):
+                return False
+            self._quota = storage_quota_possible(info)
+        return self._quota
+
     def start_container(
         self,
         *,
@@ -158,12 +170,16 @@ class Docker:
         mem_reservation: int,
         nano_cpus: int,
         pids_limit: int,
+        disk_limit: int = 0,
     ) -> str:
-        """Create and start a hardened container; return its id. Nothing is published."""
+        """Create and start a hardened container; return its id. Nothing is published.
+        `disk_limit` caps its writable layer where the storage driver can (0: not asked)."""
         api = self._client.api
+        quota = {"storage_opt": {"size": str(disk_limit)}} if disk_limit else {}
         with _daemon():
             try:
                 host_config = api.create_host_config(
+                    **quota,
                     mem_limit=mem_limit,
                     memswap_limit=mem_limit,
                     mem_reservation=mem_reservation,
@@ -185,6 +201,15 @@ class Docker:
             except docker.errors.ImageNotFound:
                 raise LaunchError(f"image {image} is gone; build it again") from None
             except docker.errors.APIError as error:
+                if quota and "storage-opt" in str(error).lower():
+                    # XFS without project quotas: the culler's watch is the limit then.
+                    self._quota = False
+                    return self.start_container(
+                        image=image, name=name, command=command, environment=environment,
+                        labels=labels, network=network, user=user, mem_limit=mem_limit,
+                        mem_reservation=mem_reservation, nano_cpus=nano_cpus,
+                        pids_limit=pids_limit,
+                    )  # fmt: skip
                 message = f"Docker could not start the session: {_short(error)}"
                 raise LaunchError(message) from None
         return created["Id"]
@@ -287,6 +312,15 @@ class Docker:
     def remove_image(self, name: str) -> None:
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
             self._client.api.remove_image(name, force=True)
+
+
+def storage_quota_possible(info: dict[str, Any]) -> bool:
+    """From `docker info`: a storage driver that can cap a container's writable layer."""
+    driver = info.get("Driver", "")
+    status = dict(tuple(pair) for pair in info.get("DriverStatus") or [] if len(pair) == 2)
+    if driver == "overlay2":
+        return status.get("Backing Filesystem", "") == "xfs"
+    return driver in ("btrfs", "zfs")
 
 
 def _short(error: Exception) -> str:
