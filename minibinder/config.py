@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -225,6 +226,14 @@ class Config:
         "localhost on one machine (browsers send *.localhost to it). Empty: every session "
         "shares the main origin.",
         kind="domain",
+    )
+    trusted_proxies: list = setting(
+        [],
+        "Addresses or networks of reverse proxies in front of minibinder (the lab's nginx, "
+        'e.g. ["127.0.0.1"]): only from these are X-Forwarded-For, X-Forwarded-Proto and '
+        "Forwarded believed, for the client's address (launch log, per-client limits) and "
+        "scheme. Empty: forwarding headers are ignored.",
+        kind="network_list",
     )
     cors_allow_origin: str = setting(
         "",
@@ -456,7 +465,7 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
     """Turn a TOML or environment value into the setting's type, or say what is wrong."""
     kind, name = f.metadata["kind"], f.name
     default = None if f.default is dataclasses.MISSING else f.default
-    if kind in ("str_list", "regex_list", "egress_list"):
+    if kind in ("str_list", "regex_list", "egress_list", "network_list"):
         if from_env:
             value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -465,6 +474,8 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
             _check_regexes(name, value)
         if kind == "egress_list":
             return check_allow_entries(name, value)
+        if kind == "network_list":
+            return [_network(name, item) for item in value]
         return value
     if kind in _MAPS:
         return _coerce_map(name, kind, value, from_env)
@@ -521,6 +532,13 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
             f"{name}: must be lowercase letters, digits, '.', '_', '-' or '/', got {value!r}"
         )
     return value
+
+
+def _network(name: str, value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise ConfigError(f"{name}: expected an IP address or network, got {value!r}") from None
 
 
 def check_address(name: str, value: str) -> str:

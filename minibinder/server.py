@@ -62,6 +62,9 @@ class _Gunicorn(BaseApplication):
             # One per installation: several on one host must not replace each other's.
             "control_socket": str(config.data_path / "gunicorn.ctl"),
             "worker_connections": max(1000, config.threads * 4),
+            # gunicorn believes X-Forwarded-Proto from loopback by default; minibinder decides
+            # whom to believe itself (trusted_proxies, web/clients.py).
+            "forwarded_allow_ips": "",
         }.items():
             self.cfg.set(name, value)
 

@@ -36,12 +36,16 @@ def strip_own_cookies(cookie_header: str) -> str:
     return "; ".join(kept)
 
 
+# The client's own word about where it came from: replaced by minibinder's.
+FORWARDING = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip", "forwarded"}
+
+
 def forward_headers(environ: dict, upgrade: bool = False) -> list[tuple[str, str]]:
     """The client's headers minus hop-by-hop ones, plus X-Forwarded-*. `Host` is kept."""
     dropped = set(HOP_BY_HOP) | connection_tokens(environ.get("HTTP_CONNECTION", ""))
     if upgrade:  # the WebSocket handshake needs exactly these hop-by-hop headers
         dropped -= {"connection", "upgrade"}
-    dropped |= {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip"}
+    dropped |= FORWARDING
     headers = []
     for key, value in environ.items():
         if key.startswith("HTTP_"):

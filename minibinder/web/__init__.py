@@ -17,6 +17,7 @@ from ..proxy.headers import strip_own_cookies
 from ..proxy.relay import ProxyMiddleware
 from ..services import Services, create_services
 from ..sessions.helpers import HELPER_PATH, SessionHelpers, notice_script
+from .clients import ClientAddress
 from .hosts import HostCheck
 from .origins import ListenerRouting, SessionOrigins
 
@@ -59,5 +60,6 @@ def create_app(
     # Every request, pages and sessions alike, passes the Host check first, then goes only
     # where its listener allows: the operator's pages on their own, never beside sessions.
     routed = ListenerRouting(SessionOrigins(proxied, config), config)
-    app.wsgi_app = HostCheck(routed, config)  # type: ignore[method-assign]
+    # The client's own address and scheme first (from a trusted proxy's headers, if any).
+    app.wsgi_app = ClientAddress(HostCheck(routed, config), config)  # type: ignore[method-assign]
     return app
