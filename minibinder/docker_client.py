@@ -145,13 +145,19 @@ class Docker:
         with _daemon():
             return self._client.api.networks(filters={"label": label})
 
+    def info(self) -> dict[str, Any]:
+        """`docker info` (empty when the daemon does not answer)."""
+        try:
+            return self._client.api.info()
+        except (docker.errors.APIError, *_UNREACHABLE):
+            return {}
+
     def disk_quota_supported(self) -> bool:
         """Whether this daemon's storage driver can cap a container's writable layer
         (`--storage-opt size=`): overlay2 on XFS (with project quotas), btrfs, zfs. Asked once."""
         if self._quota is None:
-            try:
-                info = self._client.api.info()
-            except (docker.errors.APIError, *_UNREACHABLE):
+            info = self.info()
+            if not info:
                 return False
             self._quota = storage_quota_possible(info)
         return self._quota

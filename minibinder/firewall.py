@@ -196,6 +196,17 @@ def _iptables(run: Runner, command: list[str], policy_text: str | None = None) -
         raise FirewallError(f"{command[0]}: {reason}")
 
 
+def installed(prefix: str, run: Runner = subprocess.run) -> bool:
+    """Whether an installation's chains exist and something jumps to them."""
+    if shutil.which("iptables") is None:
+        raise FirewallError("iptables is not installed (Debian: apt install iptables)")
+    listed = run(["iptables", "-w", "-S"], capture_output=True, text=True)
+    if listed.returncode != 0:
+        raise FirewallError(f"iptables: {(listed.stderr or '').strip()[:200]}")
+    text = listed.stdout or ""
+    return all(f"-j {prefix}-{name}" in text for name in ("HOST", "OUT"))
+
+
 def uninstall(prefix: str, run: Runner = subprocess.run) -> None:
     """Remove an installation's chains and every jump to them (tests; an operator retiring one)."""
     chains = (f"{prefix}-HOST", f"{prefix}-OUT")

@@ -1,5 +1,5 @@
-"""The command-line face: `minibinder build | prebuild | base-image | serve | settings |
-admin-token | launches`. May import everything below it, never the web face."""
+"""The command-line face: `minibinder build | prebuild | base-image | serve | sessions | stop |
+doctor | settings | admin-token | launches`. May import everything below it, never the web face."""
 
 from __future__ import annotations
 
@@ -207,6 +207,55 @@ def launches(ctx: click.Context, since_days: float | None) -> None:
     rows = Store(config.data_path / "minibinder.sqlite").launches(limit=10**9, since=since)
     for row in reversed(rows):
         click.echo(launch_event(row, socket.gethostname()))
+
+
+@main.command()
+@click.pass_context
+def sessions(ctx: click.Context) -> None:
+    """List the sessions of this installation (running or starting, warm ones included)."""
+    from ..services import create_services
+    from .operate import format_table, session_table
+
+    services = create_services(_load(ctx))
+    click.echo(format_table(session_table(services)))
+
+
+@main.command()
+@click.argument("ids", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Stop every session.")
+@click.option("--repo", default=None, help="Stop sessions whose <provider>/<spec> or URL match.")
+@click.pass_context
+def stop(ctx: click.Context, ids: tuple[str, ...], every: bool, repo: str | None) -> None:
+    """Stop sessions: by ID, --all, or --repo REGEX. Nothing of them is kept."""
+    from ..services import create_services
+    from .operate import sessions_to_stop
+
+    if sum((bool(ids), every, repo is not None)) != 1:
+        raise click.UsageError("name session IDs, or give --all, or --repo REGEX (one of them)")
+    services = create_services(_load(ctx))
+    try:
+        chosen = sessions_to_stop(services.store.sessions(), ids, every, repo)
+    except MinibinderError as error:
+        raise click.ClickException(str(error)) from None
+    for record in chosen:
+        services.sessions.stop(record.id, reason="operator")
+        click.echo(f"stopped {record.id} ({record.provider}/{record.spec})")
+    if not chosen:
+        click.echo("no session matched")
+
+
+@main.command()
+@click.pass_context
+def doctor(ctx: click.Context) -> None:
+    """Check that this host is ready: Docker, memory limits, disk, base image, CA file, the
+    package index, conda channels, the git provider, egress rules. Exit status 1 when
+    something needed is wrong."""
+    from ..docker_client import Docker
+    from .operate import diagnose, report
+
+    text, healthy = report(diagnose(_load(ctx), Docker.lazy(timeout=10)))
+    click.echo(text)
+    sys.exit(0 if healthy else 1)
 
 
 @main.command()

@@ -1,0 +1,224 @@
+"""What `minibinder sessions`, `stop` and `doctor` do: the operator's shell view of a running
+installation, through the same store and Docker labels `serve` uses.
+
+`doctor` runs independent checks, each saying what it found and, when something is wrong,
+what to do about it; the pure part (`Check`, `report`) is apart from the probes.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ..config import Config
+from ..docker_client import Docker
+from ..errors import MinibinderError
+from ..services import Services
+from ..store import SessionRecord
+
+# -- sessions and stop --------------------------------------------------------------------------
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def session_table(services: Services, now: float | None = None) -> list[list[str]]:
+    """One row per session: id, repository, state, age, idle, memory, client."""
+    now = now or time.time()
+    rows = [["ID", "REPOSITORY", "STATE", "AGE", "IDLE", "MEMORY", "CLIENT"]]
+    for record in services.store.sessions():
+        memory = None
+        if record.container_id:
+            _, memory = services.docker.usage(record.container_id)
+        rows.append([
+            record.id, f"{record.provider}/{record.spec}", record.state,
+            _duration(now - record.created), _duration(now - record.last_activity),
+            f"{memory / 2**20:.0f} MiB" if memory else "-", record.client or "-",
+        ])  # fmt: skip
+    return rows
+
+
+def format_table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def sessions_to_stop(
+    records: Iterable[SessionRecord], ids: Iterable[str], every: bool, repo: str | None
+) -> list[SessionRecord]:
+    """The sessions `stop` means: named ids, all of them, or those whose `<provider>/<spec>`
+    (or repository URL) matches `repo`. An unknown id or a bad pattern is a MinibinderError."""
+    records = list(records)
+    if every:
+        return records
+    if repo is not None:
+        try:
+            pattern = re.compile(repo)
+        except re.error as error:
+            raise MinibinderError(f"--repo: not a regular expression ({error})") from None
+        return [record for record in records if pattern.search(
+            f"{record.provider}/{record.spec}") or pattern.search(record.repo_url)]  # fmt: skip
+    known = {record.id: record for record in records}
+    missing = [session_id for session_id in ids if session_id not in known]
+    if missing:
+        raise MinibinderError(f"no such session: {', '.join(missing)} (see `minibinder sessions`)")
+    return [known[session_id] for session_id in ids]
+
+
+# -- doctor -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    found: str
+    fix: str = ""
+    warning: bool = False  # not ok, but minibinder works without it
+
+
+def report(checks: Iterable[Check]) -> tuple[str, bool]:
+    """The doctor's text, and whether everything needed is in order."""
+    lines, healthy = [], True
+    for check in checks:
+        mark = "ok  " if check.ok else ("warn" if check.warning else "FAIL")
+        lines.append(f"{mark}  {check.name}: {check.found}")
+        if not check.ok and check.fix:
+            lines.append(f"      → {check.fix}")
+        healthy = healthy and (check.ok or check.warning)
+    return "\n".join(lines), healthy
+
+
+Probe = Callable[[str], str]  # URL → "" when it answers, else what went wrong
+
+
+def reachable(url: str, timeout: float = 5.0) -> str:
+    """ "" when `url` answers at all (any HTTP status), else the reason."""
+    parts = urlsplit(url)
+    if parts.scheme in ("git", "ssh"):
+        try:
+            port = parts.port or (9418 if parts.scheme == "git" else 22)
+            socket.create_connection((parts.hostname or "", port), timeout=timeout).close()
+            return ""
+        except OSError as error:
+            return str(error)
+    try:
+        request = urllib.request.Request(url, method="HEAD")
+        urllib.request.urlopen(request, timeout=timeout, context=ssl.create_default_context())
+    except urllib.error.HTTPError:
+        return ""  # it answered
+    except (OSError, ValueError) as error:
+        return str(getattr(error, "reason", error))
+    return ""
+
+
+def diagnose(config: Config, docker: Docker, probe: Probe = reachable) -> list[Check]:
+    checks = [_docker(docker)]
+    daemon = checks[0].ok
+    if daemon:
+        checks.append(_memory_limits(docker))
+        checks.append(_base_image(config, docker))
+    checks.append(_disk(config))
+    checks.append(_ca_file(config))
+    index = config.package_index_url or "https://pypi.org/simple/"
+    checks.append(_reach("package index", index, probe, "package_index_url"))
+    channel = f"{config.conda_channel_alias.rstrip('/')}/conda-forge/noarch/repodata.json"
+    checks.append(_reach("conda channel", channel, probe, "conda_channel_alias", warning=True))
+    checks.append(_reach("git provider", config.github_url, probe, "github_url"))
+    if daemon:
+        checks.append(_egress(config, docker))
+    return checks
+
+
+def _docker(docker: Docker) -> Check:
+    if docker.ping():
+        return Check("docker", True, "the daemon answers")
+    return Check("docker", False, "the Docker daemon does not answer",
+                 "start it (systemctl start docker, or scripts/ensure-docker.sh)")  # fmt: skip
+
+
+def _memory_limits(docker: Docker) -> Check:
+    info = docker.info()
+    if info.get("MemoryLimit", False):
+        version = info.get("CgroupVersion", "?")
+        return Check("cgroup memory limits", True, f"enforced (cgroup v{version})")
+    return Check("cgroup memory limits", False, "the kernel does not enforce container memory "
+                 "limits", "enable the memory cgroup (cgroup_enable=memory on the kernel "
+                 "command line) and reboot")  # fmt: skip
+
+
+def _base_image(config: Config, docker: Docker) -> Check:
+    name = config.base_images.get(config.default_python, "")
+    if name and docker.image_labels(name) is not None:
+        return Check("base image", True, f"{name} is there")
+    return Check("base image", False, f"{name or 'no base image'} is missing",
+                 "build it: minibinder base-image (make base-image in a checkout)")  # fmt: skip
+
+
+def _disk(config: Config) -> Check:
+    from ..build.disk import docker_disk
+
+    free, floor = docker_disk(config).free, config.size("disk_free_floor")
+    found = f"{free / 2**30:.1f} GiB free, builds need {floor / 2**30:.1f} GiB (disk_free_floor)"
+    if free >= floor:
+        return Check("disk", True, found)
+    return Check("disk", False, found, "free space (docker image prune) or lower disk_free_floor")
+
+
+def _ca_file(config: Config) -> Check:
+    if not config.extra_ca_file:
+        return Check("extra CA file", True, "none configured (extra_ca_file)")
+    path = Path(config.extra_ca_file)
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as error:
+        return Check("extra CA file", False, f"{path}: {error.strerror}",
+                     "point extra_ca_file at a readable PEM file")  # fmt: skip
+    count = text.count("BEGIN CERTIFICATE")
+    if not count:
+        return Check("extra CA file", False, f"{path} holds no PEM certificate",
+                     "point extra_ca_file at a PEM bundle")  # fmt: skip
+    return Check("extra CA file", True, f"{path}: {count} certificates")
+
+
+def _reach(name: str, url: str, probe: Probe, setting: str, warning: bool = False) -> Check:
+    failure = probe(url)
+    if not failure:
+        return Check(name, True, f"{url} answers")
+    return Check(name, False, f"{url} does not answer ({failure[:120]})",
+                 f"check the network or proxy, or set {setting} to a mirror",
+                 warning=warning)  # fmt: skip
+
+
+def _egress(config: Config, docker: Docker) -> Check:
+    from ..firewall import FirewallError, chain_prefix, installed
+    from ..identity import instance_id
+
+    if config.egress_filter == "off":
+        return Check("egress rules", False, "off (egress_filter = off)", "builds and sessions "
+                     "can reach the host and private networks", warning=True)  # fmt: skip
+    try:
+        present = installed(chain_prefix(instance_id(config)))
+    except FirewallError as error:
+        present, reason = False, str(error)
+    else:
+        reason = "not installed yet (minibinder serve installs them at start)"
+    if present:
+        return Check("egress rules", True, "installed")
+    return Check("egress rules", False, reason, "run minibinder as root, or see SECURITY.md",
+                 warning=config.egress_filter == "auto")  # fmt: skip

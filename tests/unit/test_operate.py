@@ -1,0 +1,41 @@
+"""The operator's shell commands: which sessions `stop` means, and the doctor's report."""
+
+from __future__ import annotations
+
+import pytest
+
+from minibinder.cli.operate import Check, format_table, report, sessions_to_stop
+from minibinder.errors import MinibinderError
+from minibinder.store import SessionRecord
+
+
+def record(session_id: str, spec: str) -> SessionRecord:
+    return SessionRecord(session_id, "t", "c", "a:1", "img", "gh", spec, f"https://x/{spec}",
+                         "sha", "running", 0.0, 0.0)  # fmt: skip
+
+
+RECORDS = [record("a" * 16, "org/intro/HEAD"), record("b" * 16, "org/advanced/HEAD")]
+
+
+def test_stop_by_id_all_or_pattern():
+    assert sessions_to_stop(RECORDS, ["b" * 16], False, None) == [RECORDS[1]]
+    assert sessions_to_stop(RECORDS, [], True, None) == RECORDS
+    assert sessions_to_stop(RECORDS, [], False, "intro") == [RECORDS[0]]
+    with pytest.raises(MinibinderError, match="no such session: " + "c" * 16):
+        sessions_to_stop(RECORDS, ["c" * 16], False, None)
+    with pytest.raises(MinibinderError, match="--repo: not a regular expression"):
+        sessions_to_stop(RECORDS, [], False, "(")
+
+
+def test_the_report_marks_failures_and_their_fixes():
+    text, healthy = report([
+        Check("docker", True, "the daemon answers"),
+        Check("conda channel", False, "no answer", "set conda_channel_alias", warning=True),
+    ])  # fmt: skip
+    assert healthy and "warn  conda channel: no answer\n      → set conda_channel_alias" in text
+    text, healthy = report([Check("base image", False, "missing", "build it")])
+    assert not healthy and text.startswith("FAIL  base image: missing")
+
+
+def test_tables_line_up():
+    assert format_table([["ID", "STATE"], ["abc", "running"]]) == "ID   STATE\nabc  running"
