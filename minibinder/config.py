@@ -211,6 +211,13 @@ class Config:
         "(127.0.0.1:8586 by default).",
         kind="address",
     )
+    tls_certificate: str = setting(
+        "",
+        "PEM certificate (chain) to serve HTTPS directly, without a reverse proxy in front; "
+        "both listeners use it. Empty: plain HTTP.",
+        kind="path",
+    )
+    tls_key: str = setting("", "PEM private key of tls_certificate.", kind="path")
     allowed_hosts: list = setting(
         [],
         "Host names (host or host:port) minibinder answers to besides public_url's; other Host "
@@ -558,7 +565,29 @@ def check_listeners(config: Config) -> Config:
             f"admin_bind: {config.admin_address} shares bind's port; the operator's pages need "
             "their own port (a separate origin from session content)"
         )
+    check_tls(config)
     return config
+
+
+def check_tls(config: Config) -> None:
+    """Both files or neither; readable, and the key fits the certificate."""
+    certificate, key = config.tls_certificate, config.tls_key
+    if not certificate and not key:
+        return
+    if not certificate or not key:
+        missing = "tls_key" if certificate else "tls_certificate"
+        raise ConfigError(f"{missing}: HTTPS needs both tls_certificate and tls_key")
+    import ssl
+
+    for name, path in (("tls_certificate", certificate), ("tls_key", key)):
+        if not os.path.isfile(path) or not os.access(path, os.R_OK):
+            raise ConfigError(f"{name}: {path} is not a readable file")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(certificate, key)
+    except (ssl.SSLError, ValueError) as error:
+        raise ConfigError(
+            f"tls_certificate/tls_key: {certificate} and {key} cannot serve HTTPS ({error})"
+        ) from None
 
 
 def load_config(

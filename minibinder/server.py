@@ -67,6 +67,9 @@ class _Gunicorn(BaseApplication):
             "forwarded_allow_ips": "",
         }.items():
             self.cfg.set(name, value)
+        if config.tls_certificate:  # HTTPS on both listeners; checked by check_listeners
+            self.cfg.set("certfile", config.tls_certificate)
+            self.cfg.set("keyfile", config.tls_key)
 
     def load(self) -> Flask:
         # Imported in the worker, after run_server set PROMETHEUS_MULTIPROC_DIR: metrics are

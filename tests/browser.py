@@ -15,15 +15,16 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 
 
 @contextmanager
-def chromium(profile: Path) -> Iterator[Any]:
-    """A headless browser context with its own profile, closed afterwards."""
+def chromium(profile: Path, **options: Any) -> Iterator[Any]:
+    """A headless browser context with its own profile, closed afterwards; `options` go to
+    Playwright's launch_persistent_context (e.g. ignore_https_errors)."""
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium")
     assert executable, "Debian's chromium is required (scripts/ensure-test-tools.sh installs it)"
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=executable, headless=True, args=ARGS
+            str(profile), executable_path=executable, headless=True, args=ARGS, **options
         )
         try:
             yield context

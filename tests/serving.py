@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -14,10 +15,15 @@ from .gitserver import free_port
 
 
 class ServeProcess:
-    def __init__(self, config_file: Path, log_file: Path):
+    def __init__(
+        self, config_file: Path, log_file: Path, tls_context: ssl.SSLContext | None = None
+    ):
+        """`tls_context`: the service serves HTTPS, which this context trusts."""
         self.port, self.admin_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.admin_url = f"http://127.0.0.1:{self.admin_port}"  # the operator's own origin
+        scheme = "https" if tls_context else "http"
+        self.tls_context = tls_context
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.admin_url = f"{scheme}://127.0.0.1:{self.admin_port}"  # the operator's own origin
         self.config_file, self.log_file = config_file, log_file
         self.process: subprocess.Popen | None = None
 
@@ -45,7 +51,8 @@ class ServeProcess:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(self.url + "/versions", timeout=1).read()
+                urllib.request.urlopen(self.url + "/versions", timeout=1,
+                                       context=self.tls_context).read()  # fmt: skip
                 return self
             except OSError:
                 if self.process.poll() is not None:

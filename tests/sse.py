@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.request
 
 
-def events(url: str, timeout: float = 600) -> list[dict]:
+def events(url: str, timeout: float = 600, context: ssl.SSLContext | None = None) -> list[dict]:
     """Read `data:` events until the stream ends or a `ready`/`failed` event arrives."""
     received = []
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+    with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
         assert response.headers["Content-Type"].startswith("text/event-stream")
         for raw in response:
             line = raw.decode().rstrip("\n")

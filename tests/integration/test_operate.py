@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import urllib.parse
 
 from minibinder.store import Store
 
@@ -139,3 +140,117 @@ def test_doctor_says_what_is_wrong_and_what_to_do(tmp_path, build_config, git_se
     assert "→ build it: minibinder base-image" in text
     assert f"FAIL  extra CA file: {tmp_path / 'no.pem'}" in text
     assert "FAIL  git provider: git://127.0.0.1:1 does not answer" in text
+
+
+KERNEL_INFO_IN_THE_BROWSER = """async ([base, token]) => {
+  const made = await fetch(base + "api/kernels", {method: "POST", body: "{}",
+    headers: {Authorization: "token " + token}});
+  const kernel = await made.json();
+  return await new Promise((resolve) => {
+    const ws = new WebSocket(base.replace(/^http/, "ws") + "api/kernels/" + kernel.id +
+      "/channels?token=" + token);
+    ws.onopen = () => ws.send(JSON.stringify({channel: "shell", parent_header: {}, metadata: {},
+      content: {}, header: {msg_id: "1", username: "t", session: "s", version: "5.3",
+      msg_type: "kernel_info_request"}}));
+    ws.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.header.msg_type === "kernel_info_reply") resolve(location.protocol + " " +
+        message.header.msg_type);
+    };
+    ws.onerror = () => resolve("websocket error");
+    setTimeout(() => resolve("timeout"), 30000);
+  });
+}"""
+
+
+def test_https_directly_with_websockets(tmp_path, build_config, git_server):
+    import shutil
+    import subprocess
+
+    import websocket
+
+    from ..browser import chromium
+    from ..serving import ServeProcess, remove_test_sessions
+    from ..sse import events
+    from ..tls import make_certificates
+    from .conftest import serve_config
+    from .test_e2e import ROOT
+
+    certs = make_certificates(tmp_path / "tls")
+    git_server.create("ops/tls", {"README.md": "x"})
+    config = serve_config(tmp_path / "minibinder.toml", tmp_path / "data", build_config,
+                          git_server, tls_certificate=str(certs.certificate),
+                          tls_key=str(certs.key))  # fmt: skip
+    serve = ServeProcess(config, tmp_path / "serve.log", certs.client_context()).start()
+    try:
+        ready = events(f"{serve.url}/build/gh/ops/tls/HEAD", context=certs.client_context())[-1]
+        assert ready["phase"] == "ready" and ready["url"].startswith("https://127.0.0.1:")
+        # A kernel's WebSocket over TLS, from Python.
+        connection = http.client.HTTPSConnection("127.0.0.1", serve.port, timeout=30,
+                                                 context=certs.client_context())  # fmt: skip
+        path = ready["url"].split(str(serve.port), 1)[1]
+        connection.request("POST", f"{path}api/kernels", body="{}",
+                           headers={"Authorization": f"token {ready['token']}"})  # fmt: skip
+        kernel = json.loads(connection.getresponse().read())["id"]
+        ws = websocket.create_connection(
+            f"{ready['url'].replace('https', 'wss', 1)}api/kernels/{kernel}/channels",
+            header=[f"Authorization: token {ready['token']}"], timeout=30,
+            sslopt={"ca_certs": str(certs.ca)},
+        )  # fmt: skip
+        ws.close()
+        # The BinderHub JavaScript client, trusting the test's CA, runs a cell.
+        node = subprocess.run(
+            [shutil.which("node") or "node", "binder_client.mjs", serve.url + "/",
+             "gh/ops/tls/HEAD", "print(6 * 7)"],
+            cwd=ROOT / "tests" / "js", capture_output=True, text=True, timeout=300,
+            env={"PATH": "/usr/bin:/bin", "NODE_EXTRA_CA_CERTS": str(certs.ca)},
+        )  # fmt: skip
+        assert node.returncode == 0, node.stdout + node.stderr
+        assert json.loads(node.stdout.strip().splitlines()[-1])["output"] == "42\n"
+        # A real browser launches through the HTTPS launch page and talks to a kernel.
+        with chromium(tmp_path / "profile", ignore_https_errors=True) as browser:
+            page = browser.new_page()
+            landings: list[str] = []  # the launch page sends the browser on with the token
+            page.on("request", lambda request: landings.append(request.url)
+                    if "/user/" in request.url and "token=" in request.url else None)  # fmt: skip
+            page.goto(f"{serve.url}/v2/gh/ops/tls/HEAD")
+            page.wait_for_url("**/user/**", timeout=300_000)
+            landing = urllib.parse.urlsplit(landings[0])
+            token = urllib.parse.parse_qs(landing.query)["token"][0]
+            base = f"{serve.url}/user/{landing.path.split('/')[2]}/"
+            answer = page.evaluate(KERNEL_INFO_IN_THE_BROWSER, [base, token])
+        assert answer == "https: kernel_info_reply"
+        # Plain HTTP on the HTTPS port gets nowhere.
+        plain = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=10)
+        try:
+            plain.request("GET", "/versions")
+            assert plain.getresponse().status >= 400
+        except (ConnectionError, http.client.HTTPException):
+            pass
+    finally:
+        serve.stop()
+        remove_test_sessions(build_config.image_prefix)
+
+
+def test_tls_settings_that_cannot_work_stop_the_start(tmp_path):
+    from minibinder.config import load_config
+    from minibinder.errors import ConfigError
+
+    from ..tls import make_certificates
+
+    certs = make_certificates(tmp_path / "tls")
+    other = make_certificates(tmp_path / "other")
+    cases = [
+        ({"tls_certificate": str(certs.certificate)}, "tls_key: HTTPS needs both"),
+        ({"tls_certificate": str(tmp_path / "none.pem"), "tls_key": str(certs.key)},
+         "is not a readable file"),
+        ({"tls_certificate": str(certs.certificate), "tls_key": str(other.key)},
+         "cannot serve HTTPS"),
+    ]  # fmt: skip
+    for settings, message in cases:
+        try:  # checked as the settings are read: `minibinder serve` says so and stops
+            load_config(overrides={"data_dir": str(tmp_path / "d"), **settings})
+        except ConfigError as error:
+            assert message in str(error), (settings, str(error))
+        else:
+            raise AssertionError(f"{settings} was accepted")
