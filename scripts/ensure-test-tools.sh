@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the end-to-end tests need besides Python packages: Debian's Chromium (driven by
-# Playwright, which must never download a browser of its own), Node.js with npm, and the
-# JavaScript Binder clients from tests/js/package-lock.json.
+# Playwright, which must never download a browser of its own), Node.js with npm, the
+# JavaScript Binder clients from tests/js/package-lock.json, openssl (test certificates),
+# systemd-analyze (the service unit is verified) and iptables (egress rules).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,9 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing ${missing[*]} ..."
   export DEBIAN_FRONTEND=noninteractive

@@ -1,5 +1,6 @@
 """The command-line face: `minibinder build | prebuild | base-image | serve | sessions | stop |
-doctor | settings | admin-token | launches`. May import everything below it, never the web face."""
+doctor | install-service | settings | admin-token | launches`. May import everything below it,
+never the web face."""
 
 from __future__ import annotations
 
@@ -256,6 +257,44 @@ def doctor(ctx: click.Context) -> None:
     text, healthy = report(diagnose(_load(ctx), Docker.lazy(timeout=10)))
     click.echo(text)
     sys.exit(0 if healthy else 1)
+
+
+@main.command("install-service")
+@click.option("--print", "print_only", is_flag=True, help="Print the unit instead of writing it.")
+@click.option(
+    "--unit",
+    "unit_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write the unit (default /etc/systemd/system/minibinder.service).",
+)
+@click.option("--settings", "settings_path", type=click.Path(dir_okay=False), default=None,
+              help="The settings file the service reads (default /etc/minibinder/minibinder.toml;"
+              " written with every setting's default when missing).")  # fmt: skip
+def install_service(print_only: bool, unit_path: str | None, settings_path: str | None) -> None:
+    """Write a systemd unit that runs `minibinder serve` at boot and after failures."""
+    from pathlib import Path
+
+    from ..settings_docs import example_toml
+    from .service import CONFIG_PATH, NEXT_STEPS, UNIT_PATH, unit_text
+
+    settings_file = Path(settings_path) if settings_path else CONFIG_PATH
+    text = unit_text(sys.executable, settings_file)
+    if print_only:
+        click.echo(text, nl=False)
+        return
+    unit = Path(unit_path) if unit_path else UNIT_PATH
+    try:
+        if not settings_file.exists():
+            settings_file.parent.mkdir(parents=True, exist_ok=True)
+            settings_file.write_text(example_toml())
+            click.echo(f"wrote {settings_file} (every setting at its default; edit it)")
+        unit.parent.mkdir(parents=True, exist_ok=True)
+        unit.write_text(text)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {error.filename}: {error.strerror}") from None
+    click.echo(f"wrote {unit}")
+    click.echo(NEXT_STEPS.format(config=settings_file), nl=False)
 
 
 @main.command()

@@ -254,3 +254,32 @@ def test_tls_settings_that_cannot_work_stop_the_start(tmp_path):
             assert message in str(error), (settings, str(error))
         else:
             raise AssertionError(f"{settings} was accepted")
+
+
+def test_install_service_writes_a_unit_systemd_accepts(tmp_path):
+    import shutil
+    import subprocess
+
+    from .test_cli import minibinder
+
+    unit, settings = tmp_path / "minibinder.service", tmp_path / "etc" / "minibinder.toml"
+    (tmp_path / "unused.toml").write_text("")
+    result = minibinder("install-service", "--unit", str(unit), "--settings", str(settings),
+                        config_file=tmp_path / "unused.toml")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "systemctl enable --now minibinder" in result.stdout
+    text = unit.read_text()
+    assert f"--config {settings} serve" in text and "Restart=on-failure" in text
+    assert "MINIBINDER_DATA_DIR=/var/lib/minibinder" in text
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is required (Debian's systemd package)"
+    verified = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    # The settings file it wrote is every default, and minibinder reads it.
+    assert minibinder("settings", config_file=settings).returncode == 0
+    # An unwritable place is named.
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    result = minibinder("install-service", "--unit", str(blocked / "x.service"), "--settings",
+                        str(settings), config_file=tmp_path / "unused.toml")  # fmt: skip
+    assert result.returncode == 1 and f"cannot write {blocked}" in result.stderr
