@@ -242,6 +242,35 @@ class Config:
         "scheme. Empty: forwarding headers are ignored.",
         kind="network_list",
     )
+    access: str = setting(
+        "open",
+        'Who may launch: "open" (anyone, as on mybinder.org), "code" (people who know the '
+        'access code: a workshop), "header" (people the lab\'s authenticating proxy names in '
+        "auth_header, from trusted_proxies only). Sessions are guarded by their own tokens.",
+        kind="choice:open,code,header",
+    )
+    access_code_hash: str = setting(
+        "", "The access code, hashed: `minibinder access-code` makes this line from the code."
+    )
+    auth_header: str = setting(
+        "X-Forwarded-User",
+        "Header in which the authenticating proxy (oauth2-proxy, Shibboleth, mod_auth_*) names "
+        'the user, with access = "header".',
+    )
+    auth_users: list = setting(
+        [],
+        'Users who may launch (access = "header"); with auth_email_domains empty too, '
+        "anyone the proxy names.",
+        kind="str_list",
+    )
+    auth_email_domains: list = setting(
+        [], 'E-mail domains whose users may launch (access = "header").', kind="str_list"
+    )
+    admin_users: list = setting(
+        [],
+        "Users the proxy names who open the operator's pages without the admin token.",
+        kind="str_list",
+    )
     cors_allow_origin: str = setting(
         "",
         'Access-Control-Allow-Origin sent on the /build API ("*" for thebe on other '
@@ -566,6 +595,12 @@ def check_listeners(config: Config) -> Config:
             "their own port (a separate origin from session content)"
         )
     check_tls(config)
+    if config.access == "code" and not config.access_code_hash.startswith("pbkdf2_sha256$"):
+        raise ConfigError('access_code_hash: access = "code" needs the hash that '
+                          "`minibinder access-code` prints")  # fmt: skip
+    if config.access == "header" and not config.trusted_proxies:
+        raise ConfigError('access = "header" needs trusted_proxies: the identity header is '
+                          "believed only from them")  # fmt: skip
     return config
 
 

@@ -3,6 +3,8 @@ containers, and the operator's admin token."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 
 from .config import Config
@@ -29,3 +31,29 @@ def instance_id(config: Config) -> str:
 def admin_token(config: Config) -> str:
     """The configured admin token, or one made once and kept in the data directory."""
     return config.admin_token or _kept(config, "admin_token", secrets.token_urlsafe(24))
+
+
+def cookie_secret(config: Config) -> str:
+    """Signs the access cookie; made once and kept in the data directory."""
+    return _kept(config, "cookie_secret", secrets.token_hex(32))
+
+
+ITERATIONS = 200_000
+
+
+def hash_code(code: str, salt: str | None = None, iterations: int = ITERATIONS) -> str:
+    """The form `access_code_hash` takes: pbkdf2_sha256$<iterations>$<salt>$<hash>."""
+    salt = salt or secrets.token_hex(16)
+    digest = hashlib.pbkdf2_hmac("sha256", code.encode(), salt.encode(), iterations).hex()
+    return f"pbkdf2_sha256${iterations}${salt}${digest}"
+
+
+def code_matches(code: str, stored: str) -> bool:
+    try:
+        algorithm, iterations, salt, _ = stored.split("$")
+        rounds = int(iterations)
+    except ValueError:
+        return False
+    if algorithm != "pbkdf2_sha256":
+        return False
+    return hmac.compare_digest(hash_code(code, salt, rounds).encode(), stored.encode())

@@ -30,6 +30,13 @@ class LaunchOptions:
     cancelled: threading.Event = field(default_factory=threading.Event)
     # The open request this launch is, in the store's per-client count (0: not counted).
     request_id: int = 0
+    # Who asks, when the lab's sign-in proxy said so: the launch log keeps it, and the
+    # per-client limits count this user rather than the address.
+    user: str = ""
+
+    @property
+    def client(self) -> str:
+        return f"user:{self.user}" if self.user else (self.client_ip or "")
 
 
 @dataclass
@@ -54,7 +61,7 @@ def launch_events(
     def record() -> None:  # before the last event leaves, so the log is never behind it
         nonlocal recorded
         if not recorded and not options.build_only:
-            _record(services, outcome, time.monotonic() - started, options.client_ip)
+            _record(services, outcome, time.monotonic() - started, options)
         recorded = True
 
     try:
@@ -79,7 +86,7 @@ def _launch(
     source = parse_spec(provider_spec, services.config)
     target = target_for_source(source, services.config, cached=True)
     outcome.resolved_ref, outcome.image = target.ref, target.image
-    client = options.client_ip or ""
+    client = options.client
     warm = None if options.build_only else services.sessions.claim(target.image, client)
     if warm is not None:  # the pool had one ready: no build check, no start, no wait
         yield Event("built", "Found built image\n", {"imageName": target.image, "cached": True})
@@ -176,7 +183,7 @@ def ready_event(
 
 
 def _record(
-    services: Services, outcome: LaunchOutcome, seconds: float, client_ip: str | None
+    services: Services, outcome: LaunchOutcome, seconds: float, options: LaunchOptions
 ) -> None:
     metrics.LAUNCHES.labels(outcome.status).inc()
     metrics.LAUNCH_SECONDS.labels(outcome.status).observe(seconds)
@@ -188,8 +195,9 @@ def _record(
         outcome.status,
         outcome.build_seconds,
         seconds,
-        client_ip,
+        options.client_ip,
         outcome.image,
+        user=options.user,
     )
 
 

@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS sessions (
     client TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions (state);
+CREATE TABLE IF NOT EXISTS access_failures (
+    client TEXT NOT NULL,
+    time REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS client_requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     client TEXT NOT NULL,
@@ -62,7 +66,8 @@ CREATE TABLE IF NOT EXISTS launches (
     build_seconds REAL,
     launch_seconds REAL,
     client_ip TEXT,
-    image TEXT NOT NULL DEFAULT ''
+    image TEXT NOT NULL DEFAULT '',
+    user TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS launches_time ON launches (time);
 """
@@ -75,6 +80,7 @@ MIGRATIONS = (
     ("sessions", "cpu_advanced_at", "REAL NOT NULL DEFAULT 0"),
     ("launches", "image", "TEXT NOT NULL DEFAULT ''"),
     ("sessions", "client", "TEXT NOT NULL DEFAULT ''"),
+    ("launches", "user", "TEXT NOT NULL DEFAULT ''"),
 )
 
 
@@ -241,6 +247,17 @@ class Store:
         streams, building = row.fetchone()
         return int(streams), int(building)
 
+    def access_failures(self, client: str, since: float) -> int:
+        row = self._connect().execute(
+            "SELECT count(*) FROM access_failures WHERE client = ? AND time > ?", (client, since)
+        )
+        return int(row.fetchone()[0])
+
+    def add_access_failure(self, client: str, now: float) -> None:
+        db = self._connect()
+        db.execute("INSERT INTO access_failures (client, time) VALUES (?, ?)", (client, now))
+        db.execute("DELETE FROM access_failures WHERE time < ?", (now - 86400,))
+
     def forget_requests(self) -> None:
         """At start-up: requests of processes that are gone are not open any more."""
         self._connect().execute("DELETE FROM client_requests")
@@ -286,24 +303,16 @@ class Store:
         client_ip: str | None,
         image: str = "",
         when: float | None = None,
+        user: str = "",
     ) -> None:
         when = when or time.time()
         db = self._connect()
         db.execute(
             "INSERT INTO launches (time, provider, spec, resolved_ref, status, build_seconds, "
-            "launch_seconds, client_ip, image) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                when,
-                provider,
-                spec,
-                resolved_ref,
-                status,
-                build_seconds,
-                launch_seconds,
-                client_ip,
-                image,
-            ),
-        )
+            "launch_seconds, client_ip, image, user) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (when, provider, spec, resolved_ref, status, build_seconds, launch_seconds,
+             client_ip, image, user),
+        )  # fmt: skip
         if image and status == "success":
             self.mark_image_used(image, when)
 

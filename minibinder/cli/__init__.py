@@ -1,6 +1,6 @@
 """The command-line face: `minibinder build | prebuild | base-image | serve | sessions | stop |
-doctor | install-service | settings | admin-token | launches`. May import everything below it,
-never the web face."""
+doctor | install-service | settings | access-code | admin-token | launches`. May import
+everything below it, never the web face."""
 
 from __future__ import annotations
 
@@ -182,6 +182,22 @@ def settings(markdown: bool) -> None:
     from ..settings_docs import example_toml, markdown_table
 
     click.echo(markdown_table() if markdown else example_toml(), nl=False)
+
+
+@main.command("access-code")
+def access_code() -> None:
+    """Make the settings line for an access code (access = "code"): asks for the code (or reads
+    it from standard input) and prints `access_code_hash = "..."`; the code itself is never
+    stored."""
+    from ..identity import hash_code
+
+    if sys.stdin.isatty():
+        code = click.prompt("Access code", hide_input=True, confirmation_prompt=True)
+    else:
+        code = sys.stdin.readline().rstrip("\n")
+    if not code.strip() or len(code) > 200:
+        raise click.ClickException("the access code must be 1 to 200 characters")
+    click.echo(f'access = "code"\naccess_code_hash = "{hash_code(code)}"')
 
 
 @main.command("admin-token")

@@ -13,10 +13,12 @@ from flask import Flask
 
 from ..config import Config, load_config
 from ..docker_client import Docker
+from ..identity import cookie_secret
 from ..proxy.headers import strip_own_cookies
 from ..proxy.relay import ProxyMiddleware
 from ..services import Services, create_services
 from ..sessions.helpers import HELPER_PATH, SessionHelpers, notice_script
+from .access import AccessControl
 from .clients import ClientAddress
 from .hosts import HostCheck
 from .origins import ListenerRouting, SessionOrigins
@@ -48,9 +50,10 @@ def create_app(
     )
     services = services or create_services(config, docker)
     app.extensions["minibinder"] = services
-    from . import admin, api, pages
+    from . import access_form, admin, api, pages
 
     app.register_blueprint(pages.blueprint)
+    app.register_blueprint(access_form.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(admin.blueprint)
     # The proxy sits outside Flask: session traffic never pays for routing or request objects.
@@ -59,7 +62,9 @@ def create_app(
                               helper_path=HELPER_PATH, page_script=notice_script)  # fmt: skip
     # Every request, pages and sessions alike, passes the Host check first, then goes only
     # where its listener allows: the operator's pages on their own, never beside sessions.
-    routed = ListenerRouting(SessionOrigins(proxied, config), config)
+    # Launching may need an access code or a name from the lab's sign-in proxy.
+    guarded = AccessControl(SessionOrigins(proxied, config), config, cookie_secret(config))
+    routed = ListenerRouting(guarded, config)
     # The client's own address and scheme first (from a trusted proxy's headers, if any).
     app.wsgi_app = ClientAddress(HostCheck(routed, config), config)  # type: ignore[method-assign]
     return app

@@ -14,6 +14,7 @@ from ..events import Event
 from ..launch import LaunchOptions, launch_events
 from ..services import Services
 from ..sessions.admission import check_client_stream
+from .access import USER
 
 blueprint = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
@@ -22,6 +23,11 @@ KEEPALIVE_SECONDS = 25.0
 
 def services() -> Services:
     return current_app.extensions["minibinder"]
+
+
+def client_key(address: str, user: str) -> str:
+    """What the per-client limits count: the signed-in user, else the address."""
+    return f"user:{user}" if user else address
 
 
 def raw_spec(prefix: str) -> str:
@@ -94,7 +100,8 @@ def event_stream(
 def build(provider: str, spec: str):
     app_services = services()
     remember_host(host_url())
-    client = request.remote_addr or ""
+    user = request.environ.get(USER, "")
+    client = client_key(request.remote_addr or "", user)
     build_only = request.args.get("build_only", "").lower() in ("true", "1", "yes")
     try:  # one client may not hold every seat, build slot or thread
         check_client_stream(app_services.sessions.client_load(client), app_services.config,
@@ -103,7 +110,8 @@ def build(provider: str, spec: str):
         response = Response(f"{error}\n", 429, mimetype="text/plain")
         response.headers["Retry-After"] = str(error.retry_after)
         return _cors(response)
-    options = LaunchOptions(host_url=host_url(), build_only=build_only, client_ip=client,
+    options = LaunchOptions(host_url=host_url(), build_only=build_only,
+                            client_ip=request.remote_addr, user=user,
                             request_id=app_services.store.open_request(client))  # fmt: skip
     response = Response(
         event_stream(raw_spec("/build/"), options, app_services), mimetype="text/event-stream"

@@ -36,7 +36,7 @@ def trusted_networks(values: Sequence[str]) -> list[Network]:
     return [ipaddress.ip_network(value, strict=False) for value in values]
 
 
-def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
+def is_trusted(address: str, trusted: Sequence[Network]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -75,7 +75,7 @@ def client_of(
 ) -> Client:
     """The client behind `peer` (the connection's address). Raise BadForwarding when a
     trusted proxy's headers cannot be read."""
-    if not trusted or not _is_trusted(peer, trusted):
+    if not trusted or not is_trusted(peer, trusted):
         return Client(peer, scheme)
     forwarded_for = headers.get("x-forwarded-for", "")
     if forwarded_for.strip():
@@ -88,7 +88,7 @@ def client_of(
     address = peer
     for hop in reversed(hops):
         address = hop
-        if not _is_trusted(hop, trusted):
+        if not is_trusted(hop, trusted):
             break
     proto = proto.split(",")[-1].strip()
     if proto and proto not in ("http", "https"):

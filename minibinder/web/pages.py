@@ -18,7 +18,8 @@ from .. import __version__
 from ..errors import QuotaExceeded, SpecError
 from ..metrics import render_metrics
 from ..repos.providers import PROVIDERS, parse_spec, spec_from_form
-from .api import host_url, raw_spec, services
+from .access import USER
+from .api import client_key, host_url, raw_spec, services
 from .links import launch_link, session_path
 
 blueprint = Blueprint("pages", __name__)
@@ -79,8 +80,8 @@ def launch(provider: str, spec: str):
                 503,
                 60,
             )
-        app_services.sessions.check_admission(provider_and_spec, source.repo_url,
-                                              request.remote_addr or "")  # fmt: skip
+        client = client_key(request.remote_addr or "", request.environ.get(USER, ""))
+        app_services.sessions.check_admission(provider_and_spec, source.repo_url, client)
     except SpecError as error:
         return unavailable("Bad launch link", str(error), 400)
     except QuotaExceeded as error:

@@ -283,3 +283,81 @@ def test_install_service_writes_a_unit_systemd_accepts(tmp_path):
     result = minibinder("install-service", "--unit", str(blocked / "x.service"), "--settings",
                         str(settings), config_file=tmp_path / "unused.toml")  # fmt: skip
     assert result.returncode == 1 and f"cannot write {blocked}" in result.stderr
+
+
+def post_form(serve, path: str, fields: dict, source: str = "127.0.0.1", cookie: str = ""):
+    body = urllib.parse.urlencode(fields)
+    connection = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=60,
+                                            source_address=(source, 0))  # fmt: skip
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if cookie:
+        headers["Cookie"] = cookie
+    connection.request("POST", path, body=body, headers=headers)
+    response = connection.getresponse()
+    response.read()
+    return response
+
+
+def get(serve, path: str, headers: dict | None = None, source: str = "127.0.0.1", port=None):
+    connection = http.client.HTTPConnection("127.0.0.1", port or serve.port, timeout=60,
+                                            source_address=(source, 0))  # fmt: skip
+    connection.request("GET", path, headers=headers or {})
+    response = connection.getresponse()
+    response.body = response.read()
+    return response
+
+
+def test_a_workshop_access_code(serve_with, git_server):
+    from minibinder.identity import hash_code
+
+    git_server.create("ops/code", {"README.md": "x"})
+    serve = serve_with(access="code", access_code_hash=hash_code("sesame"))
+    home = get(serve, "/")
+    assert home.status == 302 and home.getheader("Location") == "/access?next=%2F"
+    assert get(serve, "/build/gh/ops/code/HEAD").status == 401
+    assert b"access code" in get(serve, "/access").body
+    assert post_form(serve, "/access", {"code": "wrong", "next": "/"}).status == 403
+    right = post_form(serve, "/access", {"code": "sesame", "next": "//evil.example/x"})
+    assert right.status == 302 and right.getheader("Location") == "/"  # never off-site
+    cookie = right.getheader("Set-Cookie")
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+    value = cookie.split(";", 1)[0]
+    status, received = stream(serve, "/build/gh/ops/code/HEAD", {"Cookie": value})
+    assert status == 200 and received[-1]["phase"] == "ready"
+    # The session itself needs only its token.
+    assert get(serve, f"{urllib.parse.urlsplit(received[-1]['url']).path}api/status",
+               {"Authorization": f"token {received[-1]['token']}"}).status == 200  # fmt: skip
+    forged = value.rsplit(".", 1)[0] + ".0000"
+    assert get(serve, "/", {"Cookie": forged}).status == 302
+    # 1,000 wrong codes from one address: ten are checked, the rest wait; others are not held up.
+    statuses = [post_form(serve, "/access", {"code": f"guess{n}"}, source="127.0.0.3").status
+                for n in range(1000)]  # fmt: skip
+    assert statuses[:10] == [403] * 10 and set(statuses[10:]) == {429}
+    assert post_form(serve, "/access", {"code": "sesame"}, source="127.0.0.3").status == 429
+    assert post_form(serve, "/access", {"code": "sesame"}).status == 302
+
+
+def test_a_lab_sign_in_proxy_names_the_user(serve_with, git_server):
+    git_server.create("ops/header", {"README.md": "x"})
+    serve = serve_with(access="header", trusted_proxies=["127.0.0.1"], auth_users=["alice"],
+                       auth_email_domains=["lab.example.edu"], admin_users=["bob"],
+                       max_sessions_per_client=1)  # fmt: skip
+    path = "/build/gh/ops/header/HEAD"
+    status, received = stream(serve, path, {"X-Forwarded-User": "alice"})
+    assert status == 200 and received[-1]["phase"] == "ready"
+    status, received = stream(serve, path, {"X-Forwarded-User": "carol@lab.example.edu"})
+    assert status == 200 and received[-1]["phase"] == "ready"
+    refused = get(serve, path, {"X-Forwarded-User": "mallory"})
+    assert refused.status == 403 and b"mallory may not launch here" in refused.body
+    assert get(serve, path).status == 403  # nobody named
+    spoofed = get(serve, path, {"X-Forwarded-User": "alice"}, source="127.0.0.2")
+    assert spoofed.status == 403 and b"did not come through it" in spoofed.body
+    # Per-user limits: alice has her one session, wherever she comes from.
+    assert get(serve, path, {"X-Forwarded-User": "alice", "X-Forwarded-For": "198.51.100.5"}
+               ).status == 429  # fmt: skip
+    # An admin the proxy names opens the operator's pages without the token.
+    admin = get(serve, "/admin/", {"X-Forwarded-User": "bob"}, port=serve.admin_port)
+    assert admin.status == 200 and b"Sessions" in admin.body
+    assert get(serve, "/admin/", {"X-Forwarded-User": "alice"}, port=serve.admin_port).status == 401
+    users = [row["user"] for row in Store(serve.data_dir / "minibinder.sqlite").launches()]
+    assert "alice" in users and "carol@lab.example.edu" in users
