@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .firewall import check_allow_entries
@@ -201,8 +202,11 @@ class Config:
     )
     public_url: str = setting(
         "",
-        "Base URL users reach minibinder at (e.g. https://binder.example.org), used in "
-        "`ready` events. Empty: taken from each request's Host header.",
+        "Base URL users reach minibinder at (e.g. https://binder.example.org/, or "
+        "https://lab.example.edu/binder/ behind the lab's web server: every page, link, cookie "
+        "and session then lives under that path, which must end with /), used in `ready` "
+        "events. Empty: taken from each request's Host header.",
+        kind="public_url",
     )
     admin_bind: str = setting(
         "",
@@ -405,6 +409,11 @@ class Config:
     )
 
     @property
+    def path_prefix(self) -> str:
+        """The path minibinder is served under ("/binder"), from public_url; "" at the root."""
+        return urlsplit(self.public_url).path.rstrip("/") if self.public_url else ""
+
+    @property
     def admin_address(self) -> str:
         """Where the operator's pages listen: `admin_bind`, or bind's host and the next port."""
         if self.admin_bind:
@@ -561,6 +570,16 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
     ):
         raise ConfigError(f"{name}: expected a lowercase DNS name like binder.example.org, "
                           f"got {value!r}")  # fmt: skip
+    elif kind == "public_url" and value:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"{name}: expected an http(s) URL, got {value!r}")
+        if parts.query or parts.fragment:
+            raise ConfigError(f"{name}: no query or fragment, got {value!r}")
+        if parts.path and not parts.path.endswith("/"):
+            raise ConfigError(f"{name}: a path must end with / ({value}/), got {value!r}")
+        if "//" in parts.path or any(seg in (".", "..") for seg in parts.path.split("/")):
+            raise ConfigError(f"{name}: the path {parts.path!r} is not a plain path")
     elif kind == "address" and value:
         check_address(name, value)
     elif kind == "image_prefix" and not re.fullmatch(r"[a-z0-9][a-z0-9._/-]*", value):

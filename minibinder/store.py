@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     cpu_seconds REAL NOT NULL DEFAULT 0,
     cpu_checked_at REAL NOT NULL DEFAULT 0,
     cpu_advanced_at REAL NOT NULL DEFAULT 0,
-    client TEXT NOT NULL DEFAULT ''
+    client TEXT NOT NULL DEFAULT '',
+    path_prefix TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions (state);
 CREATE TABLE IF NOT EXISTS access_failures (
@@ -81,6 +82,7 @@ MIGRATIONS = (
     ("launches", "image", "TEXT NOT NULL DEFAULT ''"),
     ("sessions", "client", "TEXT NOT NULL DEFAULT ''"),
     ("launches", "user", "TEXT NOT NULL DEFAULT ''"),
+    ("sessions", "path_prefix", "TEXT NOT NULL DEFAULT ''"),
 )
 
 
@@ -104,10 +106,12 @@ class SessionRecord:
     cpu_checked_at: float = 0.0  # and when that was
     cpu_advanced_at: float = 0.0  # when the culler last saw it computing
     client: str = ""  # the address that launched (or claimed) it, for per-client limits
+    path_prefix: str = ""  # where minibinder is served ("/binder"), when it started
 
     @property
     def prefix(self) -> str:
-        return f"/user/{self.id}/"
+        """The session's path, as browsers and its Jupyter server (base_url) see it."""
+        return f"{self.path_prefix}/user/{self.id}/"
 
 
 _SESSION_COLUMNS = [f.name for f in fields(SessionRecord)]

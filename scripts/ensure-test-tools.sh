@@ -2,7 +2,8 @@
 # What the end-to-end tests need besides Python packages: Debian's Chromium (driven by
 # Playwright, which must never download a browser of its own), Node.js with npm, the
 # JavaScript Binder clients from tests/js/package-lock.json, openssl (test certificates),
-# systemd-analyze (the service unit is verified) and iptables (egress rules).
+# systemd-analyze (the service unit is verified), iptables (egress rules) and nginx (a
+# reverse proxy in front, as in a lab).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing ${missing[*]} ..."
   export DEBIAN_FRONTEND=noninteractive

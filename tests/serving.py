@@ -16,14 +16,16 @@ from .gitserver import free_port
 
 class ServeProcess:
     def __init__(
-        self, config_file: Path, log_file: Path, tls_context: ssl.SSLContext | None = None
-    ):
-        """`tls_context`: the service serves HTTPS, which this context trusts."""
+        self, config_file: Path, log_file: Path, tls_context: ssl.SSLContext | None = None,
+        prefix: str = "",
+    ):  # fmt: skip
+        """`tls_context`: the service serves HTTPS, which this context trusts. `prefix`: the
+        path it is served under (public_url's path, without the trailing slash)."""
         self.port, self.admin_port = free_port(), free_port()
         scheme = "https" if tls_context else "http"
         self.tls_context = tls_context
-        self.url = f"{scheme}://127.0.0.1:{self.port}"
-        self.admin_url = f"{scheme}://127.0.0.1:{self.admin_port}"  # the operator's own origin
+        self.url = f"{scheme}://127.0.0.1:{self.port}{prefix}"
+        self.admin_url = f"{scheme}://127.0.0.1:{self.admin_port}{prefix}"  # the operator's
         self.config_file, self.log_file = config_file, log_file
         self.process: subprocess.Popen | None = None
 

@@ -106,9 +106,11 @@ class ProxyMiddleware:
         inside = raw_path.split("?", 1)[0][len(f"/user/{session_id}/") :]
         if self.helper and self.helper_path and inside.startswith(self.helper_path):
             return self.helper(environ, start_response, session_id, inside[len(self.helper_path) :])
+        # The session is served under the same root as minibinder (SCRIPT_NAME: a path prefix).
+        hop = Hop(session_id, target, environ.get("SCRIPT_NAME", "") + raw_path)
         if environ.get("HTTP_UPGRADE", "").lower() == "websocket":
-            return self._relay_websocket(environ, start_response, Hop(session_id, target, raw_path))
-        return self._relay_http(environ, start_response, Hop(session_id, target, raw_path))
+            return self._relay_websocket(environ, start_response, hop)
+        return self._relay_http(environ, start_response, hop)
 
     # -- HTTP --------------------------------------------------------------------------------
 
@@ -178,14 +180,14 @@ class ProxyMiddleware:
             )
         if upstream.status < 300:
             self.routes.touch(session_id)
-        prefix = f"/user/{session_id}/"
+        prefix = f"{environ.get('SCRIPT_NAME', '')}/user/{session_id}/"
         headers = [(name, value) for name, value in response_headers(upstream)
                    if name.lower() != "set-cookie" or session_cookie(value, prefix)]  # fmt: skip
         if (
             self.page_script
             and upstream.status == 200
             and environ["REQUEST_METHOD"] == "GET"
-            and is_page(raw_path)
+            and is_page(raw_path[len(environ.get("SCRIPT_NAME", "")) :])
             and injectable(upstream)
         ):
             body = inject_script(

@@ -29,7 +29,8 @@ def session_url(host_url: str, session_id: str, session_domain: str = "") -> str
     if not parts.hostname:  # the main address is not known yet
         return path
     port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{session_id}.{session_domain}{port}{path}"
+    root = parts.path.rstrip("/")  # a path prefix stays: the same server serves it
+    return f"{parts.scheme}://{session_id}.{session_domain}{port}{root}{path}"
 
 
 def session_of_host(host: str, session_domain: str) -> str | None:

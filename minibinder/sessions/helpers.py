@@ -36,9 +36,8 @@ def _zip_script() -> str:
 
 def notice_script(prefix: str) -> bytes:
     """The tag added to a session's pages: it polls `status` and shows the warning banner."""
-    return (
-        f'<script src="/static/session_notice.js" data-base="{escape(prefix)}" defer></script>'
-    ).encode()
+    static = prefix.rsplit("/user/", 1)[0] + "/static/session_notice.js"  # under the same root
+    return (f'<script src="{escape(static)}" data-base="{escape(prefix)}" defer></script>').encode()
 
 
 def caller_credentials(environ: dict, own_cookie_filter: Callable[[str], str]) -> dict[str, str]:

@@ -106,6 +106,7 @@ class Sessions:
             created=now,
             last_activity=now,
             client=request.client,
+            path_prefix=config.path_prefix,
         )
         with self._admission_lock():  # check and claim in one step, across worker processes
             self.check_admission(f"{request.provider}/{request.spec}", request.repo_url,

@@ -22,6 +22,7 @@ from .access import AccessControl
 from .clients import ClientAddress
 from .hosts import HostCheck
 from .origins import ListenerRouting, SessionOrigins
+from .prefix import PathPrefix
 
 
 def package_folder(name: str) -> str:
@@ -66,5 +67,6 @@ def create_app(
     guarded = AccessControl(SessionOrigins(proxied, config), config, cookie_secret(config))
     routed = ListenerRouting(guarded, config)
     # The client's own address and scheme first (from a trusted proxy's headers, if any).
-    app.wsgi_app = ClientAddress(HostCheck(routed, config), config)  # type: ignore[method-assign]
+    checked = PathPrefix(HostCheck(routed, config), config)  # under public_url's path, if any
+    app.wsgi_app = ClientAddress(checked, config)  # type: ignore[method-assign]
     return app

@@ -93,9 +93,9 @@ class AccessControl:
             message = b"This server asks for an access code: open its home page first.\n"
             return reply(start_response, "401 Unauthorized", "text/plain; charset=utf-8",
                          message)  # fmt: skip
-        query = environ.get("QUERY_STRING", "")
-        target = quote(path + (f"?{query}" if query else ""), safe="")
-        start_response("302 Found", [("Location", f"/access?next={target}"),
+        query, root = environ.get("QUERY_STRING", ""), environ.get("SCRIPT_NAME", "")
+        target = quote(root + path + (f"?{query}" if query else ""), safe="")
+        start_response("302 Found", [("Location", f"{root}/access?next={target}"),
                                      ("Content-Length", "0")])  # fmt: skip
         return [b""]
 

@@ -44,5 +44,6 @@ def submit():
     response = redirect(target)
     response.set_cookie(ACCESS_COOKIE, sign("code", cookie_secret(app_services.config)),
                         max_age=COOKIE_DAYS * 86400, httponly=True, samesite="Lax",
-                        secure=request.scheme == "https", path="/")  # fmt: skip
+                        secure=request.scheme == "https",
+                        path=request.script_root or "/")  # fmt: skip
     return response

@@ -62,8 +62,9 @@ def require_token():
         abort(Response("The form is stale or forged (CSRF check); reload the page.\n", 400,
                        {"Content-Type": "text/plain; charset=utf-8"}))  # fmt: skip
     if request.args.get("token"):  # keep the token out of the address bar from now on
-        response = redirect(request.path)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/admin")
+        response = redirect(request.script_root + request.path)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict",
+                            path=f"{request.script_root}/admin")  # fmt: skip
         return response
     return None
 

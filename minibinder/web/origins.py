@@ -37,7 +37,8 @@ class ListenerRouting:
             if operator or path.startswith("/static/"):
                 return self.app(environ, start_response)
             if path in ("", "/"):
-                start_response("302 Found", [("Location", "/admin/"), ("Content-Length", "0")])
+                location = environ.get("SCRIPT_NAME", "") + "/admin/"
+                start_response("302 Found", [("Location", location), ("Content-Length", "0")])
                 return [b""]
             return reply(start_response, "404 Not Found", "text/plain; charset=utf-8",
                          b"Only the operator's pages are here: /admin/\n")  # fmt: skip
@@ -70,7 +71,7 @@ class SessionOrigins:
             if path.startswith((f"/user/{own}/", "/static/")) or path == "/favicon.ico":
                 return self.app(environ, start_response)
             if path in ("", "/", f"/user/{own}"):
-                return _redirect(start_response, f"/user/{own}/")
+                return _redirect(start_response, f"{environ.get('SCRIPT_NAME', '')}/user/{own}/")
             return reply(start_response, "404 Not Found", "text/plain; charset=utf-8",
                          b"This address belongs to one session; only its own pages are "
                          b"here.\n")  # fmt: skip
@@ -78,7 +79,8 @@ class SessionOrigins:
         if not match:
             return self.app(environ, start_response)
         if environ.get("REQUEST_METHOD") in ("GET", "HEAD") and not environ.get("HTTP_UPGRADE"):
-            main = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}/"
+            main = (f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
+                    f"{environ.get('SCRIPT_NAME', '')}/")  # fmt: skip
             query = environ.get("QUERY_STRING", "")
             rest = raw_request_path(environ).split("?", 1)[0][len(f"/user/{match.group(1)}/") :]
             location = session_url(main, match.group(1), self.domain) + rest

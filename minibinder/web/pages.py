@@ -88,7 +88,7 @@ def launch(provider: str, spec: str):
         return unavailable("This server is busy", str(error), 429, error.retry_after)
     return render_template(
         "loading.html",
-        build_url=f"/build/{provider_and_spec}",
+        build_url=f"{request.script_root}/build/{provider_and_spec}",
         landing=landing,
         spec=provider_and_spec,
         version=__version__,

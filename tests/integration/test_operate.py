@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import urllib.parse
+import urllib.request
+
+import pytest
 
 from minibinder.store import Store
 
@@ -361,3 +365,71 @@ def test_a_lab_sign_in_proxy_names_the_user(serve_with, git_server):
     assert get(serve, "/admin/", {"X-Forwarded-User": "alice"}, port=serve.admin_port).status == 401
     users = [row["user"] for row in Store(serve.data_dir / "minibinder.sqlite").launches()]
     assert "alice" in users and "carol@lab.example.edu" in users
+
+
+def serve_under_prefix(tmp_path, build_config, git_server, prefix="/binder", **settings):
+    """`minibinder serve` with public_url naming a path; the caller stops it."""
+    from ..serving import ServeProcess
+    from .conftest import serve_config
+
+    config_file = tmp_path / "minibinder.toml"
+    serve = ServeProcess(config_file, tmp_path / "serve.log", prefix=prefix,
+                         tls_context=settings.pop("tls_context", None))  # fmt: skip
+    public = settings.pop("public_url", f"http://127.0.0.1:{serve.port}{prefix}/")
+    serve_config(config_file, tmp_path / "data", build_config, git_server, public_url=public,
+                 admin_token="operator-secret", **settings)  # fmt: skip
+    serve.data_dir = tmp_path / "data"
+    return serve.start()
+
+
+def test_everything_lives_under_a_path_prefix(tmp_path, build_config, git_server):
+    from ..jupyter import execute, start_kernel
+    from ..serving import remove_test_sessions
+    from ..sse import events
+
+    git_server.create("ops/prefix", {"README.md": "x"})
+    serve = serve_under_prefix(tmp_path, build_config, git_server)
+    root = f"http://127.0.0.1:{serve.port}"
+    try:
+        home = urllib.request.urlopen(f"{serve.url}/").read().decode()
+        assert 'href="/binder/static/' in home and 'action="/binder/' in home
+        assert get(serve, "/").getheader("Location") == "/binder/"
+        assert get(serve, "/versions").status == 404  # outside the prefix: only a pointer
+        launch_page = urllib.request.urlopen(f"{serve.url}/v2/gh/ops/prefix/HEAD").read()
+        assert b"/binder/build/gh/ops/prefix/HEAD" in launch_page
+        ready = events(f"{serve.url}/build/gh/ops/prefix/HEAD")[-1]
+        assert ready["url"].startswith(f"{root}/binder/user/")
+        assert ready["binder_launch_host"] == f"{root}/binder/"
+        session_path = urllib.parse.urlsplit(ready["url"]).path
+        lab = get(serve, f"{session_path}lab?token={ready['token']}")
+        assert lab.status in (200, 302)
+        kernel = start_kernel(ready)
+        assert execute(ready, kernel, "import os; print(os.environ['BINDER_LAUNCH_HOST'])"
+                       )["stdout"] == f"{root}/binder/\n"  # fmt: skip
+        page = get(serve, f"{session_path}lab", {"Authorization": f"token {ready['token']}"})
+        assert page.status == 200 and b"/binder/static/session_notice.js" in page.body
+        assert f'"baseUrl": "{session_path}"'.encode() in page.body.replace(b"'", b'"')
+        # The operator's pages: under the prefix, with their cookie scoped to it.
+        admin = get(serve, "/binder/admin/?token=operator-secret", port=serve.admin_port)
+        assert admin.status == 302 and admin.getheader("Location") == "/binder/admin/"
+        assert "Path=/binder/admin" in admin.getheader("Set-Cookie")
+        overview = get(serve, "/binder/admin/", {"Authorization": "Bearer operator-secret"},
+                       port=serve.admin_port)  # fmt: skip
+        assert ready["url"].encode() in overview.body
+    finally:
+        serve.stop()
+        remove_test_sessions(build_config.image_prefix)
+
+
+@pytest.mark.parametrize(("public_url", "message"), [
+    ("https://lab.example.edu/binder", "a path must end with /"),
+    ("lab.example.edu/binder/", "expected an http(s) URL"),
+    ("https://lab.example.edu/binder/?x=1", "no query or fragment"),
+    ("https://lab.example.edu/a/../b/", "is not a plain path"),
+])  # fmt: skip
+def test_bad_public_urls_are_named(public_url, message):
+    from minibinder.config import load_config
+    from minibinder.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"public_url: .*{re.escape(message)}"):
+        load_config(overrides={"public_url": public_url})
