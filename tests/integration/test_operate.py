@@ -6,8 +6,10 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -433,3 +435,180 @@ def test_bad_public_urls_are_named(public_url, message):
 
     with pytest.raises(ConfigError, match=f"public_url: .*{re.escape(message)}"):
         load_config(overrides={"public_url": public_url})
+
+
+def test_behind_nginx_with_tls_and_a_prefix(tmp_path, build_config, git_server):
+    import shutil
+    import subprocess
+
+    from ..browser import chromium
+    from ..nginx import Nginx
+    from ..serving import ServeProcess, remove_test_sessions
+    from ..tls import make_certificates
+    from .conftest import serve_config
+    from .test_e2e import ROOT
+
+    certs = make_certificates(tmp_path / "tls")
+    git_server.create("ops/nginx", {"README.md": "x"})
+    serve = ServeProcess(tmp_path / "minibinder.toml", tmp_path / "serve.log", prefix="/binder")
+    proxy = Nginx(tmp_path / "nginx", serve.port, certs)
+    serve_config(tmp_path / "minibinder.toml", tmp_path / "data", build_config, git_server,
+                 public_url=f"https://127.0.0.1:{proxy.port}/binder/",
+                 allowed_hosts=[f"127.0.0.1:{serve.port}"],  # the test's own direct look
+                 trusted_proxies=["127.0.0.1"])  # fmt: skip
+    serve.data_dir = tmp_path / "data"
+    serve.start()
+    proxy.start()
+    try:
+        # The BinderHub JavaScript client through nginx: TLS, the prefix, a kernel WebSocket.
+        node = subprocess.run(
+            [shutil.which("node") or "node", "binder_client.mjs", proxy.url + "/",
+             "gh/ops/nginx/HEAD", "print(6 * 7)"],
+            cwd=ROOT / "tests" / "js", capture_output=True, text=True, timeout=300,
+            env={"PATH": "/usr/bin:/bin", "NODE_EXTRA_CA_CERTS": str(certs.ca)},
+        )  # fmt: skip
+        assert node.returncode == 0, node.stdout + node.stderr
+        report = json.loads(node.stdout.strip().splitlines()[-1])
+        assert report["output"] == "42\n"
+        assert report["ready"]["url"].startswith(f"https://127.0.0.1:{proxy.port}/binder/user/")
+        # A real browser launches through nginx's launch page and talks to a kernel.
+        with chromium(tmp_path / "profile", ignore_https_errors=True) as browser:
+            page = browser.new_page()
+            landings: list[str] = []
+            page.on("request", lambda request: landings.append(request.url)
+                    if "/user/" in request.url and "token=" in request.url else None)  # fmt: skip
+            page.goto(f"{proxy.url}/v2/gh/ops/nginx/HEAD")
+            page.wait_for_url("**/binder/user/**", timeout=300_000)
+            landing = urllib.parse.urlsplit(landings[0])
+            token = urllib.parse.parse_qs(landing.query)["token"][0]
+            base = f"{proxy.url}/user/{landing.path.split('/')[3]}/"
+            answer = page.evaluate(KERNEL_INFO_IN_THE_BROWSER, [base, token])
+        assert answer == "https: kernel_info_reply"
+        # The launch log records the browser's address, as nginx forwarded it.
+        connection = http.client.HTTPSConnection("127.0.0.1", proxy.port, timeout=300,
+                                                 context=certs.client_context(),
+                                                 source_address=("127.0.0.2", 0))  # fmt: skip
+        connection.request("GET", "/binder/build/gh/ops/nginx/HEAD")
+        body = connection.getresponse().read().decode()
+        assert '"phase": "ready"' in body
+        clients = [
+            row["client_ip"] for row in Store(serve.data_dir / "minibinder.sqlite").launches()
+        ]
+        assert "127.0.0.2" in clients
+    finally:
+        proxy.stop()
+        serve.stop()
+        remove_test_sessions(build_config.image_prefix)
+
+
+def test_behind_a_sign_in_proxy_that_names_the_user(tmp_path, build_config, git_server):
+    import base64
+
+    from ..nginx import Nginx
+    from ..serving import ServeProcess, remove_test_sessions
+    from ..tls import make_certificates
+    from .conftest import serve_config
+
+    certs = make_certificates(tmp_path / "tls")
+    git_server.create("ops/basic", {"README.md": "x"})
+    serve = ServeProcess(tmp_path / "minibinder.toml", tmp_path / "serve.log", prefix="/binder")
+    proxy = Nginx(tmp_path / "nginx", serve.port, certs,
+                  users={"alice": "wonderland", "mallory": "guess"})  # fmt: skip
+    serve_config(tmp_path / "minibinder.toml", tmp_path / "data", build_config, git_server,
+                 public_url=f"https://127.0.0.1:{proxy.port}/binder/",
+                 allowed_hosts=[f"127.0.0.1:{serve.port}"], trusted_proxies=["127.0.0.1"],
+                 access="header", auth_users=["alice"])  # fmt: skip
+    serve.data_dir = tmp_path / "data"
+    serve.start()
+    proxy.start()
+
+    def through_nginx(user: str, password: str, extra: dict | None = None):
+        connection = http.client.HTTPSConnection("127.0.0.1", proxy.port, timeout=300,
+                                                 context=certs.client_context())  # fmt: skip
+        credentials = base64.b64encode(f"{user}:{password}".encode()).decode()
+        headers = {"Authorization": f"Basic {credentials}", **(extra or {})}
+        connection.request("GET", "/binder/build/gh/ops/basic/HEAD", headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+
+    try:
+        status, body = through_nginx("alice", "wonderland")
+        assert status == 200 and '"phase": "ready"' in body
+        status, body = through_nginx("mallory", "guess")
+        assert status == 403 and "mallory may not launch here" in body
+        # A user cannot name somebody else: nginx sets the header from who signed in.
+        status, body = through_nginx("mallory", "guess", {"X-Forwarded-User": "alice"})
+        assert status == 403 and "mallory may not launch here" in body
+        assert through_nginx("alice", "wrong")[0] == 401  # nginx's own refusal
+        users = [row["user"] for row in Store(serve.data_dir / "minibinder.sqlite").launches()]
+        assert users == ["alice"]
+    finally:
+        proxy.stop()
+        serve.stop()
+        remove_test_sessions(build_config.image_prefix)
+
+
+def test_minibinder_in_a_container_launches_a_session(tmp_path, build_config, git_server):
+    """deploy/Dockerfile, built from this checkout's wheel on the same Debian base the tests
+    bootstrap, run as deploy/compose.yaml runs it (host network, the Docker socket)."""
+    import shutil
+    import subprocess
+    import sys
+
+    import docker as docker_sdk
+
+    from ..gitserver import free_port
+    from ..serving import remove_test_sessions, write_config
+    from ..sse import events
+    from .test_e2e import ROOT
+
+    context = tmp_path / "deploy"
+    shutil.copytree(ROOT / "deploy", context, ignore=shutil.ignore_patterns("dist", "*.pem"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
+                    str(context / "dist"), str(ROOT)], check=True, cwd=tmp_path)  # fmt: skip
+    # The CA a TLS-intercepting proxy needs (make test passes the host's bundle), for pip.
+    ca = build_config.extra_ca_file
+    (context / "extra-ca.pem").write_text(Path(ca).read_text() if ca else "")
+    sdk = docker_sdk.from_env()
+    tag = f"{build_config.image_prefix}minibinder-itself:test"
+    sdk.images.build(path=str(context), dockerfile="Dockerfile", tag=tag, rm=True,
+                     buildargs={"BASE": "minibinder-rootfs:bookworm"})  # fmt: skip
+    port = free_port()
+    git_server.create("ops/container", {"README.md": "x"})
+    settings = write_config(
+        tmp_path / "minibinder.toml", Path("/var/lib/minibinder"),
+        bind=f"127.0.0.1:{port}", admin_bind=f"127.0.0.1:{free_port()}",
+        image_prefix=build_config.image_prefix, allowed_clone_schemes=["https", "git"],
+        internal_hosts=["127.0.0.1"], github_url=git_server.base_url,
+        extra_ca_file="/usr/local/share/ca-certificates/extra-ca.crt" if ca else "",
+        egress_filter="off",  # the tests' own rules stay the host's business here
+    )  # fmt: skip
+    container = sdk.containers.run(
+        tag, detach=True, network_mode="host",
+        volumes={"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+                 str(tmp_path / "data"): {"bind": "/var/lib/minibinder", "mode": "rw"},
+                 str(settings): {"bind": "/etc/minibinder/minibinder.toml", "mode": "ro"}},
+        environment={"MINIBINDER_CONFIG": "/etc/minibinder/minibinder.toml"},
+        name=f"minibinder-itself-{port}",
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url + "/versions", timeout=2).read()
+                break
+            except OSError:
+                container.reload()
+                if time.monotonic() > deadline or container.status == "exited":
+                    raise AssertionError(container.logs().decode()[-3000:]) from None
+                time.sleep(0.5)
+        ready = events(f"{url}/build/gh/ops/container/HEAD")[-1]
+        assert ready["phase"] == "ready", (ready, container.logs().decode()[-2000:])
+        status = urllib.request.urlopen(urllib.request.Request(
+            f"{ready['url']}api/status", headers={"Authorization": f"token {ready['token']}"}),
+            timeout=30).status  # fmt: skip
+        assert status == 200
+    finally:
+        container.remove(force=True)
+        remove_test_sessions(build_config.image_prefix)
