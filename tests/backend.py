@@ -70,6 +70,20 @@ class Handler(BaseHTTPRequestHandler):
         self.server.requests.append(self.path)
         if self.headers.get("Upgrade", "").lower() == "websocket":
             return self.websocket()
+        if "/lab/huge" in url.path:  # a session page of any size, chunked: no Content-Length
+            size = int(query["size"][0])
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            block = b"<p>" + b"x" * ((1 << 20) - 3)
+            remaining = size
+            while remaining:
+                piece = block[: min(remaining, len(block))]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                remaining -= len(piece)
+            self.wfile.write(b"0\r\n\r\n")
+            return
         if url.path.endswith("/big"):
             size = int(query["size"][0])
             self.send_response(200)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import itertools
 import selectors
 import socket
 import threading
@@ -17,7 +18,7 @@ from typing import Any, NamedTuple
 
 from ..wsgi import StartResponse, reply
 from .headers import forward_headers, raw_request_path, response_headers, session_cookie
-from .inject import inject_script, injectable, is_page
+from .inject import MAX_INJECT_BYTES, inject_script, injectable, is_page
 from .routes import BadRoute, RouteTable, split_route
 
 CHUNK = 64 * 1024
@@ -190,14 +191,17 @@ class ProxyMiddleware:
             and is_page(raw_path[len(environ.get("SCRIPT_NAME", "")) :])
             and injectable(upstream)
         ):
-            body = inject_script(
-                b"".join(self._stream(upstream, connection, target)), self.page_script(prefix)
-            )
+            stream = self._stream(upstream, connection, target)
+            # At most MAX_INJECT_BYTES are held: a larger page (one without a Content-Length
+            # may be any size) streams through untouched.
+            page, whole = _read_up_to(stream, MAX_INJECT_BYTES)
+            start = f"{upstream.status} {upstream.reason}"
+            if not whole:
+                start_response(start, headers)
+                return itertools.chain([page], stream)
+            body = inject_script(page, self.page_script(prefix))
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
-            start_response(
-                f"{upstream.status} {upstream.reason}",
-                [*headers, ("Content-Length", str(len(body)))],
-            )
+            start_response(start, [*headers, ("Content-Length", str(len(body)))])
             return [body]
         start_response(f"{upstream.status} {upstream.reason}", headers)
         return self._stream(upstream, connection, target)
@@ -254,8 +258,15 @@ class ProxyMiddleware:
             upstream.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
             client.settimeout(None)
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.routes.touch(session_id)
-            _pump(client, upstream, lambda: self.routes.touch(session_id))
+            # Nothing of the client's goes on until the session has agreed to the upgrade: a
+            # refusal (a wrong token: 403) is handed back and both sides are closed.
+            status, answer = _upgrade_answer(upstream)
+            client.sendall(answer)
+            if status == 101:
+                self.routes.touch(session_id)
+                _pump(client, upstream, lambda: self.routes.touch(session_id))
+        except OSError:
+            pass
         finally:
             upstream.close()
             with contextlib.suppress(OSError):
@@ -264,8 +275,68 @@ class ProxyMiddleware:
         raise StopIteration("websocket closed")
 
 
+def _read_up_to(stream: Iterator[bytes], limit: int) -> tuple[bytes, bool]:
+    """Up to `limit` bytes (a little more: whole chunks) of `stream`, and whether that was all."""
+    parts, size = [], 0
+    for chunk in stream:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(parts), False
+    return b"".join(parts), True
+
+
+UPGRADE_HEAD_LIMIT = 64 * 1024
+UPGRADE_ANSWER_SECONDS = 30.0
+
+
+def _upgrade_answer(upstream: socket.socket) -> tuple[int, bytes]:
+    """The session's answer to a WebSocket handshake: (status, bytes to hand to the client).
+    A 101 comes with whatever followed it; any other answer with its body (Content-Length,
+    bounded); 502 when the session says nothing sensible in time."""
+    upstream.settimeout(UPGRADE_ANSWER_SECONDS)
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data and len(data) < UPGRADE_HEAD_LIMIT:
+            chunk = upstream.recv(CHUNK)
+            if not chunk:
+                break
+            data += chunk
+        head, separator, rest = data.partition(b"\r\n\r\n")
+        status = _status_of(head) if separator else 0
+        if status and status != 101:
+            length = _content_length(head)
+            while len(rest) < min(length, UPGRADE_HEAD_LIMIT):
+                chunk = upstream.recv(CHUNK)
+                if not chunk:
+                    break
+                rest += chunk
+    except OSError:
+        status = 0
+    finally:
+        upstream.settimeout(None)
+    if not status:
+        body = b"The session did not answer the WebSocket handshake.\n"
+        return 502, (b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nConnection: "
+                     b"close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
+    return status, data if status == 101 else head + separator + rest[:UPGRADE_HEAD_LIMIT]
+
+
+def _status_of(head: bytes) -> int:
+    parts = head.split(b"\r\n", 1)[0].split(b" ", 2)
+    return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            return int(value.strip())
+    return 0
+
+
 def _pump(client: socket.socket, upstream: socket.socket, on_data: Callable[[], None]) -> None:
-    """Copy bytes both ways (the upstream's 101 response included) until either side closes."""
+    """Copy bytes both ways until either side closes."""
     peers = {client: upstream, upstream: client}
     with selectors.DefaultSelector() as selector:
         for sock in peers:

@@ -55,3 +55,31 @@ def test_a_kernel_websocket_needs_its_own_sessions_token(serve_with, git_server,
     websocket.create_connection(
         url, header=[f"Authorization: token {ready['token']}"], timeout=20
     ).close()
+
+
+def test_a_refused_websocket_handshake_is_answered_and_closed(serve_with, git_server):
+    import socket
+    import time
+    import urllib.parse
+
+    git_server.create("sec/ws-closed", {"README.md": "x"})
+    serve = serve_with()
+    ready = launch(serve, "gh/sec/ws-closed/HEAD")
+    kernel = start_kernel(ready)
+    path = urllib.parse.urlsplit(ready["url"]).path + f"api/kernels/{kernel}/channels"
+    handshake = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{serve.port}\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")  # fmt: skip
+    sockets = []
+    for _ in range(20):
+        sock = socket.create_connection(("127.0.0.1", serve.port), timeout=30)
+        sock.sendall(handshake.encode())
+        sockets.append(sock)
+    started = time.monotonic()
+    for sock in sockets:
+        answer = b""
+        while chunk := sock.recv(65536):  # until the server closes: it must, and soon
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
+        sock.close()
+    assert time.monotonic() - started < 30  # none is held open (it used to be, for minutes)
