@@ -91,6 +91,14 @@ def test_a_conda_environment_from_a_channel(builder, env_config, channel, git_se
     assert "Solving" not in log_text(events)
     environment_layers = layers(image)[: len(layers(image)) - 1]
     assert layers(second)[: len(environment_layers)] == environment_layers
+    # Environment images are this installation's: image collection may remove them.
+    from minibinder.identity import instance_id
+
+    environments = [found for found in builder.docker.images("minibinder.conda-env")
+                    if any(tag.startswith(f"{env_config.image_prefix}conda-env:")
+                           for tag in found.get("RepoTags") or [])]  # fmt: skip
+    assert environments and all(found["Labels"].get("minibinder.instance")
+                                == instance_id(env_config) for found in environments)  # fmt: skip
 
 
 def test_a_repositorys_own_lock_is_installed_without_solving(builder, env_config, channel,

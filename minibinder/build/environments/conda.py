@@ -30,6 +30,7 @@ from ...config import Config
 from ...docker_client import BuildRequest, Docker
 from ...errors import BuildError, BuildpackError, MinibinderError
 from ...events import Event
+from ...identity import INSTANCE_LABEL, instance_id
 from ...repos.urlpolicy import Resolver, internal, local_name_or_address, resolve_addresses
 from ..builder import run_build
 from ..context import make_prefix_context
@@ -164,9 +165,12 @@ def environment_image(
         prefix = work / "prefix"
         install(records, prefix, folder / "pkgs")
         shutil.copyfile(lock_path, prefix / "conda-meta" / LOCK_NAME)
+        # The instance label puts it among the images collection may remove under disk
+        # pressure (images built from it keep their layers; the next build makes it again).
         labels = {"minibinder.conda-env": key, "minibinder.conda-python": "1" if has_python
                   else "0", "minibinder.conda-packages": str(len(records)),
-                  "minibinder.version": __version__}  # fmt: skip
+                  "minibinder.version": __version__,
+                  INSTANCE_LABEL: instance_id(config)}  # fmt: skip
         python = f"ENV CONDA_PREFIX={ENV_PREFIX}\n" if has_python else ""
         dockerfile = DOCKERFILE.format(base=base_image, prefix=ENV_PREFIX, python=python)
         with make_prefix_context(prefix, dockerfile, work, MAX_ENVIRONMENT_BYTES) as context:
