@@ -16,7 +16,7 @@ from .events import Event
 from .proxy.routes import session_url
 from .repos.providers import PROVIDERS, RepoSource, parse_spec
 from .services import Services
-from .sessions.admission import check_client_build
+from .sessions.admission import check_client_build, client_key
 from .sessions.launcher import LaunchRequest
 from .store import SessionRecord
 
@@ -36,7 +36,7 @@ class LaunchOptions:
 
     @property
     def client(self) -> str:
-        return f"user:{self.user}" if self.user else (self.client_ip or "")
+        return client_key(self.client_ip or "", self.user)
 
 
 @dataclass

@@ -64,6 +64,11 @@ def check_admission(provider_spec: str, occupancy: Occupancy, config: Config) ->
         )
 
 
+def client_key(address: str, user: str = "") -> str:
+    """What the per-client limits count: the user a sign-in proxy named, else the address."""
+    return f"user:{user}" if user else address
+
+
 def check_client_sessions(sessions: int, config: Config) -> None:
     limit = config.max_sessions_per_client
     if limit and sessions >= limit:

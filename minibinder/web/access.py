@@ -2,8 +2,8 @@
 workshop's code (`"code"`), or people the lab's authenticating proxy names (`"header"`).
 
 Sessions are not guarded here: each has its own token already. What is guarded is what starts
-work: the home page, launch pages and the event stream. Pure helpers first (hashing, signing,
-allowlists), then the WSGI guard.
+work: the home page, launch pages and the event stream. Pure helpers first (signing the
+cookie, allowlists; the code's hash is in `identity`), then the WSGI guard.
 """
 
 from __future__ import annotations

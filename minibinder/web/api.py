@@ -13,7 +13,7 @@ from ..errors import QuotaExceeded
 from ..events import Event
 from ..launch import LaunchOptions, launch_events
 from ..services import Services
-from ..sessions.admission import check_client_stream
+from ..sessions.admission import check_client_stream, client_key
 from .access import USER
 
 blueprint = Blueprint("api", __name__)
@@ -23,11 +23,6 @@ KEEPALIVE_SECONDS = 25.0
 
 def services() -> Services:
     return current_app.extensions["minibinder"]
-
-
-def client_key(address: str, user: str) -> str:
-    """What the per-client limits count: the signed-in user, else the address."""
-    return f"user:{user}" if user else address
 
 
 def raw_spec(prefix: str) -> str:

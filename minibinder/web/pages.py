@@ -18,8 +18,9 @@ from .. import __version__
 from ..errors import QuotaExceeded, SpecError
 from ..metrics import render_metrics
 from ..repos.providers import PROVIDERS, parse_spec, spec_from_form
+from ..sessions.admission import client_key
 from .access import USER
-from .api import client_key, host_url, raw_spec, services
+from .api import host_url, raw_spec, services
 from .links import launch_link, session_path
 
 blueprint = Blueprint("pages", __name__)
