@@ -148,7 +148,7 @@ def test_doctor_says_what_is_wrong_and_what_to_do(tmp_path, build_config, git_se
     assert "FAIL  git provider: git://127.0.0.1:1 does not answer" in text
 
 
-KERNEL_INFO_IN_THE_BROWSER = """async ([base, token]) => {
+CELL_IN_THE_BROWSER = """async ([base, token]) => {
   const made = await fetch(base + "api/kernels", {method: "POST", body: "{}",
     headers: {Authorization: "token " + token}});
   const kernel = await made.json();
@@ -156,15 +156,17 @@ KERNEL_INFO_IN_THE_BROWSER = """async ([base, token]) => {
     const ws = new WebSocket(base.replace(/^http/, "ws") + "api/kernels/" + kernel.id +
       "/channels?token=" + token);
     ws.onopen = () => ws.send(JSON.stringify({channel: "shell", parent_header: {}, metadata: {},
-      content: {}, header: {msg_id: "1", username: "t", session: "s", version: "5.3",
-      msg_type: "kernel_info_request"}}));
+      content: {code: "print(6 * 7)", silent: false, store_history: false,
+                user_expressions: {}, allow_stdin: false},
+      header: {msg_id: "1", username: "t", session: "s", version: "5.3",
+               msg_type: "execute_request"}}));
     ws.onmessage = (event) => {
       const message = JSON.parse(event.data);
-      if (message.header.msg_type === "kernel_info_reply") resolve(location.protocol + " " +
-        message.header.msg_type);
+      if (message.header.msg_type === "stream") resolve(location.protocol + " " +
+        message.content.text.trim());
     };
     ws.onerror = () => resolve("websocket error");
-    setTimeout(() => resolve("timeout"), 30000);
+    setTimeout(() => resolve("timeout"), 60000);
   });
 }"""
 
@@ -224,8 +226,8 @@ def test_https_directly_with_websockets(tmp_path, build_config, git_server):
             landing = urllib.parse.urlsplit(landings[0])
             token = urllib.parse.parse_qs(landing.query)["token"][0]
             base = f"{serve.url}/user/{landing.path.split('/')[2]}/"
-            answer = page.evaluate(KERNEL_INFO_IN_THE_BROWSER, [base, token])
-        assert answer == "https: kernel_info_reply"
+            answer = page.evaluate(CELL_IN_THE_BROWSER, [base, token])
+        assert answer == "https: 42"
         # Plain HTTP on the HTTPS port gets nowhere.
         plain = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=10)
         try:
@@ -482,8 +484,8 @@ def test_behind_nginx_with_tls_and_a_prefix(tmp_path, build_config, git_server):
             landing = urllib.parse.urlsplit(landings[0])
             token = urllib.parse.parse_qs(landing.query)["token"][0]
             base = f"{proxy.url}/user/{landing.path.split('/')[3]}/"
-            answer = page.evaluate(KERNEL_INFO_IN_THE_BROWSER, [base, token])
-        assert answer == "https: kernel_info_reply"
+            answer = page.evaluate(CELL_IN_THE_BROWSER, [base, token])
+        assert answer == "https: 42"
         # The launch log records the browser's address, as nginx forwarded it.
         connection = http.client.HTTPSConnection("127.0.0.1", proxy.port, timeout=300,
                                                  context=certs.client_context(),
