@@ -120,17 +120,18 @@ class Docker:
         options = {"com.docker.network.bridge.enable_icc": "false" if isolated else "true"}
         if bridge:
             options["com.docker.network.bridge.name"] = bridge
+        api = self._client.api
         with _daemon():
             try:
-                if not self._client.api.networks(names=[name]):
-                    self._client.api.create_network(
-                        name, driver="bridge", labels=labels, options=options
-                    )
-            except docker.errors.APIError as error:
-                if "already exists" not in str(error):
-                    message = f"cannot create network {name}: {_short(error)}"
-                    raise DockerUnavailable(message) from None
-            info = self._client.api.inspect_network(name)
+                info = api.inspect_network(name)  # one call when it exists: every launch asks
+            except docker.errors.NotFound:
+                try:
+                    api.create_network(name, driver="bridge", labels=labels, options=options)
+                except docker.errors.APIError as error:
+                    if "already exists" not in str(error):
+                        message = f"cannot create network {name}: {_short(error)}"
+                        raise DockerUnavailable(message) from None
+                info = api.inspect_network(name)
         return info.get("Options", {}).get("com.docker.network.bridge.name") or (
             "br-" + info["Id"][:12]
         )

@@ -117,21 +117,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         if url.path.endswith("/hostile.html"):  # session content trying to reach the operator
             admin = query.get("admin", [""])[0]
-            body = HOSTILE_PAGE.replace("ADMIN_URL", json.dumps(admin)).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        if url.path.endswith("/neighbour.html"):
-            body = NEIGHBOUR_PAGE.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
+            return self.send_page(HOSTILE_PAGE.replace("ADMIN_URL", json.dumps(admin)))
+        if url.path.endswith("/neighbour.html"):  # ... and trying to read another session
+            return self.send_page(NEIGHBOUR_PAGE)
         if url.path.endswith("/status"):
             code = int(query.get("code", ["200"])[0])
             self.send_response(code)
@@ -143,6 +131,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def send_page(self, html: str) -> None:
+        self.send_body(html.encode(), "text/html; charset=utf-8")
 
     def do_POST(self):
         self.server.requests.append(self.path)
@@ -174,9 +165,11 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def send_json(self, value):
-        body = json.dumps(value).encode()
+        self.send_body(json.dumps(value).encode(), "application/json")
+
+    def send_body(self, body: bytes, content_type: str) -> None:
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

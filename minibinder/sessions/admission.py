@@ -85,25 +85,26 @@ def check_client_stream(load: ClientLoad, config: Config, launching: bool = True
     session, not only an image.)"""
     if launching:
         check_client_sessions(load.sessions, config)
-    limit = config.max_streams_per_client
-    if limit and load.streams >= limit:
-        raise QuotaExceeded(
-            f"Your address already has {load.streams} launches open, the most this server "
-            f"allows one client (max_streams_per_client = {limit}). Close some of those pages "
-            "and try again.",
-            10,
-        )
+    _per_client(config, "max_streams_per_client", load.streams, "launches open",
+                "Close some of those pages and try again.", retry_after=10)  # fmt: skip
 
 
 def check_client_build(load: ClientLoad, config: Config) -> None:
     """May this client's launch start (or wait for) one more build?"""
-    limit = config.max_builds_per_client
-    if limit and load.builds >= limit:
+    _per_client(config, "max_builds_per_client", load.builds, "builds waiting or running",
+                "Try again when one of them is done.", retry_after=30)  # fmt: skip
+
+
+def _per_client(
+    config: Config, setting: str, count: int, what: str, advice: str, retry_after: int
+) -> None:
+    """Refuse when the client already has as many of `what` as `setting` allows (0: no limit)."""
+    limit = getattr(config, setting)
+    if limit and count >= limit:
         raise QuotaExceeded(
-            f"Your address already has {load.builds} builds waiting or running, the most this "
-            f"server allows one client (max_builds_per_client = {limit}). Try again when one "
-            "of them is done.",
-            30,
+            f"Your address already has {count} {what}, the most this server allows one client "
+            f"({setting} = {limit}). {advice}",
+            retry_after,
         )
 
 

@@ -171,13 +171,31 @@ CELL_IN_THE_BROWSER = """async ([base, token]) => {
 }"""
 
 
+def cell_in_the_browser(tmp_path, launch_url: str) -> str:
+    """Open a launch link in a real browser; once it lands in its session, run a cell over the
+    kernel WebSocket from that page. What the cell printed, after the page's scheme."""
+    from ..browser import chromium
+
+    with chromium(tmp_path / "profile", ignore_https_errors=True) as browser:
+        page = browser.new_page()
+        landings: list[str] = []  # the launch page sends the browser on with the token
+        page.on("request", lambda request: landings.append(request.url)
+                if "/user/" in request.url and "token=" in request.url else None)  # fmt: skip
+        page.goto(launch_url)
+        page.wait_for_url("**/user/**", timeout=300_000)
+        landing = urllib.parse.urlsplit(landings[0])
+        token = urllib.parse.parse_qs(landing.query)["token"][0]
+        root, _, rest = landing.path.partition("/user/")
+        base = f"{landing.scheme}://{landing.netloc}{root}/user/{rest.split('/')[0]}/"
+        return page.evaluate(CELL_IN_THE_BROWSER, [base, token])
+
+
 def test_https_directly_with_websockets(tmp_path, build_config, git_server):
     import shutil
     import subprocess
 
     import websocket
 
-    from ..browser import chromium
     from ..serving import ServeProcess, remove_test_sessions
     from ..sse import events
     from ..tls import make_certificates
@@ -216,18 +234,7 @@ def test_https_directly_with_websockets(tmp_path, build_config, git_server):
         assert node.returncode == 0, node.stdout + node.stderr
         assert json.loads(node.stdout.strip().splitlines()[-1])["output"] == "42\n"
         # A real browser launches through the HTTPS launch page and talks to a kernel.
-        with chromium(tmp_path / "profile", ignore_https_errors=True) as browser:
-            page = browser.new_page()
-            landings: list[str] = []  # the launch page sends the browser on with the token
-            page.on("request", lambda request: landings.append(request.url)
-                    if "/user/" in request.url and "token=" in request.url else None)  # fmt: skip
-            page.goto(f"{serve.url}/v2/gh/ops/tls/HEAD")
-            page.wait_for_url("**/user/**", timeout=300_000)
-            landing = urllib.parse.urlsplit(landings[0])
-            token = urllib.parse.parse_qs(landing.query)["token"][0]
-            base = f"{serve.url}/user/{landing.path.split('/')[2]}/"
-            answer = page.evaluate(CELL_IN_THE_BROWSER, [base, token])
-        assert answer == "https: 42"
+        assert cell_in_the_browser(tmp_path, f"{serve.url}/v2/gh/ops/tls/HEAD") == "https: 42"
         # Plain HTTP on the HTTPS port gets nowhere.
         plain = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=10)
         try:
@@ -443,7 +450,6 @@ def test_behind_nginx_with_tls_and_a_prefix(tmp_path, build_config, git_server):
     import shutil
     import subprocess
 
-    from ..browser import chromium
     from ..nginx import Nginx
     from ..serving import ServeProcess, remove_test_sessions
     from ..tls import make_certificates
@@ -474,18 +480,7 @@ def test_behind_nginx_with_tls_and_a_prefix(tmp_path, build_config, git_server):
         assert report["output"] == "42\n"
         assert report["ready"]["url"].startswith(f"https://127.0.0.1:{proxy.port}/binder/user/")
         # A real browser launches through nginx's launch page and talks to a kernel.
-        with chromium(tmp_path / "profile", ignore_https_errors=True) as browser:
-            page = browser.new_page()
-            landings: list[str] = []
-            page.on("request", lambda request: landings.append(request.url)
-                    if "/user/" in request.url and "token=" in request.url else None)  # fmt: skip
-            page.goto(f"{proxy.url}/v2/gh/ops/nginx/HEAD")
-            page.wait_for_url("**/binder/user/**", timeout=300_000)
-            landing = urllib.parse.urlsplit(landings[0])
-            token = urllib.parse.parse_qs(landing.query)["token"][0]
-            base = f"{proxy.url}/user/{landing.path.split('/')[3]}/"
-            answer = page.evaluate(CELL_IN_THE_BROWSER, [base, token])
-        assert answer == "https: 42"
+        assert cell_in_the_browser(tmp_path, f"{proxy.url}/v2/gh/ops/nginx/HEAD") == "https: 42"
         # The launch log records the browser's address, as nginx forwarded it.
         connection = http.client.HTTPSConnection("127.0.0.1", proxy.port, timeout=300,
                                                  context=certs.client_context(),
