@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from urllib.parse import quote
 
+from werkzeug.http import parse_cookie
+
 from ..config import Config
 from ..wsgi import StartResponse, reply
 from .clients import PEER, is_trusted, trusted_networks
@@ -85,7 +87,7 @@ class AccessControl:
             return self.app(environ, start_response)
         if mode == "open" or self._open(environ):
             return self.app(environ, start_response)
-        cookie = _cookie(environ.get("HTTP_COOKIE", ""), ACCESS_COOKIE)
+        cookie = parse_cookie(environ.get("HTTP_COOKIE", "")).get(ACCESS_COOKIE, "")
         if cookie and verified(cookie, self.secret) == "code":
             return self.app(environ, start_response)
         path = environ.get("PATH_INFO", "")
@@ -118,11 +120,3 @@ class AccessControl:
         if not user_allowed(name, self.config.auth_users, self.config.auth_email_domains):
             return f"{name} may not launch here; ask the operator to add you.\n"
         return ""  # ...and that they may launch
-
-
-def _cookie(header: str, name: str) -> str:
-    for part in header.split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == name:
-            return value
-    return ""
