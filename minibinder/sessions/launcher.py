@@ -213,12 +213,14 @@ class Sessions:
     def stop(self, session_id: str, reason: str = "stopped") -> None:
         """Remove the container and the route; nothing of the session survives."""
         record = self.store.get_session(session_id)
+        if record and record.state == "running":
+            # Counted before the container goes, so whoever sees it gone sees it counted.
+            metrics.SESSIONS_ENDED.labels(reason).inc()
         self.forget_route(session_id)
         if record and record.container_id:
             self.docker.remove_container(record.container_id)
         self.store.delete_session(session_id)
         if record and record.state == "running":
-            metrics.SESSIONS_ENDED.labels(reason).inc()
             log.info(
                 "session %s of %s/%s stopped: %s", session_id, record.provider, record.spec, reason
             )
