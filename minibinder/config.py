@@ -142,6 +142,33 @@ class Config:
     )
     conda_solve_timeout: int = setting(300, "Seconds solving a conda environment may take.")
 
+    # -- R environments ----------------------------------------------------------------------------
+    r_package_repository: str = setting(
+        "https://packagemanager.posit.co/cran/__linux__/{codename}/{date}",
+        "CRAN-like repository install.R and DESCRIPTION install from: {date} is runtime.txt's "
+        "snapshot date (latest when it names none), {codename} the base image's Debian release "
+        "(the default serves Linux binaries for it). A mirror or an internal repository works.",
+        kind="package_repository",
+        build=True,
+        section="R environments",
+    )
+    r_fallback: str = setting(
+        "nearest",
+        "When runtime.txt asks for an R version neither Debian's R nor r_builds provides: "
+        '"nearest" builds with the nearest version of the same major and shows a warning, '
+        '"fail" refuses the build.',
+        kind="choice:nearest,fail",
+        build=True,
+    )
+    r_builds: dict = setting(
+        {},
+        'Other R versions: "X.Y" = URL of a Debian package of that R installing to '
+        "/opt/R/<version> (as Posit's R builds do, e.g. https://cdn.posit.co/r/debian-12/pkgs/"
+        "r-4.1.3_1_amd64.deb). Empty: only the R of the base image's Debian release.",
+        kind="url_map",
+        build=True,
+    )
+
     # -- Repositories ------------------------------------------------------------------------------
     allowed_clone_schemes: list = setting(
         ["https"],
@@ -476,6 +503,7 @@ def _check_regexes(name: str, patterns: Any) -> None:
 # Table settings: what their values are, and how their keys are checked.
 _MAPS: dict[str, tuple[type, str, str]] = {
     "str_map": (str, "a table of strings", "KEY=VALUE,..."),
+    "url_map": (str, "a table of version = URL", "X.Y=URL,..."),
     "int_map": (int, "a table of regular expression = limit", "REGEX=NUMBER,..."),
     "count_map": (int, "a table of `<provider>/<spec>` = count", "SPEC=NUMBER,..."),
 }
@@ -499,10 +527,15 @@ def _coerce_map(name: str, kind: str, value: Any, from_env: bool) -> dict:
         raise ConfigError(f"{name}: expected {description}, got {value!r}")
     if kind == "int_map":
         _check_regexes(name, value)
-    if kind == "str_map":
+    if kind in ("str_map", "url_map"):
         for version in value:
             if not re.fullmatch(r"\d+\.\d+", version):
-                raise ConfigError(f'{name}: keys are Python versions like "3.11", got {version!r}')
+                raise ConfigError(f'{name}: keys are versions like "3.11", got {version!r}')
+    if kind == "url_map":
+        for version, url in value.items():
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname or " " in url:
+                raise ConfigError(f"{name}: {version} = {url!r} is not an http(s) URL")
     return value
 
 
@@ -582,6 +615,13 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
             raise ConfigError(f"{name}: the path {parts.path!r} is not a plain path")
     elif kind == "address" and value:
         check_address(name, value)
+    elif kind == "package_repository":
+        filled = value.replace("{codename}", "bookworm").replace("{date}", "latest")
+        parts = urlsplit(filled)
+        if (parts.scheme not in ("http", "https") or not parts.hostname
+                or not re.fullmatch(r"[A-Za-z0-9._~:/?#@!$&()*+,;=%-]+", filled)):  # fmt: skip
+            raise ConfigError(f"{name}: expected an http(s) URL ({{codename}} and {{date}} "
+                              f"may appear in it), got {value!r}")  # fmt: skip
     elif kind == "image_prefix" and not re.fullmatch(r"[a-z0-9][a-z0-9._/-]*", value):
         raise ConfigError(
             f"{name}: must be lowercase letters, digits, '.', '_', '-' or '/', got {value!r}"

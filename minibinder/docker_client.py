@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -87,6 +89,25 @@ class Docker:
                 return self._client.api.inspect_image(name)["Id"]
             except docker.errors.NotFound:
                 return None
+
+    def image_file(self, name: str, path: str, limit: int = 1 << 20) -> bytes | None:
+        """One regular file of an image (read from a container that is made, never started),
+        or None when the image has no such file."""
+        with _daemon():
+            created = self._client.api.create_container(name, command=["true"])
+            try:
+                chunks, _ = self._client.api.get_archive(created["Id"], path)
+                data = b"".join(chunks)
+            except docker.errors.NotFound:
+                return None
+            finally:
+                self._client.api.remove_container(created["Id"], force=True)
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            member = archive.next()
+            if member is None or not member.isfile() or member.size > limit:
+                return None
+            extracted = archive.extractfile(member)
+            return extracted.read() if extracted else None
 
     def build(self, request: BuildRequest) -> Iterator[dict[str, Any]]:
         """Stream the decoded build output chunks of the classic builder."""

@@ -6,7 +6,9 @@ anywhere else are forwarded and pass Docker's DOCKER-USER chain first. minibinde
 of its own per installation and jumps to them from those two, for each of its bridges:
 
 - `<prefix>-HOST` (from INPUT): only replies to connections the host opened (the proxy talking
-  to a session) come in; everything else a container sends to the host is refused.
+  to a session) come in, and the package repositories the operator configured when they run on
+  the host itself (their address and port only); everything else a container sends to the host
+  is refused.
 - `<prefix>-OUT` (from DOCKER-USER): replies pass, the operator's allowlist passes, DNS to the
   host's resolvers passes (Docker's embedded DNS forwards to them from the container), every
   other special-purpose IPv4 range is refused; the public internet stays reachable.
@@ -26,6 +28,7 @@ import socket
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -47,6 +50,7 @@ class EgressPolicy:
     interfaces: tuple[str, ...]
     allowed: tuple[str, ...] = ()
     resolvers: tuple[str, ...] = ()
+    services: tuple[tuple[str, int], ...] = ()  # (address, TCP port) of configured repositories
 
     @property
     def host_chain(self) -> str:
@@ -67,9 +71,13 @@ def restore_text(policy: EgressPolicy) -> str:
     host, out = policy.host_chain, policy.out_chain
     lines = ["*filter", f":{host} - [0:0]", f":{out} - [0:0]"]
     replies = "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
-    lines += [f"-A {host} {replies}", f"-A {host} -p tcp -j REJECT --reject-with tcp-reset",
-              f"-A {host} -j REJECT"]  # fmt: skip
+    services = [f"-d {address}/32 -p tcp --dport {port} -j RETURN"
+                for address, port in policy.services]  # fmt: skip
+    lines.append(f"-A {host} {replies}")
+    lines += [f"-A {host} {service}" for service in services]
+    lines += [f"-A {host} -p tcp -j REJECT --reject-with tcp-reset", f"-A {host} -j REJECT"]
     lines.append(f"-A {out} {replies}")
+    lines += [f"-A {out} {service}" for service in services]
     lines += [f"-A {out} -d {network} -j RETURN" for network in policy.allowed]
     for resolver in policy.resolvers:
         lines += [f"-A {out} -d {resolver}/32 -p {protocol} --dport 53 -j RETURN"
@@ -128,6 +136,27 @@ def check_allow_entries(name: str, values: Sequence[str]) -> list[str]:
             raise ConfigError(f"{name}: only IPv4 is filtered, got {value!r}")
         checked.append(str(network))
     return checked
+
+
+def repository_services(
+    urls: Iterable[str], resolve: Callable[[str], list[str]]
+) -> tuple[tuple[str, int], ...]:
+    """(IPv4 address, port) of each http(s) URL's host, as resolved now."""
+    found: list[tuple[str, int]] = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            continue
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            continue
+        try:
+            addresses = [str(ipaddress.IPv4Address(parts.hostname))]
+        except ValueError:
+            addresses = resolve(parts.hostname)
+        found += [(a, port) for a in addresses if (a, port) not in found]
+    return tuple(found)
 
 
 def allowed_networks(

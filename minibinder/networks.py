@@ -29,6 +29,7 @@ from .firewall import (
     chain_prefix,
     host_resolvers,
     install,
+    repository_services,
     resolve_ipv4,
 )
 from .identity import INSTANCE_LABEL
@@ -106,10 +107,18 @@ class EgressStatus:
 def egress_policy(config: Config, docker: Docker, instance: str) -> EgressPolicy:
     """The rules for this installation's bridges, with names resolved now."""
     bridges = (session_bridge(config, docker, instance), build_bridge_prefix(instance) + "+")
-    mirrors = [urlsplit(url).hostname or "" for url in
-               (config.package_index_url, config.npm_registry_url) if url]  # fmt: skip
+    repositories = [url for url in (config.package_index_url, config.npm_registry_url,
+                                    r_repository_url(config)) if url]  # fmt: skip
+    mirrors = [urlsplit(url).hostname or "" for url in repositories]
     allowed = allowed_networks([*config.egress_allow, *filter(None, mirrors)], resolve_ipv4)
-    return EgressPolicy(chain_prefix(instance), bridges, allowed, host_resolvers())
+    services = repository_services(repositories, resolve_ipv4)
+    return EgressPolicy(chain_prefix(instance), bridges, allowed, host_resolvers(), services)
+
+
+def r_repository_url(config: Config) -> str:
+    """The R package repository's address (its path's {codename} and {date} do not matter)."""
+    parts = urlsplit(config.r_package_repository.replace("{", "").replace("}", ""))
+    return f"{parts.scheme}://{parts.netloc}/" if parts.netloc else ""
 
 
 def ensure_egress(config: Config, docker: Docker, instance: str) -> EgressStatus:

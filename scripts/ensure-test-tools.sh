@@ -2,8 +2,9 @@
 # What the end-to-end tests need besides Python packages: Debian's Chromium (driven by
 # Playwright, which must never download a browser of its own), Node.js with npm, the
 # JavaScript Binder clients from tests/js/package-lock.json, openssl (test certificates),
-# systemd-analyze (the service unit is verified), iptables (egress rules) and nginx (a
-# reverse proxy in front, as in a lab).
+# systemd-analyze (the service unit is verified), iptables (egress rules), nginx (a
+# reverse proxy in front, as in a lab) and R (the tests build a package for their own CRAN-like
+# repository with `R CMD build`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+command -v Rscript >/dev/null 2>&1 || missing+=(r-base-core)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing ${missing[*]} ..."
   export DEBIAN_FRONTEND=noninteractive

@@ -37,9 +37,10 @@ def repo(files, config_dir=""):
         ({"Dockerfile": "FROM x", "requirements.txt": "six", "Pipfile": ""}, "dockerfile"),
         ({"environment.yml": "", "requirements.txt": "six"}, "conda"),
         ({"environment.yaml": "", "Pipfile": ""}, "conda"),
-        ({"install.R": ""}, "unsupported"),
-        ({"DESCRIPTION": ""}, "unsupported"),
-        ({"install.R": "", "environment.yml": ""}, "unsupported"),
+        ({"install.R": ""}, "r"),
+        ({"DESCRIPTION": "Package: a.b"}, "r"),
+        ({"install.R": "", "environment.yml": ""}, "r"),
+        ({"runtime.txt": "r-4.2-2023-01-01", "requirements.txt": "six"}, "r"),
         ({"Dockerfile": "FROM x", "environment.yml": ""}, "dockerfile"),
         ({"apt.txt": "curl", "postBuild": "", "start": ""}, "python"),
     ],
@@ -178,10 +179,7 @@ def test_runtime_txt_picks_the_base_image_for_the_version():
 
 @pytest.mark.parametrize(
     "runtime, message",
-    [
-        ("r-4.1-2022-01-01", "R is not supported yet; minibinder understands python-X.Y"),
-        ("ruby-3", "this runtime is not supported yet"),
-    ],
+    [("ruby-3", "this runtime is not supported yet; minibinder understands python-X.Y and r-")],
 )
 def test_runtime_txt_errors(runtime, message):
     with pytest.raises(BuildpackError, match=message):
@@ -204,8 +202,6 @@ def test_both_environment_spellings_is_an_error():
 @pytest.mark.parametrize(
     "name, message",
     [
-        ("install.R", "install.R: install.R \\(R\\) is not supported yet"),
-        ("DESCRIPTION", "DESCRIPTION: DESCRIPTION \\(an R package\\) is not supported yet"),
         ("Project.toml", "Project.toml \\(Julia\\) is not supported yet"),
         ("default.nix", "default.nix \\(Nix\\) is not supported yet"),
     ],

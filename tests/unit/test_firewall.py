@@ -89,3 +89,21 @@ def test_allow_entries_are_normalised():
     assert config.egress_allow == ["10.1.2.3/32", "10.2.0.0/16", "mirror.lab"]
     with pytest.raises(ConfigError, match="egress_filter: expected one of auto, required, off"):
         load_config(overrides={"egress_filter": "sometimes"})
+
+
+def test_configured_repositories_pass_at_their_address_and_port_only():
+    policy = EgressPolicy("MB-x", ("br-abc",), services=(("172.30.0.1", 8123),))
+    host = rules(restore_text(policy), "MB-x-HOST")
+    assert host[1] == "-d 172.30.0.1/32 -p tcp --dport 8123 -j RETURN"
+    assert host[2:] == ["-p tcp -j REJECT --reject-with tcp-reset", "-j REJECT"]
+    assert rules(restore_text(policy), "MB-x-OUT")[1] == host[1]
+
+
+def test_repository_services_read_urls():
+    from minibinder.firewall import repository_services
+
+    found = repository_services(
+        ["http://172.30.0.1:8123/cran/", "https://mirror.example/x", "ftp://no", ""],
+        lambda name: ["198.51.100.7"],
+    )
+    assert found == (("172.30.0.1", 8123), ("198.51.100.7", 443))

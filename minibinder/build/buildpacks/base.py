@@ -11,6 +11,7 @@ from ...config import Config
 from ...errors import BuildpackError
 from ..environments.envfile import CondaEnvironment, RepositoryLock
 from ..environments.pythons import PythonRequest, choose_python, parse_request, parse_version
+from ..environments.r_runtime import RRequest
 
 # Files whose content (not just presence) buildpacks read. Anything else is only copied.
 CONFIG_FILES = (
@@ -67,6 +68,7 @@ class BuildPlan:
     base_image: str = ""
     apt_packages: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    system_steps: list[str] = field(default_factory=list)  # as root, before apt.txt
     # Files placed in the build context beside the repository, installed before it is copied.
     dependency_files: dict[str, bytes] = field(default_factory=dict)
     pre_repo_steps: list[str] = field(default_factory=list)
@@ -79,6 +81,7 @@ class BuildPlan:
     conda: CondaEnvironment | None = None
     conda_lock: RepositoryLock | None = None
     python_request: PythonRequest | None = None
+    r: RRequest | None = None  # R: which version comes from the base image's Debian release
     notices: list[str] = field(default_factory=list)  # shown in the build log
 
 
@@ -150,10 +153,9 @@ def parse_runtime(text: str, where: str = "runtime.txt") -> PythonRequest | None
         return None
     match = re.fullmatch(r"python-(\d+(?:\.\d+)?(?:\.\d+)?)", value)
     if not match:
-        kind = "R" if value.startswith("r-") else "this runtime"
         raise BuildpackError(
-            f"{where} says {value!r}: {kind} is not supported yet; minibinder understands "
-            "python-X.Y"
+            f"{where} says {value!r}: this runtime is not supported yet; minibinder understands "
+            "python-X.Y and r-<version>-<YYYY-MM-DD>"
         )
     return parse_request(match.group(1), where)
 

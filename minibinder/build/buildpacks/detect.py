@@ -7,13 +7,15 @@ from .base import BaseBuildPack, BuildPlan, RepoConfig
 from .conda import CondaBuildPack
 from .dockerfile import DockerfileBuildPack
 from .python import PipfileBuildPack, PythonBuildPack, UnsupportedBuildPack
+from .r import RBuildPack
 
-# First match wins: a Dockerfile beats everything, then R/Julia/Nix (not supported yet: they
-# fail naming the file), then conda, which beats Pipfile, which beats requirements.txt. With no
-# configuration at all, plain Python with JupyterLab.
+# First match wins: a Dockerfile beats everything, then Julia/Nix (not supported yet: they fail
+# naming the file), then R, then conda, which beats Pipfile, which beats requirements.txt. With
+# no configuration at all, plain Python with JupyterLab.
 ORDER: tuple[BaseBuildPack, ...] = (
     DockerfileBuildPack(),
     UnsupportedBuildPack(),
+    RBuildPack(),
     CondaBuildPack(),
     PipfileBuildPack(),
     PythonBuildPack(),

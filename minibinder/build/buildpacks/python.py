@@ -176,8 +176,6 @@ class UnsupportedBuildPack(BaseBuildPack):
 
     name = "unsupported"
     MESSAGES = {
-        "install.R": "install.R (R) is not supported yet",
-        "DESCRIPTION": "DESCRIPTION (an R package) is not supported yet",
         "Project.toml": "Project.toml (Julia) is not supported yet",
         "REQUIRE": "REQUIRE (Julia) is not supported yet",
         "default.nix": "default.nix (Nix) is not supported yet",

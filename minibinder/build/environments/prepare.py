@@ -3,8 +3,9 @@
 A conda environment file is solved and installed from its channels (an environment image the
 repository image starts from); when no channel answers, `conda_fallback` decides between a clear
 failure and installing the same packages from the Python package index. A Python version no base
-image has is taken from a conda channel, else `python_fallback` decides. Every decision is said
-in the build log in one line.
+image has is taken from a conda channel, else `python_fallback` decides. R comes from the base
+image's Debian release (read from the image), or `r_builds`, else `r_fallback` decides. Every
+decision is said in the build log in one line.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ from .conda import (
 from .envfile import CondaEnvironment, RepositoryLock, parse_conda_lock, parse_explicit
 from .pypi import translate
 from .pythons import PythonRequest, choose_python, show
+from .r_runtime import (
+    DEBIAN_R,
+    choose_r,
+    kernel_step,
+    r_layer_step,
+    repository_url,
+    site_profile_step,
+)
 
 PIP_FILE = "environment-pip.txt"
 PYPI_FILE = "environment-pypi.txt"
@@ -45,6 +54,8 @@ def prepare_environment(
         yield from _conda(plan, plan.conda, config, docker, scratch)
     elif plan.python_request is not None:
         yield from _python_version(plan, config, docker, scratch)
+    if plan.r is not None:
+        _r(plan, config, docker)
     for notice in plan.notices:
         if notice:  # the launch page shows these above the log, too
             yield Event("building", notice.rstrip("\n") + "\n", {"notice": True})
@@ -76,6 +87,41 @@ def _python_version(
             )
             return
     _fallback_python(plan, request, config)
+
+
+def _r(plan: BuildPlan, config: Config, docker: Docker) -> None:
+    """R for the plan's base image: its layer, its kernel and where its packages come from."""
+    request = plan.r
+    assert request is not None
+    codename = debian_codename(docker, plan.base_image)
+    choice = choose_r(request, DEBIAN_R.get(codename), config.r_builds, config.r_fallback)
+    url = repository_url(config.r_package_repository, codename, request.date)
+    plan.system_steps.append(r_layer_step(choice))
+    if not choice.from_builds:  # Debian's IRkernel needs no package repository
+        plan.system_steps.append(kernel_step(from_builds=False))
+    plan.system_steps.append(site_profile_step(url))
+    if choice.from_builds:
+        plan.system_steps.append(kernel_step(from_builds=True))
+    origin = f"from {choice.from_builds}" if choice.from_builds else f"Debian {codename}'s"
+    plan.notices.append(choice.warning)
+    plan.notices.append(f"R {show(choice.version)} ({origin}) for {request.source}; "
+                        f"R packages from {url}")  # fmt: skip
+
+
+_codenames: dict[str, str] = {}
+
+
+def debian_codename(docker: Docker, image: str) -> str:
+    """The Debian release an image is made from (VERSION_CODENAME), "" when it does not say."""
+    image_id = docker.image_id(image)
+    if image_id is None:
+        raise BuildError(f"base image {image} is missing; `minibinder base-image` builds it")
+    if image_id not in _codenames:
+        text = (docker.image_file(image_id, "/usr/lib/os-release") or b"").decode(errors="replace")
+        found = [line.partition("=")[2].strip().strip('"') for line in text.splitlines()
+                 if line.startswith("VERSION_CODENAME=")]  # fmt: skip
+        _codenames[image_id] = found[0] if found else ""
+    return _codenames[image_id]
 
 
 def _conda(
