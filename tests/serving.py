@@ -109,6 +109,12 @@ def remove_test_sessions(image_prefix: str) -> None:
     try:
         for container in client.containers.list(all=True, filters={"label": "minibinder.session"}):
             if container.labels.get("minibinder.image", "").startswith(image_prefix):
-                container.remove(force=True)
+                try:
+                    container.remove(force=True)
+                except docker.errors.NotFound:
+                    pass  # gone meanwhile (its server removed it as it stopped)
+                except docker.errors.APIError as error:
+                    if "already in progress" not in str(error):
+                        raise
     finally:
         client.close()

@@ -205,8 +205,9 @@ def site_profile_step(url: str) -> str:
 
 
 def kernel_step(from_builds: bool) -> str:
-    """User step: IRkernel registered with the Jupyter server's environment, so the launcher
-    offers R (from the package repository when R is not Debian's)."""
-    install = 'install.packages("IRkernel"); ' if from_builds else ""
-    return (f"Rscript -e {shlex.quote(install + 'IRkernel::installspec(sys_prefix = TRUE)')}"
-            " >/dev/null")  # fmt: skip
+    """Root step: IRkernel registered with the Jupyter server's environment, so the launcher
+    offers R (installed from the package repository into R's own library when R is not
+    Debian's). HOME is root's: nothing may be left in the notebook user's home."""
+    install = 'install.packages("IRkernel", lib = .Library); ' if from_builds else ""
+    code = install + "IRkernel::installspec(sys_prefix = TRUE)"
+    return f"HOME=/root Rscript -e {shlex.quote(code)} >/dev/null"

@@ -1,0 +1,145 @@
+"""R environments for real: a CRAN-like repository the test builds and serves, install.R and
+DESCRIPTION fixtures launched through `minibinder serve` with its egress rules in place, an R
+kernel over the proxy's WebSocket, the launcher in a real browser, the layers a notebook-only
+commit reuses, a package that does not exist, and the version fallback."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from ..conftest import make_config
+from ..cran_repository import CranRepository
+from ..jupyter import api, execute
+from .conftest import launch, log_text
+from .test_environments import layers
+
+NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+HELLO = "library(tinypkg); hello()"
+
+
+@pytest.fixture(scope="module")
+def cran(tmp_path_factory):
+    with CranRepository(tmp_path_factory.mktemp("cran")) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def r_config(tmp_path_factory, git_server, cran):
+    return make_config(tmp_path_factory.mktemp("r-data"), git_server,
+                       r_package_repository=cran.url)  # fmt: skip
+
+
+@pytest.fixture
+def r_serve(serve_with, cran):
+    return serve_with(r_package_repository=cran.url)
+
+
+def r_kernel(ready: dict) -> str:
+    status, kernel = api(ready, "api/kernels", "POST", {"name": "ir"})
+    assert status == 201, (status, kernel)
+    return kernel["id"]
+
+
+def test_install_r_gives_an_r_kernel_with_the_package(r_serve, cran, git_server):
+    git_server.create("r/install", {
+        "binder/install.R": 'install.packages("tinypkg")\n', "binder/apt.txt": "libxml2-dev\n",
+        "binder/runtime.txt": "r-4.2-2023-06-01\n", "analysis.ipynb": NOTEBOOK,
+    })  # fmt: skip
+    ready = launch(r_serve, "gh/r/install/HEAD")
+    status, specs = api(ready, "api/kernelspecs")
+    assert status == 200 and "ir" in specs["kernelspecs"] and "python3" in specs["kernelspecs"]
+    result = execute(ready, r_kernel(ready), HELLO, timeout=120)
+    assert result["stdout"] == "hello from tinypkg\n", result
+    # The snapshot date of runtime.txt chose the repository's path; apt.txt worked beside R.
+    assert any(path.startswith("/2023-06-01/src/contrib/") for path in cran.requested)
+    python = execute(ready, r_kernel(ready), 'cat(system("dpkg -s libxml2-dev | head -2", '
+                     "intern = TRUE), sep = '\\n')", timeout=60)  # fmt: skip
+    assert "Status: install ok installed" in python["stdout"], python
+
+
+def test_description_installs_its_imports_and_itself(r_serve, git_server):
+    git_server.create("r/description", {
+        "DESCRIPTION": "Package: twicepkg\nVersion: 0.1\nTitle: Twice\nDescription: Doubles.\n"
+                       "License: MIT\nImports: tinypkg\n",
+        "NAMESPACE": "export(twice)\n", "R/twice.R": "twice <- function(x) 2 * x\n",
+        "analysis.ipynb": NOTEBOOK,
+    })  # fmt: skip
+    ready = launch(r_serve, "gh/r/description/HEAD")
+    result = execute(ready, r_kernel(ready), f"{HELLO}; cat(twicepkg::twice(21), '\\n')",
+                     timeout=120)  # fmt: skip
+    assert result["stdout"] == "hello from tinypkg\n42 \n", result
+
+
+def test_a_notebook_only_commit_reuses_the_r_layers(builder, r_config, git_server):
+    repo = git_server.create("r/layers", {"install.R": 'install.packages("tinypkg")\n',
+                                          "a.ipynb": NOTEBOOK})  # fmt: skip
+    image, events = builder.built("gh/r/layers/HEAD", config=r_config)
+    assert "R 4.2 (Debian bookworm's) for install.R" in log_text(events)
+    assert builder.run(image, "Rscript -e 'library(tinypkg); hello()'") == "hello from tinypkg"
+    python = builder.run(image, "python -c 'import jupyterlab; print(jupyterlab.__version__)'")
+    assert python.startswith("4.")  # the Jupyter server and its Python stay
+    repo.commit({"b.ipynb": NOTEBOOK}, "a notebook")
+    second, events = builder.built("gh/r/layers/HEAD", config=r_config)
+    assert second != image
+    before, after = layers(image), layers(second)
+    # Only the repository's copy differs: R, its kernel, the profile and install.R are reused.
+    assert after[:-1] == before[:-1] and after[-1] != before[-1]
+    assert "trying URL" not in log_text(events)  # nothing downloaded again
+
+
+def test_a_package_that_does_not_exist_fails_the_build(builder, r_config, git_server):
+    git_server.create("r/missing", {"install.R": 'install.packages("nosuchpkg")\n'})
+    target, events = builder.build("gh/r/missing/HEAD", config=r_config)
+    assert events[-1].phase == "failed"
+    said = log_text(events) + events[-1].message
+    assert "an R package did not install: package ‘nosuchpkg’ is not available" in said, said
+
+
+def test_another_r_version_follows_r_fallback(builder, r_config, git_server, tmp_path):
+    git_server.create("r/old", {"runtime.txt": "r-4.1-2022-01-01", "install.R": ""})
+    _, events = builder.built("gh/r/old/HEAD", config=r_config)
+    log = log_text(events)
+    assert (
+        "WARNING: runtime.txt asks for R 4.1, which this server does not provide (it has "
+        "4.2); using R 4.2 instead"
+    ) in log
+    strict = make_config(tmp_path / "strict", git_server, r_fallback="fail",
+                         r_package_repository=r_config.r_package_repository)  # fmt: skip
+    _, events = builder.build("gh/r/old/HEAD", config=strict)
+    assert events[-1].phase == "failed"
+    assert (
+        'runtime.txt asks for R 4.1, but this server provides only 4.2 (r_fallback = "fail")'
+        in events[-1].message
+    )
+
+
+def test_the_browser_launcher_offers_r(r_serve, git_server, tmp_path):
+    from playwright.sync_api import expect
+
+    from ..browser import chromium
+
+    git_server.create("r/browser", {"install.R": 'install.packages("tinypkg")\n'})
+    with chromium(tmp_path / "profile") as browser:
+        page = browser.new_page()
+        page.goto(f"{r_serve.url}/v2/gh/r/browser/HEAD?urlpath=lab")
+        page.wait_for_url("**/user/*/lab*", timeout=600_000)
+        label = page.locator(".jp-LauncherCard-label", has_text=re.compile("^R$"))
+        card = page.locator(".jp-LauncherCard[data-category='Notebook']", has=label)
+        expect(card).to_be_visible(timeout=90_000)
+        card.click()
+        expect(page.get_by_text(re.compile(r"^R \| Idle$"))).to_be_visible(timeout=90_000)
+        cell = page.locator(".jp-Cell").first
+        output = cell.locator(".jp-OutputArea-output")
+        for attempt in range(3):  # a keypress can land while JupyterLab still lays out
+            cell.locator(".jp-InputArea-editor").click()
+            page.keyboard.type(HELLO)
+            page.keyboard.press("Shift+Enter")
+            try:
+                expect(output).to_contain_text("hello from tinypkg", timeout=30_000)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
