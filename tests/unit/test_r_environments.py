@@ -195,7 +195,7 @@ def test_an_r_build_installs_r_and_irkernel_from_the_operators_sources():
     plan, lines = prepared({"runtime.txt": "r-4.1-2022-01-01"}, config, codename="bookworm")
     layer, profile, kernel = plan.system_steps
     assert "https://r.example/r-4.1.3_1_amd64.deb" in layer and "r-base-core" not in layer
-    assert 'install.packages("IRkernel")' in kernel
+    assert 'install.packages("IRkernel", lib = .Library)' in kernel and "HOME=/root" in kernel
     assert lines == ["R 4.1 (from https://r.example/r-4.1.3_1_amd64.deb) for runtime.txt; "
                      "R packages from http://cran.test/\n"]  # fmt: skip
 
