@@ -261,3 +261,24 @@ def test_hostile_environment_files_run_nothing(builder, env_config, git_server):
     git_server.create("env/hostile", {"environment.yml": "dependencies: ['--help']\n"})
     _, events = builder.build("gh/env/hostile/HEAD", config=env_config)
     assert events[-1].phase == "failed" and "command-line option" in events[-1].message
+
+
+def test_r_from_a_conda_channel_gets_its_kernel_registered(builder, env_config, git_server,
+                                                           tmp_path):  # fmt: skip
+    # Hand-made stand-ins for conda-forge's r-base and r-irkernel: what matters here is that the
+    # environment is solved with R's kernel added and that Jupyter finds the kernel it brings.
+    argv = ["R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"]
+    kernel = json.dumps({"argv": argv, "display_name": "R", "language": "R"})
+    channel = CondaChannel(tmp_path / "r-channel").add(
+        "r-base", "4.4.1", files={"bin/R": "#!/bin/sh\necho 'R stand-in'\n"}
+    ).add("r-irkernel", "1.3.2", depends=["r-base"],
+          files={"share/jupyter/kernels/ir/kernel.json": kernel})  # fmt: skip
+    with channel:
+        git_server.create(
+            "env/r-conda", {"environment.yml": environment_yml(channel.url, "r-base")}
+        )
+        image, events = builder.built("gh/env/r-conda/HEAD", config=env_config)
+    assert "(2 packages, solved; its tools come first on PATH)" in log_text(events)
+    listed = builder.run(image, "jupyter kernelspec list")
+    assert "ir " in listed and "/srv/conda/envs/notebook/share/jupyter/kernels/ir" in listed
+    assert builder.run(image, "command -v R") == "/srv/conda/envs/notebook/bin/R"

@@ -138,7 +138,7 @@ def environment_image(
         specs = [f"{package.url}#{package.sha256 or package.md5}" for package in locked]
         channels = ["(the repository's lock)"]
     key = lock_key(specs, channels, subdir)
-    image_key = hashlib.sha256((key + base_id).encode()).hexdigest()[:20]
+    image_key = hashlib.sha256((key + base_id + IMAGE_FORMAT).encode()).hexdigest()[:20]
     tag = f"{config.image_prefix}conda-env:{image_key}"
     existing = docker.image_labels(tag)
     if existing is not None:
@@ -154,7 +154,7 @@ def environment_image(
         yield Event("building", f"Solving the conda environment from {', '.join(channels)}\n")
         records = solve(specs, channels, folder, config.conda_solve_timeout)
         missing = _missing_jupyter(records)
-        if missing:  # it holds Python: the Jupyter server will run from it
+        if missing:  # the Jupyter server will run from it, or R needs its kernel
             records = solve([*specs, *missing], channels, folder, config.conda_solve_timeout)
     if not lock_path.is_file():
         write_lock(records, lock_path, subdir)
@@ -171,7 +171,10 @@ def environment_image(
                   else "0", "minibinder.conda-packages": str(len(records)),
                   "minibinder.version": __version__,
                   INSTANCE_LABEL: instance_id(config)}  # fmt: skip
-        python = f"ENV CONDA_PREFIX={ENV_PREFIX}\n" if has_python else ""
+        # Without Python the server stays in the base environment; kernels the environment
+        # brings (r-irkernel's) are found through JUPYTER_PATH.
+        python = (f"ENV CONDA_PREFIX={ENV_PREFIX}\n" if has_python
+                  else f"ENV JUPYTER_PATH={ENV_PREFIX}/share/jupyter\n")  # fmt: skip
         dockerfile = DOCKERFILE.format(base=base_image, prefix=ENV_PREFIX, python=python)
         with make_prefix_context(prefix, dockerfile, work, MAX_ENVIRONMENT_BYTES) as context:
             request = BuildRequest(tag, config.size("build_memory_limit"), labels, context)
@@ -182,10 +185,13 @@ def environment_image(
 
 
 def _missing_jupyter(records: list[rattler.RepoDataRecord]) -> list[str]:
+    """What the environment needs for Jupyter: the server and ipykernel when it holds Python,
+    R's kernel when it holds R (as repo2docker adds it)."""
     names = {record.name.normalized for record in records}
+    missing = ["r-irkernel"] if "r-base" in names and "r-irkernel" not in names else []
     if "python" not in names:
-        return []
-    return [spec for spec in JUPYTER_SPECS if spec.split()[0] not in names]
+        return missing
+    return [spec for spec in JUPYTER_SPECS if spec.split()[0] not in names] + missing
 
 
 def solve(specs: Sequence[str], channels: Sequence[str], folder: Path,
@@ -281,6 +287,7 @@ def write_lock(records: list[rattler.RepoDataRecord], path: Path, subdir: str) -
     partial.replace(path)
 
 
+IMAGE_FORMAT = "2"  # changes when DOCKERFILE does: images made by the old one are not reused
 DOCKERFILE = """\
 # The conda environment minibinder solved and installed (rattler), copied in whole.
 FROM {base}
