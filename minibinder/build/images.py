@@ -26,7 +26,7 @@ from .builder import run_build
 from .buildpacks import plan_build, read_repo_config, render_dockerfile
 from .context import make_context, make_repository_context
 from .disk import check_build_space
-from .environments.prepare import prepare_environment
+from .environments.prepare import prepare_environment, settle_r
 from .sharing import followed, release_slot, run_shared, take_slot, work_folder
 
 LABEL = "minibinder"
@@ -121,11 +121,24 @@ def is_cached(docker: Docker, target: BuildTarget, config: Config) -> bool:
     return labels is not None and labels.get(f"{LABEL}.config-hash") == config.build_hash()
 
 
-def generated_dockerfile(repo_dir: Path, config: Config) -> str:
-    """The Dockerfile minibinder would build for a checkout (the repository's own if any)."""
+def generated_dockerfile(repo_dir: Path, config: Config, docker: Docker | None = None) -> str:
+    """The Dockerfile minibinder would build for a checkout (the repository's own if any).
+
+    R's steps depend on the base image's Debian release: with `docker` they are shown as the
+    build would run them, without it a comment says they are left out.
+    """
     repo = read_repo_config(repo_dir)  # read without following symlinks out of the checkout
     plan = plan_build(repo, config)
-    return repo.text("Dockerfile") if plan.dockerfile else render_dockerfile(plan)
+    if plan.dockerfile:
+        return repo.text("Dockerfile")
+    if plan.r is not None and docker is not None:
+        settle_r(plan, config, docker)
+    text = render_dockerfile(plan)
+    if plan.r is not None and docker is None:
+        text += (
+            "# R's steps are left out: they depend on the base image, and Docker did not answer\n"
+        )
+    return text
 
 
 def build_image(

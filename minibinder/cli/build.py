@@ -16,7 +16,7 @@ from ..build.images import (
 )
 from ..config import Config
 from ..docker_client import Docker
-from ..errors import SpecError
+from ..errors import DockerUnavailable, SpecError
 from ..events import Event
 from ..identity import instance_id
 from ..networks import ensure_egress
@@ -60,8 +60,12 @@ def build_command(
 
 
 def _dockerfile_for(target: BuildTarget, config: Config) -> str:
+    try:
+        docker: Docker | None = Docker.connect(timeout=10)
+    except DockerUnavailable:
+        docker = None  # the Dockerfile is shown without what needs the base image
     if target.local_dir is not None:
-        return generated_dockerfile(target.local_dir, config)
+        return generated_dockerfile(target.local_dir, config, docker)
     config.data_path.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=config.data_path) as workdir:
         limits = FetchLimits.from_config(config)
@@ -69,4 +73,4 @@ def _dockerfile_for(target: BuildTarget, config: Config) -> str:
         assert target.source is not None
         for _ in fetch_commit(target.repo_url, target.ref, repo, limits, ref=target.source.ref):
             pass
-        return generated_dockerfile(repo, config)
+        return generated_dockerfile(repo, config, docker)

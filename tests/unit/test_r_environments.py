@@ -213,3 +213,14 @@ def test_an_r_build_installs_r_and_irkernel_from_the_operators_sources():
 def test_r_settings_are_checked(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(overrides=overrides)
+
+
+def test_the_shown_dockerfile_has_the_r_steps_when_docker_answers(tmp_path):
+    from minibinder.build.images import generated_dockerfile
+
+    (tmp_path / "install.R").write_text('install.packages("tinypkg")\n')
+    assert "r-base-core" in generated_dockerfile(tmp_path, CONFIG, FakeDocker("bookworm"))
+    without = generated_dockerfile(tmp_path, CONFIG)
+    assert "r-base-core" not in without
+    assert without.endswith("# R's steps are left out: they depend on the base image, and "
+                            "Docker did not answer\n")  # fmt: skip

@@ -55,7 +55,7 @@ def prepare_environment(
     elif plan.python_request is not None:
         yield from _python_version(plan, config, docker, scratch)
     if plan.r is not None:
-        _r(plan, config, docker)
+        settle_r(plan, config, docker)
     for notice in plan.notices:
         if notice:  # the launch page shows these above the log, too
             yield Event("building", notice.rstrip("\n") + "\n", {"notice": True})
@@ -89,7 +89,7 @@ def _python_version(
     _fallback_python(plan, request, config)
 
 
-def _r(plan: BuildPlan, config: Config, docker: Docker) -> None:
+def settle_r(plan: BuildPlan, config: Config, docker: Docker) -> None:
     """R for the plan's base image: its layer, its kernel and where its packages come from."""
     request = plan.r
     assert request is not None
