@@ -143,3 +143,25 @@ def test_the_browser_launcher_offers_r(r_serve, git_server, tmp_path):
             except AssertionError:
                 if attempt == 2:
                     raise
+
+
+def test_an_r_version_of_another_debian_release_comes_exactly_from_its_base(
+    builder, r_config, git_server, tmp_path
+):
+    from .test_environments import BASE_IMAGES
+
+    config = make_config(tmp_path / "two", git_server, base_images=BASE_IMAGES,
+                         r_package_repository=r_config.r_package_repository)  # fmt: skip
+    git_server.create("r/new", {"runtime.txt": "r-4.5-2025-06-01",
+                                "install.R": 'install.packages("tinypkg")\n'})  # fmt: skip
+    image, events = builder.built("gh/r/new/HEAD", config=config)
+    log = log_text(events)
+    assert (
+        "R 4.5 for runtime.txt comes with Debian trixie, so this image has its Python 3.13" in log
+    )
+    assert "WARNING: runtime.txt asks for R" not in log
+    versions = builder.run(image, "R --version | head -1; python --version; "
+                                  "Rscript -e 'library(tinypkg); hello()'")  # fmt: skip
+    assert versions.splitlines()[0].startswith("R version 4.5.")
+    assert versions.splitlines()[1:] == ["Python 3.13." + versions.splitlines()[1].split(".")[-1],
+                                         "hello from tinypkg"]  # fmt: skip

@@ -224,3 +224,38 @@ def test_the_shown_dockerfile_has_the_r_steps_when_docker_answers(tmp_path):
     assert "r-base-core" not in without
     assert without.endswith("# R's steps are left out: they depend on the base image, and "
                             "Docker did not answer\n")  # fmt: skip
+
+
+class TwoReleases:
+    """Base images of two Debian releases."""
+
+    CODENAMES = {"b:311": "bookworm", "b:313": "trixie"}
+
+    def image_id(self, name):
+        return f"sha256:{name}" if name in self.CODENAMES else None
+
+    def image_file(self, name, path):
+        return f"VERSION_CODENAME={self.CODENAMES[name.removeprefix('sha256:')]}\n".encode()
+
+
+TWO_BASES = load_config(overrides={"base_images": {"3.11": "b:311", "3.13": "b:313"},
+                                   "r_package_repository": "http://cran.test/"})  # fmt: skip
+
+
+def test_an_r_version_another_base_has_is_taken_exactly_from_it():
+    plan = plan_build(repo({"runtime.txt": "r-4.5-2025-06-01", "install.R": ""}), TWO_BASES)
+    lines = [e.message for e in prepare.prepare_environment(plan, TWO_BASES, TwoReleases(), None)]
+    assert (plan.base_image, plan.python_version) == ("b:313", "3.13")
+    assert lines == [
+        "R 4.5 for runtime.txt comes with Debian trixie, so this image has its Python 3.13\n",
+        "R 4.5 (Debian trixie's) for runtime.txt; R packages from http://cran.test/\n",
+    ]
+
+
+def test_a_pinned_python_keeps_its_base_and_r_follows_r_fallback():
+    pyproject = '[project]\nname = "x"\nversion = "1"\nrequires-python = "==3.11.*"\n'
+    files = {"runtime.txt": "r-4.5-2025-06-01", "pyproject.toml": pyproject}
+    plan = plan_build(repo(files), TWO_BASES)
+    lines = [e.message for e in prepare.prepare_environment(plan, TWO_BASES, TwoReleases(), None)]
+    assert plan.base_image == "b:311"
+    assert lines[0].startswith("WARNING: runtime.txt asks for R 4.5, which this server does not")

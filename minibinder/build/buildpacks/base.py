@@ -81,6 +81,7 @@ class BuildPlan:
     conda: CondaEnvironment | None = None
     conda_lock: RepositoryLock | None = None
     python_request: PythonRequest | None = None
+    python_pinned: bool = False  # the repository asked for a Python version
     r: RRequest | None = None  # R: which version comes from the base image's Debian release
     notices: list[str] = field(default_factory=list)  # shown in the build log
 
@@ -177,6 +178,7 @@ class BaseBuildPack:
         request = self.python_request(repo)
         available = config.python_versions()
         plan = BuildPlan(buildpack=self.name, python_version=config.default_python)
+        plan.python_pinned = request is not None
         if request is None or any(request.allows(parse_version(v)) for v in available):
             plan.python_version = choose_python(
                 request, available, config.default_python, config.python_fallback

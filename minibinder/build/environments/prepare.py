@@ -90,11 +90,24 @@ def _python_version(
 
 
 def settle_r(plan: BuildPlan, config: Config, docker: Docker) -> None:
-    """R for the plan's base image: its layer, its kernel and where its packages come from."""
+    """R for the plan's base image: its layer, its kernel and where its packages come from.
+
+    A version the base's Debian release does not have is taken, exactly, from another base
+    image whose release has it when the repository did not ask for a Python version (the
+    Python then is that base's), else from r_builds, else r_fallback decides.
+    """
     request = plan.r
     assert request is not None
     codename = debian_codename(docker, plan.base_image)
-    choice = choose_r(request, DEBIAN_R.get(codename), config.r_builds, config.r_fallback)
+    wanted, found = request.version, DEBIAN_R.get(codename)
+    if wanted is not None and wanted != found and not plan.python_pinned:
+        other = _base_with_r(wanted, plan, config, docker)
+        if other is not None:
+            plan.python_version, plan.base_image, codename = other
+            found = wanted
+            plan.notices.append(f"R {show(wanted)} for {request.source} comes with Debian "
+                                f"{codename}, so this image has its Python {other[0]}")  # fmt: skip
+    choice = choose_r(request, found, config.r_builds, config.r_fallback)
     url = repository_url(config.r_package_repository, codename, request.date)
     plan.system_steps.append(r_layer_step(choice))
     if not choice.from_builds:  # Debian's IRkernel needs no package repository
@@ -106,6 +119,22 @@ def settle_r(plan: BuildPlan, config: Config, docker: Docker) -> None:
     plan.notices.append(choice.warning)
     plan.notices.append(f"R {show(choice.version)} ({origin}) for {request.source}; "
                         f"R packages from {url}")  # fmt: skip
+
+
+def _base_with_r(
+    wanted: tuple[int, int], plan: BuildPlan, config: Config, docker: Docker
+) -> tuple[str, str, str] | None:
+    """(Python version, base image, codename) of a configured base whose Debian has `wanted`;
+    only plain base images (a conda environment image stays)."""
+    if plan.base_image not in config.base_images.values():
+        return None
+    for version, image in config.base_images.items():
+        if docker.image_id(image) is None:
+            continue
+        codename = debian_codename(docker, image)
+        if DEBIAN_R.get(codename) == wanted:
+            return version, image, codename
+    return None
 
 
 _codenames: dict[str, str] = {}
