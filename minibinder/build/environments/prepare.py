@@ -4,8 +4,9 @@ A conda environment file is solved and installed from its channels (an environme
 repository image starts from); when no channel answers, `conda_fallback` decides between a clear
 failure and installing the same packages from the Python package index. A Python version no base
 image has is taken from a conda channel, else `python_fallback` decides. R comes from the base
-image's Debian release (read from the image), or `r_builds`, else `r_fallback` decides. Every
-decision is said in the build log in one line.
+image's Debian release (read from the image), or another base's whose release has the version
+asked for, or `r_builds`, else `r_fallback` decides. Every decision is said in the build log in
+one line.
 """
 
 from __future__ import annotations

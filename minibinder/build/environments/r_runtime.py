@@ -3,9 +3,10 @@ DESCRIPTION), which R it gets, and the build steps that install R, its kernel an
 
 R comes from the Debian release of the base image (`r-base-core`, with `r-base-dev` for source
 packages and Debian's IRkernel), in a layer of its own that every R repository on that base
-shares. A version Debian does not have comes from `r_builds` when the operator lists one (the exact
-version), else `r_fallback` decides: the nearest version of the same major with a warning, or a
-clear error. Packages come from `r_package_repository` for the snapshot date in runtime.txt.
+shares. A version Debian does not have comes from `r_builds` when the operator lists one (the
+exact version), else `r_fallback` decides: the nearest version of the same major with a warning,
+or a clear error (which base image to start from is the environment step's decision). Packages
+come from `r_package_repository` for the snapshot date in runtime.txt.
 """
 
 from __future__ import annotations
