@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..build.environments.r_runtime import repository_url
 from ..config import Config
 from ..docker_client import Docker
 from ..errors import MinibinderError
@@ -139,10 +140,18 @@ def diagnose(config: Config, docker: Docker, probe: Probe = reachable) -> list[C
     checks.append(_reach("package index", index, probe, "package_index_url"))
     channel = f"{config.conda_channel_alias.rstrip('/')}/conda-forge/noarch/repodata.json"
     checks.append(_reach("conda channel", channel, probe, "conda_channel_alias", warning=True))
+    checks.append(_reach("R package repository", r_package_index(config), probe,
+                         "r_package_repository", warning=True))  # fmt: skip
     checks.append(_reach("git provider", config.github_url, probe, "github_url"))
     if daemon:
         checks.append(_egress(config, docker))
     return checks
+
+
+def r_package_index(config: Config) -> str:
+    """The index R repositories install from (the newest snapshot, on bookworm)."""
+    url = repository_url(config.r_package_repository, "bookworm", None)
+    return url.rstrip("/") + "/src/contrib/PACKAGES"
 
 
 def _docker(docker: Docker) -> Check:

@@ -39,3 +39,14 @@ def test_the_report_marks_failures_and_their_fixes():
 
 def test_tables_line_up():
     assert format_table([["ID", "STATE"], ["abc", "running"]]) == "ID   STATE\nabc  running"
+
+
+def test_the_doctor_asks_the_r_repository_for_its_newest_index():
+    from minibinder.cli.operate import r_package_index
+    from minibinder.config import load_config
+
+    assert r_package_index(load_config()) == (
+        "https://packagemanager.posit.co/cran/__linux__/bookworm/latest/src/contrib/PACKAGES"
+    )
+    mirror = load_config(overrides={"r_package_repository": "http://cran.lab.example/"})
+    assert r_package_index(mirror) == "http://cran.lab.example/src/contrib/PACKAGES"
