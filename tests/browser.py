@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,3 +30,20 @@ def chromium(profile: Path, **options: Any) -> Iterator[Any]:
             yield context
         finally:
             context.close()
+
+
+def run_cell(page: Any, cell: Any, check: Callable[[Any], None], code: str = "") -> None:
+    """Run a JupyterLab cell (typing `code` into it first, once) until `check(output locator)`
+    holds; a click or keypress can land while JupyterLab still lays out, so up to three tries."""
+    editor = cell.locator(".jp-InputArea-editor")
+    for attempt in range(3):
+        editor.click()
+        if code and code not in editor.inner_text():
+            page.keyboard.type(code)
+        page.keyboard.press("Shift+Enter")
+        try:
+            check(cell.locator(".jp-OutputArea-output"))
+            return
+        except AssertionError:
+            if attempt == 2:
+                raise

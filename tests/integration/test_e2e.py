@@ -13,7 +13,7 @@ from pathlib import Path
 import docker as docker_sdk
 import pytest
 
-from ..browser import chromium
+from ..browser import chromium, run_cell
 from ..serving import ServeProcess, remove_test_sessions
 from ..sse import events
 from .conftest import serve_config
@@ -148,16 +148,7 @@ def test_browser_launch_lands_in_jupyterlab_and_runs_a_cell(server, tmp_path):
         expect(page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle"))).to_be_visible(
             timeout=90_000
         )
-        output = cell.locator(".jp-OutputArea-output")
-        for attempt in range(3):  # a keypress can land while JupyterLab still lays out
-            cell.locator(".jp-InputArea-editor").click()
-            page.keyboard.press("Shift+Enter")
-            try:
-                expect(output).to_have_text("42", timeout=20_000)
-                break
-            except AssertionError:
-                if attempt == 2:
-                    raise
+        run_cell(page, cell, lambda output: expect(output).to_have_text("42", timeout=20_000))
 
 
 def test_home_page_makes_links_and_badges(server):

@@ -171,6 +171,23 @@ CELL_IN_THE_BROWSER = """async ([base, token]) => {
 }"""
 
 
+def binder_client_cell(url: str, spec: str, ca) -> dict:
+    """Launch `spec` with the BinderHub JavaScript client (trusting the test's CA) and run
+    print(6 * 7) in it; the client's last report line."""
+    import shutil
+    import subprocess
+
+    from .test_e2e import ROOT
+
+    node = subprocess.run(
+        [shutil.which("node") or "node", "binder_client.mjs", url + "/", spec, "print(6 * 7)"],
+        cwd=ROOT / "tests" / "js", capture_output=True, text=True, timeout=300,
+        env={"PATH": "/usr/bin:/bin", "NODE_EXTRA_CA_CERTS": str(ca)},
+    )  # fmt: skip
+    assert node.returncode == 0, node.stdout + node.stderr
+    return json.loads(node.stdout.strip().splitlines()[-1])
+
+
 def cell_in_the_browser(tmp_path, launch_url: str) -> str:
     """Open a launch link in a real browser; once it lands in its session, run a cell over the
     kernel WebSocket from that page. What the cell printed, after the page's scheme."""
@@ -191,8 +208,6 @@ def cell_in_the_browser(tmp_path, launch_url: str) -> str:
 
 
 def test_https_directly_with_websockets(tmp_path, build_config, git_server):
-    import shutil
-    import subprocess
 
     import websocket
 
@@ -200,7 +215,6 @@ def test_https_directly_with_websockets(tmp_path, build_config, git_server):
     from ..sse import events
     from ..tls import make_certificates
     from .conftest import serve_config
-    from .test_e2e import ROOT
 
     certs = make_certificates(tmp_path / "tls")
     git_server.create("ops/tls", {"README.md": "x"})
@@ -225,14 +239,7 @@ def test_https_directly_with_websockets(tmp_path, build_config, git_server):
         )  # fmt: skip
         ws.close()
         # The BinderHub JavaScript client, trusting the test's CA, runs a cell.
-        node = subprocess.run(
-            [shutil.which("node") or "node", "binder_client.mjs", serve.url + "/",
-             "gh/ops/tls/HEAD", "print(6 * 7)"],
-            cwd=ROOT / "tests" / "js", capture_output=True, text=True, timeout=300,
-            env={"PATH": "/usr/bin:/bin", "NODE_EXTRA_CA_CERTS": str(certs.ca)},
-        )  # fmt: skip
-        assert node.returncode == 0, node.stdout + node.stderr
-        assert json.loads(node.stdout.strip().splitlines()[-1])["output"] == "42\n"
+        assert binder_client_cell(serve.url, "gh/ops/tls/HEAD", certs.ca)["output"] == "42\n"
         # A real browser launches through the HTTPS launch page and talks to a kernel.
         assert cell_in_the_browser(tmp_path, f"{serve.url}/v2/gh/ops/tls/HEAD") == "https: 42"
         # Plain HTTP on the HTTPS port gets nowhere.
@@ -447,14 +454,11 @@ def test_bad_public_urls_are_named(public_url, message):
 
 
 def test_behind_nginx_with_tls_and_a_prefix(tmp_path, build_config, git_server):
-    import shutil
-    import subprocess
 
     from ..nginx import Nginx
     from ..serving import ServeProcess, remove_test_sessions
     from ..tls import make_certificates
     from .conftest import serve_config
-    from .test_e2e import ROOT
 
     certs = make_certificates(tmp_path / "tls")
     git_server.create("ops/nginx", {"README.md": "x"})
@@ -469,14 +473,7 @@ def test_behind_nginx_with_tls_and_a_prefix(tmp_path, build_config, git_server):
     proxy.start()
     try:
         # The BinderHub JavaScript client through nginx: TLS, the prefix, a kernel WebSocket.
-        node = subprocess.run(
-            [shutil.which("node") or "node", "binder_client.mjs", proxy.url + "/",
-             "gh/ops/nginx/HEAD", "print(6 * 7)"],
-            cwd=ROOT / "tests" / "js", capture_output=True, text=True, timeout=300,
-            env={"PATH": "/usr/bin:/bin", "NODE_EXTRA_CA_CERTS": str(certs.ca)},
-        )  # fmt: skip
-        assert node.returncode == 0, node.stdout + node.stderr
-        report = json.loads(node.stdout.strip().splitlines()[-1])
+        report = binder_client_cell(proxy.url, "gh/ops/nginx/HEAD", certs.ca)
         assert report["output"] == "42\n"
         assert report["ready"]["url"].startswith(f"https://127.0.0.1:{proxy.port}/binder/user/")
         # A real browser launches through nginx's launch page and talks to a kernel.

@@ -119,7 +119,7 @@ def test_another_r_version_follows_r_fallback(builder, r_config, git_server, tmp
 def test_the_browser_launcher_offers_r(r_serve, git_server, tmp_path):
     from playwright.sync_api import expect
 
-    from ..browser import chromium
+    from ..browser import chromium, run_cell
 
     git_server.create("r/browser", {"install.R": 'install.packages("tinypkg")\n'})
     with chromium(tmp_path / "profile") as browser:
@@ -132,17 +132,8 @@ def test_the_browser_launcher_offers_r(r_serve, git_server, tmp_path):
         card.click()
         expect(page.get_by_text(re.compile(r"^R \| Idle$"))).to_be_visible(timeout=90_000)
         cell = page.locator(".jp-Cell").first
-        output = cell.locator(".jp-OutputArea-output")
-        for attempt in range(3):  # a keypress can land while JupyterLab still lays out
-            cell.locator(".jp-InputArea-editor").click()
-            page.keyboard.type(HELLO)
-            page.keyboard.press("Shift+Enter")
-            try:
-                expect(output).to_contain_text("hello from tinypkg", timeout=30_000)
-                break
-            except AssertionError:
-                if attempt == 2:
-                    raise
+        run_cell(page, cell, code=HELLO, check=lambda output: expect(output).to_contain_text(
+            "hello from tinypkg", timeout=30_000))  # fmt: skip
 
 
 def test_an_r_version_of_another_debian_release_comes_exactly_from_its_base(
