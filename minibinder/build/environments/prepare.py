@@ -130,9 +130,10 @@ def _base_with_r(
     if plan.base_image not in config.base_images.values():
         return None
     for version, image in config.base_images.items():
-        if docker.image_id(image) is None:
+        try:
+            codename = debian_codename(docker, image)
+        except BuildError:  # a base not built on this host
             continue
-        codename = debian_codename(docker, image)
         if DEBIAN_R.get(codename) == wanted:
             return version, image, codename
     return None
