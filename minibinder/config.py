@@ -225,7 +225,34 @@ class Config:
         "one of them runs the background jobs).",
     )
     threads: int = setting(
-        256, "Threads per worker; each open event stream or WebSocket holds one."
+        64,
+        "Threads per worker for minibinder's own pages; each open launch event stream holds "
+        "one. Session traffic needs none: the front relays it without threads.",
+    )
+    request_header_timeout: float = setting(
+        10.0,
+        "Seconds a client has to send a request's headers (and a TLS handshake), from their "
+        "first byte; a slower one is cut off.",
+    )
+    request_body_timeout: float = setting(
+        300.0, "Seconds a client has to send a whole request body."
+    )
+    idle_connection_timeout: float = setting(
+        75.0,
+        "Seconds a kept-alive connection may wait for its next request, or a response wait "
+        "for its client to read on.",
+    )
+    websocket_idle_timeout: float = setting(
+        3600.0,
+        "Seconds a WebSocket may carry nothing either way before it is closed (Jupyter pings "
+        "its kernels' WebSockets every 30 s, so open notebooks stay).",
+    )
+    max_connections_per_client: int = setting(
+        256,
+        "Connections one client address may hold open in each worker; 0: no limit. Trusted "
+        "proxies (trusted_proxies) are not limited. A browser needs about ten per open "
+        "notebook; raise it for a room behind one NAT address.",
+        kind="zero_ok",
     )
     public_url: str = setting(
         "",

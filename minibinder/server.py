@@ -1,12 +1,17 @@
-"""The running service (`minibinder serve`): the web app under gunicorn's threaded worker, and
-the background jobs in whichever worker wins the scheduler lock."""
+"""The running service (`minibinder serve`): in every worker, the front (proxy/front.py) on the
+TCP listeners, relaying sessions itself and everything else to the web app under gunicorn's
+threaded worker on a unix socket; the background jobs in whichever worker wins the scheduler
+lock."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import re
+import resource
+import secrets
 import shutil
+import ssl
 from typing import Any
 
 from flask import Flask
@@ -17,6 +22,7 @@ from .config import Config, check_listeners
 from .docker_client import Docker
 from .identity import instance_id
 from .networks import ensure_egress
+from .proxy.front import Front, Limits, Listener, bind_listener
 from .store import Store
 
 TOKEN = re.compile(r"((?:^|[?&;])(?:token|_xsrf|csrf)=)[^&;\s\"]*", re.IGNORECASE)
@@ -40,16 +46,21 @@ class ScrubbingLogger(Logger):
 
 
 class _Gunicorn(BaseApplication):
-    def __init__(self, config: Config, bind: str):
+    def __init__(self, config: Config, listeners: list[Listener]):
         self.minibinder_config = config
-        self.bind = bind
+        self.listeners = listeners
+        self.app_socket = config.data_path / "app.sock"
+        # The front signs the client's address with it; the workers inherit it.
+        self.front_key = secrets.token_urlsafe(32)
         super().__init__()
 
     def load_config(self) -> None:
         config = self.minibinder_config
-        # gthread holds each SSE stream and WebSocket in a thread for as long as it lasts.
+        # gthread holds each event stream in a thread for as long as it lasts; only the front
+        # talks to it, so no slow client ever holds one.
         for name, value in {
-            "bind": [self.bind, config.admin_address],
+            "bind": [f"unix:{self.app_socket}"],
+            "umask": 0o077,  # the socket: for minibinder's own user only
             "worker_class": "gthread",
             "workers": config.workers,
             "threads": config.threads,
@@ -62,26 +73,54 @@ class _Gunicorn(BaseApplication):
             # One per installation: several on one host must not replace each other's.
             "control_socket": str(config.data_path / "gunicorn.ctl"),
             "worker_connections": max(1000, config.threads * 4),
-            # gunicorn believes X-Forwarded-Proto from loopback by default; minibinder decides
-            # whom to believe itself (trusted_proxies, web/clients.py).
+            # gunicorn believes X-Forwarded-Proto from loopback and unix sockets by default;
+            # minibinder decides whom to believe itself (trusted_proxies, web/clients.py).
             "forwarded_allow_ips": "",
+            "secure_scheme_headers": {},
         }.items():
             self.cfg.set(name, value)
-        if config.tls_certificate:  # HTTPS on both listeners; checked by check_listeners
-            self.cfg.set("certfile", config.tls_certificate)
-            self.cfg.set("keyfile", config.tls_key)
 
     def load(self) -> Flask:
         # Imported in the worker, after run_server set PROMETHEUS_MULTIPROC_DIR: metrics are
         # created at import time and pick their storage then.
         from .jobs import JobRunner
         from .services import create_services
+        from .sessions.helpers import notice_script
         from .web import create_app
+        from .web.clients import is_trusted, trusted_networks
 
         config = self.minibinder_config
         services = create_services(config)
         JobRunner(services).start()
-        return create_app(config, services=services)
+        app = create_app(config, services=services, front_key=self.front_key)
+        trusted = trusted_networks(config.trusted_proxies)
+        limits = Limits(
+            header_timeout=config.request_header_timeout,
+            idle_timeout=config.idle_connection_timeout,
+            body_timeout=config.request_body_timeout,
+            websocket_idle_timeout=config.websocket_idle_timeout,
+            connections_per_client=config.max_connections_per_client,
+            exempt=lambda address: is_trusted(address, trusted),
+        )
+        front = Front(app.wsgi_app, services.routes, str(self.app_socket), self.front_key,
+                      limits, config.path_prefix, notice_script)  # fmt: skip
+        front.start(self.listeners, _tls_context(config))
+        return app
+
+
+def _tls_context(config: Config) -> ssl.SSLContext | None:
+    if not config.tls_certificate:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_certificate, config.tls_key)
+    return context
+
+
+def _raise_open_files_limit() -> None:
+    """Each relayed connection is two descriptors: take all the kernel allows this process."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def run_server(config: Config, bind: str, admin_bind: str = "") -> None:
@@ -99,4 +138,11 @@ def run_server(config: Config, bind: str, admin_bind: str = "") -> None:
     Store(config.data_path / "minibinder.sqlite").forget_requests()
     # Before any session or build can start; the jobs check them again every minute.
     ensure_egress(config, Docker.lazy(), instance_id(config))
-    _Gunicorn(config, bind).run()
+    _raise_open_files_limit()
+    # Bound here, before the workers fork: a taken port is said at once, and every worker's
+    # front accepts on the same sockets.
+    listeners = [
+        Listener(bind_listener(config.bind), admin=False),
+        Listener(bind_listener(config.admin_address), admin=True),
+    ]
+    _Gunicorn(config, listeners).run()

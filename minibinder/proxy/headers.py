@@ -1,30 +1,41 @@
 """Which headers cross the proxy, both ways (pure): hop-by-hop ones never do, minibinder's own
-cookies never reach a session, and X-Forwarded-* are set by the proxy alone."""
+cookies never reach a session, and X-Forwarded-* are set by the proxy alone.
+
+Headers are (name, value) pairs of bytes, as they came off the wire.
+"""
 
 from __future__ import annotations
 
-import http.client
 from urllib.parse import quote
+
+Headers = list[tuple[bytes, bytes]]
 
 HOP_BY_HOP = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
     }
 )
 OWN_COOKIE_PREFIX = "minibinder"  # minibinder's own cookies never reach a session
+# Said by the front to the app behind it, never by a client (front.py strips it).
+FRONT_HEADER = b"x-minibinder-front"
+
+# The client's own word about where it came from: replaced by minibinder's.
+FORWARDING = frozenset(
+    {b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-real-ip", b"forwarded"}
+)
 
 
-def connection_tokens(value: str) -> set[str]:
-    return {token.strip().lower() for token in value.split(",") if token.strip()}
+def connection_tokens(value: bytes) -> set[bytes]:
+    return {token.strip().lower() for token in value.split(b",") if token.strip()}
 
 
 def strip_own_cookies(cookie_header: str) -> str:
@@ -36,41 +47,52 @@ def strip_own_cookies(cookie_header: str) -> str:
     return "; ".join(kept)
 
 
-# The client's own word about where it came from: replaced by minibinder's.
-FORWARDING = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip", "forwarded"}
+def _dropped(headers: Headers) -> set[bytes]:
+    dropped = set(HOP_BY_HOP)
+    for name, value in headers:
+        if name.lower() == b"connection":
+            dropped |= connection_tokens(value)
+    return dropped
 
 
-def forward_headers(environ: dict, upgrade: bool = False) -> list[tuple[str, str]]:
-    """The client's headers minus hop-by-hop ones, plus X-Forwarded-*. `Host` is kept."""
-    dropped = set(HOP_BY_HOP) | connection_tokens(environ.get("HTTP_CONNECTION", ""))
+def forward_headers(headers: Headers, client: str, scheme: str, upgrade: bool = False) -> Headers:
+    """The client's headers minus hop-by-hop ones (and Expect, which the proxy answers itself),
+    plus X-Forwarded-* naming `client` and `scheme`. `Host` is kept."""
+    dropped = _dropped(headers) | FORWARDING | {b"expect", FRONT_HEADER}
     if upgrade:  # the WebSocket handshake needs exactly these hop-by-hop headers
-        dropped -= {"connection", "upgrade"}
-    dropped |= FORWARDING
-    headers = []
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            name = key[5:].replace("_", "-").title()
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            name = key.replace("_", "-").title()
-        else:
+        dropped -= {b"connection", b"upgrade"}
+    sent: Headers = []
+    host = b""
+    for name, value in headers:
+        lower = name.lower()
+        if lower in dropped:
             continue
-        if name.lower() in dropped:
-            continue
-        if name == "Cookie":
-            value = strip_own_cookies(value)
+        if lower == b"host":
+            host = value
+        elif lower == b"cookie":
+            value = strip_own_cookies(value.decode("latin-1")).encode("latin-1")
             if not value:
                 continue
-        headers.append((name, value))
-    headers.append(("X-Forwarded-For", environ.get("REMOTE_ADDR", "")))
-    headers.append(("X-Forwarded-Proto", environ.get("wsgi.url_scheme", "http")))
-    if environ.get("HTTP_HOST"):
-        headers.append(("X-Forwarded-Host", environ["HTTP_HOST"]))
-    return headers
+        sent.append((name, value))
+    sent.append((b"X-Forwarded-For", client.encode("latin-1")))
+    sent.append((b"X-Forwarded-Proto", scheme.encode("latin-1")))
+    if host:
+        sent.append((b"X-Forwarded-Host", host))
+    return sent
 
 
-def response_headers(upstream: http.client.HTTPResponse) -> list[tuple[str, str]]:
-    dropped = set(HOP_BY_HOP) | connection_tokens(upstream.getheader("Connection") or "")
-    return [(name, value) for name, value in upstream.getheaders() if name.lower() not in dropped]
+def response_headers(headers: Headers) -> Headers:
+    """A response's headers minus hop-by-hop ones (the proxy frames the body itself)."""
+    dropped = _dropped(headers)
+    return [(name, value) for name, value in headers if name.lower() not in dropped]
+
+
+def header(headers: Headers, name: bytes) -> bytes | None:
+    """The first value of `name` (lower case), or None."""
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
 
 
 def raw_request_path(environ: dict) -> str:

@@ -3,8 +3,9 @@ tag goes. Only small, uncompressed pages are touched; anything else streams thro
 
 from __future__ import annotations
 
-import http.client
 import re
+
+from .headers import Headers, header
 
 MAX_INJECT_BYTES = 4 * 2**20
 _PAGE = re.compile(r"^/user/[0-9a-f]{16}/(lab|tree|doc|notebooks|edit|voila)(/|\?|$)")
@@ -15,13 +16,13 @@ def is_page(raw_path: str) -> bool:
     return bool(_PAGE.match(raw_path))
 
 
-def injectable(upstream: http.client.HTTPResponse) -> bool:
+def injectable(headers: Headers) -> bool:
     """A small, uncompressed HTML page: the session's own page, where the notice script goes."""
-    length = upstream.getheader("Content-Length")
+    length = header(headers, b"content-length")
     return (
-        (upstream.getheader("Content-Type") or "").startswith("text/html")
-        and not upstream.getheader("Content-Encoding")
-        and (length is None or int(length) <= MAX_INJECT_BYTES)
+        (header(headers, b"content-type") or b"").startswith(b"text/html")
+        and not header(headers, b"content-encoding")
+        and (length is None or (length.isdigit() and int(length) <= MAX_INJECT_BYTES))
     )
 
 

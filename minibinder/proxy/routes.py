@@ -109,9 +109,18 @@ class RouteTable:
 
     def touch(self, session_id: str) -> None:
         """Note real traffic on a route (a response < 300, WebSocket data)."""
-        self._activity[session_id] = self.wall_clock()
-        if self.clock() - self._last_flush >= self.flush_seconds:
+        if self.note(session_id):
             self.flush()
+
+    def note(self, session_id: str) -> bool:
+        """Note real traffic without writing it: True (once per `flush_seconds`) when the
+        caller should now call `flush`, e.g. from a thread of its own."""
+        self._activity[session_id] = self.wall_clock()
+        now = self.clock()
+        if now - self._last_flush < self.flush_seconds:
+            return False
+        self._last_flush = now
+        return True
 
     def flush(self) -> None:
         with self._lock:

@@ -14,10 +14,10 @@ from flask import Flask
 from ..config import Config, load_config
 from ..docker_client import Docker
 from ..identity import cookie_secret
+from ..proxy.dispatch import SessionDispatch
 from ..proxy.headers import strip_own_cookies
-from ..proxy.relay import ProxyMiddleware
 from ..services import Services, create_services
-from ..sessions.helpers import HELPER_PATH, SessionHelpers, notice_script
+from ..sessions.helpers import HELPER_PATH, SessionHelpers
 from .access import AccessControl
 from .clients import ClientAddress
 from .hosts import HostCheck
@@ -41,8 +41,12 @@ def package_folder(name: str) -> str:
 
 
 def create_app(
-    config: Config | None = None, docker: Docker | None = None, services: Services | None = None
+    config: Config | None = None,
+    docker: Docker | None = None,
+    services: Services | None = None,
+    front_key: str = "",
 ) -> Flask:
+    """`front_key`: the key the front (proxy/front.py) signs the client's address with."""
     config = config or load_config()
     app = Flask(
         "minibinder",
@@ -57,10 +61,10 @@ def create_app(
     app.register_blueprint(access_form.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(admin.blueprint)
-    # The proxy sits outside Flask: session traffic never pays for routing or request objects.
+    # Sessions are decided outside Flask (the front relays them): no routing, no request objects.
     helpers = SessionHelpers(services.sessions, strip_own_cookies)
-    proxied = ProxyMiddleware(app.wsgi_app, services.routes, helper=helpers,
-                              helper_path=HELPER_PATH, page_script=notice_script)  # fmt: skip
+    proxied = SessionDispatch(app.wsgi_app, services.routes, helper=helpers,
+                              helper_path=HELPER_PATH)  # fmt: skip
     # Every request, pages and sessions alike, passes the Host check first, then goes only
     # where its listener allows: the operator's pages on their own, never beside sessions.
     # Launching may need an access code or a name from the lab's sign-in proxy.
@@ -68,5 +72,5 @@ def create_app(
     routed = ListenerRouting(guarded, config)
     # The client's own address and scheme first (from a trusted proxy's headers, if any).
     checked = PathPrefix(HostCheck(routed, config), config)  # under public_url's path, if any
-    app.wsgi_app = ClientAddress(checked, config)  # type: ignore[method-assign]
+    app.wsgi_app = ClientAddress(checked, config, front_key)  # type: ignore[method-assign]
     return app

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from ..config import Config
 from ..proxy.routes import session_of_host
+from ..proxy.wire import LISTENER_PORT
 from ..repos.urlpolicy import is_ip_address
 from ..wsgi import StartResponse, reply
 
@@ -76,7 +77,10 @@ def host_allowed(host: str, config: Config, listener: str = "") -> bool:
 
 
 def listener_port(environ: dict) -> int | None:
-    """The local port the connection came in on (from the socket, never from a header)."""
+    """The local port the connection came in on (from the socket, as the front saw it, never
+    from a client's header)."""
+    if LISTENER_PORT in environ:
+        return environ[LISTENER_PORT]
     sock = environ.get("gunicorn.socket")
     if sock is None:
         return None
