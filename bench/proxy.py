@@ -3,18 +3,27 @@
 client is never the bottleneck): added p50 latency at c=1, requests/s at c=1, c=10 and c=50,
 1 MB responses at c=10 (requests/s, p99); the WebSocket echo round trip (Python client); and
 1,000 WebSockets held at once through minibinder and through CHP, with the errors and each
-proxy's resident memory (all its processes) while they are held.
+proxy's resident memory (all its processes) while they are held; and a workshop: 40 sessions,
+each with a client polling api/kernels, api/sessions and api/contents every 2 s and executing a
+small cell (a WebSocket message and its answer) every 2 s, through minibinder and through CHP,
+with each proxy's CPU use and the clients' p99.
 
 Usage: python -m bench.proxy   (installs wrk, nginx and configurable-http-proxy if missing)
 """
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
 import resource
+import secrets
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import websocket
@@ -40,6 +49,36 @@ def ws_round_trips(host: str, port: int, count: int) -> list[float]:
         samples.append(time.perf_counter() - started)
     ws.close()
     return samples
+
+
+def _tree(pid: int) -> list[int]:
+    """A process and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        pending += children.get(current, [])
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds used so far by a process and its descendants."""
+    total = 0.0
+    for each in _tree(pid):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def tree_rss(pid: int) -> int:
@@ -127,6 +166,81 @@ def many_websockets(port: int, count: int, pid: int | None = None) -> tuple[int,
     return errors, rss
 
 
+class Student(threading.Thread):
+    """One workshop participant's browser: every 2 s, JupyterLab's three polls on a kept-alive
+    connection and one small cell (a message on the kernel's WebSocket and its answer)."""
+
+    def __init__(self, port: int, session: str, until: float):
+        super().__init__(daemon=True)
+        self.port, self.session, self.until = port, session, until
+        self.latencies: list[float] = []
+        self.errors = 0
+
+    def run(self) -> None:
+        prefix = f"/user/{self.session}"
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            ws = websocket.create_connection(f"ws://127.0.0.1:{self.port}{prefix}/ws", timeout=10)
+        except Exception:
+            self.errors += 1
+            return
+        while time.monotonic() < self.until:
+            started_round = time.monotonic()
+            for path in ("api/kernels", "api/sessions", "api/contents"):
+                started = time.perf_counter()
+                try:
+                    connection.request("GET", f"{prefix}/{path}")
+                    response = connection.getresponse()
+                    response.read()
+                    self.errors += response.status != 200
+                except Exception:
+                    self.errors += 1
+                    connection.close()
+                self.latencies.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            try:
+                ws.send('{"code": "1 + 1"}')
+                ws.recv()
+            except Exception:
+                self.errors += 1
+            self.latencies.append(time.perf_counter() - started)
+            time.sleep(max(0.0, 2.0 - (time.monotonic() - started_round)))
+        ws.close()
+        connection.close()
+
+
+def workshop(port: int, sessions: list[str], pid: int, seconds: int = 30) -> dict:
+    """The workshop's load through the proxy on `port` (process `pid` and its children):
+    the clients' p99 and requests, their errors, and the proxy's CPU use (% of one core)."""
+    until = time.monotonic() + seconds
+    students = [Student(port, session, until) for session in sessions]
+    cpu_before, started = cpu_seconds(pid), time.monotonic()
+    for student in students:
+        student.start()
+        time.sleep(2.0 / len(students))  # spread over the 2 s period, as people are
+    for student in students:
+        student.join(seconds + 30)
+    cpu = (cpu_seconds(pid) - cpu_before) / (time.monotonic() - started) * 100
+    latencies = [value for student in students for value in student.latencies]
+    return {
+        "p99": percentile(latencies, 0.99) * 1000, "p50": percentile(latencies, 0.5) * 1000,
+        "requests": len(latencies), "errors": sum(s.errors for s in students), "cpu": cpu,
+    }  # fmt: skip
+
+
+def add_chp_route(api_port: int, token: str, session: str, target: str) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{api_port}/api/routes/user/{session}",
+        data=json.dumps({"target": f"http://{target}"}).encode(),
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+CHP_TOKEN = secrets.token_hex(16)
+
+
 def start_chp(backend: str, folder: Path) -> tuple[subprocess.Popen, int]:
     node_dir = ROOT / "bench" / "node"
     if not (node_dir / "node_modules" / ".bin" / "configurable-http-proxy").exists():
@@ -134,6 +248,7 @@ def start_chp(backend: str, folder: Path) -> tuple[subprocess.Popen, int]:
             ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=node_dir, check=True
         )
     port = free_port()
+    start_chp.api_port = free_port()  # type: ignore[attr-defined]
     process = subprocess.Popen(
         [
             str(node_dir / "node_modules" / ".bin" / "configurable-http-proxy"),
@@ -142,7 +257,7 @@ def start_chp(backend: str, folder: Path) -> tuple[subprocess.Popen, int]:
             "--port",
             str(port),
             "--api-port",
-            str(free_port()),
+            str(start_chp.api_port),  # type: ignore[attr-defined]
             "--default-target",
             f"http://{backend}",
             "--log-level",
@@ -150,6 +265,7 @@ def start_chp(backend: str, folder: Path) -> tuple[subprocess.Popen, int]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=(folder / "chp.log").open("w"),
+        env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": CHP_TOKEN},
     )
     wait_http(f"http://127.0.0.1:{port}{PREFIX}/hello", 30)
     return process, port
@@ -218,7 +334,8 @@ def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers of minibinder")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of minibinder")
+    parser.add_argument("--sessions", type=int, default=40, help="sessions in the workshop")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="minibinder-bench-proxy-"))
     ensure_wrk()
@@ -235,6 +352,11 @@ def main() -> None:
         cull_interval=3600,
         max_streams_per_client=100000,
     )
+    store = Store(folder / "data" / "minibinder.sqlite")
+    students = [SessionBackend(folder / "data", f"{index:016x}", f"s{index}")
+                for index in range(1, args.sessions + 1)]  # fmt: skip
+    for student in students:
+        student.add_route(store, last_activity=time.time())
     serve = ServeProcess(config, folder / "serve.log").start()
     try:
         chp, chp_port = start_chp(backend.target, folder)
@@ -249,13 +371,20 @@ def main() -> None:
         ]
         held = many_websockets(serve.port, 1000, serve.process.pid)
         held_chp = many_websockets(chp_port, 1000, chp.pid)
+        for student in students:
+            add_chp_route(start_chp.api_port, CHP_TOKEN, student.session_id, student.target)  # type: ignore[attr-defined]
+        sessions = [student.session_id for student in students]
+        room = workshop(serve.port, sessions, serve.process.pid)
+        room_chp = workshop(chp_port, sessions, chp.pid)
     finally:
         for process in processes:
             process.terminate()
         serve.stop()
         backend.remove()
+        for student in students:
+            student.remove()
     direct, mini, chp_row = rows[0], rows[1], rows[2]
-    print(f"minibinder with {args.workers} gunicorn worker(s); load from wrk, 5 s per line")
+    print(f"minibinder with {args.workers} worker(s); load from wrk, 5 s per line")
     print(f"{'':<24} {'p50 c=1':>9} {'req/s c=1':>10} {'c=10':>8} {'c=50':>8} {'p99 c=50':>9} "
           f"{'1MB req/s':>10} {'1MB p99':>9} {'WS rtt':>8}")  # fmt: skip
     for row in rows:
@@ -281,6 +410,12 @@ def main() -> None:
         f"  1,000 WebSockets held   : minibinder {held[0]} errors, {held[1] / 2**20:.0f} MiB RSS;"
         f" CHP {held_chp[0]} errors, {held_chp[1] / 2**20:.0f} MiB RSS (target 0 errors)"
     )
+    print(f"  workshop, {len(sessions)} sessions   : minibinder CPU {room['cpu']:.0f}%, p50 "
+          f"{room['p50']:.2f} ms, p99 {room['p99']:.2f} ms, {room['requests']} requests, "
+          f"{room['errors']} errors;")  # fmt: skip
+    print(f"{'':<28}CHP CPU {room_chp['cpu']:.0f}%, p50 {room_chp['p50']:.2f} ms, p99 "
+          f"{room_chp['p99']:.2f} ms, {room_chp['requests']} requests, {room_chp['errors']} "
+          "errors (CPU: % of one core)")  # fmt: skip
 
 
 if __name__ == "__main__":

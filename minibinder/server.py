@@ -12,6 +12,7 @@ import resource
 import secrets
 import shutil
 import ssl
+import sys
 from typing import Any
 
 from flask import Flask
@@ -20,6 +21,7 @@ from gunicorn.glogging import Logger
 
 from .config import Config, check_listeners
 from .docker_client import Docker
+from .errors import ConfigError
 from .identity import instance_id
 from .networks import ensure_egress
 from .proxy.front import Front, Limits, Listener, bind_listener
@@ -141,8 +143,15 @@ def run_server(config: Config, bind: str, admin_bind: str = "") -> None:
     _raise_open_files_limit()
     # Bound here, before the workers fork: a taken port is said at once, and every worker's
     # front accepts on the same sockets.
-    listeners = [
-        Listener(bind_listener(config.bind), admin=False),
-        Listener(bind_listener(config.admin_address), admin=True),
-    ]
+    try:
+        listeners = [
+            Listener(bind_listener(config.bind), admin=False),
+            Listener(bind_listener(config.admin_address), admin=True),
+        ]
+    except OSError as error:
+        raise ConfigError(f"cannot listen on {config.bind} and {config.admin_address}: "
+                          f"{error.strerror or error}") from None  # fmt: skip
+    scheme = "https" if config.tls_certificate else "http"
+    print(f"minibinder listens at {scheme}://{config.bind}/ (the operator's pages: "
+          f"{scheme}://{config.admin_address}/admin/)", file=sys.stderr, flush=True)  # fmt: skip
     _Gunicorn(config, listeners).run()

@@ -69,6 +69,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(self.server.requests)
         self.server.requests.append(self.path)
         if self.headers.get("Upgrade", "").lower() == "websocket":
+            if "/refuse" in url.path:  # as Jupyter answers a handshake with a wrong token
+                self.close_connection = True
+                return self.send_body(b"refused", "text/plain")
             return self.websocket()
         if "/lab/huge" in url.path:  # a session page of any size, chunked: no Content-Length
             size = int(query["size"][0])

@@ -46,3 +46,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.integration)
     # A stable sort: everything keeps its order, the Docker restart moves to the end.
     items.sort(key=lambda item: item.get_closest_marker("restarts_docker") is not None)
+
+
+# -- measurements tests report (shown at the end of the run, also when everything passes) --------
+
+_MEASURED: list[str] = []
+
+
+@pytest.fixture
+def measured():
+    """Append a line of what a test measured; it is printed in the run's summary."""
+    return _MEASURED.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _MEASURED:
+        terminalreporter.section("measured")
+        for line in _MEASURED:
+            terminalreporter.write_line(line)

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import httptools
 
@@ -50,6 +51,7 @@ log = logging.getLogger("minibinder.front")
 HEAD_LIMIT = 64 * 1024  # a request's line and headers
 MAX_HEADERS = 100
 QUEUE_LIMIT = 1 << 20  # bytes read ahead of the relay before reading pauses
+HEAD_COST = 4096  # what a pipelined request's head counts against QUEUE_LIMIT
 POOL_IDLE_SECONDS = 15.0  # under the app's and sessions' own keep-alive timeouts
 CONNECT_TIMEOUT = 3.0
 UPGRADE_ANSWER_SECONDS = 30.0
@@ -180,6 +182,8 @@ class _End(asyncio.Protocol):
         event = self.events.popleft()
         if event[0] == "body":
             self.queued -= len(event[1])
+        elif event[0] == "head" and isinstance(event[1], RequestHead):
+            self.queued -= HEAD_COST
         return event
 
     async def drain(self, timeout: float) -> None:
@@ -202,6 +206,12 @@ class _End(asyncio.Protocol):
         if self.closed or self.transport is None:
             raise Closed()
         self.transport.write(data)
+
+    def write_chunk(self, data: bytes) -> None:
+        """One piece of a chunked body."""
+        if self.closed or self.transport is None:
+            raise Closed()
+        self.transport.writelines([b"%x\r\n" % len(data), data, b"\r\n"])
 
     def arm(self, seconds: float) -> None:
         self.disarm()
@@ -302,6 +312,7 @@ class _Client(_End):
             parser.get_method().decode("latin-1"), self.url, self.headers,
             parser.get_http_version(), bool(parser.should_keep_alive()), self.upgrade_requested,
         )  # fmt: skip
+        self.queued += HEAD_COST
         self.events.append(("head", head))
         if head.has_body:
             self.arm(self.front.limits.body_timeout)
@@ -436,27 +447,38 @@ class Front:
     # -- running ---------------------------------------------------------------------------
 
     def start(self, listeners: Sequence[Listener], tls: ssl.SSLContext | None) -> None:
+        """Serve `listeners` from a thread of this process; raise if that cannot start."""
         ready = threading.Event()
-        thread = threading.Thread(
-            target=self._run, args=(listeners, tls, ready), name="minibinder-front", daemon=True
-        )
+        failed: list[BaseException] = []
+        thread = threading.Thread(target=self._run, args=(listeners, tls, ready, failed),
+                                  name="minibinder-front", daemon=True)  # fmt: skip
         thread.start()
-        ready.wait(10)
+        if not ready.wait(30) or failed:
+            raise RuntimeError(f"the front did not start: {failed[0] if failed else 'timeout'}")
 
     def _run(
-        self, listeners: Sequence[Listener], tls: ssl.SSLContext | None, ready: threading.Event
+        self,
+        listeners: Sequence[Listener],
+        tls: ssl.SSLContext | None,
+        ready: threading.Event,
+        failed: list[BaseException],
     ) -> None:
         asyncio.set_event_loop(self.loop)
-        for listener in listeners:
-            self.loop.run_until_complete(
-                self.loop.create_server(
-                    lambda listener=listener: _Client(self, listener),
-                    sock=listener.sock,
-                    ssl=tls,
-                    backlog=LISTEN_BACKLOG,
-                    ssl_handshake_timeout=self.limits.header_timeout if tls else None,
-                )  # fmt: skip
-            )
+        try:
+            for listener in listeners:
+                self.loop.run_until_complete(
+                    self.loop.create_server(
+                        lambda listener=listener: _Client(self, listener),
+                        sock=listener.sock,
+                        ssl=tls,
+                        backlog=LISTEN_BACKLOG,
+                        ssl_handshake_timeout=self.limits.header_timeout if tls else None,
+                    )  # fmt: skip
+                )
+        except BaseException as error:
+            failed.append(error)
+            ready.set()
+            return
         ready.set()
         self.loop.run_forever()
 
@@ -501,7 +523,8 @@ class Front:
                                          close=True))  # fmt: skip
             return False
         exchange: _Exchange | None = None
-        if not client.listener.admin and head.target.startswith(self.session_paths):
+        path = unquote_to_bytes(head.target) if b"%" in head.target else head.target
+        if not client.listener.admin and path.startswith(self.session_paths):
             decided = self._decide(client, head)
             if isinstance(decided, bytes):
                 client.write(decided)
@@ -572,25 +595,31 @@ class Front:
     # -- HTTP ------------------------------------------------------------------------------
 
     async def _relay(self, client: _Client, exchange: _Exchange) -> bool:
-        head = exchange.head
         try:
             upstream, reused = await self.pool.get(exchange.target)
         except (TimeoutError, OSError):
             return self._unreachable(client, exchange)
+        try:
+            return await self._exchange_with(client, upstream, reused, exchange)
+        except BaseException:
+            upstream.abort()  # it saw part of an exchange: never reused
+            raise
+
+    async def _exchange_with(
+        self, client: _Client, upstream: _Upstream, reused: bool, exchange: _Exchange
+    ) -> bool:
+        head = exchange.head
         sent = request_bytes(head.method, exchange.path, exchange.headers, head.chunked,
                              head.length)  # fmt: skip
         upstream.write(sent)
         if head.expects_continue and head.has_body:
             client.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if head.has_body:
-            ok = await self._send_body(client, upstream, head.chunked)
-            if not ok:
-                upstream.abort()
-                if client.closed:
-                    return False
+        if head.has_body and not await self._send_body(client, upstream, head.chunked):
+            upstream.abort()
+            if not client.closed:
                 client.write(simple_response(400, "The request body could not be read.\n",
                                              close=True))  # fmt: skip
-                return False
+            return False
         event = await upstream.next_event()
         if event[0] != "head" and reused and not head.has_body and upstream.closed:
             # A kept-alive connection the other side had closed: once more on a new one.
@@ -598,12 +627,20 @@ class Front:
                 upstream = await self.pool.connect(exchange.target)
             except (TimeoutError, OSError):
                 return self._unreachable(client, exchange)
-            upstream.write(sent)
-            event = await upstream.next_event()
+            try:
+                upstream.write(sent)
+                event = await upstream.next_event()
+            except BaseException:
+                upstream.abort()
+                raise
         if event[0] != "head":
             upstream.abort()
             return self._unreachable(client, exchange)
-        return await self._respond(client, upstream, exchange, event)
+        try:
+            return await self._respond(client, upstream, exchange, event)
+        except BaseException:
+            upstream.abort()
+            raise
 
     def _unreachable(self, client: _Client, exchange: _Exchange) -> bool:
         if exchange.session:
@@ -624,7 +661,7 @@ class Front:
             if kind == "body":
                 data = event[1]
                 if chunked:
-                    upstream.transport.writelines([b"%x\r\n" % len(data), data, b"\r\n"])  # type: ignore[union-attr]
+                    upstream.write_chunk(data)
                 else:
                     upstream.write(data)
                 await upstream.drain(self.limits.body_timeout)
@@ -686,15 +723,13 @@ class Front:
     async def _stream(
         self, client: _Client, upstream: _Upstream, first: bytes, chunked: bool
     ) -> bool:
-        transport = client.transport
-        assert transport is not None
         pending = [first] if first else []
         while True:
             for data in pending:
                 if chunked:
-                    transport.writelines([b"%x\r\n" % len(data), data, b"\r\n"])
+                    client.write_chunk(data)
                 else:
-                    transport.write(data)
+                    client.write(data)
             pending = []
             await client.drain(self.limits.idle_timeout)
             event = await upstream.next_event()
@@ -731,6 +766,12 @@ class Front:
         except (TimeoutError, OSError):
             self._unreachable(client, exchange)
             return
+        try:
+            await self._handshake(client, upstream, exchange)
+        finally:
+            upstream.abort()
+
+    async def _handshake(self, client: _Client, upstream: _Upstream, exchange: _Exchange) -> None:
         head = exchange.head
         upstream.write(request_bytes(head.method, exchange.path, exchange.headers, False, None))
         timer = self.loop.call_later(UPGRADE_ANSWER_SECONDS, upstream.abort)
@@ -739,14 +780,12 @@ class Front:
         finally:
             timer.cancel()
         if event[0] != "head":
-            upstream.abort()
             client.write(simple_response(502, "The session did not answer the WebSocket "
                                          "handshake.\n", close=True))  # fmt: skip
             return
         _, status, reason, headers, _ = event
         if status != 101:
             page, _ = await _read_up_to(upstream, HEAD_LIMIT)
-            upstream.abort()
             kept = [(n, v) for n, v in response_headers(headers) if n.lower() != b"content-length"]
             kept.append((b"Content-Length", b"%d" % len(page)))
             client.write(_head(status, reason, kept, False) + page)

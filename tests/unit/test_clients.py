@@ -48,3 +48,27 @@ def test_trusted_proxies_setting_is_checked():
     ]
     with pytest.raises(ConfigError, match="trusted_proxies: expected an IP address or network"):
         load_config(overrides={"trusted_proxies": ["nginx.local"]})
+
+
+def test_the_fronts_word_is_believed_only_with_its_key():
+    from minibinder.proxy.wire import LISTENER_PORT
+    from minibinder.web.clients import ClientAddress
+
+    seen = {}
+
+    def app(environ, start_response):
+        seen.update(environ)
+        return []
+
+    guard = ClientAddress(app, load_config(overrides={}), front_key="k3y")
+    said = "key=k3y; for=10.9.8.7; proto=https; port=8585"
+    guard({"REMOTE_ADDR": "", "HTTP_X_MINIBINDER_FRONT": said}, None)
+    assert (seen["REMOTE_ADDR"], seen["wsgi.url_scheme"], seen[LISTENER_PORT]) == (
+        "10.9.8.7", "https", 8585,
+    )  # fmt: skip
+    assert "HTTP_X_MINIBINDER_FRONT" not in seen
+    seen.clear()
+    forged = "key=guess; for=10.9.8.7; proto=https; port=8586"
+    guard({"REMOTE_ADDR": "", "HTTP_X_MINIBINDER_FRONT": forged, "wsgi.url_scheme": "http"}, None)
+    assert seen["REMOTE_ADDR"] == "" and seen["wsgi.url_scheme"] == "http"
+    assert LISTENER_PORT not in seen
