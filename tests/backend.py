@@ -70,8 +70,12 @@ class Handler(BaseHTTPRequestHandler):
         self.server.requests.append(self.path)
         if self.headers.get("Upgrade", "").lower() == "websocket":
             if "/refuse" in url.path:  # as Jupyter answers a handshake with a wrong token
-                self.close_connection = True
-                return self.send_body(b"refused", "text/plain")
+                self.send_response(403)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", "7")
+                self.end_headers()
+                self.wfile.write(b"refused")
+                return
             return self.websocket()
         if "/lab/huge" in url.path:  # a session page of any size, chunked: no Content-Length
             size = int(query["size"][0])
@@ -227,9 +231,13 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # as a real server's backlog; socketserver's default is 5
+
+
 class Backend:
     def __init__(self, name: str, address: tuple[str, int] = ("127.0.0.1", 0)):
-        self.server = ThreadingHTTPServer(address, Handler)
+        self.server = Server(address, Handler)
         self.server.daemon_threads = True
         self.server.name = name
         self.server.requests = []
