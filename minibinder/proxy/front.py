@@ -324,8 +324,10 @@ class _Client(_End):
         if not self.in_head:
             self.disarm()
 
-    def waiting(self) -> None:
+    def done_with_request(self) -> None:
         """Between requests: the next must start within the idle deadline."""
+        if self.events and self.events[0][0] == "end":
+            self.events.popleft()  # the end of a request without a body
         if not self.in_head and not self.events and not self.closed:
             self.arm(self.front.limits.idle_timeout)
 
@@ -503,7 +505,9 @@ class Front:
                 if event[0] == "head":
                     if not await self._exchange(client, event[1]):
                         break
-                    client.waiting()
+                    client.done_with_request()
+                    continue
+                if event[0] == "end":  # of a request without a body
                     continue
                 if event[0] == "error":
                     client.write(simple_response(event[1], event[2] + "\n", close=True))

@@ -119,10 +119,14 @@ def test_a_body_that_never_ends_is_cut_off(front):
     assert time.monotonic() - started < BODY_SECONDS + 3
 
 
-def test_an_idle_kept_alive_connection_is_closed(front):
+def test_a_connection_is_kept_alive_and_closed_when_idle(front):
     connection = http.client.HTTPConnection("127.0.0.1", front.port, timeout=30)
-    connection.request("GET", f"/user/{SESSION}/hello")
-    assert connection.getresponse().read() == b"hello from S"
+    used = set()
+    for path in (f"/user/{SESSION}/hello", "/health", f"/user/{SESSION}/hello"):
+        connection.request("GET", path)
+        assert connection.getresponse().read()
+        used.add(connection.sock)
+    assert len(used) == 1  # kept alive across sessions and pages
     assert (closed_within(connection.sock, IDLE_SECONDS + 5) or 99) < IDLE_SECONDS + 3
     connection.close()
 
