@@ -19,6 +19,7 @@ import os
 import resource
 import secrets
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -139,16 +140,22 @@ def ensure_wrk() -> None:
 
 
 def many_websockets(port: int, count: int, pid: int | None = None) -> tuple[int, int]:
-    """Open `count` WebSockets at once, echo on each, close them: (errors, resident bytes of
-    `pid`'s processes while all are open)."""
+    """Open `count` WebSockets at once from ten loopback addresses, echo on each, close them:
+    (errors, resident bytes of `pid`'s processes while all are open)."""
     sockets, errors, failed_in_a_row = [], 0, 0
     for index in range(count):
         if failed_in_a_row == 5:  # the proxy has no room left: the rest would fail the same way
             errors += count - index
             break
         try:
+            # From ten client addresses, 100 each: one address may hold 256 per worker
+            # (max_connections_per_client), and a room is more than one address.
+            source = (f"127.0.0.{10 + index % 10}", 0)
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=source)
             sockets.append(
-                websocket.create_connection(f"ws://127.0.0.1:{port}{PREFIX}/ws", timeout=5)
+                websocket.create_connection(
+                    f"ws://127.0.0.1:{port}{PREFIX}/ws", timeout=5, socket=sock
+                )
             )
             failed_in_a_row = 0
         except Exception:

@@ -127,6 +127,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_page(HOSTILE_PAGE.replace("ADMIN_URL", json.dumps(admin)))
         if url.path.endswith("/neighbour.html"):  # ... and trying to read another session
             return self.send_page(NEIGHBOUR_PAGE)
+        if url.path.endswith("/until-close"):  # a body that ends with the connection
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close"
+                             b"\r\n\r\nall of it, then the end")  # fmt: skip
+            self.close_connection = True
+            return
+        if url.path.endswith("/early-hints"):  # an interim answer before the real one
+            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x.css>; rel=preload\r\n\r\n")
+            return self.send_body(b"after the hints", "text/plain")
         if url.path.endswith("/status"):
             code = int(query.get("code", ["200"])[0])
             self.send_response(code)

@@ -342,7 +342,7 @@ class _Upstream(_End):
         self.reason = b""
         self.headers: Headers = []
         self.idle_since = 0.0
-        self.broken = self.upgraded = False
+        self.broken = self.upgraded = self.in_message = self.until_close = False
 
     def feed(self, data: bytes) -> None:
         try:
@@ -359,6 +359,17 @@ class _Upstream(_End):
 
     def on_message_begin(self) -> None:
         self.reason, self.headers = b"", []
+        self.in_message = True
+
+    def on_message_complete(self) -> None:
+        self.in_message = False
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.in_message and self.until_close:  # a body that ends with the connection
+            self.in_message = False
+            self.events.append(("end",))
+        super().connection_lost(exc)
 
     def on_status(self, status: bytes) -> None:
         self.reason += status
@@ -368,6 +379,10 @@ class _Upstream(_End):
 
     def on_headers_complete(self) -> None:
         parser = self.parser
+        framed = header(self.headers, b"content-length") or header(
+            self.headers, b"transfer-encoding"
+        )
+        self.until_close = framed is None
         self.events.append(("head", parser.get_status_code(), self.reason, self.headers,
                             bool(parser.should_keep_alive())))  # fmt: skip
 
@@ -403,7 +418,7 @@ class _Pool:
         return upstream
 
     def put(self, upstream: _Upstream) -> None:
-        if upstream.closed or upstream.events or upstream.broken:
+        if upstream.closed or upstream.events or upstream.broken or upstream.upgraded:
             upstream.abort()
             return
         upstream.idle_since = self.loop.time()
@@ -637,6 +652,10 @@ class Front:
             except BaseException:
                 upstream.abort()
                 raise
+        # Interim answers (103 Early Hints; 100 Continue, though Expect is not passed on) are
+        # dropped: the real answer follows on the same connection.
+        while event[0] in ("head", "end") and (event[0] == "end" or 100 <= event[1] < 200):
+            event = await upstream.next_event()
         if event[0] != "head":
             upstream.abort()
             return self._unreachable(client, exchange)

@@ -250,3 +250,15 @@ def test_error_statuses_pass_through_and_do_not_count_as_activity(proxy):
     response, _ = request(proxy, "GET", f"/user/{SESSION_A}/status?code=404")
     assert response.status == 404
     assert proxy.store.get_session(SESSION_A).last_activity == session.last_activity
+
+
+def test_a_body_until_close_and_an_interim_answer_come_through_whole(proxy):
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+    for _ in range(2):  # the client's connection stays usable after each
+        connection.request("GET", f"/user/{SESSION_A}/until-close")
+        response = connection.getresponse()
+        assert (response.status, response.read()) == (200, b"all of it, then the end")
+        connection.request("GET", f"/user/{SESSION_A}/early-hints")
+        response = connection.getresponse()
+        assert (response.status, response.read()) == (200, b"after the hints")
+    connection.close()
