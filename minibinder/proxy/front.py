@@ -107,6 +107,11 @@ class _End(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Small answers leave at once: asyncio's loop does not set it on accepted sockets,
+            # and Nagle's algorithm would then cost 40 ms per response.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -457,7 +462,7 @@ class Front:
         self.limits = limits
         self.session_paths = f"{path_prefix}/user/".encode()
         self.page_script = page_script
-        self.loop = _new_loop()
+        self.loop = asyncio.new_event_loop()
         self.pool = _Pool(self.loop)
         self.clients: collections.Counter[str] = collections.Counter()
 
@@ -872,14 +877,6 @@ async def _read_up_to(upstream: _Upstream, limit: int) -> tuple[bytes, bool]:
         parts.append(event[1])
         size += len(event[1])
     return b"".join(parts), False
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency; asyncio's loop works too
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 def bind_listener(address: str) -> socket.socket:
