@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import httptools
+import uvloop
 
 from .dispatch import DECIDE_ONLY, HOP, Hop, error_html
 from .headers import (
@@ -109,8 +110,8 @@ class _End(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # Small answers leave at once: asyncio's loop does not set it on accepted sockets,
-            # and Nagle's algorithm would then cost 40 ms per response.
+            # Small answers leave at once (uvloop sets it too; asyncio's own loop does not on
+            # accepted sockets, and Nagle's algorithm would then cost 40 ms per response).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -462,7 +463,7 @@ class Front:
         self.limits = limits
         self.session_paths = f"{path_prefix}/user/".encode()
         self.page_script = page_script
-        self.loop = asyncio.new_event_loop()
+        self.loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
         self.pool = _Pool(self.loop)
         self.clients: collections.Counter[str] = collections.Counter()
 
