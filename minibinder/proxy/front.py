@@ -349,13 +349,22 @@ class _Upstream(_End):
         self.headers: Headers = []
         self.idle_since = 0.0
         self.broken = self.upgraded = self.in_message = self.until_close = False
+        self.seen: bytearray | None = None  # what arrived, while a handshake is answered
+        self.raw_head = b""  # the session's 101, as it sent it
 
     def feed(self, data: bytes) -> None:
+        if self.seen is not None:  # a handshake's answer goes back byte for byte
+            self.seen += data
+            if len(self.seen) > HEAD_LIMIT:
+                self.abort()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             self.rest = data[upgrade.args[0] :]
             self.upgraded = True
+            if self.seen is not None:
+                self.raw_head = bytes(self.seen[: len(self.seen) - len(self.rest)])
+                self.seen = None
         except httptools.HttpParserError as error:
             self.broken = True
             self.events.append(("error", 502, f"the session's answer could not be read: {error}"))
@@ -802,6 +811,7 @@ class Front:
 
     async def _handshake(self, client: _Client, upstream: _Upstream, exchange: _Exchange) -> None:
         head = exchange.head
+        upstream.seen = bytearray()
         upstream.write(request_bytes(head.method, exchange.path, exchange.headers, False, None))
         timer = self.loop.call_later(UPGRADE_ANSWER_SECONDS, upstream.abort)
         try:
@@ -813,14 +823,14 @@ class Front:
                                          "handshake.\n", close=True))  # fmt: skip
             return
         _, status, reason, headers, _ = event
-        if status != 101:
+        if status != 101 or not upstream.raw_head:
             page, _ = await _read_up_to(upstream, HEAD_LIMIT)
             kept = [(n, v) for n, v in response_headers(headers) if n.lower() != b"content-length"]
             kept.append((b"Content-Length", b"%d" % len(page)))
             client.write(_head(status, reason, kept, False) + page)
             return
         self._touch(exchange.session)
-        client.write(_head(101, reason, headers, True, raw=True))
+        client.write(upstream.raw_head)
         await self._pipe(client, upstream, exchange.session)
 
     async def _pipe(self, client: _Client, upstream: _Upstream, session_id: str) -> None:
@@ -854,13 +864,10 @@ class Front:
         await done
 
 
-def _head(status: int, reason: bytes, headers: Headers, keep: bool, raw: bool = False) -> bytes:
+def _head(status: int, reason: bytes, headers: Headers, keep: bool) -> bytes:
     lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason or b"-")]
     lines += [b"%s: %s\r\n" % pair for pair in headers]
-    if not raw:
-        lines.append(b"Connection: keep-alive\r\n\r\n" if keep else b"Connection: close\r\n\r\n")
-    else:
-        lines.append(b"\r\n")
+    lines.append(b"Connection: keep-alive\r\n\r\n" if keep else b"Connection: close\r\n\r\n")
     return b"".join(lines)
 
 
