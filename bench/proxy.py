@@ -84,20 +84,10 @@ def cpu_seconds(pid: int) -> float:
 
 def tree_rss(pid: int) -> int:
     """Resident bytes of a process and all its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    total, pending = 0, [pid]
-    while pending:
-        current = pending.pop()
-        pending += children.get(current, [])
+    total = 0
+    for each in _tree(pid):
         try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+            for line in Path(f"/proc/{each}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1]) * 1024
         except OSError:

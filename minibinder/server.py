@@ -96,14 +96,7 @@ class _Gunicorn(BaseApplication):
         JobRunner(services).start()
         app = create_app(config, services=services, front_key=self.front_key)
         trusted = trusted_networks(config.trusted_proxies)
-        limits = Limits(
-            header_timeout=config.request_header_timeout,
-            idle_timeout=config.idle_connection_timeout,
-            body_timeout=config.request_body_timeout,
-            websocket_idle_timeout=config.websocket_idle_timeout,
-            connections_per_client=config.max_connections_per_client,
-            exempt=lambda address: is_trusted(address, trusted),
-        )
+        limits = Limits.of(config, exempt=lambda address: is_trusted(address, trusted))
         front = Front(app.wsgi_app, services.routes, str(self.app_socket), self.front_key,
                       limits, config.path_prefix, notice_script)  # fmt: skip
         front.start(self.listeners, _tls_context(config))
@@ -125,6 +118,14 @@ def _raise_open_files_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def _listen(address: str, setting: str, admin: bool) -> Listener:
+    try:
+        return Listener(bind_listener(address), admin)
+    except OSError as error:
+        raise ConfigError(f"{setting}: cannot listen on {address}: {error.strerror or error} "
+                          "(is another minibinder running there?)") from None  # fmt: skip
+
+
 def run_server(config: Config, bind: str, admin_bind: str = "") -> None:
     config.data_path.mkdir(parents=True, exist_ok=True)
     # Every worker writes its metrics here; /metrics adds them up.
@@ -143,14 +144,8 @@ def run_server(config: Config, bind: str, admin_bind: str = "") -> None:
     _raise_open_files_limit()
     # Bound here, before the workers fork: a taken port is said at once, and every worker's
     # front accepts on the same sockets.
-    try:
-        listeners = [
-            Listener(bind_listener(config.bind), admin=False),
-            Listener(bind_listener(config.admin_address), admin=True),
-        ]
-    except OSError as error:
-        raise ConfigError(f"cannot listen on {config.bind} and {config.admin_address}: "
-                          f"{error.strerror or error}") from None  # fmt: skip
+    listeners = [_listen(config.bind, "bind", admin=False),
+                 _listen(config.admin_address, "admin_bind", admin=True)]  # fmt: skip
     scheme = "https" if config.tls_certificate else "http"
     print(f"minibinder listens at {scheme}://{config.bind}/ (the operator's pages: "
           f"{scheme}://{config.admin_address}/admin/)", file=sys.stderr, flush=True)  # fmt: skip

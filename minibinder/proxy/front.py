@@ -33,6 +33,7 @@ from urllib.parse import unquote_to_bytes
 import httptools
 import uvloop
 
+from ..config import Config
 from .dispatch import DECIDE_ONLY, HOP, Hop, error_html
 from .headers import (
     FRONT_HEADER,
@@ -72,6 +73,12 @@ class Limits:
     # Trusted proxies carry many clients on one address: no cap for them.
     exempt: Callable[[str], bool] = lambda address: False
 
+    @classmethod
+    def of(cls, config: Config, exempt: Callable[[str], bool]) -> Limits:
+        return cls(config.request_header_timeout, config.idle_connection_timeout,
+                   config.request_body_timeout, config.websocket_idle_timeout,
+                   config.max_connections_per_client, exempt)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Listener:
@@ -107,12 +114,8 @@ class _End(asyncio.Protocol):
     # asyncio's side
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop sets TCP_NODELAY on every TCP transport: small answers leave at once.
         self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # Small answers leave at once (uvloop sets it too; asyncio's own loop does not on
-            # accepted sockets, and Nagle's algorithm would then cost 40 ms per response).
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -159,9 +162,6 @@ class _End(asyncio.Protocol):
 
     def _upgraded(self) -> bool:
         return False
-
-    def push(self, event: tuple) -> None:
-        self.events.append(event)
 
     def on_body(self, body: bytes) -> None:
         self.queued += len(body)
@@ -351,6 +351,7 @@ class _Upstream(_End):
         self.broken = self.upgraded = self.in_message = self.until_close = False
         self.seen: bytearray | None = None  # what arrived, while a handshake is answered
         self.raw_head = b""  # the session's 101, as it sent it
+        self.pool: _Pool | None = None  # while kept alive there, between requests
 
     def feed(self, data: bytes) -> None:
         if self.seen is not None:  # a handshake's answer goes back byte for byte
@@ -367,7 +368,7 @@ class _Upstream(_End):
                 self.seen = None
         except httptools.HttpParserError as error:
             self.broken = True
-            self.events.append(("error", 502, f"the session's answer could not be read: {error}"))
+            self.events.append(("error", str(error)))  # answered as an unreachable session
 
     def _upgraded(self) -> bool:
         return self.upgraded or self.broken
@@ -384,6 +385,8 @@ class _Upstream(_End):
         if self.in_message and self.until_close:  # a body that ends with the connection
             self.in_message = False
             self.events.append(("end",))
+        if self.pool is not None:  # closed while kept for the next request
+            self.pool.discard(self)
         super().connection_lost(exc)
 
     def on_status(self, status: bytes) -> None:
@@ -415,7 +418,8 @@ class _Pool:
         idle = self.idle.get(target)
         while idle:
             upstream = idle.pop()
-            if not upstream.closed and now - upstream.idle_since < POOL_IDLE_SECONDS:
+            upstream.pool = None
+            if now - upstream.idle_since < POOL_IDLE_SECONDS:
                 return upstream, True
             upstream.abort()
         return await self.connect(target), False
@@ -437,7 +441,17 @@ class _Pool:
             upstream.abort()
             return
         upstream.idle_since = self.loop.time()
+        upstream.pool = self
         self.idle.setdefault(upstream.target, []).append(upstream)
+
+    def discard(self, upstream: _Upstream) -> None:
+        """Forget a kept connection the other side closed (a stopped session's, too)."""
+        idle = self.idle.get(upstream.target, [])
+        if upstream in idle:
+            idle.remove(upstream)
+        if not idle:
+            self.idle.pop(upstream.target, None)
+        upstream.pool = None
 
 
 @dataclass
