@@ -19,6 +19,7 @@ from .errors import ConfigError
 from .firewall import check_allow_entries
 
 ENV_PREFIX = "MINIBINDER_"
+MIN_ADMIN_TOKEN = 32  # no rate limit guards the operator's token: its length does
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
@@ -227,7 +228,8 @@ class Config:
     threads: int = setting(
         64,
         "Threads per worker for minibinder's own pages; each open launch event stream holds "
-        "one. Session traffic needs none: the front relays it without threads.",
+        "one. A request takes one only once it has arrived whole; session traffic needs none: "
+        "the front relays it without threads.",
     )
     request_header_timeout: float = setting(
         10.0,
@@ -252,6 +254,13 @@ class Config:
         "Connections one client address may hold open in each worker; 0: no limit. Trusted "
         "proxies (trusted_proxies) are not limited. A browser needs about ten per open "
         "notebook; raise it for a room behind one NAT address.",
+        kind="zero_ok",
+    )
+    max_page_requests_per_client: int = setting(
+        24,
+        "Requests for minibinder's own pages (launch event streams included) one client may "
+        "have in progress in each worker; more are answered 429, so one client cannot take "
+        "every thread. Behind trusted_proxies the forwarded client counts; 0: no limit.",
         kind="zero_ok",
     )
     public_url: str = setting(
@@ -681,6 +690,10 @@ def check_listeners(config: Config) -> Config:
             "their own port (a separate origin from session content)"
         )
     check_tls(config)
+    if config.admin_token and len(config.admin_token) < MIN_ADMIN_TOKEN:
+        raise ConfigError(f"admin_token: {len(config.admin_token)} characters is guessable; use "
+                          f"at least {MIN_ADMIN_TOKEN} (e.g. `openssl rand -hex 24`), or leave it "
+                          "empty for a random one")  # fmt: skip
     if config.access == "code" and not config.access_code_hash.startswith("pbkdf2_sha256$"):
         raise ConfigError('access_code_hash: access = "code" needs the hash that '
                           "`minibinder access-code` prints")  # fmt: skip

@@ -49,6 +49,28 @@ IMAGES_REMOVED = Counter(
 BUILDS_IN_PROGRESS = Gauge(
     "minibinder_builds_in_progress", "Builds running now", multiprocess_mode="livesum"
 )
+FRONT_APP_THREADS = Gauge(
+    "minibinder_front_app_threads_busy",
+    "Threads answering minibinder's own pages now",
+    multiprocess_mode="livesum",
+)
+FRONT_UPSTREAM_CONNECTIONS = Gauge(
+    "minibinder_front_upstream_connections",
+    "Connections from the front to sessions (in use and kept alive)",
+    multiprocess_mode="livesum",
+)
+FRONT_CLIENT_CONNECTIONS = Gauge(
+    "minibinder_front_client_connections",
+    "Client connections the front holds",
+    multiprocess_mode="livesum",
+)
+
+
+def note_front(app_threads_busy: int, upstream_connections: int, client_connections: int) -> None:
+    """The front's own counts, set once a second by each worker."""
+    FRONT_APP_THREADS.set(app_threads_busy)
+    FRONT_UPSTREAM_CONNECTIONS.set(upstream_connections)
+    FRONT_CLIENT_CONNECTIONS.set(client_connections)
 
 
 class SessionCollector(Collector):

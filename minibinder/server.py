@@ -1,32 +1,37 @@
-"""The running service (`minibinder serve`): in every worker, the front (proxy/front.py) on the
-TCP listeners, relaying sessions itself and everything else to the web app under gunicorn's
-threaded worker on a unix socket; the background jobs in whichever worker wins the scheduler
-lock."""
+"""The running service (`minibinder serve`): gunicorn's arbiter forks and watches the workers;
+in each, the front (proxy/front.py) reads every request on the TCP listeners, relays sessions
+itself and calls the web app for everything else; the background jobs run in whichever worker
+wins the scheduler lock."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import resource
-import secrets
 import shutil
+import socket
 import ssl
 import sys
+import time
 from typing import Any
 
-from flask import Flask
+from gunicorn import sock as gunicorn_sock
 from gunicorn.app.base import BaseApplication
-from gunicorn.glogging import Logger
+from gunicorn.arbiter import Arbiter
+from gunicorn.workers.base import Worker
 
 from .config import Config, check_listeners
 from .docker_client import Docker
 from .errors import ConfigError
 from .identity import instance_id
 from .networks import ensure_egress
-from .proxy.front import Front, Limits, Listener, bind_listener
+from .proxy.front import Front, Limits
+from .proxy.listeners import Listener, bind_listener
 from .store import Store
 
+ACCESS_LOG = logging.getLogger("gunicorn.access")
 TOKEN = re.compile(r"((?:^|[?&;])(?:token|_xsrf|csrf)=)[^&;\s\"]*", re.IGNORECASE)
 
 
@@ -35,72 +40,103 @@ def scrub(text: str) -> str:
     return TOKEN.sub(r"\1[secret]", text)
 
 
-class ScrubbingLogger(Logger):
-    """gunicorn's logger, with tokens taken out of request lines, query strings and referrers
-    before the access log sees them."""
+def access_line(environ: dict, status: int, sent: int, seconds: float) -> None:
+    """One access-log line per request the app answered, tokens taken out."""
+    target = scrub(environ.get("RAW_URI", ""))
+    referrer = scrub(environ.get("HTTP_REFERER", "-"))
+    ACCESS_LOG.info('%s "%s %s %s" %d %d "%s" %.3f', environ.get("REMOTE_ADDR", "-"),
+                    environ.get("REQUEST_METHOD", ""), target, environ.get("SERVER_PROTOCOL", ""),
+                    status, sent, referrer, seconds)  # fmt: skip
 
-    def atoms(self, resp: Any, req: Any, environ: dict, request_time: Any) -> dict:
-        atoms = super().atoms(resp, req, environ, request_time)
-        for key in ("r", "q", "f", "U"):
-            if isinstance(atoms.get(key), str):
-                atoms[key] = scrub(atoms[key])
-        return atoms
+
+class FrontWorker(Worker):
+    """A gunicorn worker whose requests are read by minibinder's front (proxy/front.py), not by
+    gunicorn: gunicorn forks, watches and restarts the workers; the front reads every request
+    once and calls the app, already parsed, in a bounded pool of threads."""
+
+    def run(self) -> None:
+        front: Front = self.wsgi  # what _Gunicorn.load made
+        server: _Gunicorn = self.app
+        front.start(server.listeners, _tls_context(server.minibinder_config))
+        while self.alive:
+            self.notify()
+            if os.getppid() != self.ppid:
+                break
+            time.sleep(1.0)
+        front.stop()
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        while front.busy() and time.monotonic() < deadline:
+            self.notify()
+            time.sleep(0.2)
 
 
 class _Gunicorn(BaseApplication):
     def __init__(self, config: Config, listeners: list[Listener]):
         self.minibinder_config = config
         self.listeners = listeners
-        self.app_socket = config.data_path / "app.sock"
-        # The front signs the client's address with it; the workers inherit it.
-        self.front_key = secrets.token_urlsafe(32)
         super().__init__()
 
     def load_config(self) -> None:
         config = self.minibinder_config
-        # gthread holds each event stream in a thread for as long as it lasts; only the front
-        # talks to it, so no slow client ever holds one.
         for name, value in {
-            "bind": [f"unix:{self.app_socket}"],
-            "umask": 0o077,  # the socket: for minibinder's own user only
-            "worker_class": "gthread",
+            "bind": [config.bind, config.admin_address],  # bound by run_server: named for logs
+            "worker_class": "minibinder.server.FrontWorker",
             "workers": config.workers,
-            "threads": config.threads,
             "timeout": 60,
             "graceful_timeout": 10,
-            "keepalive": 75,
             "accesslog": "-",
             "errorlog": "-",
-            "logger_class": ScrubbingLogger,
             # One per installation: several on one host must not replace each other's.
             "control_socket": str(config.data_path / "gunicorn.ctl"),
-            "worker_connections": max(1000, config.threads * 4),
-            # gunicorn believes X-Forwarded-Proto from loopback and unix sockets by default;
-            # minibinder decides whom to believe itself (trusted_proxies, web/clients.py).
-            "forwarded_allow_ips": "",
-            "secure_scheme_headers": {},
         }.items():
             self.cfg.set(name, value)
 
-    def load(self) -> Flask:
+    def load(self) -> Front:
         # Imported in the worker, after run_server set PROMETHEUS_MULTIPROC_DIR: metrics are
         # created at import time and pick their storage then.
         from .jobs import JobRunner
+        from .metrics import note_front
         from .services import create_services
         from .sessions.helpers import notice_script
         from .web import create_app
-        from .web.clients import is_trusted, trusted_networks
+        from .web.clients import BadForwarding, client_of, is_trusted, trusted_networks
 
         config = self.minibinder_config
         services = create_services(config)
         JobRunner(services).start()
-        app = create_app(config, services=services, front_key=self.front_key)
+        app = create_app(config, services=services)
         trusted = trusted_networks(config.trusted_proxies)
+
+        def client_key(peer: str, headers: list[tuple[bytes, bytes]]) -> str:
+            """Who asks: behind a trusted proxy, the client it forwards for."""
+            if not trusted or not is_trusted(peer, trusted):
+                return peer
+            wanted = {b"x-forwarded-for", b"forwarded"}
+            said = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in headers
+                    if n.lower() in wanted}  # fmt: skip
+            try:
+                return client_of(peer, said, "http", trusted).address
+            except BadForwarding:
+                return peer
+
         limits = Limits.of(config, exempt=lambda address: is_trusted(address, trusted))
-        front = Front(app.wsgi_app, services.routes, str(self.app_socket), self.front_key,
-                      limits, config.path_prefix, notice_script)  # fmt: skip
-        front.start(self.listeners, _tls_context(config))
-        return app
+        return Front(app.wsgi_app, services.routes, limits, config.threads, config.path_prefix,
+                     notice_script, client_key, access_line, note_front)  # fmt: skip
+
+    def run(self) -> None:
+        arbiter = Arbiter(self)
+        # The listeners are minibinder's own (bound before forking, with errors that name the
+        # setting); gunicorn hands them to its workers as they are.
+        arbiter.LISTENERS = [_gunicorn_socket(listener, self.cfg, arbiter.log)
+                             for listener in self.listeners]  # fmt: skip
+        arbiter.run()
+
+
+def _gunicorn_socket(listener: Listener, cfg: Any, log: Any) -> Any:
+    kind = gunicorn_sock.TCP6Socket if listener.sock.family == socket.AF_INET6 else (
+        gunicorn_sock.TCPSocket)  # fmt: skip
+    # gunicorn closes the descriptor it is given: it gets a copy of its own.
+    return kind(listener.sock.getsockname(), cfg, log, fd=os.dup(listener.sock.fileno()))
 
 
 def _tls_context(config: Config) -> ssl.SSLContext | None:

@@ -67,7 +67,9 @@ class Handler(BaseHTTPRequestHandler):
         query = parse_qs(url.query)
         if url.path == "/_requests":  # what it was asked so far, for tests
             return self.send_json(self.server.requests)
-        self.server.requests.append(self.path)
+        if url.path == "/_peers":  # ... and on which connection (the proxy's source port)
+            return self.send_json(self.server.peers)
+        self.note()
         if self.headers.get("Upgrade", "").lower() == "websocket":
             if "/refuse" in url.path:  # as Jupyter answers a handshake with a wrong token
                 self.send_response(403)
@@ -150,8 +152,12 @@ class Handler(BaseHTTPRequestHandler):
     def send_page(self, html: str) -> None:
         self.send_body(html.encode(), "text/html; charset=utf-8")
 
-    def do_POST(self):
+    def note(self) -> None:
         self.server.requests.append(self.path)
+        self.server.peers.append([self.path, self.client_address[1]])
+
+    def do_POST(self):
+        self.note()
         digest, count = hashlib.sha256(), 0
         if "chunked" in self.headers.get("Transfer-Encoding", ""):
             while True:
@@ -249,6 +255,7 @@ class Backend:
         self.server.daemon_threads = True
         self.server.name = name
         self.server.requests = []
+        self.server.peers = []
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

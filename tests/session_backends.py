@@ -76,6 +76,11 @@ class SessionBackend:
                 time.sleep(0.1)
         raise RuntimeError(f"test backend did not start: {self.container.logs().decode()}")
 
+    def peers(self) -> list[tuple[str, int]]:
+        """(path, the proxy's source port) of every request, in order."""
+        with urllib.request.urlopen(f"http://{self.target}/_peers", timeout=5) as response:
+            return [(path, port) for path, port in json.loads(response.read())]
+
     def requests(self) -> list[str]:
         with urllib.request.urlopen(f"http://{self.target}/_requests", timeout=5) as response:
             return json.loads(response.read())

@@ -1,28 +1,26 @@
 """The front of `minibinder serve`: an asyncio server, in every worker, on each TCP listener.
 
-Every connection is read here, by llhttp (httptools) under deadlines, so neither a slow client
-nor an ambiguous request ever reaches a thread:
+Every request is read once, here, by llhttp (httptools) in its strict mode, under deadlines;
+nothing the client sent is ever handed to a second HTTP parser:
 - a request's headers must arrive within `request_header_timeout`, its body within
   `request_body_timeout`, the next request within `idle_connection_timeout`;
 - one client address holds at most `max_connections_per_client` connections per worker;
 - framing llhttp finds ambiguous (Content-Length with Transfer-Encoding, two lengths, obs-fold,
-  bare LF, a chunk size overflow) gets 400 and goes nowhere.
+  bare LF, a malformed chunk) and any Transfer-Encoding but exactly `chunked` get 400;
+- a body is read before a thread or an upstream connection is taken for it.
 
 `/user/<id>/…` requests are decided by the WSGI guards (run inline: no thread, no I/O but the
-route table's cached lookup) and relayed by the front itself to the session, over connections
-kept alive per worker; WebSockets are piped as raw bytes once the session answered 101.
-Everything else (pages, event streams, the API) goes to the Flask app under gunicorn, on a
-unix socket, with the client's address in a header only the front can set (FRONT_HEADER,
-signed by a key the workers share).
+route table's cached lookup) and relayed by the front itself to the session, written anew in
+one framing, over connections kept alive per worker; WebSockets are piped as raw bytes once the
+session answered 101. Everything else (pages, event streams, the API) is answered by the WSGI
+app in a bounded pool of threads (app_calls.py), given the parsed request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
-import socket
 import ssl
 import threading
 from collections.abc import Callable, Sequence
@@ -34,33 +32,37 @@ import httptools
 import uvloop
 
 from ..config import Config
-from .dispatch import DECIDE_ONLY, HOP, Hop, error_html
-from .headers import (
-    FRONT_HEADER,
-    HOP_BY_HOP,
-    Headers,
-    forward_headers,
-    header,
-    response_headers,
-    session_cookie,
+from .app_calls import AccessLog, AppCalls, Busy, WSGIApp, app_environ
+from .connection import (
+    HEAD_COST,
+    HEAD_LIMIT,
+    QUEUE_LIMIT,
+    Body,
+    Closed,
+    Connection,
+    End,
+    Failed,
+    ResponseHead,
 )
+from .dispatch import DECIDE_ONLY, HOP, Hop, error_html
+from .headers import Headers, forward_headers, header, response_headers, session_cookie
 from .inject import MAX_INJECT_BYTES, inject_script, injectable, is_page
+from .listeners import LISTEN_BACKLOG, Listener
 from .routes import RouteTable
+from .upstream import Upstream, UpstreamPool, read_up_to
 from .wire import RequestHead, environ_for, request_bytes, simple_response, wsgi_response
 
 log = logging.getLogger("minibinder.front")
 
-HEAD_LIMIT = 64 * 1024  # a request's line and headers
 MAX_HEADERS = 100
-QUEUE_LIMIT = 1 << 20  # bytes read ahead of the relay before reading pauses
-HEAD_COST = 4096  # what a pipelined request's head counts against QUEUE_LIMIT
-POOL_IDLE_SECONDS = 15.0  # under the app's and sessions' own keep-alive timeouts
-CONNECT_TIMEOUT = 3.0
+MAX_PAGE_BODY = 1 << 20  # minibinder's own pages take small forms only
 UPGRADE_ANSWER_SECONDS = 30.0
-LISTEN_BACKLOG = 2048
+UPSTREAM_ANSWER_SECONDS = 300.0  # a session's answer, and each piece of it
+APP_WAIT_SECONDS = 30.0  # for a thread, when all of them are busy
+TICK_SECONDS = 1.0
 
-WSGIApp = Callable[[dict, Callable], Any]
 PageScript = Callable[[str], bytes]  # a session's path prefix → the tag added to its pages
+ClientKey = Callable[[str, Headers], str]  # (peer, headers) → who is asking
 
 
 @dataclass(frozen=True)
@@ -70,182 +72,42 @@ class Limits:
     body_timeout: float
     websocket_idle_timeout: float
     connections_per_client: int  # per worker; 0: no limit
-    # Trusted proxies carry many clients on one address: no cap for them.
+    page_requests_per_client: int = 0  # in the app at once, per worker; 0: no limit
+    # Trusted proxies carry many clients on one address: no connection cap for them.
     exempt: Callable[[str], bool] = lambda address: False
 
     @classmethod
     def of(cls, config: Config, exempt: Callable[[str], bool]) -> Limits:
         return cls(config.request_header_timeout, config.idle_connection_timeout,
                    config.request_body_timeout, config.websocket_idle_timeout,
-                   config.max_connections_per_client, exempt)  # fmt: skip
+                   config.max_connections_per_client, config.max_page_requests_per_client,
+                   exempt)  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Listener:
-    sock: socket.socket
-    admin: bool  # the operator's listener: everything goes to the app
+class ClientConnection(Connection):
+    """A client's connection: requests in, responses out. It knows its deadlines and two
+    callbacks: `admit` (may this connection stay?) and `serve` (the coroutine answering it);
+    `release` is called once an admitted connection closes."""
 
-
-class Closed(Exception):
-    """The other end went away (or was cut off by a deadline)."""
-
-
-# -- both ends: a protocol whose parser's events a coroutine consumes ------------------------
-
-
-class _End(asyncio.Protocol):
-    """One TCP connection with an llhttp parser. The parser's callbacks queue events; the
-    relay coroutine takes them in order (so pipelined requests wait their turn) and reading
-    pauses while more than QUEUE_LIMIT bytes wait. Once piped, bytes go straight across."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.loop = loop
-        self.transport: asyncio.Transport | None = None
-        self.events: collections.deque[tuple] = collections.deque()
-        self.queued = 0
-        self.waiter: asyncio.Future | None = None
-        self.drained: asyncio.Future | None = None
-        self.writing_paused = self.reading_paused = self.closed = False
-        self.pipe: _End | None = None  # the other end, once bytes are piped raw
-        self.rest = b""  # bytes after an upgrade's head, before piping starts
-        self.last_data = 0.0
-        self.timer: asyncio.TimerHandle | None = None
-
-    # asyncio's side
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop sets TCP_NODELAY on every TCP transport: small answers leave at once.
-        self.transport = transport  # type: ignore[assignment]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.disarm()
-        self._wake()
-        if self.drained is not None and not self.drained.done():
-            self.drained.set_result(None)
-        if self.pipe is not None and self.pipe.transport is not None:
-            self.pipe.transport.close()
-
-    def pause_writing(self) -> None:
-        self.writing_paused = True
-        if self.pipe is not None and self.pipe.transport is not None:
-            self.pipe.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        self.writing_paused = False
-        if self.pipe is not None and self.pipe.transport is not None:
-            self.pipe.transport.resume_reading()
-        if self.drained is not None and not self.drained.done():
-            self.drained.set_result(None)
-
-    def data_received(self, data: bytes) -> None:
-        if self.pipe is not None:
-            self.last_data = self.loop.time()
-            assert self.pipe.transport is not None
-            self.pipe.transport.write(data)
-            return
-        if self.rest or self._upgraded():
-            self.rest += data
-            if len(self.rest) > HEAD_LIMIT:
-                self.abort()
-            return
-        self.feed(data)
-        if self.queued > QUEUE_LIMIT and not self.reading_paused and self.transport:
-            self.reading_paused = True
-            self.transport.pause_reading()
-        self._wake()
-
-    # the parser's side
-
-    def feed(self, data: bytes) -> None:
-        raise NotImplementedError
-
-    def _upgraded(self) -> bool:
-        return False
-
-    def on_body(self, body: bytes) -> None:
-        self.queued += len(body)
-        self.events.append(("body", body))
-
-    def on_message_complete(self) -> None:
-        self.events.append(("end",))
-
-    def _wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    # the relay's side
-
-    async def next_event(self) -> tuple:
-        while not self.events:
-            if self.closed:
-                return ("lost",)
-            if self.reading_paused and self.transport:
-                self.reading_paused = False
-                self.transport.resume_reading()
-            self.waiter = self.loop.create_future()
-            await self.waiter
-        event = self.events.popleft()
-        if event[0] == "body":
-            self.queued -= len(event[1])
-        elif event[0] == "head" and isinstance(event[1], RequestHead):
-            self.queued -= HEAD_COST
-        return event
-
-    async def drain(self, timeout: float) -> None:
-        """Wait until the transport's buffer is low again; a peer that reads nothing for
-        `timeout` is cut off."""
-        if self.closed:
-            raise Closed()
-        if not self.writing_paused:
-            return
-        self.drained = self.loop.create_future()
-        timer = self.loop.call_later(timeout, self.abort)
-        try:
-            await self.drained
-        finally:
-            timer.cancel()
-        if self.closed:
-            raise Closed()
-
-    def write(self, data: bytes) -> None:
-        if self.closed or self.transport is None:
-            raise Closed()
-        self.transport.write(data)
-
-    def write_chunk(self, data: bytes) -> None:
-        """One piece of a chunked body."""
-        if self.closed or self.transport is None:
-            raise Closed()
-        self.transport.writelines([b"%x\r\n" % len(data), data, b"\r\n"])
-
-    def arm(self, seconds: float) -> None:
-        self.disarm()
-        self.timer = self.loop.call_later(seconds, self.abort)
-
-    def disarm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
-    def abort(self) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.abort()
-
-
-class _Client(_End):
-    """A client's connection: requests in, responses out."""
-
-    def __init__(self, front: Front, listener: Listener):
-        super().__init__(front.loop)
-        self.front, self.listener = front, listener
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        listener: Listener,
+        limits: Limits,
+        admit: Callable[[ClientConnection], bool],
+        release: Callable[[ClientConnection], None],
+        serve: Callable[[ClientConnection], Any],
+    ):
+        super().__init__(loop)
+        self.listener, self.limits = listener, limits
+        self._admit, self._release, self._serve = admit, release, serve
         self.parser = httptools.HttpRequestParser(self)
         self.peer = ""
         self.port = 0
         self.scheme = "http"
         self.in_head = False
         self.head_bytes = 0
-        self.upgrade_requested = False
+        self.stopped = False  # after an upgrade or an error nothing more is parsed
         self.url = b""
         self.headers: Headers = []
         self.task: asyncio.Task | None = None
@@ -258,49 +120,52 @@ class _Client(_End):
         local = transport.get_extra_info("sockname")
         self.port = int(local[1]) if isinstance(local, tuple) else 0
         self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
-        if not self.front.admit(self):
+        if not self._admit(self):
             self.write(simple_response(429, "Too many connections from your address "
                                             "(max_connections_per_client).\n", close=True,
                                             retry_after=5))  # fmt: skip
             transport.close()
             return
         self.admitted = True
-        self.arm(self.front.limits.idle_timeout)
-        self.task = self.loop.create_task(self.front.serve(self))
+        self.arm(self.limits.idle_timeout)
+        self.task = self.loop.create_task(self._serve(self))
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.admitted:
             self.admitted = False
-            self.front.release(self)
+            self._release(self)
         super().connection_lost(exc)
 
-    def _upgraded(self) -> bool:
-        return self.upgrade_requested
+    def parsing_stopped(self) -> bool:
+        return self.stopped
 
     def feed(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             self.rest = data[upgrade.args[0] :]
+            self.stopped = True
         except httptools.HttpParserCallbackError as error:
-            self._refuse(431, str(error.__context__ or error))
+            self.refuse(431, str(error.__context__ or error))
         except httptools.HttpParserError as error:
-            self._refuse(400, f"the request could not be read: {error}")
+            self.refuse(400, f"the request could not be read: {error}")
         if self.in_head:  # counted from the chunk the head began in
             self.head_bytes += len(data)
             if self.head_bytes > HEAD_LIMIT:
-                self._refuse(431, "the request's headers are too large")
+                self.refuse(431, "the request's headers are too large")
 
-    def _refuse(self, status: int, reason: str) -> None:
-        self.events.append(("error", status, reason))
-        self.upgrade_requested = True  # nothing more is read from this connection
+    def refuse(self, status: int, reason: str) -> None:
+        if self.stopped:
+            return
+        self.fail(status, reason)
+        self.stopped = True
         self.in_head = False
         self.disarm()
 
     def on_message_begin(self) -> None:
         self.in_head, self.head_bytes = True, 0
         self.url, self.headers = b"", []
-        self.arm(self.front.limits.header_timeout)
+        self.arm(self.limits.header_timeout)
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -313,15 +178,15 @@ class _Client(_End):
     def on_headers_complete(self) -> None:
         self.in_head = False
         parser = self.parser
-        self.upgrade_requested = bool(parser.should_upgrade())
         head = RequestHead.of(
             parser.get_method().decode("latin-1"), self.url, self.headers,
-            parser.get_http_version(), bool(parser.should_keep_alive()), self.upgrade_requested,
+            parser.get_http_version(), bool(parser.should_keep_alive()),
+            bool(parser.should_upgrade()),
         )  # fmt: skip
         self.queued += HEAD_COST
-        self.events.append(("head", head))
+        self.events.append(head)
         if head.has_body:
-            self.arm(self.front.limits.body_timeout)
+            self.arm(self.limits.body_timeout)
         else:
             self.disarm()
 
@@ -330,140 +195,34 @@ class _Client(_End):
         if not self.in_head:
             self.disarm()
 
-    def done_with_request(self) -> None:
-        """Between requests: the next must start within the idle deadline."""
-        if self.events and self.events[0][0] == "end":
+    def between_requests(self) -> None:
+        """The next request must start within the idle deadline."""
+        if self.events and isinstance(self.events[0], End):
             self.events.popleft()  # the end of a request without a body
+            self.ends -= 1
         if not self.in_head and not self.events and not self.closed:
-            self.arm(self.front.limits.idle_timeout)
+            self.arm(self.limits.idle_timeout)
 
-
-class _Upstream(_End):
-    """A connection to a session's Jupyter or to the app: responses in."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, target: str):
-        super().__init__(loop)
-        self.target = target
-        self.parser = httptools.HttpResponseParser(self)
-        self.reason = b""
-        self.headers: Headers = []
-        self.idle_since = 0.0
-        self.broken = self.upgraded = self.in_message = self.until_close = False
-        self.seen: bytearray | None = None  # what arrived, while a handshake is answered
-        self.raw_head = b""  # the session's 101, as it sent it
-        self.pool: _Pool | None = None  # while kept alive there, between requests
-
-    def feed(self, data: bytes) -> None:
-        if self.seen is not None:  # a handshake's answer goes back byte for byte
-            self.seen += data
-            if len(self.seen) > HEAD_LIMIT:
-                self.abort()
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as upgrade:
-            self.rest = data[upgrade.args[0] :]
-            self.upgraded = True
-            if self.seen is not None:
-                self.raw_head = bytes(self.seen[: len(self.seen) - len(self.rest)])
-                self.seen = None
-        except httptools.HttpParserError as error:
-            self.broken = True
-            self.events.append(("error", str(error)))  # answered as an unreachable session
-
-    def _upgraded(self) -> bool:
-        return self.upgraded or self.broken
-
-    def on_message_begin(self) -> None:
-        self.reason, self.headers = b"", []
-        self.in_message = True
-
-    def on_message_complete(self) -> None:
-        self.in_message = False
-        super().on_message_complete()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.in_message and self.until_close:  # a body that ends with the connection
-            self.in_message = False
-            self.events.append(("end",))
-        if self.pool is not None:  # closed while kept for the next request
-            self.pool.discard(self)
-        super().connection_lost(exc)
-
-    def on_status(self, status: bytes) -> None:
-        self.reason += status
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        parser = self.parser
-        framed = header(self.headers, b"content-length") or header(
-            self.headers, b"transfer-encoding"
-        )
-        self.until_close = framed is None
-        self.events.append(("head", parser.get_status_code(), self.reason, self.headers,
-                            bool(parser.should_keep_alive())))  # fmt: skip
-
-
-class _Pool:
-    """Kept-alive connections to sessions and to the app, per worker."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.loop = loop
-        self.idle: dict[str, list[_Upstream]] = {}
-
-    async def get(self, target: str) -> tuple[_Upstream, bool]:
-        """A connection to `target`, and whether it was kept alive from an earlier request."""
-        now = self.loop.time()
-        idle = self.idle.get(target)
-        while idle:
-            upstream = idle.pop()
-            upstream.pool = None
-            if now - upstream.idle_since < POOL_IDLE_SECONDS:
-                return upstream, True
-            upstream.abort()
-        return await self.connect(target), False
-
-    async def connect(self, target: str) -> _Upstream:
-        def factory() -> _Upstream:
-            return _Upstream(self.loop, target)
-
-        if target.startswith("unix:"):
-            made = self.loop.create_unix_connection(factory, target[5:])
-        else:
-            host, port = target.rsplit(":", 1)
-            made = self.loop.create_connection(factory, host, int(port))
-        _, upstream = await asyncio.wait_for(made, CONNECT_TIMEOUT)
-        return upstream
-
-    def put(self, upstream: _Upstream) -> None:
-        if upstream.closed or upstream.events or upstream.broken or upstream.upgraded:
-            upstream.abort()
-            return
-        upstream.idle_since = self.loop.time()
-        upstream.pool = self
-        self.idle.setdefault(upstream.target, []).append(upstream)
-
-    def discard(self, upstream: _Upstream) -> None:
-        """Forget a kept connection the other side closed (a stopped session's, too)."""
-        idle = self.idle.get(upstream.target, [])
-        if upstream in idle:
-            idle.remove(upstream)
-        if not idle:
-            self.idle.pop(upstream.target, None)
-        upstream.pool = None
+    def failed_ahead(self) -> Failed | None:
+        """A failure already read in what is queued (a body that could not be read)."""
+        for event in self.events:
+            if isinstance(event, Failed):
+                return event
+            if isinstance(event, End):
+                return None
+        return None
 
 
 @dataclass
 class _Exchange:
-    """One request on its way: where it goes and what to add on the way back."""
+    """One request to a session on its way: where it goes and what to add on the way back."""
 
     head: RequestHead
     target: str
-    path: bytes  # the raw target asked of the upstream
+    path: bytes  # the raw target asked of the session
     headers: Headers
-    session: str = ""  # the session's id; "" for the app
-    cookie_prefix: str = ""
+    session: str
+    cookie_prefix: str
     banner: bytes = b""  # the tag added to the page, if it is one
 
 
@@ -472,23 +231,30 @@ class Front:
 
     def __init__(
         self,
-        guards: WSGIApp,
+        app: WSGIApp,
         routes: RouteTable,
-        app_socket: str,
-        front_key: str,
         limits: Limits,
+        threads: int,
         path_prefix: str = "",
         page_script: PageScript | None = None,
+        client_key: ClientKey | None = None,
+        access_log: AccessLog | None = None,
+        on_tick: Callable[[int, int, int], None] | None = None,
     ):
-        self.guards, self.routes = guards, routes
-        self.app_target = f"unix:{app_socket}"
-        self.front_key = front_key
+        """`app` is the whole WSGI app, guards included: run inline (decide only) for session
+        requests, in a thread for everything else."""
+        self.app, self.routes = app, routes
         self.limits = limits
         self.session_paths = f"{path_prefix}/user/".encode()
         self.page_script = page_script
+        self.client_key = client_key or (lambda peer, headers: peer)
+        self.on_tick = on_tick
         self.loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-        self.pool = _Pool(self.loop)
+        self.pool = UpstreamPool(self.loop)
+        self.app_calls = AppCalls(app, self.loop, threads, limits.idle_timeout, access_log)
         self.clients: collections.Counter[str] = collections.Counter()
+        self.in_app: collections.Counter[str] = collections.Counter()
+        self.servers: list[asyncio.AbstractServer] = []
 
     # -- running ---------------------------------------------------------------------------
 
@@ -512,50 +278,76 @@ class Front:
         asyncio.set_event_loop(self.loop)
         try:
             for listener in listeners:
-                self.loop.run_until_complete(
+                self.servers.append(self.loop.run_until_complete(
                     self.loop.create_server(
-                        lambda listener=listener: _Client(self, listener),
+                        lambda listener=listener: ClientConnection(
+                            self.loop, listener, self.limits, self.admit, self.release,
+                            self.serve),
                         sock=listener.sock,
                         ssl=tls,
                         backlog=LISTEN_BACKLOG,
                         ssl_handshake_timeout=self.limits.header_timeout if tls else None,
-                    )  # fmt: skip
-                )
+                    )
+                ))  # fmt: skip
         except BaseException as error:
             failed.append(error)
             ready.set()
             return
+        self.loop.call_soon(self._tick)
         ready.set()
         self.loop.run_forever()
 
-    def admit(self, client: _Client) -> bool:
+    def stop(self) -> None:
+        """Stop accepting connections (the worker is leaving); requests in flight go on."""
+
+        def close() -> None:
+            for server in self.servers:
+                server.close()
+
+        self.loop.call_soon_threadsafe(close)
+
+    def busy(self) -> int:
+        """Requests inside the app now."""
+        return self.app_calls.busy
+
+    def _tick(self) -> None:
+        self.pool.sweep()
+        if self.on_tick is not None:
+            try:
+                self.on_tick(self.app_calls.busy, len(self.pool.open),
+                             sum(self.clients.values()))  # fmt: skip
+            except Exception:
+                log.exception("the front's tick failed")
+        self.loop.call_later(TICK_SECONDS, self._tick)
+
+    def admit(self, client: ClientConnection) -> bool:
         cap = self.limits.connections_per_client
         if cap and self.clients[client.peer] >= cap and not self.limits.exempt(client.peer):
             return False
         self.clients[client.peer] += 1
         return True
 
-    def release(self, client: _Client) -> None:
+    def release(self, client: ClientConnection) -> None:
         self.clients[client.peer] -= 1
         if self.clients[client.peer] <= 0:
             del self.clients[client.peer]
 
     # -- one connection ----------------------------------------------------------------------
 
-    async def serve(self, client: _Client) -> None:
+    async def serve(self, client: ClientConnection) -> None:
         try:
             while True:
                 event = await client.next_event()
-                if event[0] == "head":
-                    if not await self._exchange(client, event[1]):
+                if isinstance(event, RequestHead):
+                    if not await self._answer(client, event):
                         break
-                    client.done_with_request()
+                    client.between_requests()
                     continue
-                if event[0] == "end":  # of a request without a body
+                if isinstance(event, End):  # of a request without a body
                     continue
-                if event[0] == "error":
-                    client.write(simple_response(event[1], event[2] + "\n", close=True))
-                break
+                if isinstance(event, Failed):
+                    client.write(simple_response(event.status, event.reason + "\n", close=True))
+                break  # lost, or anything irregular: the connection is not used again
         except Closed:
             pass
         except Exception:  # a bug here must not take the worker's front down
@@ -564,30 +356,27 @@ class Front:
             if client.transport is not None and not client.closed:
                 client.transport.close()
 
-    async def _exchange(self, client: _Client, head: RequestHead) -> bool:
+    async def _answer(self, client: ClientConnection, head: RequestHead) -> bool:
         """Answer one request; False when the connection is to close afterwards."""
-        if not head.target.startswith(b"/"):
-            client.write(simple_response(400, "Only origin-form request targets are served.\n",
-                                         close=True))  # fmt: skip
+        problem = _framing_problem(head)
+        if problem:
+            client.write(simple_response(400, problem + "\n", close=True))
             return False
-        exchange: _Exchange | None = None
         path = unquote_to_bytes(head.target) if b"%" in head.target else head.target
         if not client.listener.admin and path.startswith(self.session_paths):
             decided = self._decide(client, head)
             if isinstance(decided, bytes):
                 client.write(decided)
-                return await self._skip_body(client) and head.keep_alive and not head.upgrade
-            exchange = decided
-        if exchange is None:
-            exchange = self._to_app(client, head)
-        if head.upgrade:
-            if exchange.session and head.websocket:
-                await self._websocket(client, exchange)
-                return False
-            exchange.headers = [(n, v) for n, v in exchange.headers if n.lower() != b"upgrade"]
-        return await self._relay(client, exchange)
+                # A refused request's body is not read: the connection goes.
+                return head.keep_alive and not head.upgrade and not head.has_body
+            if decided is not None:
+                if head.upgrade and head.websocket:
+                    await self._websocket(client, decided)
+                    return False
+                return await self._relay(client, decided)
+        return await self._call_app(client, head)
 
-    def _decide(self, client: _Client, head: RequestHead) -> _Exchange | bytes | None:
+    def _decide(self, client: ClientConnection, head: RequestHead) -> _Exchange | bytes | None:
         """Run the WSGI guards on the request: a session's exchange, a response they gave
         (bytes), or None (for the app to answer)."""
         environ = environ_for(head, client.peer, client.port, client.scheme)
@@ -598,11 +387,12 @@ class Front:
             answered[:] = [status, headers]
             return lambda data: None
 
-        body = self.guards(environ, start_response)
+        body = self.app(environ, start_response)
         try:
             if answered:
                 return wsgi_response(answered[0], answered[1], b"".join(body),
-                                     close=not head.keep_alive or head.upgrade)  # fmt: skip
+                                     close=not head.keep_alive or head.upgrade or
+                                     head.has_body)  # fmt: skip
         finally:
             if hasattr(body, "close"):
                 body.close()
@@ -617,32 +407,67 @@ class Front:
             and is_page(hop.raw_path[len(environ.get("SCRIPT_NAME", "")) :])
         ):
             banner = self.page_script(prefix)
+        websocket = head.upgrade and head.websocket
         headers = forward_headers(head.headers, environ.get("REMOTE_ADDR", client.peer),
                                   environ.get("wsgi.url_scheme", client.scheme),
-                                  upgrade=head.upgrade)  # fmt: skip
+                                  upgrade=websocket)  # fmt: skip
         return _Exchange(head, hop.target, hop.raw_path.encode("latin-1"), headers,
                          hop.session_id, prefix, banner)  # fmt: skip
 
-    def _to_app(self, client: _Client, head: RequestHead) -> _Exchange:
-        said = (f"key={self.front_key}; for={client.peer}; proto={client.scheme}; "
-                f"port={client.port}").encode()  # fmt: skip
-        dropped = HOP_BY_HOP | {b"expect", FRONT_HEADER}
-        headers = [(n, v) for n, v in head.headers if n.lower() not in dropped]
-        headers.append((b"X-Minibinder-Front", said))
-        return _Exchange(head, self.app_target, head.target, headers)
+    # -- minibinder's own pages ----------------------------------------------------------------
 
-    async def _skip_body(self, client: _Client) -> bool:
-        """Read and drop the body of a request answered without it."""
-        while True:
-            event = await client.next_event()
-            if event[0] == "end":
-                return True
-            if event[0] != "body":
+    async def _call_app(self, client: ClientConnection, head: RequestHead) -> bool:
+        body = b""
+        if head.has_body:
+            if head.length is not None and head.length > MAX_PAGE_BODY:
+                client.write(simple_response(413, "minibinder's pages take at most 1 MiB.\n",
+                                             close=True))  # fmt: skip
                 return False
+            if head.expects_continue:
+                client.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            read = await _read_body(client, MAX_PAGE_BODY)
+            if isinstance(read, Failed):
+                if not client.closed:
+                    client.write(simple_response(read.status, read.reason + "\n", close=True))
+                return False
+            body = read
+        key = self.client_key(client.peer, head.headers)
+        cap = self.limits.page_requests_per_client
+        if cap and self.in_app[key] >= cap:
+            client.write(simple_response(429, "Too many requests in progress from your address "
+                                         "(max_page_requests_per_client).\n", retry_after=5,
+                                         close=not head.keep_alive))  # fmt: skip
+            return head.keep_alive and not head.upgrade
+        environ = app_environ(environ_for(head, client.peer, client.port, client.scheme), body)
+        self.in_app[key] += 1
+        try:
+            keep = await self.app_calls.call(client, environ, head, APP_WAIT_SECONDS)
+        except Busy:
+            client.write(simple_response(503, "minibinder is busy; try again in a moment.\n",
+                                         retry_after=5, close=True))  # fmt: skip
+            return False
+        finally:
+            self.in_app[key] -= 1
+            if self.in_app[key] <= 0:
+                del self.in_app[key]
+        return keep and not head.upgrade
 
-    # -- HTTP ------------------------------------------------------------------------------
+    # -- HTTP to sessions ------------------------------------------------------------------
 
-    async def _relay(self, client: _Client, exchange: _Exchange) -> bool:
+    async def _relay(self, client: ClientConnection, exchange: _Exchange) -> bool:
+        head = exchange.head
+        if head.has_body:
+            if head.expects_continue:
+                client.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            # The body (or its first QUEUE_LIMIT bytes, for an upload) is here before any
+            # connection to the session is taken for it.
+            await client.read_ahead(QUEUE_LIMIT)
+            failed = client.failed_ahead()
+            if client.closed or failed is not None:
+                if failed is not None and not client.closed:
+                    client.write(simple_response(failed.status, failed.reason + "\n",
+                                                 close=True))  # fmt: skip
+                return False
         try:
             upstream, reused = await self.pool.get(exchange.target)
         except (TimeoutError, OSError):
@@ -654,22 +479,21 @@ class Front:
             raise
 
     async def _exchange_with(
-        self, client: _Client, upstream: _Upstream, reused: bool, exchange: _Exchange
+        self, client: ClientConnection, upstream: Upstream, reused: bool, exchange: _Exchange
     ) -> bool:
         head = exchange.head
         sent = request_bytes(head.method, exchange.path, exchange.headers, head.chunked,
                              head.length)  # fmt: skip
         upstream.write(sent)
-        if head.expects_continue and head.has_body:
-            client.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if head.has_body and not await self._send_body(client, upstream, head.chunked):
             upstream.abort()
             if not client.closed:
                 client.write(simple_response(400, "The request body could not be read.\n",
                                              close=True))  # fmt: skip
             return False
-        event = await upstream.next_event()
-        if event[0] != "head" and reused and not head.has_body and upstream.closed:
+        event = await _answer_of(upstream)
+        stale = reused and upstream.closed and not head.has_body
+        if stale and not isinstance(event, ResponseHead):
             # A kept-alive connection the other side had closed: once more on a new one.
             try:
                 upstream = await self.pool.connect(exchange.target)
@@ -677,15 +501,17 @@ class Front:
                 return self._unreachable(client, exchange)
             try:
                 upstream.write(sent)
-                event = await upstream.next_event()
+                event = await _answer_of(upstream)
             except BaseException:
                 upstream.abort()
                 raise
         # Interim answers (103 Early Hints; 100 Continue, though Expect is not passed on) are
         # dropped: the real answer follows on the same connection.
-        while event[0] in ("head", "end") and (event[0] == "end" or 100 <= event[1] < 200):
-            event = await upstream.next_event()
-        if event[0] != "head":
+        while isinstance(event, End) or (
+            isinstance(event, ResponseHead) and 100 <= event.status < 200
+        ):
+            event = await _answer_of(upstream)
+        if not isinstance(event, ResponseHead):
             upstream.abort()
             return self._unreachable(client, exchange)
         try:
@@ -694,30 +520,26 @@ class Front:
             upstream.abort()
             raise
 
-    def _unreachable(self, client: _Client, exchange: _Exchange) -> bool:
-        if exchange.session:
-            body = error_html("The session is not answering", "It may have just been stopped, "
-                              "or it is overloaded. Try again in a moment, or launch the "
-                              "repository again.")  # fmt: skip
-        else:
-            body = error_html("minibinder is restarting", "Try again in a moment.")
+    def _unreachable(self, client: ClientConnection, exchange: _Exchange) -> bool:
+        body = error_html("The session is not answering", "It may have just been stopped, "
+                          "or it is overloaded. Try again in a moment, or launch the "
+                          "repository again.")  # fmt: skip
+        keep = exchange.head.keep_alive and not exchange.head.has_body
         client.write(simple_response(503, body, content_type="text/html; charset=utf-8",
-                                     close=not exchange.head.keep_alive))  # fmt: skip
-        return exchange.head.keep_alive and not exchange.head.has_body
+                                     close=not keep))  # fmt: skip
+        return keep and not exchange.head.upgrade
 
-    async def _send_body(self, client: _Client, upstream: _Upstream, chunked: bool) -> bool:
-        """The client's body to the upstream, framed as it came; False when it broke off."""
+    async def _send_body(self, client: ClientConnection, upstream: Upstream, chunked: bool) -> bool:
+        """The client's body to the session, framed anew; False when it broke off."""
         while True:
             event = await client.next_event()
-            kind = event[0]
-            if kind == "body":
-                data = event[1]
+            if isinstance(event, Body):
                 if chunked:
-                    upstream.write_chunk(data)
+                    upstream.write_chunk(event.data)
                 else:
-                    upstream.write(data)
+                    upstream.write(event.data)
                 await upstream.drain(self.limits.body_timeout)
-            elif kind == "end":
+            elif isinstance(event, End):
                 if chunked:
                     upstream.write(b"0\r\n\r\n")
                 return True
@@ -725,38 +547,36 @@ class Front:
                 return False
 
     async def _respond(
-        self, client: _Client, upstream: _Upstream, exchange: _Exchange, event: tuple
-    ) -> bool:
-        _, status, reason, raw_headers, upstream_keeps = event
-        head = exchange.head
-        headers = response_headers(raw_headers)
-        if exchange.session:
-            if status < 300:
-                self._touch(exchange.session)
-            headers = [(n, v) for n, v in headers if n.lower() != b"set-cookie"
-                       or session_cookie(v.decode("latin-1"), exchange.cookie_prefix)]  # fmt: skip
+        self, client: ClientConnection, upstream: Upstream, exchange: _Exchange,
+        answer: ResponseHead,
+    ) -> bool:  # fmt: skip
+        status, head = answer.status, exchange.head
+        headers = response_headers(answer.headers)
+        if status < 300:
+            self._touch(exchange.session)
+        headers = [(n, v) for n, v in headers if n.lower() != b"set-cookie"
+                   or session_cookie(v.decode("latin-1"), exchange.cookie_prefix)]  # fmt: skip
         bodiless = head.method == "HEAD" or status in (204, 304) or 100 <= status < 200
-        length = header(raw_headers, b"content-length")
+        length = header(answer.headers, b"content-length")
         keep = head.keep_alive and not head.upgrade
-        if exchange.banner and status == 200 and injectable(raw_headers):
-            page, whole = await _read_up_to(upstream, MAX_INJECT_BYTES)
+        first = b""
+        if exchange.banner and status == 200 and injectable(answer.headers):
+            page, whole = await read_up_to(upstream, MAX_INJECT_BYTES)
             if whole:
                 body = inject_script(page, exchange.banner)
                 headers = [(n, v) for n, v in headers if n.lower() != b"content-length"]
                 headers.append((b"Content-Length", b"%d" % len(body)))
-                client.write(_head(status, reason, headers, keep) + body)
-                self._release(upstream, upstream_keeps)
+                client.write(_head(status, answer.reason, headers, keep) + body)
+                self._release(upstream, answer.keep_alive)
                 return keep
             first = page
-        else:
-            first = b""
         if bodiless:
-            client.write(_head(status, reason, headers, keep))
+            client.write(_head(status, answer.reason, headers, keep))
             # A HEAD's answer names a length it does not send: that parser is done with.
             if head.method == "HEAD":
                 upstream.abort()
             else:
-                self._release(upstream, upstream_keeps)
+                self._release(upstream, answer.keep_alive)
             return keep
         chunked = length is None
         if chunked and head.version == "1.0":
@@ -764,16 +584,15 @@ class Front:
             chunked = False
         if chunked:
             headers.append((b"Transfer-Encoding", b"chunked"))
-        client.write(_head(status, reason, headers, keep))
-        complete = await self._stream(client, upstream, first, chunked)
-        if not complete:
+        client.write(_head(status, answer.reason, headers, keep))
+        if not await self._stream(client, upstream, first, chunked):
             upstream.abort()
             return False
-        self._release(upstream, upstream_keeps)
+        self._release(upstream, answer.keep_alive)
         return keep
 
     async def _stream(
-        self, client: _Client, upstream: _Upstream, first: bytes, chunked: bool
+        self, client: ClientConnection, upstream: Upstream, first: bytes, chunked: bool
     ) -> bool:
         pending = [first] if first else []
         while True:
@@ -784,21 +603,21 @@ class Front:
                     client.write(data)
             pending = []
             await client.drain(self.limits.idle_timeout)
-            event = await upstream.next_event()
-            if event[0] == "body":
-                pending.append(event[1])
-                while upstream.events and upstream.events[0][0] == "body":
-                    pending.append((await upstream.next_event())[1])
-            elif event[0] == "end":
+            event = await _answer_of(upstream)
+            if isinstance(event, Body):
+                pending.append(event.data)
+                while upstream.events and isinstance(upstream.events[0], Body):
+                    pending.append((await upstream.next_event()).data)  # type: ignore[union-attr]
+            elif isinstance(event, End):
                 if chunked:
                     client.write(b"0\r\n\r\n")
                 return True
             else:
-                # The upstream ended early: the client must not take this for the whole body.
+                # The session ended early: the client must not take this for the whole body.
                 client.abort()
                 return False
 
-    def _release(self, upstream: _Upstream, keeps: bool) -> None:
+    def _release(self, upstream: Upstream, keeps: bool) -> None:
         if keeps:
             self.pool.put(upstream)
         else:
@@ -810,7 +629,7 @@ class Front:
 
     # -- WebSocket -------------------------------------------------------------------------
 
-    async def _websocket(self, client: _Client, exchange: _Exchange) -> None:
+    async def _websocket(self, client: ClientConnection, exchange: _Exchange) -> None:
         """Nothing of the client's goes on until the session has agreed to the upgrade: a
         refusal (a wrong token: 403) is handed back and both sides are closed."""
         try:
@@ -823,31 +642,29 @@ class Front:
         finally:
             upstream.abort()
 
-    async def _handshake(self, client: _Client, upstream: _Upstream, exchange: _Exchange) -> None:
+    async def _handshake(
+        self, client: ClientConnection, upstream: Upstream, exchange: _Exchange
+    ) -> None:
         head = exchange.head
         upstream.seen = bytearray()
         upstream.write(request_bytes(head.method, exchange.path, exchange.headers, False, None))
-        timer = self.loop.call_later(UPGRADE_ANSWER_SECONDS, upstream.abort)
-        try:
-            event = await upstream.next_event()
-        finally:
-            timer.cancel()
-        if event[0] != "head":
+        event = await _answer_of(upstream, UPGRADE_ANSWER_SECONDS)
+        if not isinstance(event, ResponseHead):
             client.write(simple_response(502, "The session did not answer the WebSocket "
                                          "handshake.\n", close=True))  # fmt: skip
             return
-        _, status, reason, headers, _ = event
-        if status != 101 or not upstream.raw_head:
-            page, _ = await _read_up_to(upstream, HEAD_LIMIT)
-            kept = [(n, v) for n, v in response_headers(headers) if n.lower() != b"content-length"]
+        if event.status != 101 or not upstream.raw_head:
+            page, _ = await read_up_to(upstream, HEAD_LIMIT)
+            kept = [(n, v) for n, v in response_headers(event.headers)
+                    if n.lower() != b"content-length"]  # fmt: skip
             kept.append((b"Content-Length", b"%d" % len(page)))
-            client.write(_head(status, reason, kept, False) + page)
+            client.write(_head(event.status, event.reason, kept, False) + page)
             return
         self._touch(exchange.session)
         client.write(upstream.raw_head)
         await self._pipe(client, upstream, exchange.session)
 
-    async def _pipe(self, client: _Client, upstream: _Upstream, session_id: str) -> None:
+    async def _pipe(self, client: ClientConnection, upstream: Upstream, session_id: str) -> None:
         """Raw bytes both ways until either side closes or both are silent too long."""
         done = self.loop.create_future()
         client.pipe, upstream.pipe = upstream, client
@@ -878,40 +695,49 @@ class Front:
         await done
 
 
+def _framing_problem(head: RequestHead) -> str:
+    """Why a request cannot be served as framed, or ""."""
+    if not head.target.startswith(b"/"):
+        return "Only origin-form request targets are served."
+    coding = header(head.headers, b"transfer-encoding")
+    if coding is not None and coding.strip().lower() != b"chunked":
+        return "Transfer-Encoding must be exactly 'chunked'."
+    if head.upgrade and (head.chunked or head.length):
+        # llhttp stops reading at an upgrade's head: a body would be read as the next request.
+        return "A request that asks to upgrade the connection cannot carry a body."
+    return ""
+
+
+async def _read_body(client: ClientConnection, limit: int) -> bytes | Failed:
+    """A request's whole body, at most `limit` bytes (under the body deadline armed at its
+    head)."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        event = await client.next_event()
+        if isinstance(event, End):
+            return b"".join(parts)
+        if isinstance(event, Failed):
+            return event
+        if not isinstance(event, Body):
+            return Failed(400, "The request body could not be read.")
+        size += len(event.data)
+        if size > limit:
+            return Failed(413, "minibinder's pages take at most 1 MiB.")
+        parts.append(event.data)
+
+
+async def _answer_of(upstream: Upstream, seconds: float = UPSTREAM_ANSWER_SECONDS) -> Any:
+    """The session's next event; a session silent for `seconds` is cut off."""
+    upstream.arm(seconds)
+    try:
+        return await upstream.next_event()
+    finally:
+        upstream.disarm()
+
+
 def _head(status: int, reason: bytes, headers: Headers, keep: bool) -> bytes:
     lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason or b"-")]
     lines += [b"%s: %s\r\n" % pair for pair in headers]
     lines.append(b"Connection: keep-alive\r\n\r\n" if keep else b"Connection: close\r\n\r\n")
     return b"".join(lines)
-
-
-async def _read_up_to(upstream: _Upstream, limit: int) -> tuple[bytes, bool]:
-    """Up to `limit` bytes (a little more: whole pieces) of a response body, and whether that
-    was all of it."""
-    parts: list[bytes] = []
-    size = 0
-    while size <= limit:
-        event = await upstream.next_event()
-        if event[0] == "end":
-            return b"".join(parts), True
-        if event[0] != "body":
-            raise Closed()
-        parts.append(event[1])
-        size += len(event[1])
-    return b"".join(parts), False
-
-
-def bind_listener(address: str) -> socket.socket:
-    """A listening socket for `host:port` (`[v6]:port` too), made before workers fork."""
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]") or "0.0.0.0"
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    with contextlib.ExitStack() as cleanup:
-        cleanup.callback(sock.close)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, int(port)))
-        sock.listen(LISTEN_BACKLOG)
-        sock.setblocking(False)
-        cleanup.pop_all()
-    return sock

@@ -25,8 +25,6 @@ HOP_BY_HOP = frozenset(
     }
 )
 OWN_COOKIE_PREFIX = "minibinder"  # minibinder's own cookies never reach a session
-# Said by the front to the app behind it, never by a client (front.py strips it).
-FRONT_HEADER = b"x-minibinder-front"
 
 # The client's own word about where it came from: replaced by minibinder's.
 FORWARDING = frozenset(
@@ -58,7 +56,7 @@ def _dropped(headers: Headers) -> set[bytes]:
 def forward_headers(headers: Headers, client: str, scheme: str, upgrade: bool = False) -> Headers:
     """The client's headers minus hop-by-hop ones (and Expect, which the proxy answers itself),
     plus X-Forwarded-* naming `client` and `scheme`. `Host` is kept."""
-    dropped = _dropped(headers) | FORWARDING | {b"expect", FRONT_HEADER}
+    dropped = _dropped(headers) | FORWARDING | {b"expect"}
     if upgrade:  # the WebSocket handshake needs exactly these hop-by-hop headers
         dropped -= {b"connection", b"upgrade"}
     sent: Headers = []

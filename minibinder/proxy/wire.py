@@ -46,16 +46,36 @@ class RequestHead:
         return not self.upgrade and (self.chunked or bool(self.length))
 
 
+def canonical_path(path: str) -> str:
+    """A decoded path as routing reads it: repeated slashes collapsed, `.` and `..` segments
+    resolved (never above the root), a trailing slash kept. Every decision about a path and
+    the routing after it read this one form, so `//admin/` is `/admin/` for both."""
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if segments:
+                segments.pop()
+            continue
+        segments.append(segment)
+    canonical = "/" + "/".join(segments)
+    if segments and (path.endswith("/") or path.rsplit("/", 1)[-1] in (".", "..")):
+        canonical += "/"
+    return canonical
+
+
 def environ_for(head: RequestHead, peer: str, port: int, scheme: str) -> dict:
-    """What the WSGI guards read, as gunicorn would have given it."""
+    """The WSGI environ of a request the front read (the body is added by the caller)."""
     path, _, query = head.target.partition(b"?")
     environ = {
         "REQUEST_METHOD": head.method,
         "SCRIPT_NAME": "",
-        "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
+        "PATH_INFO": canonical_path(unquote_to_bytes(path).decode("latin-1")),
         "QUERY_STRING": query.decode("latin-1"),
         "RAW_URI": head.target.decode("latin-1"),
         "SERVER_PROTOCOL": f"HTTP/{head.version}",
+        "SERVER_NAME": "minibinder",
         "SERVER_PORT": str(port),
         "REMOTE_ADDR": peer,
         "wsgi.url_scheme": scheme,

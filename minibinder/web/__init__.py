@@ -44,9 +44,7 @@ def create_app(
     config: Config | None = None,
     docker: Docker | None = None,
     services: Services | None = None,
-    front_key: str = "",
 ) -> Flask:
-    """`front_key`: the key the front (proxy/front.py) signs the client's address with."""
     config = config or load_config()
     app = Flask(
         "minibinder",
@@ -72,5 +70,5 @@ def create_app(
     routed = ListenerRouting(guarded, config)
     # The client's own address and scheme first (from a trusted proxy's headers, if any).
     checked = PathPrefix(HostCheck(routed, config), config)  # under public_url's path, if any
-    app.wsgi_app = ClientAddress(checked, config, front_key)  # type: ignore[method-assign]
+    app.wsgi_app = ClientAddress(checked, config)  # type: ignore[method-assign]
     return app

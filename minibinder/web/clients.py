@@ -10,13 +10,11 @@ by the client itself and proves nothing). `Forwarded` (RFC 7239) is read the sam
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from ..config import Config
-from ..proxy.wire import LISTENER_PORT
 from ..wsgi import StartResponse, reply
 
 PEER = "minibinder.peer"  # environ key: the address the connection really came from
@@ -98,33 +96,15 @@ def client_of(
     return Client(address, proto or scheme)
 
 
-def front_said(value: str, key: str) -> dict[str, str] | None:
-    """What the front's header says (`key=…; for=…; proto=…; port=…`), if it carries `key`."""
-    said = dict(part.strip().partition("=")[::2] for part in value.split(";"))
-    if not key or not hmac.compare_digest(said.get("key", ""), key):
-        return None
-    return said
-
-
 class ClientAddress:
-    """WSGI middleware, outermost: REMOTE_ADDR and wsgi.url_scheme become the client's.
+    """WSGI middleware, outermost: REMOTE_ADDR and wsgi.url_scheme become the client's (the
+    front gives the connection's own, read off its socket)."""
 
-    Behind the front, the connection's address and scheme are in the front's header, believed
-    only with the workers' shared `front_key`."""
-
-    def __init__(self, app: Callable, config: Config, front_key: str = ""):
+    def __init__(self, app: Callable, config: Config):
         self.app = app
         self.trusted = trusted_networks(config.trusted_proxies)
-        self.front_key = front_key
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        front = environ.pop("HTTP_X_MINIBINDER_FRONT", None)
-        said = front_said(front, self.front_key) if front is not None else None
-        if said is not None:
-            environ["REMOTE_ADDR"] = said.get("for", "")
-            environ["wsgi.url_scheme"] = "https" if said.get("proto") == "https" else "http"
-            port = said.get("port", "")
-            environ[LISTENER_PORT] = int(port) if port.isdigit() else None
         peer = environ.get("REMOTE_ADDR", "")
         environ[PEER] = peer
         if not self.trusted:

@@ -138,7 +138,7 @@ def serve_with(tmp_path, git_server, build_config):
         folder = tmp_path / f"serve{len(started)}"
         folder.mkdir()
         config = serve_config(folder / "minibinder.toml", data_dir or (tmp_path / "data"),
-                              build_config, git_server, admin_token="operator-secret",
+                              build_config, git_server, admin_token="operator-secret-0123456789abcdef0123",
                               **settings)  # fmt: skip
         serve = ServeProcess(config, folder / "serve.log").start()
         serve.data_dir = data_dir or (tmp_path / "data")

@@ -49,7 +49,7 @@ def get_status(url, headers=None):
 
 def admin_request(serve, path):
     return urllib.request.Request(
-        f"{serve.admin_url}{path}", headers={"Authorization": "Bearer operator-secret"}
+        f"{serve.admin_url}{path}", headers={"Authorization": "Bearer operator-secret-0123456789abcdef0123"}
     )
 
 

@@ -125,3 +125,44 @@ def hostile_headers() -> list[dict[str, str]]:
                 {name: payload.replace("\n", " ").replace("\r", " ").replace("\x00", "")}
             )
     return headers
+
+
+def framing_shapes() -> dict[str, str]:
+    """Requests whose body framing a second HTTP parser could read differently (#18): each is
+    answered 400 and nothing of it (a marker in its path) reaches minibinder's pages or a
+    session. `PATH` is a page or a session path, `HOST` the service's address."""
+    head = "POST PATH HTTP/1.1\r\nHost: HOST\r\n"
+    upgrade = "Connection: Upgrade\r\nUpgrade: foo\r\n"
+    then = "GET /versions HTTP/1.1\r\nHost: HOST\r\n\r\n"  # what a smuggled body would hide
+    chunks = "5\r\nhello\r\n0\r\n\r\n"
+    return {
+        "upgrade with a length": f"{head}{upgrade}Content-Length: {len(then)}\r\n\r\n{then}",
+        "upgrade with a length, body withheld": f"{head}{upgrade}Content-Length: 5\r\n\r\n",
+        "upgrade with chunks": f"{head}{upgrade}Transfer-Encoding: chunked\r\n\r\n{chunks}",
+        "websocket upgrade with a length": f"{head}Connection: Upgrade\r\nUpgrade: websocket\r\n"
+        f"Content-Length: {len(then)}\r\n\r\n{then}",
+        "gzip coding": f"{head}Transfer-Encoding: gzip\r\n\r\nhello",
+        "xchunked coding": f"{head}Transfer-Encoding: xchunked\r\n\r\n{chunks}",
+        "gzip then chunked": f"{head}Transfer-Encoding: gzip, chunked\r\n\r\n{chunks}",
+        "chunked with spaces": f"{head}Transfer-Encoding:  chunked , \r\n\r\n{chunks}",
+        "chunk size with a space": f"{head}Transfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n"
+        "\r\n",
+        "chunk size 0x": f"{head}Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n",
+        "chunk size bare LF": f"{head}Transfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
+        "chunk longer than said": f"{head}Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX\r\n0\r\n"
+        "\r\n",
+        "chunk extension with a control": f"{head}Transfer-Encoding: chunked\r\n\r\n5;\x01\r\n"
+        "hello\r\n0\r\n\r\n",
+        "chunk extension with a quoted CRLF": f'{head}Transfer-Encoding: chunked\r\n\r\n5;a="b'
+        '\r\nc"\r\nhello\r\n0\r\n\r\n',
+        "bare LF in the head": "GET PATH HTTP/1.1\nHost: HOST\n\n",
+        "bare CR in the head": "GET PATH HTTP/1.1\rHost: HOST\r\n\r\n",
+    }
+
+
+def unnormalised_paths(path: str) -> list[str]:
+    """Spellings of `path` (e.g. /admin/) that routing reads as the same path."""
+    inner = path.lstrip("/")
+    return [f"//{inner}", f"///{inner}", f"/./{inner}", f"/x/../{inner}", f"/%2F{inner}",
+            f"/%2e/{inner}", f"/static/../{inner}", f"/%2e%2e/{inner}",
+            f"//{inner.rstrip('/')}"]  # fmt: skip

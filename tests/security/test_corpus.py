@@ -72,7 +72,7 @@ def service(tmp_path_factory, git_server, build_config):
 
     folder = tmp_path_factory.mktemp("corpus")
     config = serve_config(folder / "minibinder.toml", folder / "data", build_config, git_server,
-                          admin_token="s3cret")  # fmt: skip
+                          admin_token="s3cret-s3cret-s3cret-s3cret-s3cret")  # fmt: skip
     serve = ServeProcess(config, folder / "serve.log").start()
     yield serve
     serve.stop()
