@@ -104,6 +104,15 @@ class Config:
     allow_dockerfile: bool = setting(
         True, "Build repositories that bring their own Dockerfile (under the Dockerfile policy)."
     )
+    allowed_registries: list = setting(
+        ["docker.io"],
+        "Registries (host or host:port) a repository's Dockerfile may take images from: FROM, "
+        "COPY --from and the # syntax= frontend, decided after ARG and ENV expansion. The "
+        "Docker daemon pulls them from the host's own network, so anything else is refused. "
+        '"docker.io" is Docker Hub (names without a registry); add e.g. "quay.io", "ghcr.io" '
+        'or an internal "registry.lab.example:5000".',
+        kind="registry_list",
+    )
     build_memory_limit: str = setting(
         "3G", "Memory limit of each build step (bytes, or with a K/M/G suffix).", kind="size"
     )
@@ -579,7 +588,13 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
     """Turn a TOML or environment value into the setting's type, or say what is wrong."""
     kind, name = f.metadata["kind"], f.name
     default = None if f.default is dataclasses.MISSING else f.default
-    if kind in ("str_list", "regex_list", "egress_list", "network_list"):
+    if kind in (
+        "str_list",
+        "regex_list",
+        "egress_list",
+        "network_list",
+        "registry_list",
+    ):
         if from_env:
             value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -590,6 +605,8 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
             return check_allow_entries(name, value)
         if kind == "network_list":
             return [_network(name, item) for item in value]
+        if kind == "registry_list":
+            return [_registry(name, item) for item in value]
         return value
     if kind in _MAPS:
         return _coerce_map(name, kind, value, from_env)
@@ -670,6 +687,16 @@ def _network(name: str, value: str) -> str:
         return str(ipaddress.ip_network(value.strip(), strict=False))
     except ValueError:
         raise ConfigError(f"{name}: expected an IP address or network, got {value!r}") from None
+
+
+def _registry(name: str, value: str) -> str:
+    """A registry as image references name it: a host, or host:port (port 1 to 65535)."""
+    match = re.fullmatch(r"([a-z0-9]([a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:]+\])(:(\d{1,5}))?",
+                         value.strip().lower())  # fmt: skip
+    if not match or (match.group(4) and not 0 < int(match.group(4)) < 65536):
+        raise ConfigError(f"{name}: expected a registry host or host:port, like "
+                          f"registry.lab.example:5000, got {value!r}")  # fmt: skip
+    return value.strip().lower()
 
 
 def check_address(name: str, value: str) -> str:

@@ -8,7 +8,6 @@ import pytest
 
 from minibinder.build.buildpacks import RepoConfig, pick_buildpack, plan_build, read_repo_config
 from minibinder.build.buildpacks.base import parse_apt_txt
-from minibinder.build.buildpacks.dockerfile import check_dockerfile_policy
 from minibinder.build.buildpacks.python import refers_to_repository
 from minibinder.build.buildpacks.render import render_dockerfile
 from minibinder.config import load_config
@@ -252,36 +251,6 @@ def test_no_configuration_renders_plain_python():
     text = render_dockerfile(plan_build(repo({}), CONFIG))
     assert text.splitlines()[1] == "FROM minibinder-base:py3.11"
     assert "RUN" not in text
-
-
-@pytest.mark.parametrize(
-    "dockerfile, message",
-    [
-        ("# syntax=docker/dockerfile:1\nFROM x\n", "syntax"),
-        ("#syntax = foo\nFROM x\n", "syntax"),
-        ("FROM x\nRUN --mount=type=cache,target=/root/.cache pip install x\n", "RUN --mount"),
-        ("FROM x\nRUN --network=host curl x\n", "RUN --network"),
-        ("FROM x\nRUN --security=insecure id\n", "RUN --security"),
-        ("FROM x\nRUN echo a \\\n  && true\nrun   --mount=type=secret,id=x cat\n", "line 4"),
-        ("RUN echo no from\n", "no FROM"),
-        ("FROM x\nADD http://127.0.0.1:8585/metrics /m\n", "ADD from a URL is not allowed"),
-        ("FROM x\nadd --chown=1000 https://example.org/a.tgz /a\n", "line 2: ADD from a URL"),
-        ('FROM x\nADD ["https://example.org/a", "/a"]\n', "ADD from a URL"),
-        ("FROM x\nADD \\\n  git@github.com:o/r.git /r\n", "ADD from a URL"),
-        ("FROM x\nADD local.txt HTTP://169.254.169.254/ /x\n", "ADD from a URL"),
-    ],
-)
-def test_dockerfile_policy(dockerfile, message):
-    with pytest.raises(BuildpackError, match=message):
-        check_dockerfile_policy(dockerfile, "Dockerfile")
-
-
-def test_dockerfile_policy_allows_ordinary_files():
-    check_dockerfile_policy(
-        "FROM base\nRUN pip install x --network-timeout 5\nUSER 1000\nADD data.tar.gz /d\n"
-        "COPY a.txt /a\nRUN curl -fsSL https://example.org/x -o x\n",
-        "Dockerfile",
-    )
 
 
 def test_dockerfile_can_be_disabled():
