@@ -23,6 +23,7 @@ from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
 
 from .config import Config, check_listeners
+from .datadir import make_private
 from .docker_client import Docker
 from .errors import ConfigError
 from .identity import instance_id
@@ -163,7 +164,7 @@ def _listen(address: str, setting: str, admin: bool) -> Listener:
 
 
 def run_server(config: Config, bind: str, admin_bind: str = "") -> None:
-    config.data_path.mkdir(parents=True, exist_ok=True)
+    make_private(config.data_path)  # and umask 077 for everything made from here on
     # Every worker writes its metrics here; /metrics adds them up.
     metrics_dir = config.data_path / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)

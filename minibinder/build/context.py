@@ -42,6 +42,7 @@ def add_tree(
         info = tar.gettarinfo(root, prefix)
         info.uid = info.gid = owner
         info.uname = info.gname = ""
+        info.mode = 0o755
         tar.addfile(info)
     for folder, dirs, files in os.walk(root):  # os.walk does not descend into symlinks
         relative_folder = os.path.relpath(folder, root)
@@ -58,8 +59,10 @@ def add_tree(
             info = tar.gettarinfo(path, f"{prefix}/{relative}" if prefix else relative)
             info.uid = info.gid = owner
             info.uname = info.gname = ""
-            if relative in executables and info.isfile():
-                info.mode |= 0o755
+            # Modes as a checkout with the usual umask has them, whatever this process's umask
+            # (minibinder's is 077): 0755 for folders and executables, 0644 for the rest.
+            executable = info.mode & 0o111 or relative in executables
+            info.mode = 0o755 if info.isdir() or executable else 0o644
             if not info.isfile():
                 tar.addfile(info)
                 continue

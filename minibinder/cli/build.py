@@ -15,6 +15,7 @@ from ..build.images import (
     target_for_source,
 )
 from ..config import Config
+from ..datadir import make_private
 from ..docker_client import Docker
 from ..errors import DockerUnavailable, SpecError
 from ..events import Event
@@ -66,7 +67,7 @@ def _dockerfile_for(target: BuildTarget, config: Config) -> str:
         docker = None  # the Dockerfile is shown without what needs the base image
     if target.local_dir is not None:
         return generated_dockerfile(target.local_dir, config, docker)
-    config.data_path.mkdir(parents=True, exist_ok=True)
+    make_private(config.data_path)
     with tempfile.TemporaryDirectory(dir=config.data_path) as workdir:
         limits = FetchLimits.from_config(config)
         repo = Path(workdir) / "repo"

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from ..build.environments.r_runtime import repository_url
 from ..config import Config
+from ..datadir import exposed
 from ..docker_client import Docker
 from ..errors import MinibinderError
 from ..services import Services
@@ -135,6 +136,7 @@ def diagnose(config: Config, docker: Docker, probe: Probe = reachable) -> list[C
         checks.append(_memory_limits(docker))
         checks.append(_base_image(config, docker))
     checks.append(_disk(config))
+    checks.append(_private_data(config))
     checks.append(_ca_file(config))
     index = config.package_index_url or "https://pypi.org/simple/"
     checks.append(_reach("package index", index, probe, "package_index_url"))
@@ -187,6 +189,14 @@ def _disk(config: Config) -> Check:
     if free >= floor:
         return Check("disk", True, found)
     return Check("disk", False, found, "free space (docker image prune) or lower disk_free_floor")
+
+
+def _private_data(config: Config) -> Check:
+    found = exposed(config.data_path)
+    if not found:
+        return Check("data directory", True, f"{config.data_path}: for minibinder's user only")
+    fix = f"chmod -R go= {config.data_path} (minibinder serve does this at start-up)"
+    return Check("data directory", False, "readable by other users: " + ", ".join(found[:5]), fix)
 
 
 def _ca_file(config: Config) -> Check:

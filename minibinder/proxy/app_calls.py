@@ -19,7 +19,7 @@ from io import BytesIO
 from typing import Any
 
 from .connection import Closed, Connection
-from .headers import HOP_BY_HOP
+from .headers import HOP_BY_HOP, OWN_PAGE_HEADERS
 from .wire import RequestHead
 
 log = logging.getLogger("minibinder.front")
@@ -180,6 +180,7 @@ class _Response:
                     continue
                 self.length = int(value)
             lines.append(b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1")))
+        lines += [b"%s: %s\r\n" % pair for pair in OWN_PAGE_HEADERS]
         if body is not None:
             lines.append(b"Content-Length: %d\r\n" % len(body))
         elif self.length is None and not self.bodiless:

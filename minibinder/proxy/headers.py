@@ -24,7 +24,14 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
-OWN_COOKIE_PREFIX = "minibinder"  # minibinder's own cookies never reach a session
+OWN_COOKIE_PREFIX = "minibinder"
+# On every answer minibinder itself gives (its pages, the operator's, its error pages), never on
+# session content: no other page may frame them (a session page framing the signed-in operator's
+# Stop buttons, say). A second CSP header only narrows a page's own policy.
+OWN_PAGE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"X-Frame-Options", b"DENY"),
+    (b"Content-Security-Policy", b"frame-ancestors 'none'"),
+)  # minibinder's own cookies never reach a session
 
 # The client's own word about where it came from: replaced by minibinder's.
 FORWARDING = frozenset(

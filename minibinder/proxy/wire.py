@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import unquote_to_bytes
 
-from .headers import Headers, header
+from .headers import OWN_PAGE_HEADERS, Headers, header
 
 LISTENER_PORT = "minibinder.listener_port"  # environ key: the local port a request came in on
 
@@ -107,10 +107,11 @@ def request_bytes(
 
 
 def wsgi_response(status: str, headers: list[tuple[str, str]], body: bytes, close: bool) -> bytes:
-    """A whole response from a WSGI status line, headers and body."""
+    """A whole response of minibinder's own from a WSGI status line, headers and body."""
     lines = [f"HTTP/1.1 {status}\r\n".encode("latin-1")]
     lines += [f"{name}: {value}\r\n".encode("latin-1") for name, value in headers
               if name.lower() not in ("content-length", "connection")]  # fmt: skip
+    lines += [b"%s: %s\r\n" % pair for pair in OWN_PAGE_HEADERS]
     lines.append(b"Content-Length: %d\r\n" % len(body))
     lines.append(b"Connection: close\r\n\r\n" if close else b"\r\n")
     return b"".join(lines) + body

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from ..config import Config
 from ..proxy.headers import raw_request_path
 from ..proxy.routes import session_of_host, session_url
+from ..proxy.wire import canonical_path
 from ..wsgi import StartResponse, reply
 from .hosts import ON_ADMIN_LISTENER, port_of
 
@@ -31,7 +32,9 @@ class ListenerRouting:
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         if not self.separate:
             return self.app(environ, start_response)
-        path = environ.get("PATH_INFO", "")
+        # The front hands PATH_INFO over canonical already; read the same form here whoever
+        # called, so routing and this decision can never see two paths (`//admin/`).
+        path = environ["PATH_INFO"] = canonical_path(environ.get("PATH_INFO", ""))
         operator = path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
         if environ.get(ON_ADMIN_LISTENER):
             if operator or path.startswith("/static/"):

@@ -19,6 +19,9 @@ from ..gitserver import GitServer
 from ..serving import ServeProcess, remove_test_sessions, write_config
 from ..sse import events
 
+# The operator's token in every test service (at least 32 characters).
+ADMIN_TOKEN = "operator-secret-0123456789abcdef0123"
+
 
 @pytest.fixture(scope="session")
 def git_server(tmp_path_factory):
@@ -138,7 +141,7 @@ def serve_with(tmp_path, git_server, build_config):
         folder = tmp_path / f"serve{len(started)}"
         folder.mkdir()
         config = serve_config(folder / "minibinder.toml", data_dir or (tmp_path / "data"),
-                              build_config, git_server, admin_token="operator-secret-0123456789abcdef0123",
+                              build_config, git_server, admin_token=ADMIN_TOKEN,
                               **settings)  # fmt: skip
         serve = ServeProcess(config, folder / "serve.log").start()
         serve.data_dir = data_dir or (tmp_path / "data")

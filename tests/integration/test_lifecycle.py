@@ -15,7 +15,7 @@ import pytest
 from ..browser import chromium
 from ..jupyter import api, execute, start_kernel
 from ..sse import events
-from .conftest import launch, wait_for
+from .conftest import ADMIN_TOKEN, launch, wait_for
 
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 
@@ -49,7 +49,7 @@ def get_status(url, headers=None):
 
 def admin_request(serve, path):
     return urllib.request.Request(
-        f"{serve.admin_url}{path}", headers={"Authorization": "Bearer operator-secret-0123456789abcdef0123"}
+        f"{serve.admin_url}{path}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
     )
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from minibinder.store import Store
 
-from .conftest import launch
+from .conftest import ADMIN_TOKEN, launch
 
 CLIENT = "198.51.100.23"  # a documentation address: only ever a header's text here
 
@@ -395,7 +395,7 @@ def serve_under_prefix(tmp_path, build_config, git_server, prefix="/binder", **s
                          tls_context=settings.pop("tls_context", None))  # fmt: skip
     public = settings.pop("public_url", f"http://127.0.0.1:{serve.port}{prefix}/")
     serve_config(config_file, tmp_path / "data", build_config, git_server, public_url=public,
-                 admin_token="operator-secret-0123456789abcdef0123", **settings)  # fmt: skip
+                 admin_token=ADMIN_TOKEN, **settings)  # fmt: skip
     serve.data_dir = tmp_path / "data"
     return serve.start()
 
@@ -428,10 +428,10 @@ def test_everything_lives_under_a_path_prefix(tmp_path, build_config, git_server
         assert page.status == 200 and b"/binder/static/session_notice.js" in page.body
         assert f'"baseUrl": "{session_path}"'.encode() in page.body.replace(b"'", b'"')
         # The operator's pages: under the prefix, with their cookie scoped to it.
-        admin = get(serve, "/binder/admin/?token=operator-secret-0123456789abcdef0123", port=serve.admin_port)
+        admin = get(serve, f"/binder/admin/?token={ADMIN_TOKEN}", port=serve.admin_port)
         assert admin.status == 302 and admin.getheader("Location") == "/binder/admin/"
         assert "Path=/binder/admin" in admin.getheader("Set-Cookie")
-        overview = get(serve, "/binder/admin/", {"Authorization": "Bearer operator-secret-0123456789abcdef0123"},
+        overview = get(serve, "/binder/admin/", {"Authorization": f"Bearer {ADMIN_TOKEN}"},
                        port=serve.admin_port)  # fmt: skip
         assert ready["url"].encode() in overview.body
     finally:

@@ -11,6 +11,7 @@ from minibinder.store import Store
 from ..browser import chromium
 from ..serving import ServeProcess, write_config
 from ..session_backends import SessionBackend
+from .conftest import ADMIN_TOKEN
 
 SESSION = "5e55105e55105e55"
 
@@ -19,13 +20,13 @@ def test_a_hostile_session_page_cannot_reach_the_operators_pages(tmp_path, docke
     data = tmp_path / "data"
     backend = SessionBackend(data, SESSION, "hostile")
     backend.add_route(Store(data / "minibinder.sqlite"))
-    config = write_config(tmp_path / "minibinder.toml", data, admin_token="operator-secret-0123456789abcdef0123",
+    config = write_config(tmp_path / "minibinder.toml", data, admin_token=ADMIN_TOKEN,
                           idle_timeout=86400, cull_interval=3600)  # fmt: skip
     serve = ServeProcess(config, tmp_path / "serve.log").start()
     try:
         with chromium(tmp_path / "profile") as browser:
             page = browser.new_page()
-            page.goto(f"{serve.admin_url}/admin?token=operator-secret-0123456789abcdef0123")  # the operator signs in
+            page.goto(f"{serve.admin_url}/admin?token={ADMIN_TOKEN}")  # the operator signs in
             assert "Sessions" in page.content()
             page.goto(f"{serve.url}/user/{SESSION}/hostile.html?admin={serve.admin_url}")
             page.wait_for_function("document.getElementById('out').textContent.length > 0")
@@ -44,4 +45,4 @@ def test_a_hostile_session_page_cannot_reach_the_operators_pages(tmp_path, docke
     assert outcome["admin origin"].startswith("blocked")
     assert outcome["admin export"].startswith("blocked")
     assert outcome["admin stop"].startswith("blocked")
-    assert "operator-secret-0123456789abcdef0123" not in json.dumps(outcome)
+    assert ADMIN_TOKEN not in json.dumps(outcome)

@@ -6,7 +6,7 @@ import http.client
 import time
 
 from ..sse import events
-from .conftest import launch
+from .conftest import ADMIN_TOKEN, launch
 
 
 def raw_get(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -38,19 +38,19 @@ def test_tokens_never_reach_the_access_log(serve_with, git_server):
     raw_get(serve.port, f"/user/{ready['url'].split('/user/')[1]}lab?token={ready['token']}", {
         "Host": f"127.0.0.1:{serve.port}",
         "Referer": f"{ready['url']}tree?token={ready['token']}"})  # fmt: skip
-    raw_get(serve.admin_port, "/admin/?token=operator-secret-0123456789abcdef0123",
+    raw_get(serve.admin_port, f"/admin/?token={ADMIN_TOKEN}",
             {"Host": f"127.0.0.1:{serve.admin_port}"})  # fmt: skip
     time.sleep(0.5)
     log = serve.log_file.read_text()
     assert "token=[secret]" in log
-    assert ready["token"] not in log and "operator-secret-0123456789abcdef0123" not in log
+    assert ready["token"] not in log and ADMIN_TOKEN not in log
 
 
 def test_operator_pages_answer_bad_input_with_4xx(serve_with):
     serve = serve_with()
     host = {"Host": f"127.0.0.1:{serve.admin_port}"}
     assert raw_get(serve.admin_port, "/admin/?token=%C3%A9t%C3%A9", host)[0] == 401
-    headers = {**host, "Authorization": "Bearer operator-secret-0123456789abcdef0123"}
+    headers = {**host, "Authorization": f"Bearer {ADMIN_TOKEN}"}
     assert raw_get(serve.admin_port, "/admin/launches.jsonl?since=abc", headers)[0] == 400
     assert raw_get(serve.admin_port, "/admin/launches.jsonl?since=0", headers)[0] == 200
     assert events(f"{serve.url}/build/gh/sec/nothing/HEAD")[-1]["phase"] == "failed"
@@ -59,7 +59,7 @@ def test_operator_pages_answer_bad_input_with_4xx(serve_with):
 def test_the_operators_pages_have_their_own_origin(serve_with):
     serve = serve_with()
     main = {"Host": f"127.0.0.1:{serve.port}"}
-    admin = {"Host": f"127.0.0.1:{serve.admin_port}", "Authorization": "Bearer operator-secret-0123456789abcdef0123"}
+    admin = {"Host": f"127.0.0.1:{serve.admin_port}", "Authorization": f"Bearer {ADMIN_TOKEN}"}
     status, body = raw_get(serve.port, "/admin/", {**main, "Authorization": admin["Authorization"]})
     assert status == 404 and b"their own address" in body
     assert raw_get(serve.admin_port, "/admin/", admin)[0] == 200

@@ -8,7 +8,7 @@ from __future__ import annotations
 from urllib.parse import quote, urlencode
 
 from ..browser import chromium
-from .conftest import wait_for
+from .conftest import ADMIN_TOKEN, wait_for
 
 PAYLOADS = [
     "<img src=x onerror=\"console.log('XSS-RAN')\">",
@@ -51,7 +51,7 @@ def test_hostile_text_never_runs_on_minibinders_pages(tmp_path, serve_with, git_
             page.goto(f"{serve.url}/?{urlencode(form)}")
             page.wait_for_timeout(200)
         # The operator's pages list the launches (hostile specs among them) and the build log.
-        page.goto(f"{serve.admin_url}/admin?token=operator-secret-0123456789abcdef0123")
+        page.goto(f"{serve.admin_url}/admin?token={ADMIN_TOKEN}")
         assert "sec/xss-log" in page.content()
         build_log = page.locator("a[href*='/admin/builds/']").first
         build_log.click()

@@ -1,8 +1,11 @@
 """HTTP/1.1 on the wire for the front: heads, the environ the guards read, small responses."""
 
+import pytest
+
 from minibinder.proxy.wire import (
     LISTENER_PORT,
     RequestHead,
+    canonical_path,
     environ_for,
     request_bytes,
     simple_response,
@@ -56,4 +59,25 @@ def test_small_responses_carry_their_length():
     assert answer.endswith(b"Content-Length: 10\r\nConnection: close\r\n\r\nslow down\n")
     redirect = wsgi_response("302 Found", [("Location", "/x/"), ("Content-Length", "0")], b"",
                              close=False)  # fmt: skip
-    assert redirect == b"HTTP/1.1 302 Found\r\nLocation: /x/\r\nContent-Length: 0\r\n\r\n"
+    assert redirect == (b"HTTP/1.1 302 Found\r\nLocation: /x/\r\nX-Frame-Options: DENY\r\n"
+                        b"Content-Security-Policy: frame-ancestors 'none'\r\nContent-Length: 0"
+                        b"\r\n\r\n")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "path, canonical",
+    [
+        ("/", "/"), ("", "/"), ("//admin/", "/admin/"), ("///admin", "/admin"),
+        ("/./admin/", "/admin/"), ("/x/../admin/", "/admin/"), ("/../../admin", "/admin"),
+        ("/admin/.", "/admin/"), ("/admin/x/..", "/admin/"), ("/a//b/./c/", "/a/b/c/"),
+        ("/user/abc/lab/tree/x.ipynb", "/user/abc/lab/tree/x.ipynb"), ("/..", "/"),
+    ],
+)  # fmt: skip
+def test_paths_are_read_in_one_canonical_form(path, canonical):
+    assert canonical_path(path) == canonical
+
+
+def test_the_environ_carries_the_canonical_path_and_keeps_the_raw_one():
+    environ = environ_for(head(b"/%2Fadmin/./x/../?a=1"), "10.0.0.1", 8585, "http")
+    assert environ["PATH_INFO"] == "/admin/"
+    assert environ["RAW_URI"] == "/%2Fadmin/./x/../?a=1"
