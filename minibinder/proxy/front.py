@@ -106,7 +106,7 @@ class ClientConnection(Connection):
         self.port = 0
         self.scheme = "http"
         self.in_head = False
-        self.head_bytes = 0
+        self.head_bytes = self.head_parsed = 0
         self.stopped = False  # after an upgrade or an error nothing more is parsed
         self.url = b""
         self.headers: Headers = []
@@ -163,17 +163,25 @@ class ClientConnection(Connection):
         self.disarm()
 
     def on_message_begin(self) -> None:
-        self.in_head, self.head_bytes = True, 0
+        self.in_head, self.head_bytes, self.head_parsed = True, 0, 0
         self.url, self.headers = b"", []
         self.arm(self.limits.header_timeout)
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        self._count(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(self.headers) >= MAX_HEADERS:
             raise ValueError(f"more than {MAX_HEADERS} headers")
         self.headers.append((name, value))
+        self._count(len(name) + len(value) + 4)
+
+    def _count(self, size: int) -> None:
+        """A head read in one piece is measured here; one that trickles in, in feed()."""
+        self.head_parsed += size
+        if self.head_parsed > HEAD_LIMIT:
+            raise ValueError("the request's headers are too large")
 
     def on_headers_complete(self) -> None:
         self.in_head = False
