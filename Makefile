@@ -14,8 +14,9 @@ BIN := $(VENV)/bin
 serve: venv docker base-image
 	$(BIN)/minibinder serve
 
-test: venv docker base-image test-base-images test-tools
-	$(BIN)/pytest
+# The pure tier first (seconds, no set-up), then the real thing; the slowest tests are named.
+test: unit docker base-image test-base-images test-tools
+	$(BIN)/pytest --durations=25 --ignore=tests/unit
 
 # The pure tier alone, in seconds: no Docker, no processes, no sockets.
 unit: venv
