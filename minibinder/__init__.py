@@ -1,4 +1,5 @@
-"""minibinder: a single-host Binder. `create_app` builds the Flask app (no app at import time).
+"""minibinder: a single-host Binder. The Flask app is built by `minibinder.web.create_app` (no
+app at import time); `minibinder serve` runs it behind its front.
 
 Layers, top to bottom (imports point down only; see ARCHITECTURE.md):
 faces (cli, web) → server, launch, warm_pool, jobs, services → the domains (repos, build,
@@ -7,15 +8,4 @@ sessions, proxy) → shared pieces (config, store, docker_client, metrics, event
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from flask import Flask
-
 __version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
-
-
-def create_app(config: Any = None) -> Flask:
-    from .web import create_app as _create_app
-
-    return _create_app(config)
