@@ -377,8 +377,9 @@ class Config:
     session_cpu_limit: float = setting(1.0, "CPUs a session may use at most.")
     session_disk_limit: str = setting(
         "5G",
-        "What a session may write to its own filesystem (its container's writable layer), "
-        "checked on every culler round: past it the session is stopped, the reason shown.",
+        "What a session may write to disk (its container's writable layer and the volumes its "
+        "image declares), checked on every culler round: past it the session is stopped, the "
+        "reason shown.",
         kind="size",
     )
     session_pids_limit: int = setting(512, "Processes and threads a session may run at most.")

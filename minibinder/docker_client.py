@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 import tarfile
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -12,11 +14,15 @@ from typing import IO, Any
 import docker
 import docker.errors
 import requests.exceptions
+from docker.types import Mount
 
 from .cgroups import cgroup_usage
 from .errors import BuildError, DockerUnavailable, LaunchError
 
 _UNREACHABLE = (requests.exceptions.ConnectionError, docker.errors.DockerException)
+# How long one measurement of every volume's size (`docker system df`, which walks them all)
+# serves: a culler round and the banners' polls in between share it.
+VOLUME_SIZES_SECONDS = 5.0
 
 
 @contextlib.contextmanager
@@ -52,6 +58,9 @@ class Docker:
     def __init__(self, client: docker.DockerClient):
         self._client = client
         self._quota: bool | None = None  # whether the storage driver enforces disk limits
+        self._volume_sizes: dict[str, int] = {}  # volume name → bytes, as last measured
+        self._volume_sizes_at = float("-inf")
+        self._volume_sizes_lock = threading.Lock()
 
     @classmethod
     def connect(cls, timeout: int = 60) -> Docker:
@@ -100,8 +109,8 @@ class Docker:
                 data = b"".join(chunks)
             except docker.errors.NotFound:
                 return None
-            finally:
-                self._client.api.remove_container(created["Id"], force=True)
+            finally:  # with the volumes the image declares, made for it
+                self._client.api.remove_container(created["Id"], force=True, v=True)
         with tarfile.open(fileobj=io.BytesIO(data)) as archive:
             member = archive.next()
             if member is None or not member.isfile() or member.size > limit:
@@ -201,13 +210,20 @@ class Docker:
         disk_limit: int = 0,
     ) -> str:
         """Create and start a hardened container; return its id. Nothing is published.
-        `disk_limit` caps its writable layer where the storage driver can (0: not asked)."""
+        `disk_limit` caps its writable layer where the storage driver can (0: not asked).
+
+        Every volume the image declares (a Dockerfile's `VOLUME`) is mounted as an anonymous
+        volume carrying the container's `labels`: `written_bytes` counts it, `remove_container`
+        removes it with the container, `remove_unused_volumes` whatever a removal missed."""
         api = self._client.api
         quota = {"storage_opt": {"size": str(disk_limit)}} if disk_limit else {}
         with _daemon():
             try:
+                mounts = [Mount(target=path, source=None, type="volume", labels=labels)
+                          for path in self._declared_volumes(image)]  # fmt: skip
                 host_config = api.create_host_config(
                     **quota,
+                    mounts=mounts,
                     mem_limit=mem_limit,
                     memswap_limit=mem_limit,
                     mem_reservation=mem_reservation,
@@ -242,6 +258,11 @@ class Docker:
                 raise LaunchError(message) from None
         return created["Id"]
 
+    def _declared_volumes(self, image: str) -> list[str]:
+        """The paths an image declares as volumes."""
+        config = self._client.api.inspect_image(image).get("Config") or {}
+        return sorted(config.get("Volumes") or {})
+
     def container_address(self, container_id: str, network: str) -> str:
         info = self._client.api.inspect_container(container_id)
         networks = info["NetworkSettings"]["Networks"]
@@ -255,12 +276,43 @@ class Docker:
             return None
 
     def written_bytes(self, container_id: str) -> int | None:
-        """Bytes a container has written to its own (writable) layer; None if unknown."""
+        """Bytes a container has written: to its own (writable) layer and to its volumes.
+        None when unknown (the container is gone, or the daemon did not say)."""
         try:
             found = self._client.api.containers(all=True, size=True, filters={"id": container_id})
         except (docker.errors.APIError, *_UNREACHABLE):
             return None
-        return found[0].get("SizeRw") if found else None
+        if not found:
+            return None
+        layer = found[0].get("SizeRw")
+        volumes = [mount.get("Name", "") for mount in found[0].get("Mounts") or []
+                   if mount.get("Type") == "volume"]  # fmt: skip
+        if not volumes:
+            return layer
+        sizes = self.volume_sizes()
+        if any(name not in sizes for name in volumes):
+            return None  # not measured yet: unknown, rather than only the layer
+        return (layer or 0) + sum(sizes[name] for name in volumes)
+
+    def volume_sizes(self, now: float | None = None) -> dict[str, int]:
+        """Every volume's size in bytes, measured by the daemon (`docker system df`) at most
+        once in VOLUME_SIZES_SECONDS; the last measurement when the daemon cannot answer now
+        (it runs one such measurement at a time)."""
+        now = time.monotonic() if now is None else now
+        with self._volume_sizes_lock:
+            if now - self._volume_sizes_at < VOLUME_SIZES_SECONDS:
+                return self._volume_sizes
+            try:
+                usage = self._client.api.df()
+            except (docker.errors.APIError, *_UNREACHABLE):
+                return self._volume_sizes
+            self._volume_sizes = {
+                volume["Name"]: size
+                for volume in usage.get("Volumes") or []
+                if (size := (volume.get("UsageData") or {}).get("Size", -1)) >= 0
+            }
+            self._volume_sizes_at = now
+            return self._volume_sizes
 
     def container_logs(self, container_id: str, tail: int = 20) -> str:
         try:
@@ -276,6 +328,19 @@ class Docker:
             except docker.errors.APIError as error:
                 if "already in progress" not in str(error):
                     raise
+
+    def remove_unused_volumes(self, labels: list[str]) -> int:
+        """Remove the volumes carrying every one of `labels` that no container uses (a
+        container removed without its volumes left them); return how many went."""
+        api, removed = self._client.api, 0
+        with _daemon():
+            found = api.volumes(filters={"label": labels, "dangling": True}).get("Volumes") or []
+            for volume in found:
+                # Gone meanwhile, or taken by a container since it was listed: left alone.
+                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                    api.remove_volume(volume["Name"])
+                    removed += 1
+        return removed
 
     def containers(self, label: str) -> list[dict[str, Any]]:
         """All containers (running or not) carrying `label`."""

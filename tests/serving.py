@@ -102,7 +102,8 @@ def write_config(path: Path, data_dir: Path, **settings) -> Path:
 
 
 def remove_test_sessions(image_prefix: str) -> None:
-    """Remove every session container whose image carries `image_prefix`, running or not."""
+    """Remove every session container whose image carries `image_prefix`, running or not, with
+    its volumes."""
     import docker
 
     client = docker.from_env()
@@ -110,7 +111,7 @@ def remove_test_sessions(image_prefix: str) -> None:
         for container in client.containers.list(all=True, filters={"label": "minibinder.session"}):
             if container.labels.get("minibinder.image", "").startswith(image_prefix):
                 try:
-                    container.remove(force=True)
+                    container.remove(force=True, v=True)  # with the volumes its image declares
                 except docker.errors.NotFound:
                     pass  # gone meanwhile (its server removed it as it stopped)
                 except docker.errors.APIError as error:

@@ -13,7 +13,7 @@ class Limits:
     max_age: float
     cpu_budget: float
     warning: float
-    disk_bytes: float = float("inf")  # what a session may write to its own filesystem
+    disk_bytes: float = float("inf")  # what a session may write to disk
 
     @classmethod
     def from_config(cls, config: Config) -> Limits:
@@ -32,7 +32,7 @@ class Usage:
     extra_seconds: float = 0.0  # granted by an operator ("extend")
     # When the cgroup's CPU time was last seen growing; None when unknown.
     cpu_advanced_at: float | None = None
-    disk_bytes: int | None = None  # written to the container's own layer; None when unknown
+    disk_bytes: int | None = None  # written to its own layer and volumes; None when unknown
 
 
 @dataclass(frozen=True)

@@ -238,7 +238,7 @@ class Sessions:
         self, record: SessionRecord, with_cpu: bool = True, status: dict | None = None
     ) -> Usage:
         """Combine the proxy's activity with Jupyter's own, what the session wrote to its own
-        layer, and (`with_cpu`, the culler's rounds) the cgroup's CPU time.
+        layer and volumes, and (`with_cpu`, the culler's rounds) the cgroup's CPU time.
 
         `status` is Jupyter's /api/status when the caller has already asked for it.
         """

@@ -87,6 +87,9 @@ def reconcile(sessions: Sessions, now: float) -> ReconcilePlan:
     )
     for container_id in plan.remove_containers:
         sessions.docker.remove_container(container_id)
+    # A session's volumes go with its container; these are what a removal outside minibinder
+    # (`docker rm` without -v) left behind.
+    sessions.docker.remove_unused_volumes([sessions.own_label, SESSION_LABEL])
     for session_id, reason in plan.stop:
         sessions.stop(session_id, reason)
     for session_id, (container_id, target) in plan.maybe_adopt.items():
