@@ -88,9 +88,9 @@ def test_a_kernel_busy_without_using_cpu_does_not_keep_the_session(serve_with, r
     serve = serve_with(idle_timeout=8, cull_interval=1)
     ready = launch(serve, repo)
     execute(ready, start_kernel(ready), "import time; time.sleep(600)", wait=False)
-    started = time.monotonic()
-    wait_for(lambda: session_container(ready) is None, 60, message="the stuck session to go")
-    assert time.monotonic() - started < 60
+    # Gone about when idle_timeout ends (10 s measured), not merely at some point.
+    wait_for(lambda: session_container(ready) is None, 8 + 15,
+             message="the stuck session to go by idle_timeout and a few rounds")  # fmt: skip
     assert 'reason="idle"' in (metric(serve, "minibinder_sessions_ended_total") or "")
 
 
