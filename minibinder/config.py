@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .firewall import check_allow_entries
+from .repos.urlpolicy import internal_host_entry
 
 ENV_PREFIX = "MINIBINDER_"
 MIN_ADMIN_TOKEN = 32  # no rate limit guards the operator's token: its length does
@@ -191,8 +192,11 @@ class Config:
         [],
         "Hosts on loopback or private networks that launch links and environment files may "
         "name: an internal GitLab or conda mirror, the tests' own servers. Any other git host "
-        "or channel that resolves to a loopback, private or link-local address is refused.",
-        kind="str_list",
+        "or channel that resolves to a loopback, private or link-local address is refused. "
+        'An entry "host:port" ("[::1]:port" for IPv6) allows that port only; a bare host '
+        "allows every port of it, so list host:port for a machine that runs other services "
+        "(loopback above all): a launch link, submodule or redirect could name any of them.",
+        kind="host_list",
     )
     github_url: str = setting(
         "https://github.com", "Base URL for the `gh` provider (GitHub Enterprise, a mirror)."
@@ -594,6 +598,7 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
         "regex_list",
         "egress_list",
         "network_list",
+        "host_list",
         "registry_list",
     ):
         if from_env:
@@ -608,6 +613,8 @@ def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
             return [_network(name, item) for item in value]
         if kind == "registry_list":
             return [_registry(name, item) for item in value]
+        if kind == "host_list":
+            return [_host_entry(name, item) for item in value]
         return value
     if kind in _MAPS:
         return _coerce_map(name, kind, value, from_env)
@@ -688,6 +695,14 @@ def _network(name: str, value: str) -> str:
         return str(ipaddress.ip_network(value.strip(), strict=False))
     except ValueError:
         raise ConfigError(f"{name}: expected an IP address or network, got {value!r}") from None
+
+
+def _host_entry(name: str, value: str) -> str:
+    try:
+        internal_host_entry(value)
+    except ValueError as error:
+        raise ConfigError(f"{name}: {error}") from None
+    return value
 
 
 def _registry(name: str, value: str) -> str:

@@ -116,18 +116,94 @@ def local_name_or_address(host: str) -> bool:
     return is_ip_address(host) and internal(host)
 
 
+DEFAULT_PORTS = {"https": 443, "http": 80, "git": 9418}
+
+
+def internal_host_entry(entry: str) -> tuple[str, int | None]:
+    """(host, port) of an `internal_hosts` entry: `host`, `host:port`, `[v6]`, `[v6]:port` or
+    a bare IPv6 address; the port is None when the entry allows every port. Raises ValueError
+    saying what a valid entry looks like."""
+    text = entry.strip().lower()
+    port_text = ""
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"{entry!r} is not host, host:port or [IPv6]:port")
+        port_text = rest[1:] if rest else ""
+        if rest and not port_text:
+            raise ValueError(f"{entry!r} has an empty port")
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        if not port_text:
+            raise ValueError(f"{entry!r} has an empty port")
+    else:
+        host = text
+    if not host or not (_HOST_RE.match(host) or is_ip_address(host)):
+        raise ValueError(f"{entry!r} names no valid host (host, host:port or [IPv6]:port)")
+    if text.startswith("[") and ":" not in host:  # brackets are for IPv6 addresses only
+        raise ValueError(f"{entry!r} is not host, host:port or [IPv6]:port")
+    if not port_text:
+        return _canonical_host(host), None
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"{entry!r} has an invalid port (1 to 65535)")
+    return _canonical_host(host), int(port_text)
+
+
+def _canonical_host(host: str) -> str:
+    """IP literals in one spelling (`0:0::1` is `::1`), names lower-case."""
+    host = host.strip("[]").lower()
+    return str(ipaddress.ip_address(host)) if is_ip_address(host) else host
+
+
+def url_host_port(url: str) -> tuple[str, int | None]:
+    """The host and the port a connection to `url` goes to (the scheme's when none is given)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return _canonical_host(parts.hostname or ""), port or DEFAULT_PORTS.get(parts.scheme.lower())
+
+
+def listed_entries(internal_hosts: Sequence[str]) -> list[tuple[str, int | None]]:
+    """The valid entries of `internal_hosts` as (host, port or None); the settings refuse
+    invalid ones, and one that got here anyway is never read as a wildcard."""
+    entries = []
+    for entry in internal_hosts:
+        try:
+            entries.append(internal_host_entry(entry))
+        except ValueError:
+            continue
+    return entries
+
+
+def listed_internal_host(url: str, internal_hosts: Sequence[str]) -> bool:
+    """Whether `internal_hosts` allows `url`'s host at the port it connects to: an entry with
+    a port allows that port only, an entry without one every port of the host."""
+    host, port = url_host_port(url)
+    return any(h == host and p in (None, port) for h, p in listed_entries(internal_hosts))
+
+
 def check_clone_host(url: str, internal_hosts: Sequence[str],
-                     resolve: Resolver = resolve_addresses) -> list[str]:  # fmt: skip
+                     resolve: Resolver | None = None) -> list[str]:  # fmt: skip
     """The addresses git may connect to for `url`; refuse hosts that resolve to internal
     addresses unless the operator lists them in `internal_hosts` (an internal GitLab, the
-    tests' loopback server), so a launch link cannot scan the server's own network."""
-    host = (urlsplit(url).hostname or "").lower()
-    if host in {h.lower() for h in internal_hosts}:
+    tests' loopback server), so a launch link cannot scan the server's own network.
+
+    `resolve` defaults to the system resolver, looked up when called (tests replace it)."""
+    if listed_internal_host(url, internal_hosts):
         return []
-    addresses = resolve(host)
+    host, port = url_host_port(url)
+    addresses = (resolve or resolve_addresses)(host)
     if not addresses:
         raise SpecError(f"the host name {host!r} of {url} does not resolve")
     if any(internal(address) for address in addresses):
+        if any(h == host for h, _ in listed_entries(internal_hosts)):
+            entry = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            raise SpecError(
+                f"{url} connects to port {port} of {host}, which internal_hosts does not list "
+                f"for that host (an entry {entry!r} would allow it)"
+            )
         raise SpecError(
             f"{url} points to an address on this server's own or a private network; "
             "minibinder only clones from public hosts unless the operator lists the host in "

@@ -1,9 +1,15 @@
-"""Hostile clone URLs are refused before git runs."""
+"""Hostile clone URLs are refused before git runs; `internal_hosts` entries and their ports."""
 
 import pytest
 
-from minibinder.errors import SpecError
-from minibinder.repos.urlpolicy import check_clone_url
+from minibinder.config import load_config
+from minibinder.errors import ConfigError, SpecError
+from minibinder.repos.urlpolicy import (
+    check_clone_host,
+    check_clone_url,
+    internal_host_entry,
+    listed_internal_host,
+)
 
 HTTPS_ONLY = ["https"]
 
@@ -102,3 +108,58 @@ def test_operator_can_allow_git_and_http():
 def test_message_names_the_allowed_schemes():
     with pytest.raises(SpecError, match=r"git:// is not allowed here \(allowed: https://\)"):
         check_clone_url("git://127.0.0.1/o/r", HTTPS_ONLY)
+
+
+@pytest.mark.parametrize(
+    "entry, parsed",
+    [
+        ("127.0.0.1", ("127.0.0.1", None)),
+        ("127.0.0.1:8080", ("127.0.0.1", 8080)),
+        ("GitLab.Lab", ("gitlab.lab", None)),
+        ("gitlab.lab:443", ("gitlab.lab", 443)),
+        ("::1", ("::1", None)),
+        ("[::1]", ("::1", None)),
+        ("[::1]:8080", ("::1", 8080)),
+        ("[0:0::1]:8080", ("::1", 8080)),
+    ],
+)
+def test_internal_host_entries(entry, parsed):
+    assert internal_host_entry(entry) == parsed
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["", ":80", "host:", "host:0", "host:65536", "host:http", "a:b:c", "[::1]x", "[::1]:",
+     "[gitlab.lab]:443", "[127.0.0.1]", "-host", "host/path", "user@host", "*.lab"],
+)  # fmt: skip
+def test_invalid_internal_host_entries_are_refused_by_the_settings(entry):
+    with pytest.raises(ConfigError, match="^internal_hosts: "):
+        load_config(overrides={"internal_hosts": [entry]})
+
+
+@pytest.mark.parametrize(
+    "url, entries, listed",
+    [
+        ("https://gitlab.lab/o/r", ["gitlab.lab"], True),
+        ("https://gitlab.lab:8443/o/r", ["gitlab.lab"], True),  # a bare host: every port
+        ("https://gitlab.lab/o/r", ["gitlab.lab:443"], True),  # the scheme's own port
+        ("http://gitlab.lab/o/r", ["gitlab.lab:443"], False),
+        ("https://gitlab.lab:8443/o/r", ["gitlab.lab:443"], False),
+        ("git://127.0.0.1/o/r", ["127.0.0.1:9418"], True),
+        ("git://127.0.0.1:18586/o/r", ["127.0.0.1:9418"], False),
+        ("https://[::1]:8080/o/r", ["[::1]:8080"], True),
+        ("https://[::1]:8081/o/r", ["[::1]:8080"], False),
+        ("https://[0::1]:8080/o/r", ["::1"], True),
+        ("https://127.0.0.1:8080/o/r", ["localhost:8080"], False),  # names are not resolved
+        ("https://gitlab.lab/o/r", ["bad:entry:x"], False),
+    ],
+)
+def test_an_entry_with_a_port_allows_that_port_only(url, entries, listed):
+    assert listed_internal_host(url, entries) is listed
+
+
+def test_a_listed_host_at_another_port_is_refused_naming_the_entry_that_would_allow_it():
+    with pytest.raises(SpecError, match=r"port 22 of 127\.0\.0\.1.*'127\.0\.0\.1:22'"):
+        check_clone_host("https://127.0.0.1:22/o/r", ["127.0.0.1:443"], lambda h: [h])
+    with pytest.raises(SpecError, match=r"'\[::1\]:22'"):
+        check_clone_host("https://[::1]:22/o/r", ["[::1]:443"], lambda h: [h])
