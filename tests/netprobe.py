@@ -10,6 +10,7 @@ inside a container, which of them it could reach.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import socket
 import subprocess
@@ -76,6 +77,11 @@ class HostListener:
             connection.close()
 
     def close(self) -> None:
+        # shutdown() first: close() alone leaves the accept() of the thread waiting (on Linux
+        # and gVisor alike), and a listener that outlives its test resets connections meant
+        # for the next test's servers.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
 
 

@@ -51,6 +51,8 @@ def listener():
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     yield server.getsockname()[1], accepted
+    with contextlib.suppress(OSError):
+        server.shutdown(socket.SHUT_RDWR)  # wakes the accept(): close() alone does not
     server.close()
 
 
