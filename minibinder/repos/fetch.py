@@ -6,14 +6,15 @@ import dataclasses
 import os
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config
 from ..errors import FetchError, SpecError
-from .git import checked_connection, git_failure, kill, start_git
+from .git import GitFailed, git_failure, kill, start_git
 from .refs import SHA_RE
+from .remote import Remote, checked_connection, through_redirects
 from .submodules import MAX_DEPTH, check_submodule_path, submodule_entries, submodule_url
 from .urlpolicy import check_clone_url
 
@@ -73,10 +74,10 @@ def check_usage(dest: Path, limits: FetchLimits) -> None:
 
 def _watch(
     args: list[str], dest: Path, limits: FetchLimits, deadline: float, what: str,
-    check: bool = True,
+    check: bool = True, env: Mapping[str, str] | None = None,
 ) -> str:  # fmt: skip
     """Run git while watching the clock and the size of `dest`; kill it past any limit."""
-    process = start_git(args, limits.allowed_schemes, cwd=str(dest))
+    process = start_git(args, limits.allowed_schemes, cwd=str(dest), env=env)
     while True:
         try:
             out, err = process.communicate(timeout=0.2)
@@ -112,15 +113,24 @@ def fetch_commit(
     dest.mkdir(parents=True, exist_ok=True)
     yield f"Fetching {url} at {sha[:12]}"
     _watch(["init", "--quiet", "."], dest, limits, deadline, "git init")
-    fetch = [*pinned, "fetch", "--quiet", "--depth=1", "--no-tags", "--no-recurse-submodules",
-             "--"]  # fmt: skip
+    what = f"fetching {url}"
+
+    def fetch_through_redirects(wanted: str) -> None:
+        def attempt(remote: Remote) -> str:
+            args = [*remote.options, "fetch", "--quiet", "--depth=1", "--no-tags",
+                    "--no-recurse-submodules", "--", remote.url, wanted]  # fmt: skip
+            return _watch(args, dest, limits, deadline, what, env=remote.env)
+
+        through_redirects(url, pinned, limits.allowed_schemes, limits.internal_hosts, what,
+                          attempt)  # fmt: skip
+
     try:
-        _watch([*fetch, url, sha], dest, limits, deadline, f"fetching {url}")
-    except FetchError as error:
-        if ref is None or SHA_RE.match(ref) or "clone_" in str(error):
+        fetch_through_redirects(sha)
+    except GitFailed:  # git's own failure; not a limit, not a redirect minibinder refused
+        if ref is None or SHA_RE.match(ref):
             raise
         yield "The server does not serve commits by SHA; fetching the ref by name"
-        _watch([*fetch, url, ref], dest, limits, deadline, f"fetching {url}")
+        fetch_through_redirects(ref)
         fetched = _watch(
             ["rev-parse", "FETCH_HEAD"], dest, limits, deadline, "git rev-parse"
         ).strip()

@@ -6,11 +6,9 @@ import contextlib
 import logging
 import os
 import subprocess
-from collections.abc import Sequence
-from urllib.parse import urlsplit
+from collections.abc import Mapping, Sequence
 
-from ..errors import FetchError, SpecError
-from .urlpolicy import check_clone_host
+from ..errors import FetchError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +27,9 @@ HARDENING = (
     "-c",
     "credential.helper=",
     "-c",
-    "http.followRedirects=initial",
+    # git itself follows no redirect: its pin covers the first host only. minibinder follows
+    # a repository's redirect by running git again, checked and pinned (see remote.py).
+    "http.followRedirects=false",
 )
 
 
@@ -62,12 +62,15 @@ def git_env(allowed_schemes: Sequence[str]) -> dict[str, str]:
 
 
 def start_git(
-    args: Sequence[str], allowed_schemes: Sequence[str], cwd: str | None = None
+    args: Sequence[str],
+    allowed_schemes: Sequence[str],
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen:
     return subprocess.Popen(
         ["git", *HARDENING, *args],
         cwd=cwd,
-        env=git_env(allowed_schemes),
+        env={**git_env(allowed_schemes), **(env or {})},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -82,9 +85,10 @@ def run_git(
     timeout: float,
     cwd: str | None = None,
     what: str = "git",
+    env: Mapping[str, str] | None = None,
 ) -> str:
-    """Run git and return its standard output; raise FetchError with git's own message."""
-    process = start_git(args, allowed_schemes, cwd)
+    """Run git and return its standard output; raise FetchError in minibinder's words."""
+    process = start_git(args, allowed_schemes, cwd, env)
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -132,29 +136,17 @@ def explain(stderr: str) -> str:
     return "git could not fetch it"
 
 
-def git_failure(what: str, stderr: str) -> FetchError:
+class GitFailed(FetchError):
+    """git exited with an error; `reason` is what the user is told of it."""
+
+    def __init__(self, what: str, reason: str):
+        super().__init__(f"{what} failed: {reason}")
+        self.reason = reason
+
+
+def git_failure(what: str, stderr: str) -> GitFailed:
     log.info("%s failed; git said: %s", what, last_line(stderr))  # for the operator only
-    return FetchError(f"{what} failed: {explain(stderr)}")
-
-
-def checked_connection(url: str, internal_hosts: Sequence[str]) -> list[str]:
-    """git options for a connection to `url`'s host: refused (FetchError) when the host is
-    internal and not listed in `internal_hosts`, pinned to the checked addresses otherwise."""
-    try:
-        return pin_resolution(url, check_clone_host(url, internal_hosts))
-    except SpecError as error:
-        raise FetchError(str(error)) from None
-
-
-def pin_resolution(url: str, addresses: Sequence[str]) -> list[str]:
-    """Options that make git's HTTP(S) connections use the addresses minibinder checked, so a
-    host name cannot resolve to something else a moment later (DNS rebinding)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not addresses or not parts.hostname:
-        return []
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    pinned = ",".join(f"[{a}]" if ":" in a else a for a in addresses)
-    return ["-c", f"http.curloptResolve={parts.hostname}:{port}:{pinned}"]
+    return GitFailed(what, explain(stderr))
 
 
 def last_line(text: str) -> str:

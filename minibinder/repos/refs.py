@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 
 from ..errors import FetchError, ResolveError, SpecError
-from .git import checked_connection, run_git
+from .git import GitFailed, run_git
+from .remote import Remote, checked_connection, through_redirects
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
@@ -54,28 +56,35 @@ def resolve_ref(
 ) -> str:  # fmt: skip
     """Return the full SHA `ref` of `repo_url` points to; a 40-hex ref is taken as is.
 
-    The host must not resolve to an internal address unless listed in `internal_hosts`.
+    The host must not resolve to an internal address unless listed in `internal_hosts`; a
+    redirect is followed only where the same holds (remote.py).
     """
     if SHA_RE.match(ref):
         return ref
-    try:
-        pinned = checked_connection(repo_url, internal_hosts)
-    except FetchError as error:
-        raise ResolveError(str(error)) from None
     patterns = (
         [ref]
         if ref == "HEAD" or ref.startswith("refs/")
         else [f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/tags/{ref}^{{}}"]
     )
     try:
-        output = run_git(
-            [*pinned, "ls-remote", "--", repo_url, *patterns],
-            allowed_schemes,
-            timeout,
-            what=f"looking up {repo_url}",
-        )
+        pinned = checked_connection(repo_url, internal_hosts)
     except FetchError as error:
+        raise ResolveError(str(error)) from None
+    what = f"looking up {repo_url}"
+    deadline = time.monotonic() + timeout
+
+    def ls_remote(remote: Remote) -> str:
+        left = math.ceil(max(1.0, deadline - time.monotonic()))
+        args = [*remote.options, "ls-remote", "--", remote.url, *patterns]
+        return run_git(args, allowed_schemes, left, what=what, env=remote.env)
+
+    try:
+        output = through_redirects(repo_url, pinned, allowed_schemes, internal_hosts, what,
+                                   ls_remote)  # fmt: skip
+    except GitFailed as error:
         raise ResolveError(f"could not reach {repo_url}: {error}") from None
+    except FetchError as error:
+        raise ResolveError(str(error)) from None
     sha = pick_sha(output, ref)
     if sha is None:
         hint = (
