@@ -1,14 +1,18 @@
 """Submodules (clone_submodules = true) pass the same checks as launch links: a submodule URL on
 a host that resolves to this server's network, a local path or a forbidden scheme is refused
-before git connects, and a submodule cannot be placed outside the checkout."""
+before git connects, a submodule cannot be placed outside the checkout, and nesting stops at
+three levels."""
 
 from __future__ import annotations
+
+import secrets
 
 import pytest
 
 from minibinder.errors import FetchError
 from minibinder.repos.fetch import FetchLimits, fetch_commit
 
+from ..githttp import GitHttpServer
 from ..gitserver import git
 from ..netprobe import HostListener
 
@@ -23,8 +27,8 @@ def with_submodule(repo, name: str, path: str, url: str, sha: str) -> str:
     return repo.commit({".gitmodules": text}, f"submodule {name}")
 
 
-def limits(internal_hosts=("127.0.0.1",)) -> FetchLimits:
-    return FetchLimits(SCHEMES, 60, 2**30, submodules=True, internal_hosts=list(internal_hosts))
+def limits(internal_hosts=("127.0.0.1",), schemes=SCHEMES) -> FetchLimits:
+    return FetchLimits(schemes, 60, 2**30, submodules=True, internal_hosts=list(internal_hosts))
 
 
 def test_submodules_are_fetched_at_their_pinned_commit(tmp_path, git_server):
@@ -70,3 +74,49 @@ def test_a_submodule_path_cannot_leave_the_checkout(tmp_path, git_server):
     with pytest.raises(FetchError, match="its path '../../outside' leaves the checkout"):
         list(fetch_commit(outer.url, outer.head, tmp_path / "c", limits()))
     assert not (tmp_path / "outside").exists()
+
+
+def nested_chain(git_server, levels: int) -> list:
+    """Repositories outer → level1 → … → level<levels>, each pinning the next one's commit by
+    a relative URL; returned outermost first."""
+    prefix = f"nest-{secrets.token_hex(4)}"
+    inner = git_server.create(f"{prefix}/level{levels}", {f"level{levels}.txt": "deepest\n"})
+    chain, sha = [inner], inner.head
+    for level in range(levels - 1, -1, -1):
+        name = f"level{level}" if level else "outer"
+        repo = git_server.create(f"{prefix}/{name}", {f"{name}.txt": "x\n"})
+        sha = with_submodule(repo, f"level{level + 1}", f"level{level + 1}",
+                             f"../level{level + 1}", sha)  # fmt: skip
+        chain.insert(0, repo)
+    return chain
+
+
+@pytest.fixture
+def served_over_http(git_server):
+    """The git server's repositories over HTTP too: its log says which ones git asked for."""
+    server = GitHttpServer(git_server.root)
+    yield server
+    server.close()
+
+
+def asked_for(server: GitHttpServer) -> set[str]:
+    """The repositories (last path segment) git asked the server for."""
+    return {path.removesuffix("/info/refs").removesuffix("/git-upload-pack").rsplit("/", 1)[1]
+            for path in server.paths}  # fmt: skip
+
+
+def test_three_levels_of_submodules_are_fetched(tmp_path, git_server, served_over_http):
+    outer = nested_chain(git_server, 3)[0]
+    url = served_over_http.url(outer.path)
+    list(fetch_commit(url, outer.head, tmp_path / "c", limits(schemes=["http"])))
+    assert (tmp_path / "c/level1/level2/level3/level3.txt").read_text() == "deepest\n"
+
+
+def test_submodule_nesting_stops_at_three_levels(tmp_path, git_server, served_over_http):
+    """Four levels, served from loopback: levels 1 to 3 are fetched, the fourth is refused
+    before git asks for it (SECURITY.md promises three levels, so the number is written out)."""
+    outer = nested_chain(git_server, 4)[0]
+    url = served_over_http.url(outer.path)
+    with pytest.raises(FetchError, match="submodules nest deeper than 3$"):
+        list(fetch_commit(url, outer.head, tmp_path / "c", limits(schemes=["http"])))
+    assert asked_for(served_over_http) == {"outer", "level1", "level2", "level3"}
