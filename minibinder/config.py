@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .firewall import check_allow_entries
-from .repos.urlpolicy import internal_host_entry
+from .hostnames import internal_host_entry
 
 ENV_PREFIX = "MINIBINDER_"
 MIN_ADMIN_TOKEN = 32  # no rate limit guards the operator's token: its length does

@@ -9,10 +9,10 @@ from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 from ..errors import SpecError
+from ..hostnames import HOST_RE, canonical_host, internal_host_entry, is_ip_address
 
 # Characters git or a shell could treat specially; none belongs in a repository URL.
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x20\x7f\"'`<>\\|^{};$]")
-_HOST_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 KNOWN_SCHEMES = ("https", "http", "git")
 
 
@@ -58,7 +58,7 @@ def check_clone_url(url: str, allowed_schemes: Sequence[str]) -> str:
     except ValueError:
         raise SpecError(f"repository URL {url!r} has an invalid port") from None
     host = (parts.hostname or "").lower()
-    if not host or not (_HOST_RE.match(host) or is_ip_address(host)):
+    if not host or not (HOST_RE.match(host) or is_ip_address(host)):
         raise SpecError(f"repository URL {url!r} has no valid host name")
     if port == 0:
         raise SpecError(f"repository URL {url!r} has an invalid port")
@@ -71,14 +71,6 @@ def check_clone_url(url: str, allowed_schemes: Sequence[str]) -> str:
             f"repository URL {url!r} has a path segment that could be read as an option"
         )
     return url
-
-
-def is_ip_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 Resolver = Callable[[str], list[str]]
@@ -119,42 +111,6 @@ def local_name_or_address(host: str) -> bool:
 DEFAULT_PORTS = {"https": 443, "http": 80, "git": 9418}
 
 
-def internal_host_entry(entry: str) -> tuple[str, int | None]:
-    """(host, port) of an `internal_hosts` entry: `host`, `host:port`, `[v6]`, `[v6]:port` or
-    a bare IPv6 address; the port is None when the entry allows every port. Raises ValueError
-    saying what a valid entry looks like."""
-    text = entry.strip().lower()
-    port_text = ""
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise ValueError(f"{entry!r} is not host, host:port or [IPv6]:port")
-        port_text = rest[1:] if rest else ""
-        if rest and not port_text:
-            raise ValueError(f"{entry!r} has an empty port")
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-        if not port_text:
-            raise ValueError(f"{entry!r} has an empty port")
-    else:
-        host = text
-    if not host or not (_HOST_RE.match(host) or is_ip_address(host)):
-        raise ValueError(f"{entry!r} names no valid host (host, host:port or [IPv6]:port)")
-    if text.startswith("[") and ":" not in host:  # brackets are for IPv6 addresses only
-        raise ValueError(f"{entry!r} is not host, host:port or [IPv6]:port")
-    if not port_text:
-        return _canonical_host(host), None
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"{entry!r} has an invalid port (1 to 65535)")
-    return _canonical_host(host), int(port_text)
-
-
-def _canonical_host(host: str) -> str:
-    """IP literals in one spelling (`0:0::1` is `::1`), names lower-case."""
-    host = host.strip("[]").lower()
-    return str(ipaddress.ip_address(host)) if is_ip_address(host) else host
-
-
 def url_host_port(url: str) -> tuple[str, int | None]:
     """The host and the port a connection to `url` goes to (the scheme's when none is given)."""
     parts = urlsplit(url)
@@ -162,7 +118,7 @@ def url_host_port(url: str) -> tuple[str, int | None]:
         port = parts.port
     except ValueError:
         port = None
-    return _canonical_host(parts.hostname or ""), port or DEFAULT_PORTS.get(parts.scheme.lower())
+    return canonical_host(parts.hostname or ""), port or DEFAULT_PORTS.get(parts.scheme.lower())
 
 
 def listed_entries(internal_hosts: Sequence[str]) -> list[tuple[str, int | None]]:
