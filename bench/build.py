@@ -10,7 +10,7 @@ import argparse
 import secrets
 import time
 
-from minibinder.build.images import build_image, target_for_source
+from minibinder.builds.images import build_image, target_for_source
 from minibinder.config import load_config
 from minibinder.docker_client import Docker
 from minibinder.repos.providers import parse_spec

@@ -14,8 +14,8 @@ import statistics
 import time
 from pathlib import Path
 
-from minibinder.build.environments import conda
-from minibinder.build.images import build_image, target_for_source
+from minibinder.builds.environments import conda
+from minibinder.builds.images import build_image, target_for_source
 from minibinder.config import load_config
 from minibinder.docker_client import Docker
 from minibinder.repos.providers import parse_spec

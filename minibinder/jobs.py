@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import metrics
-from .build.disk import collect_images
-from .build.sharing import sweep_build_logs, sweep_work_folders
+from .builds.disk import collect_images
+from .builds.sharing import sweep_build_logs, sweep_work_folders
 from .errors import ConfigError, DockerUnavailable
 from .networks import ensure_egress, sweep_build_networks
 from .services import Services

@@ -10,7 +10,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
 from . import metrics
-from .build.images import BuildTarget, build_image, is_cached, target_for_source
+from .builds.images import BuildTarget, build_image, is_cached, target_for_source
 from .errors import MinibinderError, QuotaExceeded
 from .events import Event
 from .proxy.routes import session_url

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from .build.images import build_image, target_for_source
+from .builds import build_image, target_for_source
 from .errors import MinibinderError
 from .launch import binder_environment
 from .repos.providers import parse_spec

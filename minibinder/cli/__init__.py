@@ -100,7 +100,7 @@ def build(
     REPOSITORY is a Binder spec (gh/owner/repo/ref, gl/..., git/..., gist/...), a clone URL
     (with --ref), or a local directory.
     """
-    from .build import build_command
+    from .build_command import build_command
 
     config = _load(ctx)
     try:
@@ -126,7 +126,7 @@ def build(
 @click.pass_context
 def prebuild(ctx: click.Context, specs: tuple[str, ...]) -> None:
     """Build SPECS ahead of time (e.g. before a workshop), so the first launch finds them."""
-    from .build import build_command
+    from .build_command import build_command
 
     config, failed = _load(ctx), 0
     for spec in specs:
@@ -155,7 +155,7 @@ def base_image(ctx: click.Context, rootfs: str | None, version: str | None, forc
     ROOTFS may be any Debian-like image, e.g. minibinder-rootfs:bookworm made offline by
     scripts/bootstrap-rootfs.sh.
     """
-    from ..build.base_image import DEFAULT_ROOTFS, build_base_image
+    from ..builds.base_image import DEFAULT_ROOTFS, build_base_image
     from ..docker_client import Docker
 
     config = _load(ctx)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..build.environments.r_runtime import repository_url
+from ..builds.environments.r_runtime import repository_url
 from ..config import Config
 from ..datadir import exposed
 from ..docker_client import Docker
@@ -182,7 +182,7 @@ def _base_image(config: Config, docker: Docker) -> Check:
 
 
 def _disk(config: Config) -> Check:
-    from ..build.disk import docker_disk
+    from ..builds.disk import docker_disk
 
     free, floor = docker_disk(config).free, config.size("disk_free_floor")
     found = f"{free / 2**30:.1f} GiB free, builds need {floor / 2**30:.1f} GiB (disk_free_floor)"

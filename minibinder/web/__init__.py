@@ -41,9 +41,7 @@ def package_folder(name: str) -> str:
 
 
 def create_app(
-    config: Config | None = None,
-    docker: Docker | None = None,
-    services: Services | None = None,
+    config: Config | None = None, docker: Docker | None = None, services: Services | None = None
 ) -> Flask:
     config = config or load_config()
     app = Flask(

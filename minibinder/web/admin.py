@@ -10,8 +10,8 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from markupsafe import Markup
 
 from .. import __version__
-from ..build.disk import IMAGE_LABEL, docker_disk
-from ..build.sharing import build_log_text, recent_builds
+from ..builds.disk import IMAGE_LABEL, docker_disk
+from ..builds.sharing import build_log_text, recent_builds
 from ..errors import DockerUnavailable, SpecError
 from ..identity import admin_token
 from ..launch import launch_event

@@ -92,7 +92,7 @@ def event_stream(
 
 
 @blueprint.get("/build/<provider>/<path:spec>")
-def build(provider: str, spec: str):
+def build_events(provider: str, spec: str):
     app_services = services()
     remember_host(host_url())
     user = request.environ.get(USER, "")

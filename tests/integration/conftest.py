@@ -8,7 +8,7 @@ import time
 import docker as docker_sdk
 import pytest
 
-from minibinder.build.images import build_image, target_for_directory, target_for_source
+from minibinder.builds.images import build_image, target_for_directory, target_for_source
 from minibinder.docker_client import Docker
 from minibinder.errors import DockerUnavailable
 from minibinder.firewall import uninstall

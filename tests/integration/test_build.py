@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from minibinder.build.images import target_for_source
+from minibinder.builds.images import target_for_source
 from minibinder.repos.providers import parse_spec
 
 from .conftest import log_text

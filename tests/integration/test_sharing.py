@@ -1,6 +1,6 @@
 """One build per image across processes, build slots, and reading build logs back."""
 
-from minibinder.build.sharing import (
+from minibinder.builds.sharing import (
     build_log_text,
     recent_builds,
     release_slot,
@@ -36,7 +36,7 @@ def test_the_log_a_build_leaves_is_read_back(tmp_path):
 
 
 def test_work_folders_of_dead_builds_are_swept(tmp_path):
-    from minibinder.build.sharing import sweep_work_folders, work_folder
+    from minibinder.builds.sharing import sweep_work_folders, work_folder
 
     stale = tmp_path / "build-stale"  # a worker killed mid-build left it, unlocked
     stale.mkdir()

@@ -54,8 +54,8 @@ def test_the_wheel_carries_templates_static_files_and_the_base_image_recipe(inst
         "minibinder/templates/admin.html",
         "minibinder/static/loading.js",
         "minibinder/static/badge_logo.svg",
-        "minibinder/build/base.Dockerfile",
-        "minibinder/build/environments/conda_to_pypi.toml",
+        "minibinder/builds/base.Dockerfile",
+        "minibinder/builds/environments/conda_to_pypi.toml",
         "minibinder/sessions/zip_home.py",
         "minibinder/__main__.py",
     ):

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from minibinder.build.buildpacks.dockerfile_policy import check_dockerfile_policy
+from minibinder.builds.buildpacks.dockerfile_policy import check_dockerfile_policy
 from minibinder.errors import BuildpackError
 
 SECRET = "http://127.0.0.1:PORT/secret"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from minibinder.build.buildpacks import RepoConfig, pick_buildpack, plan_build, read_repo_config
-from minibinder.build.buildpacks.base import parse_apt_txt
-from minibinder.build.buildpacks.python import refers_to_repository
-from minibinder.build.buildpacks.render import render_dockerfile
+from minibinder.builds.buildpacks import RepoConfig, pick_buildpack, plan_build, read_repo_config
+from minibinder.builds.buildpacks.base import parse_apt_txt
+from minibinder.builds.buildpacks.python import refers_to_repository
+from minibinder.builds.buildpacks.render import render_dockerfile
 from minibinder.config import load_config
 from minibinder.errors import BuildpackError
 

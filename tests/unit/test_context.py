@@ -5,8 +5,8 @@ import tarfile
 
 import pytest
 
-from minibinder.build.buildpacks import BuildPlan
-from minibinder.build.context import make_context, make_repository_context
+from minibinder.builds.buildpacks import BuildPlan
+from minibinder.builds.context import make_context, make_repository_context
 from minibinder.errors import BuildError
 
 MIB = 2**20

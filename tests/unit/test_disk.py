@@ -2,7 +2,7 @@
 
 import pytest
 
-from minibinder.build.disk import ImageInfo, check_build_space, collect_images, removal_order
+from minibinder.builds.disk import ImageInfo, check_build_space, collect_images, removal_order
 from minibinder.config import load_config
 from minibinder.errors import BuildError
 

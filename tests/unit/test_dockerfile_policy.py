@@ -5,11 +5,11 @@ import re
 
 import pytest
 
-from minibinder.build.buildpacks.dockerfile_policy import (
+from minibinder.builds.buildpacks.dockerfile_policy import (
     check_dockerfile_policy,
     parse_image_reference,
 )
-from minibinder.build.buildpacks.dockerfile_reading import (
+from minibinder.builds.buildpacks.dockerfile_reading import (
     UNKNOWN,
     Expanded,
     expand,

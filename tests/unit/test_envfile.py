@@ -2,7 +2,7 @@
 
 import pytest
 
-from minibinder.build.environments.envfile import (
+from minibinder.builds.environments.envfile import (
     check_channel,
     is_explicit,
     parse_conda_lock,

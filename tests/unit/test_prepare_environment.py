@@ -3,15 +3,15 @@ the failure setting, Python versions, and what the build log says."""
 
 import pytest
 
-from minibinder.build.buildpacks import RepoConfig, plan_build
-from minibinder.build.environments import prepare
-from minibinder.build.environments.conda import (
+from minibinder.builds import prepare
+from minibinder.builds.buildpacks import RepoConfig, plan_build
+from minibinder.builds.environments.conda import (
     ChannelUnreachable,
     EnvironmentImage,
     channel_urls,
     check_channel_host,
 )
-from minibinder.build.environments.envfile import parse_environment_file
+from minibinder.builds.environments.envfile import parse_environment_file
 from minibinder.config import load_config
 from minibinder.errors import BuildError, BuildpackError
 

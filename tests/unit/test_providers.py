@@ -2,7 +2,7 @@
 
 import pytest
 
-from minibinder.build.images import image_name, image_slug
+from minibinder.builds.images import image_name, image_slug
 from minibinder.config import load_config
 from minibinder.errors import SpecError
 from minibinder.repos.providers import parse_spec, source_from_url, spec_from_form

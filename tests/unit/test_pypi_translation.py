@@ -2,8 +2,8 @@
 
 import pytest
 
-from minibinder.build.environments.envfile import parse_environment_file
-from minibinder.build.environments.pypi import pep440, translate
+from minibinder.builds.environments.envfile import parse_environment_file
+from minibinder.builds.environments.pypi import pep440, translate
 from minibinder.errors import BuildpackError
 
 

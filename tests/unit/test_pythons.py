@@ -2,7 +2,7 @@
 
 import pytest
 
-from minibinder.build.environments.pythons import choose_python, parse_request
+from minibinder.builds.environments.pythons import choose_python, parse_request
 from minibinder.errors import BuildpackError
 
 AVAILABLE = ["3.11", "3.13"]

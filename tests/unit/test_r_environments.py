@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from minibinder.build.buildpacks import RepoConfig, plan_build, read_repo_config, render_dockerfile
-from minibinder.build.environments import prepare
-from minibinder.build.environments.r_runtime import (
+from minibinder.builds import prepare
+from minibinder.builds.buildpacks import RepoConfig, plan_build, read_repo_config, render_dockerfile
+from minibinder.builds.environments.r_runtime import (
     RRequest,
     choose_r,
     install_script,
@@ -216,7 +216,7 @@ def test_r_settings_are_checked(overrides, message):
 
 
 def test_the_shown_dockerfile_has_the_r_steps_when_docker_answers(tmp_path):
-    from minibinder.build.images import generated_dockerfile
+    from minibinder.builds.images import generated_dockerfile
 
     (tmp_path / "install.R").write_text('install.packages("tinypkg")\n')
     assert "r-base-core" in generated_dockerfile(tmp_path, CONFIG, FakeDocker("bookworm"))

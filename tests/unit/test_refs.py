@@ -3,7 +3,7 @@ must never reach git."""
 
 import pytest
 
-from minibinder.cli.build import pick_target
+from minibinder.cli.build_command import pick_target
 from minibinder.config import load_config
 from minibinder.errors import SpecError
 from minibinder.repos import refs

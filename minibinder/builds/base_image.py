@@ -12,7 +12,7 @@ from .. import __version__
 from ..config import Config, read_extra_ca
 from ..docker_client import BuildRequest, Docker
 from ..events import Event
-from .builder import run_build
+from .docker_build import run_build
 
 DEFAULT_ROOTFS = "debian:bookworm-slim"
 

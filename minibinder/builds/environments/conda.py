@@ -32,8 +32,8 @@ from ...errors import BuildError, BuildpackError, MinibinderError
 from ...events import Event
 from ...identity import INSTANCE_LABEL, instance_id
 from ...repos.urlpolicy import Resolver, internal, local_name_or_address, resolve_addresses
-from ..builder import run_build
 from ..context import make_prefix_context
+from ..docker_build import run_build
 from .envfile import LockedPackage
 
 ENV_PREFIX = "/srv/conda/envs/notebook"

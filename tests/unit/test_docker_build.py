@@ -1,6 +1,6 @@
 """Reading Docker's build stream: steps, the running step's container, the log tail, errors."""
 
-from minibinder.build.builder import LOG_TAIL_LINES, BuildProgress
+from minibinder.builds.docker_build import LOG_TAIL_LINES, BuildProgress
 
 
 def test_steps_and_containers_are_followed():
@@ -48,7 +48,7 @@ class FakeDocker:
 
 
 def test_a_log_past_its_limit_is_cut_and_the_build_goes_on():
-    from minibinder.build.builder import run_build
+    from minibinder.builds.docker_build import run_build
     from minibinder.docker_client import BuildRequest
 
     chunks = [{"stream": "x" * 1000 + "\n"} for _ in range(50)]
@@ -64,7 +64,7 @@ def test_old_build_logs_are_swept_and_running_ones_kept(tmp_path):
     import fcntl
     import os
 
-    from minibinder.build.sharing import sweep_build_logs
+    from minibinder.builds.sharing import sweep_build_logs
 
     for key in ("old", "recent", "running"):
         (tmp_path / f"{key}.log").write_text("{}\n")

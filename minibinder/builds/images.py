@@ -22,11 +22,11 @@ from ..identity import instance_id
 from ..networks import build_network
 from ..repos.fetch import FetchLimits, fetch_commit
 from ..repos.providers import RepoSource, get_provider
-from .builder import run_build
 from .buildpacks import plan_build, read_repo_config, render_dockerfile
 from .context import make_context, make_repository_context
 from .disk import check_build_space
-from .environments.prepare import prepare_environment, settle_r
+from .docker_build import run_build
+from .prepare import prepare_environment, settle_r
 from .sharing import followed, release_slot, run_shared, take_slot, work_folder
 
 LABEL = "minibinder"

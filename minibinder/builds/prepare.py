@@ -15,13 +15,13 @@ import shlex
 from collections.abc import Generator
 from pathlib import Path
 
-from ...config import Config
-from ...docker_client import Docker
-from ...errors import BuildError, BuildpackError
-from ...events import Event
-from ..buildpacks.base import BuildPlan, install_command
-from ..buildpacks.python import DEPS_DIR, refers_to_repository
-from .conda import (
+from ..config import Config
+from ..docker_client import Docker
+from ..errors import BuildError, BuildpackError
+from ..events import Event
+from .buildpacks.base import BuildPlan, install_command
+from .buildpacks.python import DEPS_DIR, refers_to_repository
+from .environments.conda import (
     JUPYTER_SPECS,
     ChannelUnreachable,
     Unsatisfiable,
@@ -29,10 +29,10 @@ from .conda import (
     environment_image,
     platform_subdir,
 )
-from .envfile import CondaEnvironment, RepositoryLock, parse_conda_lock, parse_explicit
-from .pypi import translate
-from .pythons import PythonRequest, choose_python, show
-from .r_runtime import (
+from .environments.envfile import CondaEnvironment, RepositoryLock, parse_conda_lock, parse_explicit
+from .environments.pypi import translate
+from .environments.pythons import PythonRequest, choose_python, show
+from .environments.r_runtime import (
     DEBIAN_R,
     choose_r,
     kernel_step,

@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..build.images import (
+from ..builds.images import (
     BuildTarget,
     build_image,
     generated_dockerfile,
