@@ -11,9 +11,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.gitserver import GitServer
-from tests.serving import ServeProcess, remove_test_sessions, write_config
-from tests.sse import events
+from tests.support.gitserver import GitServer
+from tests.support.serving import ServeProcess, remove_test_sessions, write_config
+from tests.support.sse import events
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})

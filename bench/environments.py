@@ -19,7 +19,7 @@ from minibinder.builds.images import build_image, target_for_source
 from minibinder.config import load_config
 from minibinder.docker_client import Docker
 from minibinder.repos.providers import parse_spec
-from tests.conda_channel import CondaChannel
+from tests.support.conda_channel import CondaChannel
 
 from .common import IMAGE_PREFIX, NOTEBOOK, Bench
 

@@ -30,9 +30,9 @@ from pathlib import Path
 import websocket
 
 from minibinder.store import Store
-from tests.gitserver import free_port
-from tests.serving import ServeProcess, write_config
-from tests.session_backends import SessionBackend
+from tests.support.gitserver import free_port
+from tests.support.serving import ServeProcess, write_config
+from tests.support.session_backends import SessionBackend
 
 from .common import ROOT, percentile, wait_http
 

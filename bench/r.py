@@ -17,7 +17,7 @@ import statistics
 
 from minibinder.config import load_config
 from minibinder.docker_client import Docker
-from tests.cran_repository import CranRepository
+from tests.support.cran_repository import CranRepository
 
 from .common import IMAGE_PREFIX, NOTEBOOK, Bench, launch
 from .environments import timed_build

@@ -15,7 +15,7 @@ import pytest
 
 from minibinder.config import load_config
 
-from .gitserver import GitServer
+from .support.gitserver import GitServer
 
 TEST_IMAGE_PREFIX = "minibinder-test-"
 

@@ -15,9 +15,9 @@ from minibinder.firewall import uninstall
 from minibinder.repos.providers import parse_spec
 
 from ..conftest import TEST_IMAGE_PREFIX, make_config
-from ..gitserver import GitServer
-from ..serving import ServeProcess, remove_test_sessions, write_config
-from ..sse import events
+from ..support.gitserver import GitServer
+from ..support.serving import ServeProcess, remove_test_sessions, write_config
+from ..support.sse import events
 
 # The operator's token in every test service (at least 32 characters).
 ADMIN_TOKEN = "operator-secret-0123456789abcdef0123"

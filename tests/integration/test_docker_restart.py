@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ..serving import ServeProcess, remove_test_sessions
-from ..sse import events
+from ..support.serving import ServeProcess, remove_test_sessions
+from ..support.sse import events
 from .conftest import serve_config
 
 pytestmark = pytest.mark.restarts_docker

@@ -13,9 +13,9 @@ from pathlib import Path
 import docker as docker_sdk
 import pytest
 
-from ..browser import chromium, run_cell
-from ..serving import ServeProcess, remove_test_sessions
-from ..sse import events
+from ..support.browser import chromium, run_cell
+from ..support.serving import ServeProcess, remove_test_sessions
+from ..support.sse import events
 from .conftest import serve_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,10 +12,10 @@ import urllib.request
 import docker as docker_sdk
 import pytest
 
-from ..conda_channel import CondaChannel
 from ..conftest import make_config
-from ..jupyter import execute, start_kernel
-from ..sse import events
+from ..support.conda_channel import CondaChannel
+from ..support.jupyter import execute, start_kernel
+from ..support.sse import events
 from .conftest import launch, log_text
 
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})

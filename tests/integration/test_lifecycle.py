@@ -12,9 +12,9 @@ import urllib.request
 import docker as docker_sdk
 import pytest
 
-from ..browser import chromium
-from ..jupyter import api, execute, start_kernel
-from ..sse import events
+from ..support.browser import chromium
+from ..support.jupyter import api, execute, start_kernel
+from ..support.sse import events
 from .conftest import ADMIN_TOKEN, launch, wait_for
 
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})

@@ -124,7 +124,7 @@ def http_status(url: str) -> int:
 
 
 def test_doctor_says_what_is_wrong_and_what_to_do(tmp_path, build_config, git_server):
-    from ..serving import write_config
+    from ..support.serving import write_config
     from .test_cli import minibinder
 
     healthy = write_config(tmp_path / "ok.toml", tmp_path / "data",
@@ -191,7 +191,7 @@ def binder_client_cell(url: str, spec: str, ca) -> dict:
 def cell_in_the_browser(tmp_path, launch_url: str) -> str:
     """Open a launch link in a real browser; once it lands in its session, run a cell over the
     kernel WebSocket from that page. What the cell printed, after the page's scheme."""
-    from ..browser import chromium
+    from ..support.browser import chromium
 
     with chromium(tmp_path / "profile", ignore_https_errors=True) as browser:
         page = browser.new_page()
@@ -211,9 +211,9 @@ def test_https_directly_with_websockets(tmp_path, build_config, git_server):
 
     import websocket
 
-    from ..serving import ServeProcess, remove_test_sessions
-    from ..sse import events
-    from ..tls import make_certificates
+    from ..support.serving import ServeProcess, remove_test_sessions
+    from ..support.sse import events
+    from ..support.tls import make_certificates
     from .conftest import serve_config
 
     certs = make_certificates(tmp_path / "tls")
@@ -258,7 +258,7 @@ def test_tls_settings_that_cannot_work_stop_the_start(tmp_path):
     from minibinder.config import load_config
     from minibinder.errors import ConfigError
 
-    from ..tls import make_certificates
+    from ..support.tls import make_certificates
 
     certs = make_certificates(tmp_path / "tls")
     other = make_certificates(tmp_path / "other")
@@ -387,7 +387,7 @@ def test_a_lab_sign_in_proxy_names_the_user(serve_with, git_server):
 
 def serve_under_prefix(tmp_path, build_config, git_server, prefix="/binder", **settings):
     """`minibinder serve` with public_url naming a path; the caller stops it."""
-    from ..serving import ServeProcess
+    from ..support.serving import ServeProcess
     from .conftest import serve_config
 
     config_file = tmp_path / "minibinder.toml"
@@ -401,9 +401,9 @@ def serve_under_prefix(tmp_path, build_config, git_server, prefix="/binder", **s
 
 
 def test_everything_lives_under_a_path_prefix(tmp_path, build_config, git_server):
-    from ..jupyter import execute, start_kernel
-    from ..serving import remove_test_sessions
-    from ..sse import events
+    from ..support.jupyter import execute, start_kernel
+    from ..support.serving import remove_test_sessions
+    from ..support.sse import events
 
     git_server.create("ops/prefix", {"README.md": "x"})
     serve = serve_under_prefix(tmp_path, build_config, git_server)
@@ -455,9 +455,9 @@ def test_bad_public_urls_are_named(public_url, message):
 
 def test_behind_nginx_with_tls_and_a_prefix(tmp_path, build_config, git_server):
 
-    from ..nginx import Nginx
-    from ..serving import ServeProcess, remove_test_sessions
-    from ..tls import make_certificates
+    from ..support.nginx import Nginx
+    from ..support.serving import ServeProcess, remove_test_sessions
+    from ..support.tls import make_certificates
     from .conftest import serve_config
 
     certs = make_certificates(tmp_path / "tls")
@@ -498,9 +498,9 @@ def test_behind_nginx_with_tls_and_a_prefix(tmp_path, build_config, git_server):
 def test_behind_a_sign_in_proxy_that_names_the_user(tmp_path, build_config, git_server):
     import base64
 
-    from ..nginx import Nginx
-    from ..serving import ServeProcess, remove_test_sessions
-    from ..tls import make_certificates
+    from ..support.nginx import Nginx
+    from ..support.serving import ServeProcess, remove_test_sessions
+    from ..support.tls import make_certificates
     from .conftest import serve_config
 
     certs = make_certificates(tmp_path / "tls")
@@ -551,9 +551,9 @@ def test_minibinder_in_a_container_launches_a_session(tmp_path, build_config, gi
 
     import docker as docker_sdk
 
-    from ..gitserver import free_port
-    from ..serving import remove_test_sessions, write_config
-    from ..sse import events
+    from ..support.gitserver import free_port
+    from ..support.serving import remove_test_sessions, write_config
+    from ..support.sse import events
     from .test_e2e import ROOT
 
     context = tmp_path / "deploy"

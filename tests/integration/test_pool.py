@@ -9,8 +9,8 @@ import time
 import docker as docker_sdk
 import pytest
 
-from ..jupyter import api
-from ..sse import events
+from ..support.jupyter import api
+from ..support.sse import events
 from .conftest import wait_for
 
 SPEC = "gh/pool/demo/HEAD"

@@ -12,8 +12,8 @@ import websocket
 
 from minibinder.store import Store
 
-from ..serving import ServeProcess, write_config
-from ..session_backends import SessionBackend
+from ..support.serving import ServeProcess, write_config
+from ..support.session_backends import SessionBackend
 
 SESSION_A, SESSION_B, SESSION_DEAD = "a" * 16, "b" * 16, "d" * 16
 MB = 1 << 20

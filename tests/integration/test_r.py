@@ -11,8 +11,8 @@ import re
 import pytest
 
 from ..conftest import make_config
-from ..cran_repository import CranRepository
-from ..jupyter import api, execute
+from ..support.cran_repository import CranRepository
+from ..support.jupyter import api, execute
 from .conftest import launch, log_text
 from .test_environments import layers
 
@@ -119,7 +119,7 @@ def test_another_r_version_follows_r_fallback(builder, r_config, git_server, tmp
 def test_the_browser_launcher_offers_r(r_serve, git_server, tmp_path):
     from playwright.sync_api import expect
 
-    from ..browser import chromium, run_cell
+    from ..support.browser import chromium, run_cell
 
     git_server.create("r/browser", {"install.R": 'install.packages("tinypkg")\n'})
     with chromium(tmp_path / "profile") as browser:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ..gitserver import free_port
+from ..support.gitserver import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

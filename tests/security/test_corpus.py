@@ -9,7 +9,7 @@ import urllib.error
 
 import pytest
 
-from ..sse import events
+from ..support.sse import events
 from . import corpus
 
 
@@ -30,7 +30,7 @@ def get(port: int, path: str, headers: dict[str, str]) -> int:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, git_server, build_config):
     from ..integration.conftest import serve_config
-    from ..serving import ServeProcess
+    from ..support.serving import ServeProcess
 
     folder = tmp_path_factory.mktemp("corpus")
     config = serve_config(folder / "minibinder.toml", folder / "data", build_config, git_server,

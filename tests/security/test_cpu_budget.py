@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import urllib.request
 
-from ..jupyter import api, execute, start_kernel
+from ..support.jupyter import api, execute, start_kernel
 from .conftest import launch, wait_for
 
 BUDGET = 20  # CPU-seconds: above what Jupyter's start takes, below the loop's minute

@@ -31,7 +31,7 @@ def test_many_empty_files_count(tmp_path, git_server):
 
 def test_a_session_past_its_disk_limit_is_warned_then_stopped(serve_with, git_server):
     from ..integration.conftest import launch, wait_for
-    from ..jupyter import api, execute, start_kernel
+    from ..support.jupyter import api, execute, start_kernel
 
     git_server.create("hostile/fill", {"README.md": "x"})
     serve = serve_with(session_disk_limit="60M", cull_interval=1)
@@ -54,7 +54,7 @@ def _metrics(serve) -> str:
 
 
 def test_a_build_log_past_its_limit_is_cut_and_the_build_goes_on(serve_with, git_server):
-    from ..sse import events
+    from ..support.sse import events
 
     git_server.create("hostile/loud", {
         "postBuild": "#!/bin/bash\npython3 -c \"import sys\nfor _ in range(20000): "

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 import zipfile
 
-from ..jupyter import execute, start_kernel
+from ..support.jupyter import execute, start_kernel
 from .conftest import launch
 
 MAKE_FILES = """

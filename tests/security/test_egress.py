@@ -18,7 +18,7 @@ from minibinder.identity import instance_id
 from minibinder.networks import PURPOSE_LABEL, ensure_egress
 
 from ..conftest import make_config
-from ..netprobe import PRIVATE_ADDRESS, PROBE, HostListener, PrivateListener, probe_results
+from ..support.netprobe import PRIVATE_ADDRESS, PROBE, HostListener, PrivateListener, probe_results
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def own_network() -> str:
 
 
 def session_probe(ready, *targets) -> dict[str, str]:
-    from ..jupyter import execute, start_kernel
+    from ..support.jupyter import execute, start_kernel
 
     code = ("import subprocess, sys\nprint(subprocess.run([sys.executable, '-c', PROBE, "
             f"*{list(targets)!r}], capture_output=True, text=True).stdout)")  # fmt: skip

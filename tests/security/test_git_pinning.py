@@ -19,8 +19,8 @@ from minibinder.repos import urlpolicy
 from minibinder.repos.fetch import FetchLimits, fetch_commit
 from minibinder.repos.refs import resolve_ref
 
-from ..githttp import GitHttpServer, Redirector, Trap
-from ..tls import make_certificates
+from ..support.githttp import GitHttpServer, Redirector, Trap
+from ..support.tls import make_certificates
 
 STAND_IN = "127.0.0.2"  # plays a public address; a loopback one, so nothing leaves the host
 SCHEMES = ["https", "http"]

@@ -18,9 +18,9 @@ from minibinder.repos import remote
 from minibinder.repos.fetch import FetchLimits, fetch_commit
 from minibinder.repos.refs import resolve_ref
 
-from ..githttp import GitHttpServer, Redirector, Trap
-from ..gitserver import free_port
-from ..tls import make_certificates
+from ..support.githttp import GitHttpServer, Redirector, Trap
+from ..support.gitserver import free_port
+from ..support.tls import make_certificates
 
 SCHEMES = ["https", "git"]
 ANY_SHA = "1" * 40

@@ -16,8 +16,8 @@ import websocket
 
 from minibinder.store import Store
 
-from ..serving import ServeProcess, write_config
-from ..session_backends import SessionBackend
+from ..support.serving import ServeProcess, write_config
+from ..support.session_backends import SessionBackend
 
 SESSION = "7e57c11e27e57c11"
 HEADER_SECONDS, BODY_SECONDS, IDLE_SECONDS, WEBSOCKET_IDLE_SECONDS = 2, 3, 3, 3

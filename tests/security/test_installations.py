@@ -17,8 +17,8 @@ from minibinder.firewall import chain_prefix
 from minibinder.jobs import collect, maintain_sessions
 from minibinder.services import create_services
 
-from ..jupyter import api
-from ..sse import events
+from ..support.jupyter import api
+from ..support.sse import events
 from .conftest import launch
 
 SESSION, INSTANCE, NETWORK, PID = (

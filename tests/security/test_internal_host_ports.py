@@ -16,7 +16,7 @@ from minibinder.errors import FetchError, ResolveError
 from minibinder.repos.fetch import FetchLimits, fetch_commit
 from minibinder.repos.refs import resolve_ref
 
-from ..githttp import CountingListener, GitHttpServer
+from ..support.githttp import CountingListener, GitHttpServer
 from .test_submodules import with_submodule
 
 SCHEMES = ["https", "git", "http"]

@@ -8,7 +8,7 @@ import websocket
 
 from minibinder.store import Store
 
-from ..jupyter import execute, start_kernel
+from ..support.jupyter import execute, start_kernel
 from .conftest import launch
 
 CONNECT = """

@@ -13,9 +13,9 @@ import pytest
 
 from minibinder.store import Store
 
-from ..serving import ServeProcess, write_config
-from ..session_backends import SessionBackend
-from ..sse import events
+from ..support.serving import ServeProcess, write_config
+from ..support.session_backends import SessionBackend
+from ..support.sse import events
 
 SESSION = "5a0995a0995a0995"
 SMUGGLED = f"/user/{SESSION}/smuggled"

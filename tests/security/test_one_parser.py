@@ -24,8 +24,8 @@ import websocket
 
 from minibinder.store import Store
 
-from ..serving import ServeProcess, write_config
-from ..session_backends import SessionBackend
+from ..support.serving import ServeProcess, write_config
+from ..support.session_backends import SessionBackend
 from . import corpus
 
 SESSION = "0be9a55e0be9a55e"

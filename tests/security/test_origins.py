@@ -8,9 +8,9 @@ import json
 
 from minibinder.store import Store
 
-from ..browser import chromium
-from ..serving import ServeProcess, write_config
-from ..session_backends import SessionBackend
+from ..support.browser import chromium
+from ..support.serving import ServeProcess, write_config
+from ..support.session_backends import SessionBackend
 from .conftest import ADMIN_TOKEN
 
 SESSION = "5e55105e55105e55"

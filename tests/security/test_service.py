@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import time
 
-from ..sse import events
+from ..support.sse import events
 from .conftest import ADMIN_TOKEN, launch
 
 

@@ -13,8 +13,8 @@ import websocket
 
 from minibinder.store import Store
 
-from ..browser import chromium
-from ..session_backends import SessionBackend
+from ..support.browser import chromium
+from ..support.session_backends import SessionBackend
 from .conftest import launch
 
 HOSTILE = "badbadbadbadbad0"

@@ -10,7 +10,7 @@ import urllib.request
 import docker as docker_sdk
 import pytest
 
-from ..jupyter import api, execute, start_kernel
+from ..support.jupyter import api, execute, start_kernel
 from .conftest import launch, wait_for
 
 FILL = """

@@ -12,9 +12,9 @@ import pytest
 from minibinder.errors import FetchError
 from minibinder.repos.fetch import FetchLimits, fetch_commit
 
-from ..githttp import GitHttpServer
-from ..gitserver import git
-from ..netprobe import HostListener
+from ..support.githttp import GitHttpServer
+from ..support.gitserver import git
+from ..support.netprobe import HostListener
 
 SCHEMES = ["https", "git"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
-from ..browser import chromium
+from ..support.browser import chromium
 from .conftest import ADMIN_TOKEN, wait_for
 
 PAYLOADS = [

@@ -1,4 +1,4 @@
-"""Test backends that minibinder sees as its own sessions: tests/backend.py running in a
+"""Test backends that minibinder sees as its own sessions: tests/support/backend.py running in a
 container labelled like a session of one installation, on the sessions network. The record
 the test adds points at that container, so the restart reconciler treats it like any other
 session (nothing in minibinder special-cases tests)."""
@@ -19,7 +19,7 @@ from minibinder.identity import instance_id
 from minibinder.sessions.launcher import INSTANCE_LABEL, JUPYTER_PORT, SESSION_LABEL
 from minibinder.store import SessionRecord, Store
 
-from .conftest import TEST_IMAGE_PREFIX
+from ..conftest import TEST_IMAGE_PREFIX
 
 BACKEND = Path(__file__).with_name("backend.py")
 BASE_IMAGE = load_config().base_images[load_config().default_python]
