@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import ipaddress
 import json
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,25 +14,55 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
-from .firewall import check_allow_entries
-from .hostnames import internal_host_entry
+from .setting_kinds import (
+    Choice,
+    Count,
+    EgressList,
+    Kind,
+    Size,
+    Table,
+    Text,
+    TextList,
+    address,
+    dns_name,
+    http_url_entry,
+    image_prefix,
+    internal_host,
+    kind_of,
+    network,
+    package_repository,
+    public_url,
+    regex,
+    regex_key,
+    registry,
+    version_key,
+)
 
 ENV_PREFIX = "MINIBINDER_"
 MIN_ADMIN_TOKEN = 32  # no rate limit guards the operator's token: its length does
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+# Table settings: what their values are, and how their keys (and values) are checked.
+BASE_IMAGES = Table(str, "a table of strings", "KEY=VALUE,...", key=version_key)
+VERSION_URLS = Table(str, "a table of version = URL", "X.Y=URL,...", key=version_key,
+                     entry=http_url_entry)  # fmt: skip
+LIMITS = Table(int, "a table of regular expression = limit", "REGEX=NUMBER,...", key=regex_key)
+COUNTS = Table(int, "a table of `<provider>/<spec>` = count", "SPEC=NUMBER,...")
 
 
-def setting(default: Any, help: str, kind: str = "", build: bool = False, section: str = "") -> Any:
-    """Declare one setting: its default, the help text shown in docs, and how to parse it.
+def setting(
+    default: Any, help: str, kind: Kind | None = None, build: bool = False, section: str = ""
+) -> Any:
+    """Declare one setting: its default, the help text shown in docs, and its kind (how values
+    are read and stored; by default, from the default's type).
 
     `build=True` marks settings that change what an image contains; they feed the config hash.
     `section` starts a group of settings in the docs (config.example.toml).
     """
+    kind = kind or kind_of(default)
+    value = kind.read("default", default, False)  # stored parsed, as loaded values are
     meta = {"help": help, "kind": kind, "build": build, "section": section}
-    if isinstance(default, list | dict):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
+    if isinstance(value, list | dict):
+        return field(default_factory=lambda: type(value)(value), metadata=meta)
+    return field(default=value, metadata=meta)
 
 
 def default_data_dir() -> str:
@@ -54,7 +82,9 @@ class Config:
         section="State and images",
     )
     image_prefix: str = setting(
-        "minibinder-", "Prefix of the names of images minibinder builds.", kind="image_prefix"
+        "minibinder-",
+        "Prefix of the names of images minibinder builds.",
+        kind=Text(image_prefix, empty_ok=False),
     )
 
     # -- Python versions ---------------------------------------------------------------------------
@@ -62,7 +92,7 @@ class Config:
         {"3.11": "minibinder-base:py3.11"},
         'Base image per Python version ("X.Y" = image). A repository asks for a version in '
         "runtime.txt; images are made by `minibinder base-image`.",
-        kind="str_map",
+        kind=BASE_IMAGES,
         build=True,
         section="Python versions",
     )
@@ -74,7 +104,7 @@ class Config:
         "When a repository asks for a Python version no base image (and no conda channel) "
         'provides: "newer" builds with the nearest newer version and shows a warning, '
         '"fail" refuses the build.',
-        kind="choice:newer,fail",
+        kind=Choice(("newer", "fail")),
         build=True,
     )
 
@@ -83,7 +113,7 @@ class Config:
         "",
         "PEM file of extra CA certificates trusted inside builds and sessions "
         "(TLS-intercepting proxies, university networks). Empty: none.",
-        kind="path",
+        kind=Text(),
         build=True,
         section="Builds",
     )
@@ -99,7 +129,7 @@ class Config:
     installer: str = setting(
         "uv",
         'Installer for Python packages in builds: "uv" (fast) or "pip".',
-        kind="choice:uv,pip",
+        kind=Choice(("uv", "pip")),
         build=True,
     )
     allow_dockerfile: bool = setting(
@@ -112,17 +142,17 @@ class Config:
         "Docker daemon pulls them from the host's own network, so anything else is refused. "
         '"docker.io" is Docker Hub (names without a registry); add e.g. "quay.io", "ghcr.io" '
         'or an internal "registry.lab.example:5000".',
-        kind="registry_list",
+        kind=TextList(registry),
     )
-    build_memory_limit: str = setting(
-        "3G", "Memory limit of each build step (bytes, or with a K/M/G suffix).", kind="size"
+    build_memory_limit: int = setting(
+        "3G", "Memory limit of each build step (bytes, or with a K/M/G suffix).", kind=Size()
     )
     build_timeout: int = setting(1800, "Seconds a build may take before it is stopped.")
     max_concurrent_builds: int = setting(2, "Builds running at once; more wait their turn.")
-    build_log_limit: str = setting(
+    build_log_limit: int = setting(
         "20M",
         "Size of a build's log past which the rest is neither shown nor kept (the build goes on).",
-        kind="size",
+        kind=Size(),
     )
     build_log_days: int = setting(
         30, "Days a finished build's log is kept for the operator's page."
@@ -140,7 +170,7 @@ class Config:
         [],
         "Channel URLs used instead of the ones an environment file names (a mirror of them). "
         "Empty: the file's own channels (conda-forge when it names none).",
-        kind="str_list",
+        kind=TextList(),
         build=True,
     )
     conda_fallback: str = setting(
@@ -148,7 +178,7 @@ class Config:
         'When no conda channel answers: "pypi" installs the environment file\'s packages from '
         "the Python package index instead (names mapped by a shipped table; conda-only "
         'packages are named in the error), "fail" refuses the build.',
-        kind="choice:pypi,fail",
+        kind=Choice(("pypi", "fail")),
         build=True,
     )
     conda_solve_timeout: int = setting(300, "Seconds solving a conda environment may take.")
@@ -159,7 +189,7 @@ class Config:
         "CRAN-like repository install.R and DESCRIPTION install from: {date} is runtime.txt's "
         "snapshot date (latest when it names none), {codename} the base image's Debian release "
         "(the default serves Linux binaries for it). A mirror or an internal repository works.",
-        kind="package_repository",
+        kind=Text(package_repository, empty_ok=False),
         build=True,
         section="R environments",
     )
@@ -168,7 +198,7 @@ class Config:
         "When runtime.txt asks for an R version neither Debian's R nor r_builds provides: "
         '"nearest" builds with the nearest version of the same major and shows a warning, '
         '"fail" refuses the build.',
-        kind="choice:nearest,fail",
+        kind=Choice(("nearest", "fail")),
         build=True,
     )
     r_builds: dict = setting(
@@ -176,7 +206,7 @@ class Config:
         'Other R versions: "X.Y" = URL of a Debian package of that R installing to '
         "/opt/R/<version> (as Posit's R builds do, e.g. https://cdn.posit.co/r/debian-12/pkgs/"
         "r-4.1.3_1_amd64.deb). Empty: only the R of the base image's Debian release.",
-        kind="url_map",
+        kind=VERSION_URLS,
         build=True,
     )
 
@@ -185,7 +215,7 @@ class Config:
         ["https"],
         'URL schemes a repository may be cloned with; add "git" or "http" only '
         "for trusted networks (e.g. a loopback git server in tests).",
-        kind="str_list",
+        kind=TextList(),
         section="Repositories",
     )
     internal_hosts: list = setting(
@@ -196,7 +226,7 @@ class Config:
         'An entry "host:port" ("[::1]:port" for IPv6) allows that port only; a bare host '
         "allows every port of it, so list host:port for a machine that runs other services "
         "(loopback above all): a launch link, submodule or redirect could name any of them.",
-        kind="host_list",
+        kind=TextList(internal_host),
     )
     github_url: str = setting(
         "https://github.com", "Base URL for the `gh` provider (GitHub Enterprise, a mirror)."
@@ -206,14 +236,16 @@ class Config:
     spec_allow: list = setting(
         [],
         "Regular expressions; when any is given, a `<provider>/<spec>` must match one to be built.",
-        kind="regex_list",
+        kind=TextList(regex),
     )
     spec_deny: list = setting(
-        [], "Regular expressions; a `<provider>/<spec>` matching any is refused.", kind="regex_list"
+        [],
+        "Regular expressions; a `<provider>/<spec>` matching any is refused.",
+        kind=TextList(regex),
     )
     clone_timeout: int = setting(120, "Seconds cloning a repository may take.")
-    clone_max_size: str = setting(
-        "512M", "Largest checkout a clone may produce (bytes, or with a K/M/G suffix).", kind="size"
+    clone_max_size: int = setting(
+        "512M", "Largest checkout a clone may produce (bytes, or with a K/M/G suffix).", kind=Size()
     )
     clone_max_files: int = setting(
         100_000,
@@ -225,12 +257,12 @@ class Config:
         60,
         "Seconds a resolved ref (branch or tag → commit) is reused before asking the "
         "git server again; 40 students clicking one link cause one lookup.",
-        kind="zero_ok",
+        kind=Count(0),
     )
 
     # -- The service -------------------------------------------------------------------------------
     bind: str = setting(
-        "127.0.0.1:8585", "Address and port `minibinder serve` listens on.", kind="address",
+        "127.0.0.1:8585", "Address and port `minibinder serve` listens on.", kind=Text(address),
         section="The service",
     )  # fmt: skip
     workers: int = setting(
@@ -267,14 +299,14 @@ class Config:
         "Connections one client address may hold open in each worker; 0: no limit. Trusted "
         "proxies (trusted_proxies) are not limited. A browser needs about ten per open "
         "notebook; raise it for a room behind one NAT address.",
-        kind="zero_ok",
+        kind=Count(0),
     )
     max_page_requests_per_client: int = setting(
         24,
         "Requests for minibinder's own pages (launch event streams included) one client may "
         "have in progress in each worker; more are answered 429, so one client cannot take "
         "every thread. Behind trusted_proxies the forwarded client counts; 0: no limit.",
-        kind="zero_ok",
+        kind=Count(0),
     )
     public_url: str = setting(
         "",
@@ -282,28 +314,28 @@ class Config:
         "https://lab.example.edu/binder/ behind the lab's web server: every page, link, cookie "
         "and session then lives under that path, which must end with /), used in `ready` "
         "events. Empty: taken from each request's Host header.",
-        kind="public_url",
+        kind=Text(public_url),
     )
     admin_bind: str = setting(
         "",
         "Address and port of the operator's pages (/admin): their own listener, so they never "
         "share an origin with session content. Empty: bind's host with the next port "
         "(127.0.0.1:8586 by default).",
-        kind="address",
+        kind=Text(address),
     )
     tls_certificate: str = setting(
         "",
         "PEM certificate (chain) to serve HTTPS directly, without a reverse proxy in front; "
         "both listeners use it. Empty: plain HTTP.",
-        kind="path",
+        kind=Text(),
     )
-    tls_key: str = setting("", "PEM private key of tls_certificate.", kind="path")
+    tls_key: str = setting("", "PEM private key of tls_certificate.", kind=Text())
     allowed_hosts: list = setting(
         [],
         "Host names (host or host:port) minibinder answers to besides public_url's; other Host "
         "headers get 400. Empty, with no public_url: the names of the address it listens on "
         "(loopback names on 127.0.0.1; any IP address on 0.0.0.0).",
-        kind="str_list",
+        kind=TextList(),
     )
     session_domain: str = setting(
         "",
@@ -312,7 +344,7 @@ class Config:
         "DNS name for this server (binder.example.org: *.binder.example.org must reach it), or "
         "localhost on one machine (browsers send *.localhost to it). Empty: every session "
         "shares the main origin.",
-        kind="domain",
+        kind=Text(dns_name),
     )
     trusted_proxies: list = setting(
         [],
@@ -320,14 +352,14 @@ class Config:
         'e.g. ["127.0.0.1"]): only from these are X-Forwarded-For, X-Forwarded-Proto and '
         "Forwarded believed, for the client's address (launch log, per-client limits) and "
         "scheme. Empty: forwarding headers are ignored.",
-        kind="network_list",
+        kind=TextList(network),
     )
     access: str = setting(
         "open",
         'Who may launch: "open" (anyone, as on mybinder.org), "code" (people who know the '
         'access code: a workshop), "header" (people the lab\'s authenticating proxy names in '
         "auth_header, from trusted_proxies only). Sessions are guarded by their own tokens.",
-        kind="choice:open,code,header",
+        kind=Choice(("open", "code", "header")),
     )
     access_code_hash: str = setting(
         "", "The access code, hashed: `minibinder access-code` makes this line from the code."
@@ -341,15 +373,15 @@ class Config:
         [],
         'Users who may launch (access = "header"); with auth_email_domains empty too, '
         "anyone the proxy names.",
-        kind="str_list",
+        kind=TextList(),
     )
     auth_email_domains: list = setting(
-        [], 'E-mail domains whose users may launch (access = "header").', kind="str_list"
+        [], 'E-mail domains whose users may launch (access = "header").', kind=TextList()
     )
     admin_users: list = setting(
         [],
         "Users the proxy names who open the operator's pages without the admin token.",
-        kind="str_list",
+        kind=TextList(),
     )
     cors_allow_origin: str = setting(
         "",
@@ -369,22 +401,22 @@ class Config:
     )
 
     # -- Sessions ----------------------------------------------------------------------------------
-    session_memory_limit: str = setting(
+    session_memory_limit: int = setting(
         "2G",
         "Memory limit of a session (memory and swap together: no swap).",
-        kind="size",
+        kind=Size(),
         section="Sessions",
     )
-    session_memory_reservation: str = setting(
-        "1G", "Memory reserved for each session.", kind="size"
+    session_memory_reservation: int = setting(
+        "1G", "Memory reserved for each session.", kind=Size()
     )
     session_cpu_limit: float = setting(1.0, "CPUs a session may use at most.")
-    session_disk_limit: str = setting(
+    session_disk_limit: int = setting(
         "5G",
         "What a session may write to disk (its container's writable layer and the volumes its "
         "image declares), checked on every culler round: past it the session is stopped, the "
         "reason shown.",
-        kind="size",
+        kind=Size(),
     )
     session_pids_limit: int = setting(512, "Processes and threads a session may run at most.")
     session_network: str = setting(
@@ -400,14 +432,14 @@ class Config:
         "Firewall rules that keep builds and sessions from reaching the host, private and "
         'link-local addresses: "auto" installs them when minibinder may (it runs as root) and '
         'warns otherwise, "required" refuses to start without them, "off" leaves them out.',
-        kind="choice:auto,required,off",
+        kind=Choice(("auto", "required", "off")),
     )
     egress_allow: list = setting(
         ["pypi.org", "files.pythonhosted.org", "registry.npmjs.org", "deb.debian.org"],
         "Addresses, networks or host names builds and sessions may reach even when private "
         "(an internal package mirror, an intercepting proxy); the package_index_url and "
         "npm_registry_url hosts are added. Names are resolved whenever the rules are checked.",
-        kind="egress_list",
+        kind=EgressList(),
     )
 
     # -- Culling -----------------------------------------------------------------------------------
@@ -430,7 +462,7 @@ class Config:
         0,
         "Sessions running at once on this host; 0: as many as fit the host's memory "
         "(memory / session_memory_reservation).",
-        kind="zero_ok",
+        kind=Count(0),
         section="Capacity",
     )
     max_sessions_per_repo: int = setting(100, "Sessions of one repository running at once.")
@@ -438,40 +470,40 @@ class Config:
         {},
         "Per-repository session limits overriding max_sessions_per_repo: "
         "regular expression on `<provider>/<spec>` = limit.",
-        kind="int_map",
+        kind=LIMITS,
     )
     max_sessions_per_client: int = setting(
         10,
         "Sessions one client address may have running at once; 0: no limit. A room behind one "
         "NAT address is one client: raise it for such a workshop.",
-        kind="zero_ok",
+        kind=Count(0),
     )
     max_builds_per_client: int = setting(
         3,
         "Launches from one client address that may wait for or run a build at once; 0: no limit.",
-        kind="zero_ok",
+        kind=Count(0),
     )
     max_streams_per_client: int = setting(
         20,
         "Launch event streams one client address may hold open at once; 0: no limit.",
-        kind="zero_ok",
+        kind=Count(0),
     )
-    memory_headroom: str = setting(
-        "1G", "Memory kept free for the host and minibinder when admitting sessions.", kind="size"
+    memory_headroom: int = setting(
+        "1G", "Memory kept free for the host and minibinder when admitting sessions.", kind=Size()
     )
     warm_pool: dict = setting(
         {},
         "Sessions kept started and unclaimed, ready to hand out at once: "
         '`<provider>/<spec>` = how many (e.g. "gh/org/workshop/HEAD" = 40). The operator\'s '
         "page can change these while minibinder runs.",
-        kind="count_map",
+        kind=COUNTS,
     )
 
     # -- Disk and privacy --------------------------------------------------------------------------
-    disk_free_floor: str = setting(
+    disk_free_floor: int = setting(
         "5G",
         "Builds are refused when the Docker data disk has less free space than this.",
-        kind="size",
+        kind=Size(),
         section="Disk and privacy",
     )
     image_gc_high: int = setting(
@@ -502,10 +534,6 @@ class Config:
     def data_path(self) -> Path:
         return Path(self.data_dir or default_data_dir()).expanduser()
 
-    def size(self, name: str) -> int:
-        """A size setting in bytes."""
-        return parse_size(getattr(self, name), name)
-
     def python_versions(self) -> list[str]:
         return sorted(self.base_images, key=lambda v: tuple(int(p) for p in v.split(".")))
 
@@ -533,200 +561,10 @@ def read_extra_ca(config: Config) -> bytes:
         ) from None
 
 
-def parse_size(value: Any, name: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    match = _SIZE_RE.match(str(value))
-    if not match or float(match.group(1)) <= 0:
-        raise ConfigError(f"{name}: expected a size like 512M or 2G, got {value!r}")
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
-
-
-def _check_regexes(name: str, patterns: Any) -> None:
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as error:
-            raise ConfigError(f"{name}: {pattern!r} is not a regular expression: {error}") from None
-
-
-# Table settings: what their values are, and how their keys are checked.
-_MAPS: dict[str, tuple[type, str, str]] = {
-    "str_map": (str, "a table of strings", "KEY=VALUE,..."),
-    "url_map": (str, "a table of version = URL", "X.Y=URL,..."),
-    "int_map": (int, "a table of regular expression = limit", "REGEX=NUMBER,..."),
-    "count_map": (int, "a table of `<provider>/<spec>` = count", "SPEC=NUMBER,..."),
-}
-
-
-def _coerce_map(name: str, kind: str, value: Any, from_env: bool) -> dict:
-    value_type, description, env_form = _MAPS[kind]
-    if from_env:
-        pairs = [part.rsplit("=", 1) for part in value.split(",") if part.strip()]
-        try:
-            value = {k.strip(): value_type(v.strip()) for k, v in pairs}
-        except ValueError:
-            raise ConfigError(f"{name}: expected {env_form}, got {value!r}") from None
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str)
-        and isinstance(v, value_type)
-        and not isinstance(v, bool)
-        and (not isinstance(v, int) or v >= 0)
-        for k, v in value.items()
-    ):
-        raise ConfigError(f"{name}: expected {description}, got {value!r}")
-    if kind == "int_map":
-        _check_regexes(name, value)
-    if kind in ("str_map", "url_map"):
-        for version in value:
-            if not re.fullmatch(r"\d+\.\d+", version):
-                raise ConfigError(f'{name}: keys are versions like "3.11", got {version!r}')
-    if kind == "url_map":
-        for version, url in value.items():
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname or " " in url:
-                raise ConfigError(f"{name}: {version} = {url!r} is not an http(s) URL")
-    return value
-
-
-def _coerce(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
-    """Turn a TOML or environment value into the setting's type, or say what is wrong."""
-    kind, name = f.metadata["kind"], f.name
-    default = None if f.default is dataclasses.MISSING else f.default
-    if kind in (
-        "str_list",
-        "regex_list",
-        "egress_list",
-        "network_list",
-        "host_list",
-        "registry_list",
-    ):
-        if from_env:
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{name}: expected a list of strings, got {value!r}")
-        if kind == "regex_list":
-            _check_regexes(name, value)
-        if kind == "egress_list":
-            return check_allow_entries(name, value)
-        if kind == "network_list":
-            return [_network(name, item) for item in value]
-        if kind == "registry_list":
-            return [_registry(name, item) for item in value]
-        if kind == "host_list":
-            return [_host_entry(name, item) for item in value]
-        return value
-    if kind in _MAPS:
-        return _coerce_map(name, kind, value, from_env)
-    if isinstance(default, bool):
-        if from_env:
-            lowered = value.strip().lower()
-            if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
-                raise ConfigError(f"{name}: expected true or false, got {value!r}")
-            return lowered in {"1", "true", "yes", "on"}
-        if not isinstance(value, bool):
-            raise ConfigError(f"{name}: expected true or false, got {value!r}")
-        return value
-    if isinstance(default, float):
-        try:
-            number = float(value) if from_env else value
-        except ValueError:
-            number = None
-        if not isinstance(number, int | float) or isinstance(number, bool) or number <= 0:
-            raise ConfigError(f"{name}: expected a positive number, got {value!r}")
-        return float(number)
-    if isinstance(default, int):
-        try:
-            number = int(value) if from_env else value
-        except ValueError:
-            number = None
-        minimum = 0 if kind == "zero_ok" else 1
-        if not isinstance(number, int) or isinstance(number, bool) or number < minimum:
-            raise ConfigError(
-                f"{name}: expected a {'' if minimum else 'non-negative '}"
-                f"{'positive ' if minimum else ''}whole number, got {value!r}"
-            )
-        return number
-    if not isinstance(value, str):
-        raise ConfigError(f"{name}: expected a string, got {value!r}")
-    if kind == "size":
-        parse_size(value, name)
-    elif kind.startswith("choice:"):
-        choices = kind.split(":", 1)[1].split(",")
-        if value not in choices:
-            raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
-    elif (
-        kind == "domain"
-        and value
-        and not re.fullmatch(
-            r"(?=.{1,200}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", value
-        )
-    ):
-        raise ConfigError(f"{name}: expected a lowercase DNS name like binder.example.org, "
-                          f"got {value!r}")  # fmt: skip
-    elif kind == "public_url" and value:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"{name}: expected an http(s) URL, got {value!r}")
-        if parts.query or parts.fragment:
-            raise ConfigError(f"{name}: no query or fragment, got {value!r}")
-        if parts.path and not parts.path.endswith("/"):
-            raise ConfigError(f"{name}: a path must end with / ({value}/), got {value!r}")
-        if "//" in parts.path or any(seg in (".", "..") for seg in parts.path.split("/")):
-            raise ConfigError(f"{name}: the path {parts.path!r} is not a plain path")
-    elif kind == "address" and value:
-        check_address(name, value)
-    elif kind == "package_repository":
-        filled = value.replace("{codename}", "bookworm").replace("{date}", "latest")
-        parts = urlsplit(filled)
-        if (parts.scheme not in ("http", "https") or not parts.hostname
-                or not re.fullmatch(r"[A-Za-z0-9._~:/?#@!$&()*+,;=%-]+", filled)):  # fmt: skip
-            raise ConfigError(f"{name}: expected an http(s) URL ({{codename}} and {{date}} "
-                              f"may appear in it), got {value!r}")  # fmt: skip
-    elif kind == "image_prefix" and not re.fullmatch(r"[a-z0-9][a-z0-9._/-]*", value):
-        raise ConfigError(
-            f"{name}: must be lowercase letters, digits, '.', '_', '-' or '/', got {value!r}"
-        )
-    return value
-
-
-def _network(name: str, value: str) -> str:
-    try:
-        return str(ipaddress.ip_network(value.strip(), strict=False))
-    except ValueError:
-        raise ConfigError(f"{name}: expected an IP address or network, got {value!r}") from None
-
-
-def _host_entry(name: str, value: str) -> str:
-    try:
-        internal_host_entry(value)
-    except ValueError as error:
-        raise ConfigError(f"{name}: {error}") from None
-    return value
-
-
-def _registry(name: str, value: str) -> str:
-    """A registry as image references name it: a host, or host:port (port 1 to 65535)."""
-    match = re.fullmatch(r"([a-z0-9]([a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:]+\])(:(\d{1,5}))?",
-                         value.strip().lower())  # fmt: skip
-    if not match or (match.group(4) and not 0 < int(match.group(4)) < 65536):
-        raise ConfigError(f"{name}: expected a registry host or host:port, like "
-                          f"registry.lab.example:5000, got {value!r}")  # fmt: skip
-    return value.strip().lower()
-
-
-def check_address(name: str, value: str) -> str:
-    """`host:port` (or `[v6]:port`), the port from 1 to 65535."""
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{name}: expected host:port, like 127.0.0.1:8585, got {value!r}")
-    return value
-
-
 def check_listeners(config: Config) -> Config:
     """The operator's pages need a listener of their own: another port than `bind`'s."""
-    check_address("bind", config.bind)
-    check_address("admin_bind", config.admin_address)
+    address("bind", config.bind)
+    address("admin_bind", config.admin_address)
     if config.admin_address.rpartition(":")[2] == config.bind.rpartition(":")[2]:
         raise ConfigError(
             f"admin_bind: {config.admin_address} shares bind's port; the operator's pages need "
@@ -767,6 +605,10 @@ def check_tls(config: Config) -> None:
         ) from None
 
 
+def _read(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
+    return f.metadata["kind"].read(f.name, value, from_env)
+
+
 def load_config(
     path: str | os.PathLike | None = None,
     environ: Mapping[str, str] | None = None,
@@ -792,13 +634,13 @@ def load_config(
         raise ConfigError(
             f"{unknown[0]}: unknown setting in {path} (known: see config.example.toml)"
         )
-    values = {name: _coerce(by_name[name], value, False) for name, value in raw.items()}
+    values = {name: _read(by_name[name], value, False) for name, value in raw.items()}
     for name, f in by_name.items():
         env_value = environ.get(ENV_PREFIX + name.upper())
         if env_value is not None:
-            values[name] = _coerce(f, env_value, True)
+            values[name] = _read(f, env_value, True)
     for name, value in (overrides or {}).items():
         if name not in by_name:
             raise ConfigError(f"{name}: unknown setting")
-        values[name] = _coerce(by_name[name], value, False)
+        values[name] = _read(by_name[name], value, False)
     return check_listeners(Config(**values))

@@ -14,14 +14,6 @@ HEADER = """\
 """
 
 
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return json.dumps(value)
-
-
 def example_toml() -> str:
     defaults, plain, tables = Config(), [], []
     for f in fields():
@@ -38,7 +30,7 @@ def example_toml() -> str:
                 "",
             ]
         else:
-            plain += [*comment, f"{f.name} = {_toml_value(value)}", ""]
+            plain += [*comment, f"{f.name} = {f.metadata['kind'].toml(value)}", ""]
     return HEADER + "\n" + "\n".join(plain + tables)
 
 
@@ -48,6 +40,6 @@ def markdown_table() -> str:
     for f in fields():
         if f.metadata["section"]:
             rows.append(f"| **{f.metadata['section']}** | | |")
-        value = _toml_value(getattr(defaults, f.name)).replace("|", "\\|")
+        value = f.metadata["kind"].toml(getattr(defaults, f.name)).replace("|", "\\|")
         rows.append(f"| `{f.name}` | `{value}` | {f.metadata['help']} |")
     return "\n".join(rows)

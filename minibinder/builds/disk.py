@@ -34,7 +34,7 @@ def docker_disk(config: Config):  # shutil.disk_usage's (total, used, free)
 def check_build_space(config: Config, free_bytes: int | None = None) -> None:
     """Refuse a build, before anything is made, when the disk is below its floor."""
     free = docker_disk(config).free if free_bytes is None else free_bytes
-    floor = config.size("disk_free_floor")
+    floor = config.disk_free_floor
     if free < floor:
         raise BuildError(
             f"Not enough disk space to build: {free / 2**30:.1f} GiB free, this "

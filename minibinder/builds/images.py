@@ -211,10 +211,10 @@ def _fetch_and_build(
             yield Event("fetching", line + "\n")
     plan = plan_build(read_repo_config(repo_dir), config)
     labels = image_labels(target, config, plan.buildpack)
-    memory = config.size("build_memory_limit")
+    memory = config.build_memory_limit
     yield Event("building", f"Building {target.image} with the {plan.buildpack} buildpack\n")
     yield from prepare_environment(plan, config, docker, workdir)
-    max_bytes, include_git = config.size("clone_max_size"), target.local_dir is None
+    max_bytes, include_git = config.clone_max_size, target.local_dir is None
     with contextlib.ExitStack() as stack:
         if plan.dockerfile:  # the repository's own: labels are given to the build
             context = stack.enter_context(
@@ -232,7 +232,7 @@ def _fetch_and_build(
                                dockerfile=dockerfile, no_cache=no_cache,
                                network=network)  # fmt: skip
         yield from run_build(docker, request, config.build_timeout, abandoned,
-                             config.size("build_log_limit"))  # fmt: skip
+                             config.build_log_limit)  # fmt: skip
     yield _built(target, cached=False, seconds=time.monotonic() - started)
 
 

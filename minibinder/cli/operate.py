@@ -184,7 +184,7 @@ def _base_image(config: Config, docker: Docker) -> Check:
 def _disk(config: Config) -> Check:
     from ..builds.disk import docker_disk
 
-    free, floor = docker_disk(config).free, config.size("disk_free_floor")
+    free, floor = docker_disk(config).free, config.disk_free_floor
     found = f"{free / 2**30:.1f} GiB free, builds need {floor / 2**30:.1f} GiB (disk_free_floor)"
     if free >= floor:
         return Check("disk", True, found)

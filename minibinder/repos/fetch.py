@@ -31,7 +31,7 @@ class FetchLimits:
     @classmethod
     def from_config(cls, config: Config) -> FetchLimits:
         return cls(config.allowed_clone_schemes, config.clone_timeout,
-                   config.size("clone_max_size"), config.clone_submodules,
+                   config.clone_max_size, config.clone_submodules,
                    config.clone_max_files, config.internal_hosts)  # fmt: skip
 
 

@@ -30,10 +30,7 @@ class ClientLoad:
 
 def total_limit(config: Config, host_memory: int) -> int:
     """The configured limit, or as many reservations as fit in memory minus the headroom."""
-    fit = max(
-        0,
-        (host_memory - config.size("memory_headroom")) // config.size("session_memory_reservation"),
-    )
+    fit = max(0, (host_memory - config.memory_headroom) // config.session_memory_reservation)
     return min(config.max_sessions, fit) if config.max_sessions else fit
 
 

@@ -18,7 +18,7 @@ class Limits:
     @classmethod
     def from_config(cls, config: Config) -> Limits:
         return cls(config.idle_timeout, config.max_age, config.cpu_budget, config.cull_warning,
-                   config.size("session_disk_limit"))  # fmt: skip
+                   config.session_disk_limit)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -130,13 +130,11 @@ class Sessions:
                 },
                 network=config.session_network,
                 user="1000",
-                mem_limit=config.size("session_memory_limit"),
-                mem_reservation=config.size("session_memory_reservation"),
+                mem_limit=config.session_memory_limit,
+                mem_reservation=config.session_memory_reservation,
                 nano_cpus=int(config.session_cpu_limit * 1e9),
                 pids_limit=config.session_pids_limit,
-                disk_limit=config.size("session_disk_limit")
-                if self.docker.disk_quota_supported()
-                else 0,
+                disk_limit=config.session_disk_limit if self.docker.disk_quota_supported() else 0,
             )
             self.store.update_session(session_id, container_id=container_id)
             address = self.docker.container_address(container_id, config.session_network)

@@ -79,8 +79,8 @@ def test_missing_file():
 
 def test_sizes():
     config = load_config(overrides={"build_memory_limit": "1.5G", "clone_max_size": "100M"})
-    assert config.size("build_memory_limit") == int(1.5 * 2**30)
-    assert config.size("clone_max_size") == 100 * 2**20
+    assert config.build_memory_limit == int(1.5 * 2**30)
+    assert config.clone_max_size == 100 * 2**20
 
 
 def test_build_hash_follows_build_settings_only():

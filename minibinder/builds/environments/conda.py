@@ -177,7 +177,7 @@ def environment_image(
                   else f"ENV JUPYTER_PATH={ENV_PREFIX}/share/jupyter\n")  # fmt: skip
         dockerfile = DOCKERFILE.format(base=base_image, prefix=ENV_PREFIX, python=python)
         with make_prefix_context(prefix, dockerfile, work, MAX_ENVIRONMENT_BYTES) as context:
-            request = BuildRequest(tag, config.size("build_memory_limit"), labels, context)
+            request = BuildRequest(tag, config.build_memory_limit, labels, context)
             yield from run_build(docker, request, config.build_timeout)
     finally:
         shutil.rmtree(work, ignore_errors=True)
