@@ -16,7 +16,7 @@ from .events import Event
 from .proxy.routes import session_url
 from .repos.providers import PROVIDERS, RepoSource, parse_spec
 from .services import Services
-from .sessions.admission import check_client_build, client_key
+from .sessions.admission import Ask, client_key
 from .sessions.launcher import LaunchRequest
 from .store import SessionRecord
 
@@ -95,9 +95,9 @@ def _launch(
         yield ready_event(source, target, warm, options.host_url, services.config.session_domain)
         return
     if not options.build_only:  # refuse before building when the session could not start
-        services.sessions.check_admission(provider_spec, source.repo_url, client)
+        services.sessions.admit(Ask.session(provider_spec, source.repo_url, client))
     if options.request_id and not is_cached(services.docker, target, services.config):
-        check_client_build(services.sessions.client_load(client), services.config)
+        services.sessions.admit(Ask.build(client))
         services.store.mark_building(options.request_id)
     built = yield from _build(target, services, outcome, options.cancelled)
     if not built:
@@ -107,17 +107,7 @@ def _launch(
         yield Event("ready", "Image built (build_only)\n", {"imageName": target.image})
         return
     yield Event("launching", "Launching server...\n")
-    session = services.sessions.launch(
-        LaunchRequest(
-            image=target.image,
-            provider=source.provider,
-            spec=source.spec,
-            repo_url=source.repo_url,
-            resolved_ref=target.ref,
-            binder_env=binder_environment(source, target.ref, options.host_url),
-            client=client,
-        )
-    )
+    session = services.sessions.launch(launch_request(source, target, options.host_url, client))
     if options.cancelled.is_set():
         services.sessions.stop(session.id)
         outcome.status = "cancelled"
@@ -150,15 +140,21 @@ def _build(
     return last.phase != "failed"
 
 
-def binder_environment(source: RepoSource, sha: str, host_url: str) -> dict[str, str]:
-    """The BINDER_* variables a session sees, as on mybinder.org."""
-    return {
+def launch_request(
+    source: RepoSource, target: BuildTarget, host_url: str, client: str = ""
+) -> LaunchRequest:
+    """What a session of `target` is started with (a launch's, or the warm pool's), with the
+    BINDER_* variables it sees, as on mybinder.org."""
+    sha = target.ref
+    binder_env = {
         "BINDER_REPO_URL": source.repo_url,
         "BINDER_REF_URL": source.ref_url(sha),
         "BINDER_LAUNCH_HOST": host_url,
         "BINDER_REQUEST": source.request,
         "BINDER_PERSISTENT_REQUEST": source.persistent_request(sha),
     }
+    return LaunchRequest(target.image, source.provider, source.spec, source.repo_url, sha,
+                         binder_env, client)  # fmt: skip
 
 
 def ready_event(

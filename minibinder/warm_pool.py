@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .builds import build_image, target_for_source
 from .errors import MinibinderError
-from .launch import binder_environment
+from .launch import launch_request
 from .repos.providers import parse_spec
 from .services import Services
 from .sessions.launcher import LaunchRequest
@@ -47,14 +47,7 @@ def refill(services: Services, host_url: str) -> int:
                     last.message if last else "no result",
                 )
                 continue
-            request = LaunchRequest(
-                image=target.image,
-                provider=source.provider,
-                spec=source.spec,
-                repo_url=source.repo_url,
-                resolved_ref=target.ref,
-                binder_env=binder_environment(source, target.ref, host_url),
-            )
+            request = launch_request(source, target, host_url)
             missing = size - have
             with ThreadPoolExecutor(min(PARALLEL_STARTS, missing)) as executor:
                 results = list(

@@ -4,11 +4,36 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from ..config import Config
 from ..errors import QuotaExceeded
 
 RETRY_AFTER = 60
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One question to admission: may `what` start for `client` now? (`Sessions.admit` answers
+    every one of them: a launch page, an event stream, a build, a session.)"""
+
+    what: Literal["stream", "build", "session"]
+    client: str = ""
+    provider_spec: str = ""  # a session's repository, as <provider>/<spec>
+    repo_url: str = ""
+    launching: bool = True  # a stream that asks for a session, not only an image
+
+    @classmethod
+    def stream(cls, client: str, launching: bool = True) -> Ask:
+        return cls("stream", client, launching=launching)
+
+    @classmethod
+    def build(cls, client: str) -> Ask:
+        return cls("build", client)
+
+    @classmethod
+    def session(cls, provider_spec: str, repo_url: str, client: str = "") -> Ask:
+        return cls("session", client, provider_spec, repo_url)
 
 
 @dataclass(frozen=True)

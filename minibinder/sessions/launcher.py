@@ -20,7 +20,15 @@ from ..identity import INSTANCE_LABEL, instance_id
 from ..networks import session_bridge
 from ..store import SessionRecord, Store
 from . import jupyter
-from .admission import ClientLoad, Occupancy, check_admission, host_memory_bytes
+from .admission import (
+    Ask,
+    ClientLoad,
+    Occupancy,
+    check_admission,
+    check_client_build,
+    check_client_stream,
+    host_memory_bytes,
+)
 from .culler import Limits, Usage, should_cull
 
 log = logging.getLogger(__name__)
@@ -109,8 +117,8 @@ class Sessions:
             path_prefix=config.path_prefix,
         )
         with self._admission_lock():  # check and claim in one step, across worker processes
-            self.check_admission(f"{request.provider}/{request.spec}", request.repo_url,
-                                 request.client)  # fmt: skip
+            self.admit(Ask.session(f"{request.provider}/{request.spec}", request.repo_url,
+                                   request.client))  # fmt: skip
             self.store.add_session(record)
         try:
             session_bridge(config, self.docker, self.instance)
@@ -160,15 +168,21 @@ class Sessions:
             self.forget_route(record.id)
         return record
 
-    def check_admission(self, provider_spec: str, repo_url: str, client: str = "") -> None:
-        """Raise QuotaExceeded when one more session of this repository (for this client)
-        may not start."""
-        store = self.store
-        occupancy = Occupancy(
-            store.count_sessions(), store.count_sessions(repo_url), host_memory_bytes(),
-            store.count_sessions(client=client) if client else 0,
-        )  # fmt: skip
-        check_admission(provider_spec, occupancy, self.config)
+    def admit(self, ask: Ask) -> None:
+        """Raise QuotaExceeded, saying why, unless what `ask` names may start now. The one
+        answer to every "may this start?": the launch page and a session (host, repository and
+        client seats), a launch event stream, a build (the client's share)."""
+        if ask.what == "session":
+            store = self.store
+            occupancy = Occupancy(
+                store.count_sessions(), store.count_sessions(ask.repo_url), host_memory_bytes(),
+                store.count_sessions(client=ask.client) if ask.client else 0,
+            )  # fmt: skip
+            check_admission(ask.provider_spec, occupancy, self.config)
+        elif ask.what == "stream":
+            check_client_stream(self.client_load(ask.client), self.config, ask.launching)
+        else:
+            check_client_build(self.client_load(ask.client), self.config)
 
     def client_load(self, client: str) -> ClientLoad:
         # No launch lasts longer than this; a request still open past it belonged to a worker

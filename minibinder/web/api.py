@@ -13,7 +13,7 @@ from ..errors import QuotaExceeded
 from ..events import Event
 from ..launch import LaunchOptions, launch_events
 from ..services import Services
-from ..sessions.admission import check_client_stream, client_key
+from ..sessions.admission import Ask, client_key
 from .access import USER
 
 blueprint = Blueprint("api", __name__)
@@ -99,8 +99,7 @@ def build_events(provider: str, spec: str):
     client = client_key(request.remote_addr or "", user)
     build_only = request.args.get("build_only", "").lower() in ("true", "1", "yes")
     try:  # one client may not hold every seat, build slot or thread
-        check_client_stream(app_services.sessions.client_load(client), app_services.config,
-                            launching=not build_only)  # fmt: skip
+        app_services.sessions.admit(Ask.stream(client, launching=not build_only))
     except QuotaExceeded as error:
         response = Response(f"{error}\n", 429, mimetype="text/plain")
         response.headers["Retry-After"] = str(error.retry_after)

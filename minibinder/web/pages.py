@@ -18,7 +18,7 @@ from .. import __version__
 from ..errors import QuotaExceeded, SpecError
 from ..metrics import render_metrics
 from ..repos.providers import PROVIDERS, parse_spec, spec_from_form
-from ..sessions.admission import client_key
+from ..sessions.admission import Ask, client_key
 from .access import USER
 from .api import host_url, raw_spec, services
 from .links import launch_link, session_path
@@ -82,7 +82,7 @@ def launch(provider: str, spec: str):
                 60,
             )
         client = client_key(request.remote_addr or "", request.environ.get(USER, ""))
-        app_services.sessions.check_admission(provider_and_spec, source.repo_url, client)
+        app_services.sessions.admit(Ask.session(provider_and_spec, source.repo_url, client))
     except SpecError as error:
         return unavailable("Bad launch link", str(error), 400)
     except QuotaExceeded as error:
