@@ -18,8 +18,10 @@ def _read(path: Path) -> str | None:
 def cgroup_usage(container_id: str, root: Path = ROOT) -> tuple[float, int] | None:
     """(CPU-seconds used in all, memory in use now), or None when the files are not here
     (another cgroup layout, or minibinder itself runs in a container)."""
-    for folder in (root / "system.slice" / f"docker-{container_id}.scope",  # v2, systemd
-                   root / "docker" / container_id):  # v2, cgroupfs  # fmt: skip
+    for folder in (
+        root / "system.slice" / f"docker-{container_id}.scope",  # v2, systemd
+        root / "docker" / container_id,
+    ):  # v2, cgroupfs
         stat, memory = _read(folder / "cpu.stat"), _read(folder / "memory.current")
         if stat is not None and memory is not None:
             fields = dict(line.split() for line in stat.splitlines() if len(line.split()) == 2)
@@ -28,9 +30,11 @@ def cgroup_usage(container_id: str, root: Path = ROOT) -> tuple[float, int] | No
     for cpu_folder, memory_folder in (  # v1: one hierarchy per controller
         (root / "cpuacct" / "docker" / container_id, root / "memory" / "docker" / container_id),
         (root / "cpu,cpuacct" / "docker" / container_id, root / "memory" / "docker" / container_id),
-        (root / "cpuacct" / "system.slice" / f"docker-{container_id}.scope",
-         root / "memory" / "system.slice" / f"docker-{container_id}.scope"),
-    ):  # fmt: skip
+        (
+            root / "cpuacct" / "system.slice" / f"docker-{container_id}.scope",
+            root / "memory" / "system.slice" / f"docker-{container_id}.scope",
+        ),
+    ):
         nanoseconds = _read(cpu_folder / "cpuacct.usage")
         memory = _read(memory_folder / "memory.usage_in_bytes")
         if nanoseconds is not None and memory is not None:

@@ -42,8 +42,9 @@ ENV_PREFIX = "MINIBINDER_"
 MIN_ADMIN_TOKEN = 32  # no rate limit guards the operator's token: its length does
 # Table settings: what their values are, and how their keys (and values) are checked.
 BASE_IMAGES = Table(str, "a table of strings", "KEY=VALUE,...", key=version_key)
-VERSION_URLS = Table(str, "a table of version = URL", "X.Y=URL,...", key=version_key,
-                     entry=http_url_entry)  # fmt: skip
+VERSION_URLS = Table(
+    str, "a table of version = URL", "X.Y=URL,...", key=version_key, entry=http_url_entry
+)
 LIMITS = Table(int, "a table of regular expression = limit", "REGEX=NUMBER,...", key=regex_key)
 COUNTS = Table(int, "a table of `<provider>/<spec>` = count", "SPEC=NUMBER,...")
 
@@ -262,9 +263,11 @@ class Config:
 
     # -- The service -------------------------------------------------------------------------------
     bind: str = setting(
-        "127.0.0.1:8585", "Address and port `minibinder serve` listens on.", kind=Text(address),
+        "127.0.0.1:8585",
+        "Address and port `minibinder serve` listens on.",
+        kind=Text(address),
         section="The service",
-    )  # fmt: skip
+    )
     workers: int = setting(
         2,
         "gunicorn worker processes of `minibinder serve` (state is shared through SQLite; "
@@ -572,15 +575,20 @@ def check_listeners(config: Config) -> Config:
         )
     check_tls(config)
     if config.admin_token and len(config.admin_token) < MIN_ADMIN_TOKEN:
-        raise ConfigError(f"admin_token: {len(config.admin_token)} characters is guessable; use "
-                          f"at least {MIN_ADMIN_TOKEN} (e.g. `openssl rand -hex 24`), or leave it "
-                          "empty for a random one")  # fmt: skip
+        raise ConfigError(
+            f"admin_token: {len(config.admin_token)} characters is guessable; use "
+            f"at least {MIN_ADMIN_TOKEN} (e.g. `openssl rand -hex 24`), or leave it "
+            "empty for a random one"
+        )
     if config.access == "code" and not config.access_code_hash.startswith("pbkdf2_sha256$"):
-        raise ConfigError('access_code_hash: access = "code" needs the hash that '
-                          "`minibinder access-code` prints")  # fmt: skip
+        raise ConfigError(
+            'access_code_hash: access = "code" needs the hash that `minibinder access-code` prints'
+        )
     if config.access == "header" and not config.trusted_proxies:
-        raise ConfigError('access = "header" needs trusted_proxies: the identity header is '
-                          "believed only from them")  # fmt: skip
+        raise ConfigError(
+            'access = "header" needs trusted_proxies: the identity header is '
+            "believed only from them"
+        )
     return config
 
 

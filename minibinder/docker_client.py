@@ -219,8 +219,10 @@ class Docker:
         quota = {"storage_opt": {"size": str(disk_limit)}} if disk_limit else {}
         with _daemon():
             try:
-                mounts = [Mount(target=path, source=None, type="volume", labels=labels)
-                          for path in self._declared_volumes(image)]  # fmt: skip
+                mounts = [
+                    Mount(target=path, source=None, type="volume", labels=labels)
+                    for path in self._declared_volumes(image)
+                ]
                 host_config = api.create_host_config(
                     **quota,
                     mounts=mounts,
@@ -238,9 +240,15 @@ class Docker:
                     shm_size=64 * 2**20,
                 )
                 created = api.create_container(
-                    image=image, name=name, command=command, environment=environment,
-                    labels=labels, user=user, host_config=host_config, detach=True,
-                )  # fmt: skip
+                    image=image,
+                    name=name,
+                    command=command,
+                    environment=environment,
+                    labels=labels,
+                    user=user,
+                    host_config=host_config,
+                    detach=True,
+                )
                 api.start(created["Id"])
             except docker.errors.ImageNotFound:
                 raise LaunchError(f"image {image} is gone; build it again") from None
@@ -249,11 +257,18 @@ class Docker:
                     # XFS without project quotas: the culler's watch is the limit then.
                     self._quota = False
                     return self.start_container(
-                        image=image, name=name, command=command, environment=environment,
-                        labels=labels, network=network, user=user, mem_limit=mem_limit,
-                        mem_reservation=mem_reservation, nano_cpus=nano_cpus,
+                        image=image,
+                        name=name,
+                        command=command,
+                        environment=environment,
+                        labels=labels,
+                        network=network,
+                        user=user,
+                        mem_limit=mem_limit,
+                        mem_reservation=mem_reservation,
+                        nano_cpus=nano_cpus,
                         pids_limit=pids_limit,
-                    )  # fmt: skip
+                    )
                 message = f"Docker could not start the session: {_short(error)}"
                 raise LaunchError(message) from None
         return created["Id"]
@@ -285,8 +300,11 @@ class Docker:
         if not found:
             return None
         layer = found[0].get("SizeRw")
-        volumes = [mount.get("Name", "") for mount in found[0].get("Mounts") or []
-                   if mount.get("Type") == "volume"]  # fmt: skip
+        volumes = [
+            mount.get("Name", "")
+            for mount in found[0].get("Mounts") or []
+            if mount.get("Type") == "volume"
+        ]
         if not volumes:
             return layer
         sizes = self.volume_sizes()
@@ -378,8 +396,7 @@ class Docker:
         """Run `command` in a running container; stream its standard output."""
         api = self._client.api
         try:
-            created = api.exec_create(container_id, command, user=user, stdout=True,
-                                      stderr=False)  # fmt: skip
+            created = api.exec_create(container_id, command, user=user, stdout=True, stderr=False)
             output = api.exec_start(created["Id"], stream=True, demux=True)
         except docker.errors.APIError as error:
             raise LaunchError(f"cannot run {command[0]} in the session: {_short(error)}") from None

@@ -34,10 +34,22 @@ from .errors import ConfigError
 
 # IANA's special-purpose IPv4 ranges that are not the public internet.
 BLOCKED_RANGES = (
-    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-    "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
-    "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
-)  # fmt: skip
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+)
 RESOLV_CONFS = ("/etc/resolv.conf", "/run/systemd/resolve/resolv.conf")
 
 
@@ -71,8 +83,9 @@ def restore_text(policy: EgressPolicy) -> str:
     host, out = policy.host_chain, policy.out_chain
     lines = ["*filter", f":{host} - [0:0]", f":{out} - [0:0]"]
     replies = "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
-    services = [f"-d {address}/32 -p tcp --dport {port} -j RETURN"
-                for address, port in policy.services]  # fmt: skip
+    services = [
+        f"-d {address}/32 -p tcp --dport {port} -j RETURN" for address, port in policy.services
+    ]
     lines.append(f"-A {host} {replies}")
     lines += [f"-A {host} {service}" for service in services]
     lines += [f"-A {host} -p tcp -j REJECT --reject-with tcp-reset", f"-A {host} -j REJECT"]
@@ -80,11 +93,15 @@ def restore_text(policy: EgressPolicy) -> str:
     lines += [f"-A {out} {service}" for service in services]
     lines += [f"-A {out} -d {network} -j RETURN" for network in policy.allowed]
     for resolver in policy.resolvers:
-        lines += [f"-A {out} -d {resolver}/32 -p {protocol} --dport 53 -j RETURN"
-                  for protocol in ("udp", "tcp")]  # fmt: skip
+        lines += [
+            f"-A {out} -d {resolver}/32 -p {protocol} --dport 53 -j RETURN"
+            for protocol in ("udp", "tcp")
+        ]
     for network in BLOCKED_RANGES:
-        lines += [f"-A {out} -d {network} -p tcp -j REJECT --reject-with tcp-reset",
-                  f"-A {out} -d {network} -j REJECT"]  # fmt: skip
+        lines += [
+            f"-A {out} -d {network} -p tcp -j REJECT --reject-with tcp-reset",
+            f"-A {out} -d {network} -j REJECT",
+        ]
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 
@@ -128,8 +145,9 @@ def check_allow_entries(name: str, values: Sequence[str]) -> list[str]:
             network = ipaddress.ip_network(value, strict=False)
         except ValueError:
             if not _HOST_NAME.fullmatch(value) or value.replace(".", "").isdigit():
-                raise ConfigError(f"{name}: expected an IPv4 address, network or host name, "
-                                  f"got {value!r}") from None  # fmt: skip
+                raise ConfigError(
+                    f"{name}: expected an IPv4 address, network or host name, got {value!r}"
+                ) from None
             checked.append(value.lower())
             continue
         if network.version != 4:

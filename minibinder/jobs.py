@@ -141,9 +141,8 @@ class JobRunner:
             erase_old_ips, "interval", args=[services], hours=1, id="ips", next_run_time=_soon()
         )
         scheduler.add_job(
-            check_egress, "interval", args=[services], minutes=1, id="egress",
-            next_run_time=_soon(),
-        )  # fmt: skip
+            check_egress, "interval", args=[services], minutes=1, id="egress", next_run_time=_soon()
+        )
         scheduler.add_job(
             collect, "interval", args=[services], minutes=5, id="images", next_run_time=_soon()
         )

@@ -113,8 +113,7 @@ def _launch(
         outcome.status = "cancelled"
         return
     outcome.status = "success"
-    yield ready_event(source, target, session, options.host_url,
-                      services.config.session_domain)  # fmt: skip
+    yield ready_event(source, target, session, options.host_url, services.config.session_domain)
 
 
 def _build(
@@ -125,8 +124,7 @@ def _build(
     last = Event("failed", "the build ended without a result")
     metrics.BUILDS_IN_PROGRESS.inc()
     try:
-        for event in build_image(target, services.config, services.docker,
-                                 cancelled=cancelled):  # fmt: skip
+        for event in build_image(target, services.config, services.docker, cancelled=cancelled):
             last = event
             yield event
     finally:
@@ -153,14 +151,18 @@ def launch_request(
         "BINDER_REQUEST": source.request,
         "BINDER_PERSISTENT_REQUEST": source.persistent_request(sha),
     }
-    return LaunchRequest(target.image, source.provider, source.spec, source.repo_url, sha,
-                         binder_env, client)  # fmt: skip
+    return LaunchRequest(
+        target.image, source.provider, source.spec, source.repo_url, sha, binder_env, client
+    )
 
 
 def ready_event(
-    source: RepoSource, target: BuildTarget, session: SessionRecord, host_url: str,
+    source: RepoSource,
+    target: BuildTarget,
+    session: SessionRecord,
+    host_url: str,
     session_domain: str = "",
-) -> Event:  # fmt: skip
+) -> Event:
     url = session_url(host_url, session.id, session_domain)
     return Event(
         "ready",

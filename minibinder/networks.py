@@ -107,8 +107,11 @@ class EgressStatus:
 def egress_policy(config: Config, docker: Docker, instance: str) -> EgressPolicy:
     """The rules for this installation's bridges, with names resolved now."""
     bridges = (session_bridge(config, docker, instance), build_bridge_prefix(instance) + "+")
-    repositories = [url for url in (config.package_index_url, config.npm_registry_url,
-                                    r_repository_url(config)) if url]  # fmt: skip
+    repositories = [
+        url
+        for url in (config.package_index_url, config.npm_registry_url, r_repository_url(config))
+        if url
+    ]
     mirrors = [urlsplit(url).hostname or "" for url in repositories]
     allowed = allowed_networks([*config.egress_allow, *filter(None, mirrors)], resolve_ipv4)
     services = repository_services(repositories, resolve_ipv4)
@@ -135,7 +138,10 @@ def ensure_egress(config: Config, docker: Docker, instance: str) -> EgressStatus
         message = f"egress rules are not installed: {error}"
         if config.egress_filter == "required":
             raise ConfigError(f"{message} (egress_filter = required)") from None
-        log.warning("%s; builds and sessions can reach the host and private networks "
-                    '(egress_filter = "auto")', message)  # fmt: skip
+        log.warning(
+            "%s; builds and sessions can reach the host and private networks "
+            '(egress_filter = "auto")',
+            message,
+        )
         return EgressStatus(False, message)
     return EgressStatus(True, "egress rules are installed")

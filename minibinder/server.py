@@ -45,9 +45,17 @@ def access_line(environ: dict, status: int, sent: int, seconds: float) -> None:
     """One access-log line per request the app answered, tokens taken out."""
     target = scrub(environ.get("RAW_URI", ""))
     referrer = scrub(environ.get("HTTP_REFERER", "-"))
-    ACCESS_LOG.info('%s "%s %s %s" %d %d "%s" %.3f', environ.get("REMOTE_ADDR", "-"),
-                    environ.get("REQUEST_METHOD", ""), target, environ.get("SERVER_PROTOCOL", ""),
-                    status, sent, referrer, seconds)  # fmt: skip
+    ACCESS_LOG.info(
+        '%s "%s %s %s" %d %d "%s" %.3f',
+        environ.get("REMOTE_ADDR", "-"),
+        environ.get("REQUEST_METHOD", ""),
+        target,
+        environ.get("SERVER_PROTOCOL", ""),
+        status,
+        sent,
+        referrer,
+        seconds,
+    )
 
 
 class FrontWorker(Worker):
@@ -113,29 +121,45 @@ class _Gunicorn(BaseApplication):
             if not trusted or not is_trusted(peer, trusted):
                 return peer
             wanted = {b"x-forwarded-for", b"forwarded"}
-            said = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in headers
-                    if n.lower() in wanted}  # fmt: skip
+            said = {
+                n.decode("latin-1").lower(): v.decode("latin-1")
+                for n, v in headers
+                if n.lower() in wanted
+            }
             try:
                 return client_of(peer, said, "http", trusted).address
             except BadForwarding:
                 return peer
 
         limits = Limits.of(config, exempt=lambda address: is_trusted(address, trusted))
-        return Front(app.wsgi_app, services.routes, limits, config.threads, config.path_prefix,
-                     notice_script, client_key, access_line, note_front)  # fmt: skip
+        return Front(
+            app.wsgi_app,
+            services.routes,
+            limits,
+            config.threads,
+            config.path_prefix,
+            notice_script,
+            client_key,
+            access_line,
+            note_front,
+        )
 
     def run(self) -> None:
         arbiter = Arbiter(self)
         # The listeners are minibinder's own (bound before forking, with errors that name the
         # setting); gunicorn hands them to its workers as they are.
-        arbiter.LISTENERS = [_gunicorn_socket(listener, self.cfg, arbiter.log)
-                             for listener in self.listeners]  # fmt: skip
+        arbiter.LISTENERS = [
+            _gunicorn_socket(listener, self.cfg, arbiter.log) for listener in self.listeners
+        ]
         arbiter.run()
 
 
 def _gunicorn_socket(listener: Listener, cfg: Any, log: Any) -> Any:
-    kind = gunicorn_sock.TCP6Socket if listener.sock.family == socket.AF_INET6 else (
-        gunicorn_sock.TCPSocket)  # fmt: skip
+    kind = (
+        gunicorn_sock.TCP6Socket
+        if listener.sock.family == socket.AF_INET6
+        else (gunicorn_sock.TCPSocket)
+    )
     # gunicorn closes the descriptor it is given: it gets a copy of its own.
     return kind(listener.sock.getsockname(), cfg, log, fd=os.dup(listener.sock.fileno()))
 
@@ -159,8 +183,10 @@ def _listen(address: str, setting: str, admin: bool) -> Listener:
     try:
         return Listener(bind_listener(address), admin)
     except OSError as error:
-        raise ConfigError(f"{setting}: cannot listen on {address}: {error.strerror or error} "
-                          "(is another minibinder running there?)") from None  # fmt: skip
+        raise ConfigError(
+            f"{setting}: cannot listen on {address}: {error.strerror or error} "
+            "(is another minibinder running there?)"
+        ) from None
 
 
 def run_server(config: Config, bind: str, admin_bind: str = "") -> None:
@@ -181,9 +207,15 @@ def run_server(config: Config, bind: str, admin_bind: str = "") -> None:
     _raise_open_files_limit()
     # Bound here, before the workers fork: a taken port is said at once, and every worker's
     # front accepts on the same sockets.
-    listeners = [_listen(config.bind, "bind", admin=False),
-                 _listen(config.admin_address, "admin_bind", admin=True)]  # fmt: skip
+    listeners = [
+        _listen(config.bind, "bind", admin=False),
+        _listen(config.admin_address, "admin_bind", admin=True),
+    ]
     scheme = "https" if config.tls_certificate else "http"
-    print(f"minibinder listens at {scheme}://{config.bind}/ (the operator's pages: "
-          f"{scheme}://{config.admin_address}/admin/)", file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"minibinder listens at {scheme}://{config.bind}/ (the operator's pages: "
+        f"{scheme}://{config.admin_address}/admin/)",
+        file=sys.stderr,
+        flush=True,
+    )
     _Gunicorn(config, listeners).run()

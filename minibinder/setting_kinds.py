@@ -228,11 +228,14 @@ def internal_host(name: str, value: str) -> str:
 
 def registry(name: str, value: str) -> str:
     """A registry as image references name it: a host, or host:port (port 1 to 65535)."""
-    match = re.fullmatch(r"([a-z0-9]([a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:]+\])(:(\d{1,5}))?",
-                         value.strip().lower())  # fmt: skip
+    match = re.fullmatch(
+        r"([a-z0-9]([a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:]+\])(:(\d{1,5}))?", value.strip().lower()
+    )
     if not match or (match.group(4) and not 0 < int(match.group(4)) < 65536):
-        raise ConfigError(f"{name}: expected a registry host or host:port, like "
-                          f"registry.lab.example:5000, got {value!r}")  # fmt: skip
+        raise ConfigError(
+            f"{name}: expected a registry host or host:port, like "
+            f"registry.lab.example:5000, got {value!r}"
+        )
     return value.strip().lower()
 
 
@@ -270,8 +273,10 @@ def package_repository(name: str, value: str) -> None:
         or not parts.hostname
         or not re.fullmatch(r"[A-Za-z0-9._~:/?#@!$&()*+,;=%-]+", filled)
     ):
-        raise ConfigError(f"{name}: expected an http(s) URL ({{codename}} and {{date}} may "
-                          f"appear in it), got {value!r}")  # fmt: skip
+        raise ConfigError(
+            f"{name}: expected an http(s) URL ({{codename}} and {{date}} may "
+            f"appear in it), got {value!r}"
+        )
 
 
 def image_prefix(name: str, value: str) -> None:

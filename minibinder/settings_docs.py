@@ -20,8 +20,10 @@ def example_toml() -> str:
         comment = ["# " + line for line in textwrap.wrap(f.metadata["help"], 94)]
         value = getattr(defaults, f.name)
         if f.metadata["section"]:
-            plain += [f"# ==== {f.metadata['section']} " + "=" * (88 - len(f.metadata["section"])),
-                      ""]  # fmt: skip
+            plain += [
+                f"# ==== {f.metadata['section']} " + "=" * (88 - len(f.metadata["section"])),
+                "",
+            ]
         if isinstance(value, dict):
             tables += [
                 *comment,

@@ -314,9 +314,19 @@ class Store:
         db.execute(
             "INSERT INTO launches (time, provider, spec, resolved_ref, status, build_seconds, "
             "launch_seconds, client_ip, image, user) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (when, provider, spec, resolved_ref, status, build_seconds, launch_seconds,
-             client_ip, image, user),
-        )  # fmt: skip
+            (
+                when,
+                provider,
+                spec,
+                resolved_ref,
+                status,
+                build_seconds,
+                launch_seconds,
+                client_ip,
+                image,
+                user,
+            ),
+        )
         if image and status == "success":
             self.mark_image_used(image, when)
 

@@ -70,7 +70,8 @@ def build_base_image(
         "PACKAGE_INDEX_URL": config.package_index_url,
         "NPM_REGISTRY_URL": config.npm_registry_url,
     }
-    request = BuildRequest(tag, config.build_memory_limit, labels,
-                           fileobj=base_context(config), buildargs=buildargs)  # fmt: skip
+    request = BuildRequest(
+        tag, config.build_memory_limit, labels, fileobj=base_context(config), buildargs=buildargs
+    )
     yield from run_build(docker, request, config.build_timeout)
     yield Event("built", f"Built base image {tag}\n", {"imageName": tag, "cached": False})

@@ -27,9 +27,15 @@ def _add_bytes(tar: tarfile.TarFile, name: str, content: bytes, mode: int = 0o64
 
 
 def add_tree(
-    tar: tarfile.TarFile, root: Path, prefix: str, *, max_bytes: int, owner: int = 0,
-    executables: Collection[str] = (), leave_out: Collection[str] = (),
-) -> int:  # fmt: skip
+    tar: tarfile.TarFile,
+    root: Path,
+    prefix: str,
+    *,
+    max_bytes: int,
+    owner: int = 0,
+    executables: Collection[str] = (),
+    leave_out: Collection[str] = (),
+) -> int:
     """Add the tree at `root` under `prefix` ("" for the top); return the bytes added.
 
     Symlinks stay symlinks, never followed (files are opened with O_NOFOLLOW); sockets, pipes
@@ -79,9 +85,13 @@ def add_tree(
 
 
 def make_context(
-    repo_dir: Path, plan: BuildPlan, dockerfile: str, scratch: Path, max_bytes: int,
+    repo_dir: Path,
+    plan: BuildPlan,
+    dockerfile: str,
+    scratch: Path,
+    max_bytes: int,
     include_git: bool = True,
-) -> IO[bytes]:  # fmt: skip
+) -> IO[bytes]:
     """Return an open, rewound tar file: Dockerfile, `_minibinder/deps/...`, and `repo/...`.
 
     postBuild and start are made executable, as repo2docker does.
@@ -92,8 +102,14 @@ def make_context(
         _add_bytes(tar, "Dockerfile", dockerfile.encode())
         for name, content in sorted(plan.dependency_files.items()):
             _add_bytes(tar, f"_minibinder/deps/{name}", content)
-        add_tree(tar, repo_dir, "repo", max_bytes=max_bytes, executables=set(plan.executables),
-                 leave_out=() if include_git else (".git",))  # fmt: skip
+        add_tree(
+            tar,
+            repo_dir,
+            "repo",
+            max_bytes=max_bytes,
+            executables=set(plan.executables),
+            leave_out=() if include_git else (".git",),
+        )
     handle.seek(0)
     return handle
 

@@ -53,9 +53,12 @@ def removal_order(images: list[ImageInfo]) -> list[ImageInfo]:
 
 
 def collect_images(
-    config: Config, docker: Docker, store: Store, instance: str,
+    config: Config,
+    docker: Docker,
+    store: Store,
+    instance: str,
     usage: Callable[[], tuple[int, int]] | None = None,
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """Above the high watermark, remove this installation's images (labelled with `instance`)
     until disk use is below the low one."""
 

@@ -57,9 +57,12 @@ class BuildProgress:
 
 
 def run_build(
-    docker: Docker, request: BuildRequest, timeout: float,
-    abandoned: Callable[[], bool] = lambda: False, log_limit: int = 0,
-) -> Iterator[Event]:  # fmt: skip
+    docker: Docker,
+    request: BuildRequest,
+    timeout: float,
+    abandoned: Callable[[], bool] = lambda: False,
+    log_limit: int = 0,
+) -> Iterator[Event]:
     """Build `tag`, yielding one `building` event per log chunk; raise BuildError on failure.
 
     The classic builder tags the image only when every step succeeded, so a failed or stopped
@@ -93,9 +96,12 @@ def run_build(
                 shown += len(text.encode())
                 yield Event("building", text)
                 if log_limit and shown >= log_limit:
-                    yield Event("building", f"\n[minibinder] The build log passed "
-                                f"{log_limit // 2**20} MiB (build_log_limit); the rest of it is "
-                                "neither shown nor kept. The build goes on.\n")  # fmt: skip
+                    yield Event(
+                        "building",
+                        f"\n[minibinder] The build log passed "
+                        f"{log_limit // 2**20} MiB (build_log_limit); the rest of it is "
+                        "neither shown nor kept. The build goes on.\n",
+                    )
             if stopped and not progress.container:
                 break  # between steps: nothing to kill, stop reading instead
     finally:

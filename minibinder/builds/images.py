@@ -142,9 +142,12 @@ def generated_dockerfile(repo_dir: Path, config: Config, docker: Docker | None =
 
 
 def build_image(
-    target: BuildTarget, config: Config, docker: Docker, no_cache: bool = False,
+    target: BuildTarget,
+    config: Config,
+    docker: Docker,
+    no_cache: bool = False,
     cancelled: threading.Event | None = None,
-) -> Iterator[Event]:  # fmt: skip
+) -> Iterator[Event]:
     """Yield progress events ending in `built` (with `imageName`) or `failed` (with a reason).
 
     `cancelled` is set when the requester went away: a build nobody else follows is then
@@ -164,9 +167,12 @@ def build_image(
 
 
 def _leader(
-    target: BuildTarget, config: Config, docker: Docker, no_cache: bool,
+    target: BuildTarget,
+    config: Config,
+    docker: Docker,
+    no_cache: bool,
     abandoned: Callable[[], bool],
-) -> Iterator[Event]:  # fmt: skip
+) -> Iterator[Event]:
     try:
         if not no_cache and is_cached(docker, target, config):  # built while we waited
             yield _built(target, cached=True)
@@ -181,8 +187,10 @@ def _leader(
             )
             while slot is None:
                 if abandoned():
-                    raise BuildError("cancelled while waiting for a build slot: nobody is "
-                                     "waiting for this build any more")  # fmt: skip
+                    raise BuildError(
+                        "cancelled while waiting for a build slot: nobody is "
+                        "waiting for this build any more"
+                    )
                 time.sleep(1)
                 slot = take_slot(config.data_path / "build-slots", config.max_concurrent_builds)
         try:
@@ -195,9 +203,13 @@ def _leader(
 
 
 def _fetch_and_build(
-    target: BuildTarget, config: Config, docker: Docker, no_cache: bool, workdir: Path,
+    target: BuildTarget,
+    config: Config,
+    docker: Docker,
+    no_cache: bool,
+    workdir: Path,
     abandoned: Callable[[], bool] = lambda: False,
-) -> Iterator[Event]:  # fmt: skip
+) -> Iterator[Event]:
     started = time.monotonic()
     if target.local_dir is not None:
         repo_dir = target.local_dir
@@ -228,11 +240,18 @@ def _fetch_and_build(
             )
             dockerfile, build_labels = None, {}
         network = stack.enter_context(build_network(docker, instance_id(config)))
-        request = BuildRequest(target.image, memory, build_labels, fileobj=context,
-                               dockerfile=dockerfile, no_cache=no_cache,
-                               network=network)  # fmt: skip
-        yield from run_build(docker, request, config.build_timeout, abandoned,
-                             config.build_log_limit)  # fmt: skip
+        request = BuildRequest(
+            target.image,
+            memory,
+            build_labels,
+            fileobj=context,
+            dockerfile=dockerfile,
+            no_cache=no_cache,
+            network=network,
+        )
+        yield from run_build(
+            docker, request, config.build_timeout, abandoned, config.build_log_limit
+        )
     yield _built(target, cached=False, seconds=time.monotonic() - started)
 
 

@@ -72,9 +72,13 @@ def _python_version(
         try:
             channels = channel_urls([], config)
             image = yield from environment_image(
-                [f"python {show(wanted)}.*", *JUPYTER_SPECS], channels,
-                config.base_images[config.default_python], config, docker, scratch,
-            )  # fmt: skip
+                [f"python {show(wanted)}.*", *JUPYTER_SPECS],
+                channels,
+                config.base_images[config.default_python],
+                config,
+                docker,
+                scratch,
+            )
         except (ChannelUnreachable, Unsatisfiable) as error:
             plan.notices.append(
                 f"{request.source} asks for Python {request.text}, which no base image "
@@ -106,8 +110,10 @@ def settle_r(plan: BuildPlan, config: Config, docker: Docker) -> None:
         if other is not None:
             plan.python_version, plan.base_image, codename = other
             found = wanted
-            plan.notices.append(f"R {show(wanted)} for {request.source} comes with Debian "
-                                f"{codename}, so this image has its Python {other[0]}")  # fmt: skip
+            plan.notices.append(
+                f"R {show(wanted)} for {request.source} comes with Debian "
+                f"{codename}, so this image has its Python {other[0]}"
+            )
     choice = choose_r(request, found, config.r_builds, config.r_fallback)
     url = repository_url(config.r_package_repository, codename, request.date)
     plan.system_steps.append(r_layer_step(choice))
@@ -118,8 +124,9 @@ def settle_r(plan: BuildPlan, config: Config, docker: Docker) -> None:
         plan.system_steps.append(kernel_step(from_builds=True))
     origin = f"from {choice.from_builds}" if choice.from_builds else f"Debian {codename}'s"
     plan.notices.append(choice.warning)
-    plan.notices.append(f"R {show(choice.version)} ({origin}) for {request.source}; "
-                        f"R packages from {url}")  # fmt: skip
+    plan.notices.append(
+        f"R {show(choice.version)} ({origin}) for {request.source}; R packages from {url}"
+    )
 
 
 def _base_with_r(
@@ -149,16 +156,18 @@ def debian_codename(docker: Docker, image: str) -> str:
         raise BuildError(f"base image {image} is missing; `minibinder base-image` builds it")
     if image_id not in _codenames:
         text = (docker.image_file(image_id, "/usr/lib/os-release") or b"").decode(errors="replace")
-        found = [line.partition("=")[2].strip().strip('"') for line in text.splitlines()
-                 if line.startswith("VERSION_CODENAME=")]  # fmt: skip
+        found = [
+            line.partition("=")[2].strip().strip('"')
+            for line in text.splitlines()
+            if line.startswith("VERSION_CODENAME=")
+        ]
         _codenames[image_id] = found[0] if found else ""
     return _codenames[image_id]
 
 
 def _conda(
-    plan: BuildPlan, environment: CondaEnvironment, config: Config, docker: Docker,
-    scratch: Path,
-) -> Generator[Event, None, None]:  # fmt: skip
+    plan: BuildPlan, environment: CondaEnvironment, config: Config, docker: Docker, scratch: Path
+) -> Generator[Event, None, None]:
     specs = [spec.match_spec for spec in environment.specs]
     channels = channel_urls(environment.channels, config)
     try:
@@ -183,9 +192,13 @@ def _conda(
 
 
 def _locked(
-    plan: BuildPlan, environment: CondaEnvironment, lock: RepositoryLock, config: Config,
-    docker: Docker, scratch: Path,
-) -> Generator[Event, None, None]:  # fmt: skip
+    plan: BuildPlan,
+    environment: CondaEnvironment,
+    lock: RepositoryLock,
+    config: Config,
+    docker: Docker,
+    scratch: Path,
+) -> Generator[Event, None, None]:
     """A repository's own lock: exactly its packages, never solved (no PyPI fallback either:
     a lock names conda builds)."""
     pins: tuple[str, ...] = ()

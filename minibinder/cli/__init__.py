@@ -284,9 +284,14 @@ def doctor(ctx: click.Context) -> None:
     default=None,
     help="Where to write the unit (default /etc/systemd/system/minibinder.service).",
 )
-@click.option("--settings", "settings_path", type=click.Path(dir_okay=False), default=None,
-              help="The settings file the service reads (default /etc/minibinder/minibinder.toml;"
-              " written with every setting's default when missing).")  # fmt: skip
+@click.option(
+    "--settings",
+    "settings_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The settings file the service reads (default /etc/minibinder/minibinder.toml;"
+    " written with every setting's default when missing).",
+)
 def install_service(print_only: bool, unit_path: str | None, settings_path: str | None) -> None:
     """Write a systemd unit that runs `minibinder serve` at boot and after failures."""
     from pathlib import Path

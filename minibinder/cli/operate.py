@@ -44,11 +44,17 @@ def session_table(services: Services, now: float | None = None) -> list[list[str
         memory = None
         if record.container_id:
             _, memory = services.docker.usage(record.container_id)
-        rows.append([
-            record.id, f"{record.provider}/{record.spec}", record.state,
-            _duration(now - record.created), _duration(now - record.last_activity),
-            f"{memory / 2**20:.0f} MiB" if memory else "-", record.client or "-",
-        ])  # fmt: skip
+        rows.append(
+            [
+                record.id,
+                f"{record.provider}/{record.spec}",
+                record.state,
+                _duration(now - record.created),
+                _duration(now - record.last_activity),
+                f"{memory / 2**20:.0f} MiB" if memory else "-",
+                record.client or "-",
+            ]
+        )
     return rows
 
 
@@ -73,8 +79,11 @@ def sessions_to_stop(
             pattern = re.compile(repo)
         except re.error as error:
             raise MinibinderError(f"--repo: not a regular expression ({error})") from None
-        return [record for record in records if pattern.search(
-            f"{record.provider}/{record.spec}") or pattern.search(record.repo_url)]  # fmt: skip
+        return [
+            record
+            for record in records
+            if pattern.search(f"{record.provider}/{record.spec}") or pattern.search(record.repo_url)
+        ]
     known = {record.id: record for record in records}
     missing = [session_id for session_id in ids if session_id not in known]
     if missing:
@@ -142,8 +151,15 @@ def diagnose(config: Config, docker: Docker, probe: Probe = reachable) -> list[C
     checks.append(_reach("package index", index, probe, "package_index_url"))
     channel = f"{config.conda_channel_alias.rstrip('/')}/conda-forge/noarch/repodata.json"
     checks.append(_reach("conda channel", channel, probe, "conda_channel_alias", warning=True))
-    checks.append(_reach("R package repository", r_package_index(config), probe,
-                         "r_package_repository", warning=True))  # fmt: skip
+    checks.append(
+        _reach(
+            "R package repository",
+            r_package_index(config),
+            probe,
+            "r_package_repository",
+            warning=True,
+        )
+    )
     checks.append(_reach("git provider", config.github_url, probe, "github_url"))
     if daemon:
         checks.append(_egress(config, docker))
@@ -159,8 +175,12 @@ def r_package_index(config: Config) -> str:
 def _docker(docker: Docker) -> Check:
     if docker.ping():
         return Check("docker", True, "the daemon answers")
-    return Check("docker", False, "the Docker daemon does not answer",
-                 "start it (systemctl start docker, or scripts/ensure-docker.sh)")  # fmt: skip
+    return Check(
+        "docker",
+        False,
+        "the Docker daemon does not answer",
+        "start it (systemctl start docker, or scripts/ensure-docker.sh)",
+    )
 
 
 def _memory_limits(docker: Docker) -> Check:
@@ -168,17 +188,24 @@ def _memory_limits(docker: Docker) -> Check:
     if info.get("MemoryLimit", False):
         version = info.get("CgroupVersion", "?")
         return Check("cgroup memory limits", True, f"enforced (cgroup v{version})")
-    return Check("cgroup memory limits", False, "the kernel does not enforce container memory "
-                 "limits", "enable the memory cgroup (cgroup_enable=memory on the kernel "
-                 "command line) and reboot")  # fmt: skip
+    return Check(
+        "cgroup memory limits",
+        False,
+        "the kernel does not enforce container memory limits",
+        "enable the memory cgroup (cgroup_enable=memory on the kernel command line) and reboot",
+    )
 
 
 def _base_image(config: Config, docker: Docker) -> Check:
     name = config.base_images.get(config.default_python, "")
     if name and docker.image_labels(name) is not None:
         return Check("base image", True, f"{name} is there")
-    return Check("base image", False, f"{name or 'no base image'} is missing",
-                 "build it: minibinder base-image (make base-image in a checkout)")  # fmt: skip
+    return Check(
+        "base image",
+        False,
+        f"{name or 'no base image'} is missing",
+        "build it: minibinder base-image (make base-image in a checkout)",
+    )
 
 
 def _disk(config: Config) -> Check:
@@ -206,12 +233,20 @@ def _ca_file(config: Config) -> Check:
     try:
         text = path.read_text(errors="replace")
     except OSError as error:
-        return Check("extra CA file", False, f"{path}: {error.strerror}",
-                     "point extra_ca_file at a readable PEM file")  # fmt: skip
+        return Check(
+            "extra CA file",
+            False,
+            f"{path}: {error.strerror}",
+            "point extra_ca_file at a readable PEM file",
+        )
     count = text.count("BEGIN CERTIFICATE")
     if not count:
-        return Check("extra CA file", False, f"{path} holds no PEM certificate",
-                     "point extra_ca_file at a PEM bundle")  # fmt: skip
+        return Check(
+            "extra CA file",
+            False,
+            f"{path} holds no PEM certificate",
+            "point extra_ca_file at a PEM bundle",
+        )
     return Check("extra CA file", True, f"{path}: {count} certificates")
 
 
@@ -219,9 +254,13 @@ def _reach(name: str, url: str, probe: Probe, setting: str, warning: bool = Fals
     failure = probe(url)
     if not failure:
         return Check(name, True, f"{url} answers")
-    return Check(name, False, f"{url} does not answer ({failure[:120]})",
-                 f"check the network or proxy, or set {setting} to a mirror",
-                 warning=warning)  # fmt: skip
+    return Check(
+        name,
+        False,
+        f"{url} does not answer ({failure[:120]})",
+        f"check the network or proxy, or set {setting} to a mirror",
+        warning=warning,
+    )
 
 
 def _egress(config: Config, docker: Docker) -> Check:
@@ -229,8 +268,13 @@ def _egress(config: Config, docker: Docker) -> Check:
     from ..identity import instance_id
 
     if config.egress_filter == "off":
-        return Check("egress rules", False, "off (egress_filter = off)", "builds and sessions "
-                     "can reach the host and private networks", warning=True)  # fmt: skip
+        return Check(
+            "egress rules",
+            False,
+            "off (egress_filter = off)",
+            "builds and sessions can reach the host and private networks",
+            warning=True,
+        )
     try:
         present = installed(chain_prefix(instance_id(config)))
     except FirewallError as error:
@@ -239,5 +283,10 @@ def _egress(config: Config, docker: Docker) -> Check:
         reason = "not installed yet (minibinder serve installs them at start)"
     if present:
         return Check("egress rules", True, "installed")
-    return Check("egress rules", False, reason, "run minibinder as root, or see SECURITY.md",
-                 warning=config.egress_filter == "auto")  # fmt: skip
+    return Check(
+        "egress rules",
+        False,
+        reason,
+        "run minibinder as root, or see SECURITY.md",
+        warning=config.egress_filter == "auto",
+    )

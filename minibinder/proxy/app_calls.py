@@ -61,8 +61,7 @@ class AppCalls:
             raise Busy() from None
         self.busy += 1
         try:
-            return await self.loop.run_in_executor(self.executor, self._run, client, environ,
-                                                   head)  # fmt: skip
+            return await self.loop.run_in_executor(self.executor, self._run, client, environ, head)
         finally:
             self.busy -= 1
             self.slots.release()
@@ -89,8 +88,9 @@ class AppCalls:
                 except Exception:
                     log.exception("closing the app's response failed")
         if self.access_log is not None:
-            self.access_log(environ, response.status_code, response.sent,
-                            time.monotonic() - started)  # fmt: skip
+            self.access_log(
+                environ, response.status_code, response.sent, time.monotonic() - started
+            )
         return response.keep
 
     def shutdown(self) -> None:
@@ -101,9 +101,8 @@ class _Response:
     """One WSGI response, framed by minibinder and written through the loop."""
 
     def __init__(
-        self, client: Connection, head: RequestHead, loop: asyncio.AbstractEventLoop,
-        timeout: float,
-    ):  # fmt: skip
+        self, client: Connection, head: RequestHead, loop: asyncio.AbstractEventLoop, timeout: float
+    ):
         self.client, self.head, self.loop, self.timeout = client, head, loop, timeout
         self.status = ""
         self.headers: list[tuple[str, str]] = []
@@ -211,15 +210,17 @@ class _Response:
 def app_environ(environ: dict, body: bytes) -> dict:
     """The WSGI keys a server adds to the request's environ, with its body (read whole)."""
     environ.pop("HTTP_TRANSFER_ENCODING", None)
-    environ.update({
-        "wsgi.version": (1, 0),
-        "wsgi.input": BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        "CONTENT_LENGTH": str(len(body)) if body or environ.get("CONTENT_LENGTH") else "",
-    })  # fmt: skip
+    environ.update(
+        {
+            "wsgi.version": (1, 0),
+            "wsgi.input": BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "CONTENT_LENGTH": str(len(body)) if body or environ.get("CONTENT_LENGTH") else "",
+        }
+    )
     if not environ["CONTENT_LENGTH"]:
         del environ["CONTENT_LENGTH"]
     return environ

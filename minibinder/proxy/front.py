@@ -78,10 +78,15 @@ class Limits:
 
     @classmethod
     def of(cls, config: Config, exempt: Callable[[str], bool]) -> Limits:
-        return cls(config.request_header_timeout, config.idle_connection_timeout,
-                   config.request_body_timeout, config.websocket_idle_timeout,
-                   config.max_connections_per_client, config.max_page_requests_per_client,
-                   exempt)  # fmt: skip
+        return cls(
+            config.request_header_timeout,
+            config.idle_connection_timeout,
+            config.request_body_timeout,
+            config.websocket_idle_timeout,
+            config.max_connections_per_client,
+            config.max_page_requests_per_client,
+            exempt,
+        )
 
 
 class ClientConnection(Connection):
@@ -121,9 +126,14 @@ class ClientConnection(Connection):
         self.port = int(local[1]) if isinstance(local, tuple) else 0
         self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
         if not self._admit(self):
-            self.write(simple_response(429, "Too many connections from your address "
-                                            "(max_connections_per_client).\n", close=True,
-                                            retry_after=5))  # fmt: skip
+            self.write(
+                simple_response(
+                    429,
+                    "Too many connections from your address (max_connections_per_client).\n",
+                    close=True,
+                    retry_after=5,
+                )
+            )
             transport.close()
             return
         self.admitted = True
@@ -187,10 +197,13 @@ class ClientConnection(Connection):
         self.in_head = False
         parser = self.parser
         head = RequestHead.of(
-            parser.get_method().decode("latin-1"), self.url, self.headers,
-            parser.get_http_version(), bool(parser.should_keep_alive()),
+            parser.get_method().decode("latin-1"),
+            self.url,
+            self.headers,
+            parser.get_http_version(),
+            bool(parser.should_keep_alive()),
             bool(parser.should_upgrade()),
-        )  # fmt: skip
+        )
         self.queued += HEAD_COST
         self.events.append(head)
         if head.has_body:
@@ -270,8 +283,12 @@ class Front:
         """Serve `listeners` from a thread of this process; raise if that cannot start."""
         ready = threading.Event()
         failed: list[BaseException] = []
-        thread = threading.Thread(target=self._run, args=(listeners, tls, ready, failed),
-                                  name="minibinder-front", daemon=True)  # fmt: skip
+        thread = threading.Thread(
+            target=self._run,
+            args=(listeners, tls, ready, failed),
+            name="minibinder-front",
+            daemon=True,
+        )
         thread.start()
         if not ready.wait(30) or failed:
             raise RuntimeError(f"the front did not start: {failed[0] if failed else 'timeout'}")
@@ -286,17 +303,24 @@ class Front:
         asyncio.set_event_loop(self.loop)
         try:
             for listener in listeners:
-                self.servers.append(self.loop.run_until_complete(
-                    self.loop.create_server(
-                        lambda listener=listener: ClientConnection(
-                            self.loop, listener, self.limits, self.admit, self.release,
-                            self.serve),
-                        sock=listener.sock,
-                        ssl=tls,
-                        backlog=LISTEN_BACKLOG,
-                        ssl_handshake_timeout=self.limits.header_timeout if tls else None,
+                self.servers.append(
+                    self.loop.run_until_complete(
+                        self.loop.create_server(
+                            lambda listener=listener: ClientConnection(
+                                self.loop,
+                                listener,
+                                self.limits,
+                                self.admit,
+                                self.release,
+                                self.serve,
+                            ),
+                            sock=listener.sock,
+                            ssl=tls,
+                            backlog=LISTEN_BACKLOG,
+                            ssl_handshake_timeout=self.limits.header_timeout if tls else None,
+                        )
                     )
-                ))  # fmt: skip
+                )
         except BaseException as error:
             failed.append(error)
             ready.set()
@@ -322,8 +346,7 @@ class Front:
         self.pool.sweep()
         if self.on_tick is not None:
             try:
-                self.on_tick(self.app_calls.busy, len(self.pool.open),
-                             sum(self.clients.values()))  # fmt: skip
+                self.on_tick(self.app_calls.busy, len(self.pool.open), sum(self.clients.values()))
             except Exception:
                 log.exception("the front's tick failed")
         self.loop.call_later(TICK_SECONDS, self._tick)
@@ -398,9 +421,12 @@ class Front:
         body = self.app(environ, start_response)
         try:
             if answered:
-                return wsgi_response(answered[0], answered[1], b"".join(body),
-                                     close=not head.keep_alive or head.upgrade or
-                                     head.has_body)  # fmt: skip
+                return wsgi_response(
+                    answered[0],
+                    answered[1],
+                    b"".join(body),
+                    close=not head.keep_alive or head.upgrade or head.has_body,
+                )
         finally:
             if hasattr(body, "close"):
                 body.close()
@@ -416,11 +442,21 @@ class Front:
         ):
             banner = self.page_script(prefix)
         websocket = head.upgrade and head.websocket
-        headers = forward_headers(head.headers, environ.get("REMOTE_ADDR", client.peer),
-                                  environ.get("wsgi.url_scheme", client.scheme),
-                                  upgrade=websocket)  # fmt: skip
-        return _Exchange(head, hop.target, hop.raw_path.encode("latin-1"), headers,
-                         hop.session_id, prefix, banner)  # fmt: skip
+        headers = forward_headers(
+            head.headers,
+            environ.get("REMOTE_ADDR", client.peer),
+            environ.get("wsgi.url_scheme", client.scheme),
+            upgrade=websocket,
+        )
+        return _Exchange(
+            head,
+            hop.target,
+            hop.raw_path.encode("latin-1"),
+            headers,
+            hop.session_id,
+            prefix,
+            banner,
+        )
 
     # -- minibinder's own pages ----------------------------------------------------------------
 
@@ -428,8 +464,9 @@ class Front:
         body = b""
         if head.has_body:
             if head.length is not None and head.length > MAX_PAGE_BODY:
-                client.write(simple_response(413, "minibinder's pages take at most 1 MiB.\n",
-                                             close=True))  # fmt: skip
+                client.write(
+                    simple_response(413, "minibinder's pages take at most 1 MiB.\n", close=True)
+                )
                 return False
             if head.expects_continue:
                 client.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -442,17 +479,26 @@ class Front:
         key = self.client_key(client.peer, head.headers)
         cap = self.limits.page_requests_per_client
         if cap and self.in_app[key] >= cap:
-            client.write(simple_response(429, "Too many requests in progress from your address "
-                                         "(max_page_requests_per_client).\n", retry_after=5,
-                                         close=not head.keep_alive))  # fmt: skip
+            client.write(
+                simple_response(
+                    429,
+                    "Too many requests in progress from your address "
+                    "(max_page_requests_per_client).\n",
+                    retry_after=5,
+                    close=not head.keep_alive,
+                )
+            )
             return head.keep_alive and not head.upgrade
         environ = app_environ(environ_for(head, client.peer, client.port, client.scheme), body)
         self.in_app[key] += 1
         try:
             keep = await self.app_calls.call(client, environ, head, APP_WAIT_SECONDS)
         except Busy:
-            client.write(simple_response(503, "minibinder is busy; try again in a moment.\n",
-                                         retry_after=5, close=True))  # fmt: skip
+            client.write(
+                simple_response(
+                    503, "minibinder is busy; try again in a moment.\n", retry_after=5, close=True
+                )
+            )
             return False
         finally:
             self.in_app[key] -= 1
@@ -473,8 +519,7 @@ class Front:
             failed = client.failed_ahead()
             if client.closed or failed is not None:
                 if failed is not None and not client.closed:
-                    client.write(simple_response(failed.status, failed.reason + "\n",
-                                                 close=True))  # fmt: skip
+                    client.write(simple_response(failed.status, failed.reason + "\n", close=True))
                 return False
         try:
             upstream, reused = await self.pool.get(exchange.target)
@@ -490,14 +535,16 @@ class Front:
         self, client: ClientConnection, upstream: Upstream, reused: bool, exchange: _Exchange
     ) -> bool:
         head = exchange.head
-        sent = request_bytes(head.method, exchange.path, exchange.headers, head.chunked,
-                             head.length)  # fmt: skip
+        sent = request_bytes(
+            head.method, exchange.path, exchange.headers, head.chunked, head.length
+        )
         upstream.write(sent)
         if head.has_body and not await self._send_body(client, upstream, head.chunked):
             upstream.abort()
             if not client.closed:
-                client.write(simple_response(400, "The request body could not be read.\n",
-                                             close=True))  # fmt: skip
+                client.write(
+                    simple_response(400, "The request body could not be read.\n", close=True)
+                )
             return False
         event = await _answer_of(upstream)
         stale = reused and upstream.closed and not head.has_body
@@ -529,12 +576,16 @@ class Front:
             raise
 
     def _unreachable(self, client: ClientConnection, exchange: _Exchange) -> bool:
-        body = error_html("The session is not answering", "It may have just been stopped, "
-                          "or it is overloaded. Try again in a moment, or launch the "
-                          "repository again.")  # fmt: skip
+        body = error_html(
+            "The session is not answering",
+            "It may have just been stopped, "
+            "or it is overloaded. Try again in a moment, or launch the "
+            "repository again.",
+        )
         keep = exchange.head.keep_alive and not exchange.head.has_body
-        client.write(simple_response(503, body, content_type="text/html; charset=utf-8",
-                                     close=not keep))  # fmt: skip
+        client.write(
+            simple_response(503, body, content_type="text/html; charset=utf-8", close=not keep)
+        )
         return keep and not exchange.head.upgrade
 
     async def _send_body(self, client: ClientConnection, upstream: Upstream, chunked: bool) -> bool:
@@ -555,15 +606,22 @@ class Front:
                 return False
 
     async def _respond(
-        self, client: ClientConnection, upstream: Upstream, exchange: _Exchange,
+        self,
+        client: ClientConnection,
+        upstream: Upstream,
+        exchange: _Exchange,
         answer: ResponseHead,
-    ) -> bool:  # fmt: skip
+    ) -> bool:
         status, head = answer.status, exchange.head
         headers = response_headers(answer.headers)
         if status < 300:
             self._touch(exchange.session)
-        headers = [(n, v) for n, v in headers if n.lower() != b"set-cookie"
-                   or session_cookie(v.decode("latin-1"), exchange.cookie_prefix)]  # fmt: skip
+        headers = [
+            (n, v)
+            for n, v in headers
+            if n.lower() != b"set-cookie"
+            or session_cookie(v.decode("latin-1"), exchange.cookie_prefix)
+        ]
         bodiless = head.method == "HEAD" or status in (204, 304) or 100 <= status < 200
         length = header(answer.headers, b"content-length")
         keep = head.keep_alive and not head.upgrade
@@ -658,13 +716,17 @@ class Front:
         upstream.write(request_bytes(head.method, exchange.path, exchange.headers, False, None))
         event = await _answer_of(upstream, UPGRADE_ANSWER_SECONDS)
         if not isinstance(event, ResponseHead):
-            client.write(simple_response(502, "The session did not answer the WebSocket "
-                                         "handshake.\n", close=True))  # fmt: skip
+            client.write(
+                simple_response(
+                    502, "The session did not answer the WebSocket handshake.\n", close=True
+                )
+            )
             return
         if event.status != 101 or not upstream.raw_head:
             page, _ = await read_up_to(upstream, HEAD_LIMIT)
-            kept = [(n, v) for n, v in response_headers(event.headers)
-                    if n.lower() != b"content-length"]  # fmt: skip
+            kept = [
+                (n, v) for n, v in response_headers(event.headers) if n.lower() != b"content-length"
+            ]
             kept.append((b"Content-Length", b"%d" % len(page)))
             client.write(_head(event.status, event.reason, kept, False) + page)
             return

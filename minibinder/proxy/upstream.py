@@ -89,8 +89,9 @@ class Upstream(Connection):
         )
         self.until_close = framed is None
         keep = bool(self.parser.should_keep_alive())
-        self.events.append(ResponseHead(self.parser.get_status_code(), self.reason, self.headers,
-                                        keep))  # fmt: skip
+        self.events.append(
+            ResponseHead(self.parser.get_status_code(), self.reason, self.headers, keep)
+        )
 
 
 class UpstreamPool:

@@ -27,19 +27,30 @@ class RequestHead:
 
     @classmethod
     def of(
-        cls, method: str, target: bytes, headers: Headers, version: str, keep_alive: bool,
+        cls,
+        method: str,
+        target: bytes,
+        headers: Headers,
+        version: str,
+        keep_alive: bool,
         upgrade: bool,
-    ) -> RequestHead:  # fmt: skip
+    ) -> RequestHead:
         """From what llhttp parsed (it already refused ambiguous framing: both lengths, two
         lengths, a coding after chunked)."""
         length_value = header(headers, b"content-length")
         chunked = header(headers, b"transfer-encoding") is not None
         return cls(
-            method, target, headers, version, keep_alive, upgrade, chunked,
+            method,
+            target,
+            headers,
+            version,
+            keep_alive,
+            upgrade,
+            chunked,
             int(length_value) if length_value is not None else None,
             (header(headers, b"expect") or b"").lower() == b"100-continue",
             upgrade and (header(headers, b"upgrade") or b"").lower() == b"websocket",
-        )  # fmt: skip
+        )
 
     @property
     def has_body(self) -> bool:
@@ -109,8 +120,11 @@ def request_bytes(
 def wsgi_response(status: str, headers: list[tuple[str, str]], body: bytes, close: bool) -> bytes:
     """A whole response of minibinder's own from a WSGI status line, headers and body."""
     lines = [f"HTTP/1.1 {status}\r\n".encode("latin-1")]
-    lines += [f"{name}: {value}\r\n".encode("latin-1") for name, value in headers
-              if name.lower() not in ("content-length", "connection")]  # fmt: skip
+    lines += [
+        f"{name}: {value}\r\n".encode("latin-1")
+        for name, value in headers
+        if name.lower() not in ("content-length", "connection")
+    ]
     lines += [b"%s: %s\r\n" % pair for pair in OWN_PAGE_HEADERS]
     lines.append(b"Content-Length: %d\r\n" % len(body))
     lines.append(b"Connection: close\r\n\r\n" if close else b"\r\n")
@@ -118,9 +132,12 @@ def wsgi_response(status: str, headers: list[tuple[str, str]], body: bytes, clos
 
 
 def simple_response(
-    status: int, body: str | bytes, content_type: str = "text/plain; charset=utf-8",
-    close: bool = False, retry_after: int = 0,
-) -> bytes:  # fmt: skip
+    status: int,
+    body: str | bytes,
+    content_type: str = "text/plain; charset=utf-8",
+    close: bool = False,
+    retry_after: int = 0,
+) -> bytes:
     """A small complete response the proxy gives itself (errors, refusals)."""
     data = body.encode() if isinstance(body, str) else body
     headers = [("Content-Type", content_type), ("Cache-Control", "no-store")]

@@ -30,9 +30,14 @@ class FetchLimits:
 
     @classmethod
     def from_config(cls, config: Config) -> FetchLimits:
-        return cls(config.allowed_clone_schemes, config.clone_timeout,
-                   config.clone_max_size, config.clone_submodules,
-                   config.clone_max_files, config.internal_hosts)  # fmt: skip
+        return cls(
+            config.allowed_clone_schemes,
+            config.clone_timeout,
+            config.clone_max_size,
+            config.clone_submodules,
+            config.clone_max_files,
+            config.internal_hosts,
+        )
 
 
 def tree_usage(path: Path) -> tuple[int, int]:
@@ -73,9 +78,14 @@ def check_usage(dest: Path, limits: FetchLimits) -> None:
 
 
 def _watch(
-    args: list[str], dest: Path, limits: FetchLimits, deadline: float, what: str,
-    check: bool = True, env: Mapping[str, str] | None = None,
-) -> str:  # fmt: skip
+    args: list[str],
+    dest: Path,
+    limits: FetchLimits,
+    deadline: float,
+    what: str,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> str:
     """Run git while watching the clock and the size of `dest`; kill it past any limit."""
     process = start_git(args, limits.allowed_schemes, cwd=str(dest), env=env)
     while True:
@@ -117,12 +127,20 @@ def fetch_commit(
 
     def fetch_through_redirects(wanted: str) -> None:
         def attempt(remote: Remote) -> str:
-            args = [*remote.options, "fetch", "--quiet", "--depth=1", "--no-tags",
-                    "--no-recurse-submodules", "--", remote.url, wanted]  # fmt: skip
+            args = [
+                *remote.options,
+                "fetch",
+                "--quiet",
+                "--depth=1",
+                "--no-tags",
+                "--no-recurse-submodules",
+                "--",
+                remote.url,
+                wanted,
+            ]
             return _watch(args, dest, limits, deadline, what, env=remote.env)
 
-        through_redirects(url, pinned, limits.allowed_schemes, limits.internal_hosts, what,
-                          attempt)  # fmt: skip
+        through_redirects(url, pinned, limits.allowed_schemes, limits.internal_hosts, what, attempt)
 
     try:
         fetch_through_redirects(sha)
@@ -160,13 +178,31 @@ def _fetch_submodules(
     gitmodules = dest / ".gitmodules"
     if not gitmodules.is_file() or gitmodules.is_symlink():
         return
-    listing = _watch(["config", "--file", ".gitmodules", "--no-includes", "-z", "--get-regexp",
-                      r"^submodule\..*\.(path|url)$"], dest, limits, deadline,
-                     "reading .gitmodules", check=False)  # fmt: skip
+    listing = _watch(
+        [
+            "config",
+            "--file",
+            ".gitmodules",
+            "--no-includes",
+            "-z",
+            "--get-regexp",
+            r"^submodule\..*\.(path|url)$",
+        ],
+        dest,
+        limits,
+        deadline,
+        "reading .gitmodules",
+        check=False,
+    )
     for name, path, sub_url in submodule_entries(listing):
         check_submodule_path(name, path)
-        tree = _watch(["ls-tree", "-z", "HEAD", "--", path], dest, limits, deadline,
-                      "reading the submodule's commit")  # fmt: skip
+        tree = _watch(
+            ["ls-tree", "-z", "HEAD", "--", path],
+            dest,
+            limits,
+            deadline,
+            "reading the submodule's commit",
+        )
         mode, kind, rest = (tree.split(" ", 2) + ["", ""])[:3]
         if mode != "160000" or kind != "commit":
             continue  # not a submodule in this commit: git would skip it too
@@ -179,7 +215,8 @@ def _fetch_submodules(
         yield f"Fetching submodule {name}"
         remaining = dataclasses.replace(limits, timeout=max(1.0, deadline - time.monotonic()))
         try:
-            yield from fetch_commit(checked, rest.split("\t", 1)[0], dest / path, remaining,
-                                    depth=depth + 1)  # fmt: skip
+            yield from fetch_commit(
+                checked, rest.split("\t", 1)[0], dest / path, remaining, depth=depth + 1
+            )
         except FetchError as error:
             raise FetchError(f"submodule {name!r}: {error}") from None

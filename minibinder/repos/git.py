@@ -109,22 +109,48 @@ def kill(process: subprocess.Popen) -> None:
 # What git says, and what a user is told instead: never git's own output, which would turn
 # launch links into a probe of the server's network (which ports answer, what they say).
 _EXPLANATIONS = (
-    (("could not resolve host", "name or service not known", "unable to look up"),
-     "its host name does not resolve"),
-    (("connection refused", "failed to connect", "couldn't connect", "unable to connect",
-      "connection reset", "no route to host", "network is unreachable"),
-     "nothing answers at that address"),
+    (
+        ("could not resolve host", "name or service not known", "unable to look up"),
+        "its host name does not resolve",
+    ),
+    (
+        (
+            "connection refused",
+            "failed to connect",
+            "couldn't connect",
+            "unable to connect",
+            "connection reset",
+            "no route to host",
+            "network is unreachable",
+        ),
+        "nothing answers at that address",
+    ),
     (("timed out", "timeout"), "the server did not answer in time"),
     (("ssl", "tls", "certificate", "gnutls"), "a secure connection could not be made"),
-    (("could not read username", "authentication", "403", "401", "terminal prompts disabled"),
-     "it asks for a login (only public repositories can be launched)"),
-    (("not found", "does not appear to be a git repository", "404", "repository not found",
-      "not a valid repository", "no such repository"),
-     "there is no repository at that address"),
-    (("remote did not send all necessary objects", "unadvertised object",
-      "couldn't find remote ref"),
-     "the server does not have that commit"),
-)  # fmt: skip
+    (
+        ("could not read username", "authentication", "403", "401", "terminal prompts disabled"),
+        "it asks for a login (only public repositories can be launched)",
+    ),
+    (
+        (
+            "not found",
+            "does not appear to be a git repository",
+            "404",
+            "repository not found",
+            "not a valid repository",
+            "no such repository",
+        ),
+        "there is no repository at that address",
+    ),
+    (
+        (
+            "remote did not send all necessary objects",
+            "unadvertised object",
+            "couldn't find remote ref",
+        ),
+        "the server does not have that commit",
+    ),
+)
 
 
 def explain(stderr: str) -> str:

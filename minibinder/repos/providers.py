@@ -81,8 +81,7 @@ class RepoProvider:
         answer up to `ref_cache_seconds` old may be reused."""
         access = (config.allowed_clone_schemes, config.clone_timeout, config.internal_hosts)
         if cached and config.ref_cache_seconds:
-            return REF_CACHE.resolve(source.repo_url, source.ref, config.ref_cache_seconds,
-                                     *access)  # fmt: skip
+            return REF_CACHE.resolve(source.repo_url, source.ref, config.ref_cache_seconds, *access)
         return resolve_ref(source.repo_url, source.ref, *access)
 
     def spec_from_form(self, repository: str, ref: str) -> str:

@@ -51,9 +51,12 @@ def pick_sha(ls_remote_output: str, ref: str) -> str | None:
 
 
 def resolve_ref(
-    repo_url: str, ref: str, allowed_schemes: Sequence[str], timeout: float,
+    repo_url: str,
+    ref: str,
+    allowed_schemes: Sequence[str],
+    timeout: float,
     internal_hosts: Sequence[str] = (),
-) -> str:  # fmt: skip
+) -> str:
     """Return the full SHA `ref` of `repo_url` points to; a 40-hex ref is taken as is.
 
     The host must not resolve to an internal address unless listed in `internal_hosts`; a
@@ -79,8 +82,9 @@ def resolve_ref(
         return run_git(args, allowed_schemes, left, what=what, env=remote.env)
 
     try:
-        output = through_redirects(repo_url, pinned, allowed_schemes, internal_hosts, what,
-                                   ls_remote)  # fmt: skip
+        output = through_redirects(
+            repo_url, pinned, allowed_schemes, internal_hosts, what, ls_remote
+        )
     except GitFailed as error:
         raise ResolveError(f"could not reach {repo_url}: {error}") from None
     except FetchError as error:
@@ -105,9 +109,14 @@ class RefCache:
         self._lock = threading.Lock()
 
     def resolve(
-        self, repo_url: str, ref: str, ttl: float, allowed_schemes: Sequence[str], timeout: float,
+        self,
+        repo_url: str,
+        ref: str,
+        ttl: float,
+        allowed_schemes: Sequence[str],
+        timeout: float,
         internal_hosts: Sequence[str] = (),
-    ) -> str:  # fmt: skip
+    ) -> str:
         key = (repo_url, ref)
         with self._lock:
             entry = self._entries.get(key)

@@ -22,8 +22,11 @@ def submodule_entries(listing: str) -> list[tuple[str, str, str]]:
         name, _, field_name = key.removeprefix("submodule.").rpartition(".")
         if key.startswith("submodule.") and name:
             found.setdefault(name, {})[field_name] = value
-    return [(name, entry["path"], entry["url"]) for name, entry in found.items()
-            if entry.get("path") and entry.get("url")]  # fmt: skip
+    return [
+        (name, entry["path"], entry["url"])
+        for name, entry in found.items()
+        if entry.get("path") and entry.get("url")
+    ]
 
 
 def submodule_url(superproject: str, url: str) -> str:

@@ -140,8 +140,9 @@ def listed_internal_host(url: str, internal_hosts: Sequence[str]) -> bool:
     return any(h == host and p in (None, port) for h, p in listed_entries(internal_hosts))
 
 
-def check_clone_host(url: str, internal_hosts: Sequence[str],
-                     resolve: Resolver | None = None) -> list[str]:  # fmt: skip
+def check_clone_host(
+    url: str, internal_hosts: Sequence[str], resolve: Resolver | None = None
+) -> list[str]:
     """The addresses git may connect to for `url`; refuse hosts that resolve to internal
     addresses unless the operator lists them in `internal_hosts` (an internal GitLab, the
     tests' loopback server), so a launch link cannot scan the server's own network.

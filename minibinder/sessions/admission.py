@@ -107,14 +107,26 @@ def check_client_stream(load: ClientLoad, config: Config, launching: bool = True
     session, not only an image.)"""
     if launching:
         check_client_sessions(load.sessions, config)
-    _per_client(config, "max_streams_per_client", load.streams, "launches open",
-                "Close some of those pages and try again.", retry_after=10)  # fmt: skip
+    _per_client(
+        config,
+        "max_streams_per_client",
+        load.streams,
+        "launches open",
+        "Close some of those pages and try again.",
+        retry_after=10,
+    )
 
 
 def check_client_build(load: ClientLoad, config: Config) -> None:
     """May this client's launch start (or wait for) one more build?"""
-    _per_client(config, "max_builds_per_client", load.builds, "builds waiting or running",
-                "Try again when one of them is done.", retry_after=30)  # fmt: skip
+    _per_client(
+        config,
+        "max_builds_per_client",
+        load.builds,
+        "builds waiting or running",
+        "Try again when one of them is done.",
+        retry_after=30,
+    )
 
 
 def _per_client(

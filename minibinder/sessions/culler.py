@@ -17,8 +17,13 @@ class Limits:
 
     @classmethod
     def from_config(cls, config: Config) -> Limits:
-        return cls(config.idle_timeout, config.max_age, config.cpu_budget, config.cull_warning,
-                   config.session_disk_limit)  # fmt: skip
+        return cls(
+            config.idle_timeout,
+            config.max_age,
+            config.cpu_budget,
+            config.cull_warning,
+            config.session_disk_limit,
+        )
 
 
 @dataclass(frozen=True)

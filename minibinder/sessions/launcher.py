@@ -61,8 +61,11 @@ def jupyter_command(prefix: str, config: Config) -> list[str]:
         f"--ServerApp.base_url={prefix}",
         "--ServerApp.trust_xheaders=True",
         "--ServerApp.allow_remote_access=True",
-    ] + ([f"--ServerApp.allow_origin={config.jupyter_allow_origin}"]
-         if config.jupyter_allow_origin else [])  # fmt: skip
+    ] + (
+        [f"--ServerApp.allow_origin={config.jupyter_allow_origin}"]
+        if config.jupyter_allow_origin
+        else []
+    )
 
 
 def computing(cpu_before: float, at_before: float, cpu_now: float, now: float) -> bool:
@@ -117,8 +120,9 @@ class Sessions:
             path_prefix=config.path_prefix,
         )
         with self._admission_lock():  # check and claim in one step, across worker processes
-            self.admit(Ask.session(f"{request.provider}/{request.spec}", request.repo_url,
-                                   request.client))  # fmt: skip
+            self.admit(
+                Ask.session(f"{request.provider}/{request.spec}", request.repo_url, request.client)
+            )
             self.store.add_session(record)
         try:
             session_bridge(config, self.docker, self.instance)
@@ -175,9 +179,11 @@ class Sessions:
         if ask.what == "session":
             store = self.store
             occupancy = Occupancy(
-                store.count_sessions(), store.count_sessions(ask.repo_url), host_memory_bytes(),
+                store.count_sessions(),
+                store.count_sessions(ask.repo_url),
+                host_memory_bytes(),
                 store.count_sessions(client=ask.client) if ask.client else 0,
-            )  # fmt: skip
+            )
             check_admission(ask.provider_spec, occupancy, self.config)
         elif ask.what == "stream":
             check_client_stream(self.client_load(ask.client), self.config, ask.launching)
@@ -269,12 +275,14 @@ class Sessions:
             now = time.time()
             if computing(record.cpu_seconds, record.cpu_checked_at, cpu, now):
                 advanced_at = now
-            self.store.update_session(record.id, cpu_seconds=cpu, cpu_checked_at=now,
-                                      cpu_advanced_at=advanced_at or 0.0)  # fmt: skip
+            self.store.update_session(
+                record.id, cpu_seconds=cpu, cpu_checked_at=now, cpu_advanced_at=advanced_at or 0.0
+            )
             advanced_at = advanced_at or record.created
         disk = self.docker.written_bytes(record.container_id) if record.container_id else None
-        return Usage(record.created, last_activity, busy, cpu, record.extra_seconds, advanced_at,
-                     disk)  # fmt: skip
+        return Usage(
+            record.created, last_activity, busy, cpu, record.extra_seconds, advanced_at, disk
+        )
 
     def cull(self, now: float | None = None) -> list[tuple[str, str]]:
         """Stop every running session past a limit; return (session id, reason) pairs."""

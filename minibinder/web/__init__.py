@@ -59,8 +59,9 @@ def create_app(
     app.register_blueprint(admin.blueprint)
     # Sessions are decided outside Flask (the front relays them): no routing, no request objects.
     helpers = SessionHelpers(services.sessions, strip_own_cookies)
-    proxied = SessionDispatch(app.wsgi_app, services.routes, helper=helpers,
-                              helper_path=HELPER_PATH)  # fmt: skip
+    proxied = SessionDispatch(
+        app.wsgi_app, services.routes, helper=helpers, helper_path=HELPER_PATH
+    )
     # Every request, pages and sessions alike, passes the Host check first, then goes only
     # where its listener allows: the operator's pages on their own, never beside sessions.
     # Launching may need an access code or a name from the lab's sign-in proxy.

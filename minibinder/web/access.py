@@ -82,8 +82,9 @@ class AccessControl:
         if mode == "header":
             refusal = self._identify(environ)
             if refusal and not self._open(environ):
-                return reply(start_response, "403 Forbidden", "text/plain; charset=utf-8",
-                             refusal.encode())  # fmt: skip
+                return reply(
+                    start_response, "403 Forbidden", "text/plain; charset=utf-8", refusal.encode()
+                )
             return self.app(environ, start_response)
         if mode == "open" or self._open(environ):
             return self.app(environ, start_response)
@@ -93,12 +94,12 @@ class AccessControl:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/build/"):  # the API: say so, do not redirect a script
             message = b"This server asks for an access code: open its home page first.\n"
-            return reply(start_response, "401 Unauthorized", "text/plain; charset=utf-8",
-                         message)  # fmt: skip
+            return reply(start_response, "401 Unauthorized", "text/plain; charset=utf-8", message)
         query, root = environ.get("QUERY_STRING", ""), environ.get("SCRIPT_NAME", "")
         target = quote(root + path + (f"?{query}" if query else ""), safe="")
-        start_response("302 Found", [("Location", f"{root}/access?next={target}"),
-                                     ("Content-Length", "0")])  # fmt: skip
+        start_response(
+            "302 Found", [("Location", f"{root}/access?next={target}"), ("Content-Length", "0")]
+        )
         return [b""]
 
     def _open(self, environ: dict) -> bool:
@@ -110,8 +111,10 @@ class AccessControl:
         environ.pop(USER, None)
         name = environ.get(self.header_key, "").strip()
         if not is_trusted(environ.get(PEER, ""), self.trusted):
-            return ("This server admits people its sign-in proxy names; this request did not "
-                    "come through it.\n")  # fmt: skip
+            return (
+                "This server admits people its sign-in proxy names; this request did not "
+                "come through it.\n"
+            )
         if not name:
             return f"The sign-in proxy named nobody ({self.config.auth_header} is empty).\n"
         if len(name) > 200 or not name.isprintable():

@@ -18,8 +18,12 @@ FAILURES_ALLOWED, FAILURE_WINDOW = 10, 600  # wrong codes per client per ten min
 
 @blueprint.get("/access")
 def form():
-    return render_template("access.html", next=safe_next(request.args.get("next", "/")),
-                           message="", version=__version__)  # fmt: skip
+    return render_template(
+        "access.html",
+        next=safe_next(request.args.get("next", "/")),
+        message="",
+        version=__version__,
+    )
 
 
 @blueprint.post("/access")
@@ -30,20 +34,29 @@ def submit():
     if app_services.config.access != "code":
         return redirect(target)
     if app_services.store.access_failures(client, now - FAILURE_WINDOW) >= FAILURES_ALLOWED:
-        page = render_template("access.html", next=target, version=__version__,
-                               message="Too many wrong codes from your address; try again in "
-                               "ten minutes.")  # fmt: skip
+        page = render_template(
+            "access.html",
+            next=target,
+            version=__version__,
+            message="Too many wrong codes from your address; try again in ten minutes.",
+        )
         limited = current_app.make_response((page, 429))
         limited.headers["Retry-After"] = str(FAILURE_WINDOW)
         return limited
     code = request.form.get("code", "")
     if len(code) > 200 or not code_matches(code, app_services.config.access_code_hash):
         app_services.store.add_access_failure(client, now)
-        return render_template("access.html", next=target, version=__version__,
-                               message="That is not the code."), 403  # fmt: skip
+        return render_template(
+            "access.html", next=target, version=__version__, message="That is not the code."
+        ), 403
     response = redirect(target)
-    response.set_cookie(ACCESS_COOKIE, sign("code", cookie_secret(app_services.config)),
-                        max_age=COOKIE_DAYS * 86400, httponly=True, samesite="Lax",
-                        secure=request.scheme == "https",
-                        path=request.script_root or "/")  # fmt: skip
+    response.set_cookie(
+        ACCESS_COOKIE,
+        sign("code", cookie_secret(app_services.config)),
+        max_age=COOKIE_DAYS * 86400,
+        httponly=True,
+        samesite="Lax",
+        secure=request.scheme == "https",
+        path=request.script_root or "/",
+    )
     return response

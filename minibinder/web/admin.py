@@ -45,8 +45,9 @@ def require_token():
         or request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     )
     user = request.environ.get(USER, "")
-    named_admin = bool(user) and user.lower() in {name.lower() for name in
-                                                  services().config.admin_users}  # fmt: skip
+    named_admin = bool(user) and user.lower() in {
+        name.lower() for name in services().config.admin_users
+    }
     if named_admin:
         offered = token  # the lab's sign-in proxy named an admin: no token needed
     if not offered or not _same(offered, token):
@@ -59,12 +60,18 @@ def require_token():
             )
         )
     if request.method == "POST" and not _same(request.form.get("csrf", ""), _csrf(token)):
-        abort(Response("The form is stale or forged (CSRF check); reload the page.\n", 400,
-                       {"Content-Type": "text/plain; charset=utf-8"}))  # fmt: skip
+        abort(
+            Response(
+                "The form is stale or forged (CSRF check); reload the page.\n",
+                400,
+                {"Content-Type": "text/plain; charset=utf-8"},
+            )
+        )
     if request.args.get("token"):  # keep the token out of the address bar from now on
         response = redirect(request.script_root + request.path)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict",
-                            path=f"{request.script_root}/admin")  # fmt: skip
+        response.set_cookie(
+            COOKIE, token, httponly=True, samesite="Strict", path=f"{request.script_root}/admin"
+        )
         return response
     return None
 
@@ -199,8 +206,13 @@ def launches_export():
     try:
         since = float(request.args.get("since", 0) or 0)
     except ValueError:
-        abort(Response("`since` is a Unix time in seconds, e.g. ?since=1767225600\n", 400,
-                       {"Content-Type": "text/plain; charset=utf-8"}))  # fmt: skip
+        abort(
+            Response(
+                "`since` is a Unix time in seconds, e.g. ?since=1767225600\n",
+                400,
+                {"Content-Type": "text/plain; charset=utf-8"},
+            )
+        )
     rows = services().store.launches(limit=1_000_000, since=since)
     return Response(
         "".join(launch_event(row, request.host) + "\n" for row in reversed(rows)),

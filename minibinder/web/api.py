@@ -104,9 +104,13 @@ def build_events(provider: str, spec: str):
         response = Response(f"{error}\n", 429, mimetype="text/plain")
         response.headers["Retry-After"] = str(error.retry_after)
         return _cors(response)
-    options = LaunchOptions(host_url=host_url(), build_only=build_only,
-                            client_ip=request.remote_addr, user=user,
-                            request_id=app_services.store.open_request(client))  # fmt: skip
+    options = LaunchOptions(
+        host_url=host_url(),
+        build_only=build_only,
+        client_ip=request.remote_addr,
+        user=user,
+        request_id=app_services.store.open_request(client),
+    )
     response = Response(
         event_stream(raw_spec("/build/"), options, app_services), mimetype="text/event-stream"
     )

@@ -115,13 +115,14 @@ class ClientAddress:
                 ("x-forwarded-for", "HTTP_X_FORWARDED_FOR"),
                 ("x-forwarded-proto", "HTTP_X_FORWARDED_PROTO"),
                 ("forwarded", "HTTP_FORWARDED"),
-            )  # fmt: skip
+            )
         }
         try:
             client = client_of(peer, headers, environ.get("wsgi.url_scheme", "http"), self.trusted)
         except BadForwarding as error:
             message = f"Bad forwarding headers from a trusted proxy: {error}\n"
-            return reply(start_response, "400 Bad Request", "text/plain; charset=utf-8",
-                         message.encode())  # fmt: skip
+            return reply(
+                start_response, "400 Bad Request", "text/plain; charset=utf-8", message.encode()
+            )
         environ["REMOTE_ADDR"], environ["wsgi.url_scheme"] = client.address, client.scheme
         return self.app(environ, start_response)

@@ -105,5 +105,6 @@ class HostCheck:
             f"This server does not answer to the host name {host[:100]!r}. Use the address "
             "the operator published (public_url), or ask them to add it to allowed_hosts.\n"
         )
-        return reply(start_response, "400 Bad Request", "text/plain; charset=utf-8",
-                     message.encode())  # fmt: skip
+        return reply(
+            start_response, "400 Bad Request", "text/plain; charset=utf-8", message.encode()
+        )

@@ -43,16 +43,21 @@ class ListenerRouting:
                 location = environ.get("SCRIPT_NAME", "") + "/admin/"
                 start_response("302 Found", [("Location", location), ("Content-Length", "0")])
                 return [b""]
-            return reply(start_response, "404 Not Found", "text/plain; charset=utf-8",
-                         b"Only the operator's pages are here: /admin/\n")  # fmt: skip
+            return reply(
+                start_response,
+                "404 Not Found",
+                "text/plain; charset=utf-8",
+                b"Only the operator's pages are here: /admin/\n",
+            )
         if operator:
             message = (
                 "The operator's pages have their own address (admin_bind): port "
                 f"{self.admin_port}, path /admin/. They are never served next to session "
                 "content.\n"
             )
-            return reply(start_response, "404 Not Found", "text/plain; charset=utf-8",
-                         message.encode())  # fmt: skip
+            return reply(
+                start_response, "404 Not Found", "text/plain; charset=utf-8", message.encode()
+            )
         return self.app(environ, start_response)
 
 
@@ -75,22 +80,30 @@ class SessionOrigins:
                 return self.app(environ, start_response)
             if path in ("", "/", f"/user/{own}"):
                 return _redirect(start_response, f"{environ.get('SCRIPT_NAME', '')}/user/{own}/")
-            return reply(start_response, "404 Not Found", "text/plain; charset=utf-8",
-                         b"This address belongs to one session; only its own pages are "
-                         b"here.\n")  # fmt: skip
+            return reply(
+                start_response,
+                "404 Not Found",
+                "text/plain; charset=utf-8",
+                b"This address belongs to one session; only its own pages are here.\n",
+            )
         match = _SESSION_PATH.match(path)
         if not match:
             return self.app(environ, start_response)
         if environ.get("REQUEST_METHOD") in ("GET", "HEAD") and not environ.get("HTTP_UPGRADE"):
-            main = (f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
-                    f"{environ.get('SCRIPT_NAME', '')}/")  # fmt: skip
+            main = (
+                f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
+                f"{environ.get('SCRIPT_NAME', '')}/"
+            )
             query = environ.get("QUERY_STRING", "")
             rest = raw_request_path(environ).split("?", 1)[0][len(f"/user/{match.group(1)}/") :]
             location = session_url(main, match.group(1), self.domain) + rest
             return _redirect(start_response, location + (f"?{query}" if query else ""))
-        return reply(start_response, "404 Not Found", "text/plain; charset=utf-8",
-                     b"Sessions are served on their own addresses (<id>." +
-                     self.domain.encode() + b").\n")  # fmt: skip
+        return reply(
+            start_response,
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            b"Sessions are served on their own addresses (<id>." + self.domain.encode() + b").\n",
+        )
 
 
 _SESSION_PATH = re.compile(r"^/user/([0-9a-f]{16})(/|$)")

@@ -49,8 +49,9 @@ class CondaBuildPack(BaseBuildPack):
             plan.conda_lock = RepositoryLock(repo.path(lock), LOCK_FILES[lock], repo.text(lock))
         where = repo.path(name) if name else plan.conda_lock.where if plan.conda_lock else ""
         plan.conda = (
-            parse_environment_file(repo.text(name), where) if name
+            parse_environment_file(repo.text(name), where)
+            if name
             else CondaEnvironment(where, (), ())
-        )  # fmt: skip
+        )
         plan.conda.python_request()  # a malformed pin fails here, before anything is solved
         return plan

@@ -34,8 +34,18 @@ from .dockerfile_reading import (
 DOCKER_HUB = "docker.io"
 _HUB_NAMES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 _FRONTEND = "docker/dockerfile"  # the only BuildKit frontend a Dockerfile may name
-_LOCAL_SUFFIXES = (".localhost", ".local", ".localdomain", ".internal", ".intranet", ".lan",
-                   ".home", ".home.arpa", ".corp", ".private")  # fmt: skip
+_LOCAL_SUFFIXES = (
+    ".localhost",
+    ".local",
+    ".localdomain",
+    ".internal",
+    ".intranet",
+    ".lan",
+    ".home",
+    ".home.arpa",
+    ".corp",
+    ".private",
+)
 
 _PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
@@ -330,8 +340,11 @@ class _StageWalk:
                 scope.args[key] = None
 
     def _agreed(self, raw: str, instruction: Instruction, scopes: tuple[_Stage, ...]) -> object:
-        values = {_value(expand(raw, scope.lookup, escape))
-                  for scope in scopes for escape in instruction.escapes}  # fmt: skip
+        values = {
+            _value(expand(raw, scope.lookup, escape))
+            for scope in scopes
+            for escape in instruction.escapes
+        }
         return values.pop() if len(values) == 1 else UNKNOWN
 
     def _pairs(self, instruction: Instruction) -> list[tuple[str, str | None]]:
@@ -352,8 +365,9 @@ class _StageWalk:
 
     # -- image references --------------------------------------------------------------------------
 
-    def _expanded(self, word: str, lookup, instruction: Instruction, at: str, what: str,
-                  hint: str) -> str:  # fmt: skip
+    def _expanded(
+        self, word: str, lookup, instruction: Instruction, at: str, what: str, hint: str
+    ) -> str:
         results = {expand(word, lookup, escape) for escape in instruction.escapes}
         if any(not result.complete for result in results) or len(results) > 1:
             raise BuildpackError(
@@ -366,8 +380,9 @@ class _StageWalk:
         try:
             registry = parse_image_reference(text).registry
         except ValueError as error:
-            raise BuildpackError(f"{at}: {what} {text} is not an image reference ({error})") \
-                from None  # fmt: skip
+            raise BuildpackError(
+                f"{at}: {what} {text} is not an image reference ({error})"
+            ) from None
         if registry in self.allowed:
             return
         raise BuildpackError(

@@ -16,10 +16,28 @@ from dataclasses import dataclass
 
 # Instructions the classic builder of Docker 20.10 knows; any other one fails the whole file
 # before a single step runs.
-LEGACY_INSTRUCTIONS = frozenset({
-    "add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck", "label",
-    "maintainer", "onbuild", "run", "shell", "stopsignal", "user", "volume", "workdir",
-})  # fmt: skip
+LEGACY_INSTRUCTIONS = frozenset(
+    {
+        "add",
+        "arg",
+        "cmd",
+        "copy",
+        "entrypoint",
+        "env",
+        "expose",
+        "from",
+        "healthcheck",
+        "label",
+        "maintainer",
+        "onbuild",
+        "run",
+        "shell",
+        "stopsignal",
+        "user",
+        "volume",
+        "workdir",
+    }
+)
 _HEREDOC_INSTRUCTIONS = ("add", "copy", "run")
 _DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[ \t\n\f\r]*=[ \t\n\f\r]*(.+?)[ \t\n\f\r]*")
 _WHITESPACE = re.compile(r"[\t\v\f\r ]+")  # how the builder splits FROM, ADD and COPY words
@@ -54,8 +72,11 @@ class Reading:
 def read_dockerfile(text: str, legacy: bool) -> Reading:
     """The instructions of a Dockerfile as one of the two builders reads them."""
     lines = text.removeprefix("\ufeff").split("\n")
-    lines = [line[:-1] if line.endswith("\r") else line for line in lines] if legacy else [
-        line.rstrip("\r") for line in lines]  # fmt: skip
+    lines = (
+        [line[:-1] if line.endswith("\r") else line for line in lines]
+        if legacy
+        else [line.rstrip("\r") for line in lines]
+    )
     escape, directives_done = "\\", False
     directives: dict[str, tuple[str, int]] = {}
     instructions: list[Instruction] = []
@@ -123,8 +144,9 @@ def _split_keyword(logical: str) -> tuple[str, str]:
     return keyword.lower(), rest[0] if rest else ""
 
 
-def _skip_heredocs(keyword: str, rest: str, logical: str, lines: list[str], index: int,
-                   start: int) -> int:  # fmt: skip
+def _skip_heredocs(
+    keyword: str, rest: str, logical: str, lines: list[str], index: int, start: int
+) -> int:
     """Past the bodies of the heredocs an ADD, COPY or RUN opens: they are data, not
     instructions."""
     if keyword == "onbuild":

@@ -39,9 +39,10 @@ class RBuildPack(PythonBuildPack):
 
     def python_request(self, repo: RepoConfig) -> PythonRequest | None:
         if _runtime_is_r(repo):  # runtime.txt names R; Python is the default (or pyproject's)
-            without = RepoConfig(repo.config_dir, {
-                name: content for name, content in repo.files.items() if name != "runtime.txt"
-            })  # fmt: skip
+            without = RepoConfig(
+                repo.config_dir,
+                {name: content for name, content in repo.files.items() if name != "runtime.txt"},
+            )
             return super().python_request(without)
         return super().python_request(repo)
 

@@ -58,8 +58,13 @@ class ChannelUnreachable(MinibinderError):
 
 def platform_subdir() -> str:
     machine = platform.machine().lower()
-    subdirs = {"x86_64": "linux-64", "amd64": "linux-64", "aarch64": "linux-aarch64",
-               "arm64": "linux-aarch64", "ppc64le": "linux-ppc64le"}  # fmt: skip
+    subdirs = {
+        "x86_64": "linux-64",
+        "amd64": "linux-64",
+        "aarch64": "linux-aarch64",
+        "arm64": "linux-aarch64",
+        "ppc64le": "linux-ppc64le",
+    }
     return subdirs.get(machine, "linux-64")
 
 
@@ -75,9 +80,8 @@ def channel_urls(named: Sequence[str], config: Config) -> list[str]:
 
 
 def check_channel_host(
-    url: str, internal_hosts: Sequence[str], operator: bool = False,
-    resolve: Resolver | None = None,
-) -> None:  # fmt: skip
+    url: str, internal_hosts: Sequence[str], operator: bool = False, resolve: Resolver | None = None
+) -> None:
     """https:// to public hosts; plain http:// and loopback, private or link-local addresses
     only for hosts the operator lists in `internal_hosts` (an internal mirror, the tests' own
     channel). The operator's own `conda_channels` may also be file:// paths.
@@ -94,9 +98,10 @@ def check_channel_host(
         if parts.scheme in ("http", "https"):
             return
     elif (
-        parts.scheme == "https" and not local_name_or_address(host)
+        parts.scheme == "https"
+        and not local_name_or_address(host)
         and (resolve is None or not any(internal(address) for address in resolve(host)))
-    ):  # fmt: skip
+    ):
         return
     raise BuildpackError(
         f"conda channel {url} is not allowed: channels must be https:// URLs of public hosts "
@@ -119,9 +124,14 @@ class EnvironmentImage:
 
 
 def environment_image(
-    specs: Sequence[str], channels: Sequence[str], base_image: str, config: Config,
-    docker: Docker, scratch: Path, locked: Sequence[LockedPackage] = (),
-) -> Generator[Event, None, EnvironmentImage]:  # fmt: skip
+    specs: Sequence[str],
+    channels: Sequence[str],
+    base_image: str,
+    config: Config,
+    docker: Docker,
+    scratch: Path,
+    locked: Sequence[LockedPackage] = (),
+) -> Generator[Event, None, EnvironmentImage]:
     """The image of `base_image` plus this environment at ENV_PREFIX: found, or made.
 
     With `locked` (a repository's own lock), exactly those packages are installed, unsolved.
@@ -132,8 +142,9 @@ def environment_image(
         raise BuildError(f"base image {base_image} is missing; `minibinder base-image` builds it")
     sources = [p.url.rsplit("/", 2)[0] for p in locked] if locked else list(channels)
     for source in dict.fromkeys(sources):  # now with DNS: what the names resolve to counts
-        check_channel_host(source, config.internal_hosts, bool(config.conda_channels),
-                           resolve=resolve_addresses)  # fmt: skip
+        check_channel_host(
+            source, config.internal_hosts, bool(config.conda_channels), resolve=resolve_addresses
+        )
     if locked:
         specs = [f"{package.url}#{package.sha256 or package.md5}" for package in locked]
         channels = ["(the repository's lock)"]
@@ -167,14 +178,20 @@ def environment_image(
         shutil.copyfile(lock_path, prefix / "conda-meta" / LOCK_NAME)
         # The instance label puts it among the images collection may remove under disk
         # pressure (images built from it keep their layers; the next build makes it again).
-        labels = {"minibinder.conda-env": key, "minibinder.conda-python": "1" if has_python
-                  else "0", "minibinder.conda-packages": str(len(records)),
-                  "minibinder.version": __version__,
-                  INSTANCE_LABEL: instance_id(config)}  # fmt: skip
+        labels = {
+            "minibinder.conda-env": key,
+            "minibinder.conda-python": "1" if has_python else "0",
+            "minibinder.conda-packages": str(len(records)),
+            "minibinder.version": __version__,
+            INSTANCE_LABEL: instance_id(config),
+        }
         # Without Python the server stays in the base environment; kernels the environment
         # brings (r-irkernel's) are found through JUPYTER_PATH.
-        python = (f"ENV CONDA_PREFIX={ENV_PREFIX}\n" if has_python
-                  else f"ENV JUPYTER_PATH={ENV_PREFIX}/share/jupyter\n")  # fmt: skip
+        python = (
+            f"ENV CONDA_PREFIX={ENV_PREFIX}\n"
+            if has_python
+            else f"ENV JUPYTER_PATH={ENV_PREFIX}/share/jupyter\n"
+        )
         dockerfile = DOCKERFILE.format(base=base_image, prefix=ENV_PREFIX, python=python)
         with make_prefix_context(prefix, dockerfile, work, MAX_ENVIRONMENT_BYTES) as context:
             request = BuildRequest(tag, config.build_memory_limit, labels, context)
@@ -194,16 +211,19 @@ def _missing_jupyter(records: list[rattler.RepoDataRecord]) -> list[str]:
     return [spec for spec in JUPYTER_SPECS if spec.split()[0] not in names] + missing
 
 
-def solve(specs: Sequence[str], channels: Sequence[str], folder: Path,
-          timeout: float) -> list[rattler.RepoDataRecord]:  # fmt: skip
+def solve(
+    specs: Sequence[str], channels: Sequence[str], folder: Path, timeout: float
+) -> list[rattler.RepoDataRecord]:
     async def run() -> list[rattler.RepoDataRecord]:
         gateway = rattler.Gateway(cache_dir=folder / "repodata")
         return await rattler.solve(
-            [rattler.Channel(url) for url in channels], list(specs), gateway=gateway,
+            [rattler.Channel(url) for url in channels],
+            list(specs),
+            gateway=gateway,
             platforms=[rattler.Subdir(platform_subdir()), rattler.Subdir("noarch")],
             virtual_packages=rattler.VirtualPackage.detect(),
             timeout=datetime.timedelta(seconds=timeout),
-        )  # fmt: skip
+        )
 
     try:
         return asyncio.run(run())
@@ -230,9 +250,13 @@ def install(records: list[rattler.RepoDataRecord], prefix: Path, cache: Path) ->
 
     async def run() -> None:
         await rattler.install(
-            records, target_prefix=prefix, cache_dir=cache, alternative_target_prefix=ENV_PREFIX,
-            execute_link_scripts=False, show_progress=False,
-        )  # fmt: skip
+            records,
+            target_prefix=prefix,
+            cache_dir=cache,
+            alternative_target_prefix=ENV_PREFIX,
+            execute_link_scripts=False,
+            show_progress=False,
+        )
 
     try:
         asyncio.run(run())
@@ -254,10 +278,14 @@ def records_from_lock(packages: Sequence[LockedPackage]) -> list[rattler.RepoDat
         except ValueError:
             raise BuildError(f"{package.url}: {build!r} is not a conda build string") from None
         record = rattler.PackageRecord(
-            name, version, build_string, int(number) if number.isdigit() else 0, package.subdir,
+            name,
+            version,
+            build_string,
+            int(number) if number.isdigit() else 0,
+            package.subdir,
             sha256=bytes.fromhex(package.sha256) if package.sha256 else None,
             md5=bytes.fromhex(package.md5) if package.md5 else None,
-        )  # fmt: skip
+        )
         channel = package.url.rsplit("/", 2)[0]
         records.append(rattler.RepoDataRecord(record, package.filename, package.url, channel))
     return records

@@ -241,8 +241,14 @@ def parse_conda_lock(
             continue
         hashes = entry.get("hash") or {}
         if entry.get("manager") == "conda":
-            conda.append(_locked(str(entry.get("url", "")), where, str(hashes.get("md5", "")),
-                                 str(hashes.get("sha256", ""))))  # fmt: skip
+            conda.append(
+                _locked(
+                    str(entry.get("url", "")),
+                    where,
+                    str(hashes.get("md5", "")),
+                    str(hashes.get("sha256", "")),
+                )
+            )
         elif entry.get("manager") == "pip":
             name, version = str(entry.get("name", "")), str(entry.get("version", ""))
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._\-]*", name) or not version:

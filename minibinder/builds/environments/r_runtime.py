@@ -21,13 +21,31 @@ from .pythons import Version, parse_version, show
 
 # The R each Debian release ships (stable releases keep their major.minor).
 DEBIAN_R: dict[str, Version] = {
-    "buster": (3, 5), "bullseye": (4, 0), "bookworm": (4, 2), "trixie": (4, 5),
-}  # fmt: skip
+    "buster": (3, 5),
+    "bullseye": (4, 0),
+    "bookworm": (4, 2),
+    "trixie": (4, 5),
+}
 # Packages that come with R itself: never installed from a repository.
-BASE_PACKAGES = frozenset({
-    "R", "base", "compiler", "datasets", "graphics", "grDevices", "grid", "methods", "parallel",
-    "splines", "stats", "stats4", "tcltk", "tools", "utils",
-})  # fmt: skip
+BASE_PACKAGES = frozenset(
+    {
+        "R",
+        "base",
+        "compiler",
+        "datasets",
+        "graphics",
+        "grDevices",
+        "grid",
+        "methods",
+        "parallel",
+        "splines",
+        "stats",
+        "stats4",
+        "tcltk",
+        "tools",
+        "utils",
+    }
+)
 R_LIBRARY = "/srv/rlibs"  # the notebook user's library: install.R and the session install here
 RUNNER = "minibinder-install.R"
 _RUNTIME = re.compile(r"r-(?:(\d+)\.(\d+)(?:\.(\d+))?)?(?:-?(\d{4}-\d{2}-\d{2}))?")
@@ -178,19 +196,27 @@ def repository_url(template: str, codename: str, date: str | None) -> str:
 def r_layer_step(choice: RChoice) -> str:
     """The root step that installs R: the same text for every repository with the same R, so
     Docker reuses the layer across them."""
-    apt = ("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
-           "--no-install-recommends")  # fmt: skip
+    apt = (
+        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+        "--no-install-recommends"
+    )
     if not choice.from_builds:
         install = f"{apt} r-base-core r-base-dev r-cran-irkernel"
     else:  # a build of R for /opt/R/<version>; IRkernel then comes from the package repository
-        fetch = ("python3 -c 'import sys, urllib.request; "
-                 "urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' "
-                 f"{shlex.quote(choice.from_builds)} /tmp/r.deb")  # fmt: skip
-        install = (f"{fetch} && {apt} /tmp/r.deb build-essential gfortran libzmq3-dev "
-                   "&& rm /tmp/r.deb "
-                   "&& ln -sf /opt/R/*/bin/R /opt/R/*/bin/Rscript /usr/local/bin/")  # fmt: skip
-    return (f"{install} \\\n && apt-get clean && rm -rf /var/lib/apt/lists/* \\\n"
-            f" && mkdir -p {R_LIBRARY} && chown 1000:1000 {R_LIBRARY}")  # fmt: skip
+        fetch = (
+            "python3 -c 'import sys, urllib.request; "
+            "urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' "
+            f"{shlex.quote(choice.from_builds)} /tmp/r.deb"
+        )
+        install = (
+            f"{fetch} && {apt} /tmp/r.deb build-essential gfortran libzmq3-dev "
+            "&& rm /tmp/r.deb "
+            "&& ln -sf /opt/R/*/bin/R /opt/R/*/bin/Rscript /usr/local/bin/"
+        )
+    return (
+        f"{install} \\\n && apt-get clean && rm -rf /var/lib/apt/lists/* \\\n"
+        f" && mkdir -p {R_LIBRARY} && chown 1000:1000 {R_LIBRARY}"
+    )
 
 
 def site_profile_step(url: str) -> str:
