@@ -28,7 +28,8 @@ from .docker_client import Docker
 from .errors import ConfigError
 from .identity import instance_id
 from .networks import ensure_egress
-from .proxy.front import Front, Limits
+from .proxy.connection import Limits
+from .proxy.front import Front
 from .proxy.listeners import Listener, bind_listener
 from .store import Store
 

@@ -10,14 +10,40 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..config import Config
 from .headers import Headers
 from .wire import RequestHead
 
 HEAD_LIMIT = 64 * 1024  # a request's line and headers; a handshake's answer
 QUEUE_LIMIT = 1 << 20  # bytes read ahead of the consumer before reading pauses
 HEAD_COST = 4096  # what a queued request head counts against QUEUE_LIMIT
+
+
+@dataclass(frozen=True)
+class Limits:
+    header_timeout: float
+    idle_timeout: float
+    body_timeout: float
+    websocket_idle_timeout: float
+    connections_per_client: int  # per worker; 0: no limit
+    page_requests_per_client: int = 0  # in the app at once, per worker; 0: no limit
+    # Trusted proxies carry many clients on one address: no connection cap for them.
+    exempt: Callable[[str], bool] = lambda address: False
+
+    @classmethod
+    def of(cls, config: Config, exempt: Callable[[str], bool]) -> Limits:
+        return cls(
+            config.request_header_timeout,
+            config.idle_connection_timeout,
+            config.request_body_timeout,
+            config.websocket_idle_timeout,
+            config.max_connections_per_client,
+            config.max_page_requests_per_client,
+            exempt,
+        )
 
 
 class Closed(Exception):
@@ -170,6 +196,16 @@ class Connection(asyncio.Protocol):
             self._resume()
             self.waiter = self.loop.create_future()
             await self.waiter
+
+    def failed_ahead(self) -> Failed | None:
+        """A failure already read in what is queued of the current message (a body that could
+        not be read)."""
+        for event in self.events:
+            if isinstance(event, Failed):
+                return event
+            if isinstance(event, End):
+                return None
+        return None
 
     def _resume(self) -> None:
         if self.reading_paused and self.transport:

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from minibinder.proxy.connection import Body, End, Failed
-from minibinder.proxy.front import ClientConnection, Limits, _framing_problem
+from minibinder.proxy.connection import Body, End, Failed, Limits
+from minibinder.proxy.front import ClientConnection, _framing_problem
 from minibinder.proxy.listeners import Listener
 from minibinder.proxy.wire import RequestHead
 
