@@ -101,7 +101,12 @@ def build_events(provider: str, spec: str):
     try:  # one client may not hold every seat, build slot or thread
         app_services.sessions.admit(Ask.stream(client, launching=not build_only))
     except QuotaExceeded as error:
-        response = Response(f"{error}\n", 429, mimetype="text/plain")
+        # As BinderHub does: the refusal is the stream's one event, so EventSource clients
+        # (thebe, Jupyter Book buttons, the JS client) show the message; 200, as EventSource
+        # delivers no events of any other status. Retry-After says when to come back.
+        refusal = Event("failed", str(error), {"retry_after": error.retry_after})
+        response = Response(sse(refusal), mimetype="text/event-stream")
+        response.headers["Cache-Control"] = "no-cache"
         response.headers["Retry-After"] = str(error.retry_after)
         return _cors(response)
     options = LaunchOptions(
