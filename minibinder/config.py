@@ -422,6 +422,14 @@ class Config:
         kind=Size(),
     )
     session_pids_limit: int = setting(512, "Processes and threads a session may run at most.")
+    session_reach: str = setting(
+        "auto",
+        'Where the proxy reaches a session: "network" at its address on session_network (a '
+        'rootful engine on this machine routes there), "published" at a port the engine '
+        "publishes on its host's loopback only (rootless Docker, Podman, Docker Desktop), "
+        '"auto": decided from the engine at start-up. Recorded with each session.',
+        kind=Choice(("auto", "network", "published")),
+    )
     session_network: str = setting(
         "minibinder-sessions",
         "Docker network sessions run on (created if missing; sessions "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import tarfile
 import threading
 import time
@@ -17,6 +18,7 @@ import requests.exceptions
 from docker.types import Mount
 
 from .cgroups import cgroup_usage
+from .engines import EngineFacts, facts_of
 from .errors import BuildError, DockerUnavailable, LaunchError
 
 _UNREACHABLE = (requests.exceptions.ConnectionError, docker.errors.DockerException)
@@ -58,6 +60,7 @@ class Docker:
     def __init__(self, client: docker.DockerClient):
         self._client = client
         self._quota: bool | None = None  # whether the storage driver enforces disk limits
+        self._facts: EngineFacts | None = None
         self._volume_sizes: dict[str, int] = {}  # volume name → bytes, as last measured
         self._volume_sizes_at = float("-inf")
         self._volume_sizes_lock = threading.Lock()
@@ -208,9 +211,12 @@ class Docker:
         nano_cpus: int,
         pids_limit: int,
         disk_limit: int = 0,
+        publish: int = 0,
     ) -> str:
-        """Create and start a hardened container; return its id. Nothing is published.
-        `disk_limit` caps its writable layer where the storage driver can (0: not asked).
+        """Create and start a hardened container; return its id. `publish`: a container port
+        published on the engine host's loopback only, on a port the engine picks (0: nothing
+        is published). `disk_limit` caps its writable layer where the storage driver can (0:
+        not asked).
 
         Every volume the image declares (a Dockerfile's `VOLUME`) is mounted as an anonymous
         volume carrying the container's `labels`: `written_bytes` counts it, `remove_container`
@@ -238,6 +244,7 @@ class Docker:
                     # Back after a Docker restart (new address: the reconciler updates the route).
                     restart_policy={"Name": "unless-stopped"},
                     shm_size=64 * 2**20,
+                    port_bindings={publish: ("127.0.0.1", None)} if publish else None,
                 )
                 created = api.create_container(
                     image=image,
@@ -248,6 +255,7 @@ class Docker:
                     user=user,
                     host_config=host_config,
                     detach=True,
+                    ports=[publish] if publish else None,
                 )
                 api.start(created["Id"])
             except docker.errors.ImageNotFound:
@@ -282,6 +290,25 @@ class Docker:
         info = self._client.api.inspect_container(container_id)
         networks = info["NetworkSettings"]["Networks"]
         return networks[network]["IPAddress"]
+
+    def published_port(self, container_id: str, port: int) -> int | None:
+        """The engine host's port `port` of the container is published on (loopback), if any."""
+        info = self._client.api.inspect_container(container_id)
+        bindings = (info["NetworkSettings"].get("Ports") or {}).get(f"{port}/tcp") or []
+        for binding in bindings:
+            if str(binding.get("HostPort", "")).isdigit():
+                return int(binding["HostPort"])
+        return None
+
+    def engine_facts(self) -> EngineFacts | None:
+        """What kind of engine answers (asked once; None while it does not answer)."""
+        if self._facts is None:
+            try:
+                info, version = self._client.api.info(), self._client.api.version()
+            except (docker.errors.APIError, *_UNREACHABLE):
+                return None
+            self._facts = facts_of(info, version, os.environ.get("DOCKER_HOST", ""))
+        return self._facts
 
     def container_state(self, container_id: str) -> dict[str, Any] | None:
         """Docker's State of a container (Running, OOMKilled, ExitCode…), None if gone."""

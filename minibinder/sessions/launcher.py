@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from .. import __version__, metrics
 from ..config import Config
 from ..docker_client import Docker
+from ..engines import REACH_LABEL, Reach, decide_reach
 from ..errors import LaunchError
 from ..identity import INSTANCE_LABEL, instance_id
 from ..networks import session_bridge
@@ -91,6 +92,23 @@ class Sessions:
         self.forget_route = forget_route
         self.instance = instance_id(config)
 
+    def reach(self) -> Reach:
+        """Where sessions started now are reached (session_reach, decided for this engine)."""
+        facts = self.docker.engine_facts()
+        if facts is None:
+            raise LaunchError("the container engine does not answer")
+        return decide_reach(facts, self.config.session_reach)
+
+    def _endpoint(self, container_id: str, reach: str) -> str:
+        """host:port the proxy relays a session's requests to."""
+        if reach == "published":
+            port = self.docker.published_port(container_id, JUPYTER_PORT)
+            if port is None:
+                raise LaunchError("the engine published no port for the session")
+            return f"127.0.0.1:{port}"
+        address = self.docker.container_address(container_id, self.config.session_network)
+        return f"{address}:{JUPYTER_PORT}"
+
     @property
     def own_label(self) -> str:
         """The label filter that selects this installation's session containers."""
@@ -119,6 +137,7 @@ class Sessions:
             client=request.client,
             path_prefix=config.path_prefix,
         )
+        reach = self.reach()
         with self._admission_lock():  # check and claim in one step, across worker processes
             self.admit(
                 Ask.session(f"{request.provider}/{request.spec}", request.repo_url, request.client)
@@ -139,6 +158,7 @@ class Sessions:
                     "minibinder.repo": request.repo_url,
                     "minibinder.ref": request.resolved_ref,
                     "minibinder.version": __version__,
+                    REACH_LABEL: reach,
                 },
                 network=config.session_network,
                 user="1000",
@@ -147,10 +167,10 @@ class Sessions:
                 nano_cpus=int(config.session_cpu_limit * 1e9),
                 pids_limit=config.session_pids_limit,
                 disk_limit=config.session_disk_limit if self.docker.disk_quota_supported() else 0,
+                publish=JUPYTER_PORT if reach == "published" else 0,
             )
             self.store.update_session(session_id, container_id=container_id)
-            address = self.docker.container_address(container_id, config.session_network)
-            target = f"{address}:{JUPYTER_PORT}"
+            target = self._endpoint(container_id, reach)
             self._wait_until_ready(container_id, target, record.prefix)
         except BaseException:
             self.stop(session_id)

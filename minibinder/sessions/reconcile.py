@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engines import REACH_LABEL
 from ..store import SessionRecord
 from . import jupyter
 from .launcher import JUPYTER_PORT, SESSION_LABEL, Sessions
@@ -58,9 +59,7 @@ def plan_reconcile(
         if container["State"] != "running":
             plan.stop.append((session_id, "container exited"))
             continue
-        networks = container.get("NetworkSettings", {}).get("Networks", {})
-        address = (networks.get(network) or {}).get("IPAddress")
-        target = f"{address}:{JUPYTER_PORT}" if address else ""
+        target = endpoint_of(container, network)
         if record.state == "launching":
             if target:
                 plan.maybe_adopt[session_id] = (container["Id"], target)
@@ -74,6 +73,20 @@ def plan_reconcile(
         if session_id not in seen and not launching_now(record)
     ]
     return plan
+
+
+def endpoint_of(container: dict[str, Any], network: str) -> str:
+    """Where the proxy reaches a session's container now (it changes when the engine restarts),
+    by the reach it was started with: its port published on loopback, or its address on the
+    session network; "" when it has none."""
+    if container.get("Labels", {}).get(REACH_LABEL) == "published":
+        for port in container.get("Ports") or []:
+            if port.get("PrivatePort") == JUPYTER_PORT and port.get("PublicPort"):
+                return f"127.0.0.1:{port['PublicPort']}"
+        return ""
+    networks = container.get("NetworkSettings", {}).get("Networks", {})
+    address = (networks.get(network) or {}).get("IPAddress")
+    return f"{address}:{JUPYTER_PORT}" if address else ""
 
 
 def reconcile(sessions: Sessions, now: float) -> ReconcilePlan:
