@@ -40,3 +40,14 @@ def cgroup_usage(container_id: str, root: Path = ROOT) -> tuple[float, int] | No
         if nanoseconds is not None and memory is not None:
             return int(nanoseconds) / 1e9, int(memory)
     return None
+
+
+def cgroups_visible(root: Path = ROOT) -> bool:
+    """Whether this process sees the engine's container cgroups where `cgroup_usage` reads
+    them (not so beside rootless engines, Docker Desktop's VM, or inside a container)."""
+    return (
+        any((root / "system.slice").glob("docker-*.scope"))
+        or (root / "docker").is_dir()
+        or (root / "memory" / "docker").is_dir()
+        or (root / "cpuacct" / "docker").is_dir()
+    )

@@ -445,6 +445,12 @@ class Config:
         'warns otherwise, "required" refuses to start without them, "off" leaves them out.',
         kind=Choice(("auto", "required", "off")),
     )
+    allow_unlimited_sessions: bool = setting(
+        False,
+        "Serve on a public address although the container engine enforces no memory, CPU or "
+        "process limits (rootless Docker without cgroups): one session can then take the "
+        "whole machine. Without it, such an engine is refused unless bind is loopback.",
+    )
     egress_allow: list = setting(
         ["pypi.org", "files.pythonhosted.org", "registry.npmjs.org", "deb.debian.org"],
         "Addresses, networks or host names builds and sessions may reach even when private "

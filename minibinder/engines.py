@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from .errors import ConfigError
+
 Reach = Literal["network", "published"]
 REACH_LABEL = "minibinder.reach"  # on a session's container: how it is reached
 
@@ -70,6 +72,28 @@ def is_remote(docker_host: str) -> bool:
     return host not in ("localhost", "127.0.0.1", "::1")
 
 
+def shares_netfilter(facts: EngineFacts) -> bool:
+    """Whether the engine's containers pass this host's firewall (a rootful engine here)."""
+    return not (facts.rootless or facts.desktop or facts.remote)
+
+
+def check_limits_policy(facts: EngineFacts, bind: str, allow_unlimited: bool) -> str:
+    """Refuse (ConfigError) an engine that enforces no limits behind a public address; return a
+    warning for the start-up line when it is allowed, else ""."""
+    if facts.cgroups:
+        return ""
+    host = bind.rpartition(":")[0].strip("[]")
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    if not loopback and not allow_unlimited:
+        raise ConfigError(
+            f"{facts.label} enforces no memory, CPU or process limits (it runs without cgroups), "
+            f"and bind = {bind} is reachable by others: one session could take the machine. "
+            "Give the engine cgroups (cgroup v2 with systemd delegation), bind to 127.0.0.1, or "
+            "set allow_unlimited_sessions = true to accept it."
+        )
+    return f"WARNING: {facts.label} enforces no session limits (no cgroups)"
+
+
 def decide_reach(facts: EngineFacts, setting: str) -> Reach:
     """Where sessions are reached: at their address on minibinder's Docker network, which only a
     rootful engine on this machine routes to the host, else at a port the engine publishes on
@@ -80,6 +104,27 @@ def decide_reach(facts: EngineFacts, setting: str) -> Reach:
     if facts.rootless or facts.desktop or facts.remote:
         return "published"
     return "network"
+
+
+# Read inside a session: its memory limit as the kernel holds it (cgroup v2, else v1).
+MEMORY_LIMIT_COMMAND = [
+    "sh",
+    "-c",
+    "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+]
+
+
+def limits_hold(memory_limit: str, configured: int) -> bool:
+    """Whether the memory limit a session's kernel reports is the one minibinder asked for
+    (rootless engines without cgroups accept the setting and enforce nothing: "max", or the
+    whole machine)."""
+    text = memory_limit.strip()
+    return text.isdigit() and int(text) <= configured * 1.05
+
+
+def limits_fact(facts: EngineFacts) -> str:
+    """The name under which what this engine enforces is remembered."""
+    return f"limits enforced by {facts.label}"
 
 
 @dataclass(frozen=True)
@@ -103,7 +148,7 @@ def capabilities(
     `cgroup_files`: a container's cgroup files are readable from this process; `root`: this
     process may install firewall rules; `limits_enforced`: read back from a session (None: no
     session has started yet)."""
-    shares_netfilter = not (facts.rootless or facts.desktop or facts.remote)
+    netfilter = shares_netfilter(facts)
     if limits_enforced is None:
         limits = Capability(
             "limits enforced",
@@ -114,9 +159,9 @@ def capabilities(
     else:
         found = "memory, CPU and process limits hold" if limits_enforced else _UNLIMITED
         limits = Capability("limits enforced", limits_enforced, found, _UNLIMITED_FIX)
-    if shares_netfilter and root:
+    if netfilter and root:
         egress = Capability("egress filter", True, "rules installed for minibinder's bridges")
-    elif shares_netfilter:
+    elif netfilter:
         egress = Capability("egress filter", False, "not installed: minibinder is not root",
                             "run minibinder as root, or firewall the bridges yourself")  # fmt: skip
     else:

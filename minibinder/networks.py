@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from .config import Config
 from .docker_client import Docker
+from .engines import shares_netfilter
 from .errors import ConfigError, DockerUnavailable
 from .firewall import (
     EgressPolicy,
@@ -132,7 +133,13 @@ def ensure_egress(config: Config, docker: Docker, instance: str) -> EgressStatus
     """
     if config.egress_filter == "off":
         return EgressStatus(False, "egress rules are off (egress_filter = off)")
+    facts = docker.engine_facts()
     try:
+        if facts is not None and not shares_netfilter(facts):
+            raise FirewallError(
+                f"{facts.label} keeps its containers off this host's firewall, where "
+                "minibinder's rules would go"
+            )
         install(egress_policy(config, docker, instance))
     except (FirewallError, DockerUnavailable) as error:
         message = f"egress rules are not installed: {error}"

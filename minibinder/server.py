@@ -25,6 +25,7 @@ from gunicorn.workers.base import Worker
 from .config import Config, check_listeners
 from .datadir import make_private
 from .docker_client import Docker
+from .engines import REACH_TEXT, check_limits_policy, decide_reach
 from .errors import ConfigError
 from .identity import instance_id
 from .networks import ensure_egress
@@ -204,7 +205,12 @@ def run_server(config: Config, bind: str, admin_bind: str = "") -> None:
     # The schema and WAL before the workers race; no request of an earlier run is open now.
     Store(config.data_path / "minibinder.sqlite").forget_requests()
     # Before any session or build can start; the jobs check them again every minute.
-    ensure_egress(config, Docker.lazy(), instance_id(config))
+    docker = Docker.lazy()
+    ensure_egress(config, docker, instance_id(config))
+    facts = docker.engine_facts()
+    engine_warning = (
+        check_limits_policy(facts, bind, config.allow_unlimited_sessions) if facts else ""
+    )
     _raise_open_files_limit()
     # Bound here, before the workers fork: a taken port is said at once, and every worker's
     # front accepts on the same sockets.
@@ -213,6 +219,14 @@ def run_server(config: Config, bind: str, admin_bind: str = "") -> None:
         _listen(config.admin_address, "admin_bind", admin=True),
     ]
     scheme = "https" if config.tls_certificate else "http"
+    if facts is not None:
+        reach = decide_reach(facts, config.session_reach)
+        print(
+            f"container engine: {facts.label}; sessions reached by {REACH_TEXT[reach]}"
+            + (f"; {engine_warning}" if engine_warning else ""),
+            file=sys.stderr,
+            flush=True,
+        )
     print(
         f"minibinder listens at {scheme}://{config.bind}/ (the operator's pages: "
         f"{scheme}://{config.admin_address}/admin/)",

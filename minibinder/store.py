@@ -266,17 +266,25 @@ class Store:
         """At start-up: requests of processes that are gone are not open any more."""
         self._connect().execute("DELETE FROM client_requests")
 
+    def fact(self, name: str) -> str | None:
+        """A fact learnt once and kept (the host URL users reach us at, what an engine
+        enforces)."""
+        found = self._connect().execute("SELECT value FROM facts WHERE name = ?", (name,))
+        row = found.fetchone()
+        return row[0] if row else None
+
+    def remember(self, name: str, value: str) -> None:
+        self._connect().execute(
+            "INSERT INTO facts (name, value) VALUES (?, ?) ON CONFLICT(name) "
+            "DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
     def last_host_url(self) -> str | None:
-        row = self._connect().execute("SELECT value FROM facts WHERE name = 'host_url'")
-        found = row.fetchone()
-        return found[0] if found else None
+        return self.fact("host_url")
 
     def remember_host_url(self, url: str) -> None:
-        self._connect().execute(
-            "INSERT INTO facts (name, value) VALUES ('host_url', ?) ON CONFLICT(name) "
-            "DO UPDATE SET value = excluded.value",
-            (url,),
-        )
+        self.remember("host_url", url)
 
     def pool_targets(self) -> dict[str, int]:
         """Warm pool sizes set on the operator's page (they override the configuration)."""

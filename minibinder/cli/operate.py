@@ -7,6 +7,7 @@ what to do about it; the pure part (`Check`, `report`) is apart from the probes.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import ssl
@@ -19,9 +20,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..builds.environments.r_runtime import repository_url
+from ..cgroups import cgroups_visible
 from ..config import Config
 from ..datadir import exposed
 from ..docker_client import Docker
+from ..engines import capabilities, decide_reach, limits_fact, shares_netfilter
 from ..errors import MinibinderError
 from ..services import Services
 from ..store import SessionRecord
@@ -143,6 +146,7 @@ def diagnose(config: Config, docker: Docker, probe: Probe = reachable) -> list[C
     daemon = checks[0].ok
     if daemon:
         checks.append(_memory_limits(docker))
+        checks += _engine(config, docker)
         checks.append(_base_image(config, docker))
     checks.append(_disk(config))
     checks.append(_private_data(config))
@@ -194,6 +198,30 @@ def _memory_limits(docker: Docker) -> Check:
         "the kernel does not enforce container memory limits",
         "enable the memory cgroup (cgroup_enable=memory on the kernel command line) and reboot",
     )
+
+
+def _engine(config: Config, docker: Docker) -> list[Check]:
+    """One line per capability of the engine (sessions reached by, cgroup files, limits
+    enforced), each with what to do without it. The egress filter has its own line."""
+    from ..store import Store
+
+    facts = docker.engine_facts()
+    if facts is None:
+        return []
+    reach = decide_reach(facts, config.session_reach)
+    enforced = Store(config.data_path / "minibinder.sqlite").fact(limits_fact(facts))
+    found = capabilities(
+        facts,
+        reach,
+        cgroups_visible(),
+        os.geteuid() == 0,
+        None if enforced is None else enforced == "yes",
+    )
+    return [
+        Check(item.name, item.available, item.found, item.fix, warning=item.name == "cgroup files")
+        for item in found
+        if item.name != "egress filter"
+    ]
 
 
 def _base_image(config: Config, docker: Docker) -> Check:
@@ -267,6 +295,12 @@ def _egress(config: Config, docker: Docker) -> Check:
     from ..firewall import FirewallError, chain_prefix, installed
     from ..identity import instance_id
 
+    facts = docker.engine_facts()
+    if facts is not None and not shares_netfilter(facts):
+        found = {c.name: c for c in capabilities(facts, "published", False, False, None)}
+        egress = found["egress filter"]
+        required = config.egress_filter == "required"
+        return Check("egress rules", False, egress.found, egress.fix, warning=not required)
     if config.egress_filter == "off":
         return Check(
             "egress rules",

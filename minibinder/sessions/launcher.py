@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from .. import __version__, metrics
 from ..config import Config
 from ..docker_client import Docker
-from ..engines import REACH_LABEL, Reach, decide_reach
+from ..engines import (
+    MEMORY_LIMIT_COMMAND,
+    REACH_LABEL,
+    Reach,
+    decide_reach,
+    limits_fact,
+    limits_hold,
+)
 from ..errors import LaunchError
 from ..identity import INSTANCE_LABEL, instance_id
 from ..networks import session_bridge
@@ -181,7 +188,35 @@ class Sessions:
             state="warm" if warm else "running",
             last_activity=time.time(),
         )
+        self._learn_limits(container_id)
         return self.store.get_session(session_id) or record
+
+    def limits_enforced(self) -> bool | None:
+        """Whether this engine was seen enforcing a session's limits (None: not seen yet)."""
+        facts = self.docker.engine_facts()
+        known = self.store.fact(limits_fact(facts)) if facts else None
+        return None if known is None else known == "yes"
+
+    def _learn_limits(self, container_id: str) -> None:
+        """Once per engine: read the memory limit back from inside a session. An engine that
+        takes the setting and enforces nothing is said so, loudly, from then on."""
+        facts = self.docker.engine_facts()
+        if facts is None or self.store.fact(limits_fact(facts)) is not None:
+            return
+        try:
+            text = b"".join(self.docker.run_in(container_id, MEMORY_LIMIT_COMMAND, "1000"))
+        except LaunchError as error:
+            log.warning("could not read a session's limits back: %s", error)
+            return
+        holds = limits_hold(text.decode(errors="replace"), self.config.session_memory_limit)
+        self.store.remember(limits_fact(facts), "yes" if holds else "no")
+        if not holds:
+            log.warning(
+                "%s does not enforce session limits (memory limit read back: %s); a session "
+                "can take the whole machine",
+                facts.label,
+                text.decode(errors="replace").strip()[:40],
+            )
 
     def claim(self, image: str, client: str = "") -> SessionRecord | None:
         """A warm session of `image`, now the caller's: its token was never given to anyone.

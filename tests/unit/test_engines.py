@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from minibinder.engines import EngineFacts, capabilities, decide_reach, facts_of, is_remote
+from minibinder.engines import (
+    EngineFacts,
+    capabilities,
+    check_limits_policy,
+    decide_reach,
+    facts_of,
+    is_remote,
+    limits_hold,
+)
+from minibinder.errors import ConfigError
 from minibinder.sessions.reconcile import endpoint_of
 
 ROOTFUL = {"ServerVersion": "20.10.24", "SecurityOptions": ["name=seccomp,profile=default"],
@@ -103,3 +112,19 @@ def test_a_published_session_is_reached_at_its_current_port():
     routed = {"Labels": {}, "NetworkSettings": {"Networks": {
         "minibinder-sessions": {"IPAddress": "172.20.0.5"}}}}  # fmt: skip
     assert endpoint_of(routed, "minibinder-sessions") == "172.20.0.5:8888"
+
+
+@pytest.mark.parametrize("text, holds", [
+    ("2147483648\n", True), ("max\n", False), ("9223372036854771712\n", False), ("", False),
+    ("1073741824", True)])  # fmt: skip
+def test_limits_read_back_from_inside_a_session(text, holds):
+    assert limits_hold(text, 2 * 2**30) is holds
+
+
+def test_an_engine_without_limits_is_refused_on_a_public_bind_unless_allowed():
+    unlimited = facts(rootless=True, cgroups=False)
+    with pytest.raises(ConfigError, match="allow_unlimited_sessions = true"):
+        check_limits_policy(unlimited, "0.0.0.0:8585", allow_unlimited=False)
+    assert "no session limits" in check_limits_policy(unlimited, "0.0.0.0:8585", True)
+    assert "no session limits" in check_limits_policy(unlimited, "127.0.0.1:8585", False)
+    assert check_limits_policy(facts(), "0.0.0.0:8585", allow_unlimited=False) == ""
