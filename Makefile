@@ -42,13 +42,11 @@ test-tools:
 	scripts/ensure-test-tools.sh
 
 base-image: venv docker
-	case "$(ROOTFS)" in minibinder-rootfs:*) scripts/bootstrap-rootfs.sh "$(ROOTFS)";; esac
 	$(BIN)/minibinder base-image --from "$(ROOTFS)"
 
 # A second Python for the tests, made the same offline way: Debian trixie's 3.13.
 TEST_BASE_IMAGES := 3.11=minibinder-base:py3.11,3.13=minibinder-base:py3.13
 test-base-images: venv docker
-	scripts/bootstrap-rootfs.sh minibinder-rootfs:trixie
 	MINIBINDER_BASE_IMAGES=$(TEST_BASE_IMAGES) $(BIN)/minibinder base-image \
 		--from minibinder-rootfs:trixie --python 3.13
 

@@ -97,6 +97,12 @@ class Config:
         build=True,
         section="Python versions",
     )
+    base_rootfs: str = setting(
+        "debian:bookworm-slim",
+        "The root filesystem a missing base image is made from on first use: pulled, else "
+        "(no registry reachable) made with debootstrap when minibinder runs as root on Linux. "
+        "`make serve` makes minibinder-rootfs:bookworm with debootstrap itself.",
+    )
     default_python: str = setting(
         "3.11", "Python version used when the repository does not ask for one.", build=True
     )

@@ -85,6 +85,27 @@ class Docker:
         """
         return cls(docker.DockerClient.from_env(version="1.41", timeout=timeout))
 
+    def pull(self, name: str) -> str:
+        """Pull an image; "" when it came, else why not (no registry reachable, no such image)."""
+        last = name.rsplit("/", 1)[-1]
+        repository, tag = (
+            (name.rpartition(":")[0], last.rpartition(":")[2]) if ":" in last else (name, "latest")
+        )
+        try:
+            with _daemon():
+                self._client.api.pull(repository, tag=tag)
+        except (docker.errors.APIError, DockerUnavailable) as error:
+            return _short(error)
+        return "" if self.image_labels(name) is not None else "the engine has no such image"
+
+    def import_image(self, stream: IO[bytes], tag: str, changes: list[str]) -> None:
+        """Import a root filesystem (a tar stream) as the image `tag`."""
+        repository, _, version = tag.rpartition(":")
+        with _daemon("import a root filesystem"):
+            self._client.api.import_image_from_stream(
+                stream, repository=repository, tag=version, changes=changes
+            )
+
     def image_labels(self, name: str) -> dict[str, str] | None:
         """The labels of an image, or None when no image has that name."""
         with _daemon():

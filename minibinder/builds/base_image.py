@@ -13,6 +13,7 @@ from ..config import Config, read_extra_ca
 from ..docker_client import BuildRequest, Docker
 from ..events import Event
 from .docker_build import run_build
+from .rootfs import ensure_rootfs
 
 DEFAULT_ROOTFS = "debian:bookworm-slim"
 
@@ -75,3 +76,25 @@ def build_base_image(
     )
     yield from run_build(docker, request, config.build_timeout)
     yield Event("built", f"Built base image {tag}\n", {"imageName": tag, "cached": False})
+
+
+def base_image_from(
+    config: Config, docker: Docker, rootfs: str, tag: str, force: bool = False
+) -> Iterator[Event]:
+    """Build `tag` on `rootfs`, found, pulled or made with debootstrap first (rootfs.py)."""
+    found = rootfs
+    for event in ensure_rootfs(docker, rootfs):
+        if event.phase == "built":
+            found = event.data["imageName"]
+        yield event
+    yield from build_base_image(config, docker, found, tag, force)
+
+
+def ensure_base_image(config: Config, docker: Docker) -> Iterator[Event]:
+    """Make the default Python's base image if the engine lacks it (the first `serve` or
+    `build` after `pipx install`), from base_rootfs."""
+    tag = config.base_images.get(config.default_python, "")
+    if not tag or docker.image_labels(tag) is not None:
+        return
+    yield Event("building", f"The base image {tag} is missing: making it (once) ...\n")
+    yield from base_image_from(config, docker, config.base_rootfs, tag)

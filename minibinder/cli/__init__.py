@@ -145,17 +145,18 @@ def prebuild(ctx: click.Context, specs: tuple[str, ...]) -> None:
 
 
 @main.command("base-image")
-@click.option("--from", "rootfs", help="Image to start from (default debian:bookworm-slim).")
+@click.option("--from", "rootfs", help="Image to start from (default: base_rootfs).")
 @click.option("--python", "version", help="Which base_images entry (default: default_python).")
 @click.option("--force", is_flag=True, help="Build again even if the image exists.")
 @click.pass_context
 def base_image(ctx: click.Context, rootfs: str | None, version: str | None, force: bool) -> None:
     """Build the base image builds start from (Python, JupyterLab, uv, the jovyan user).
 
-    ROOTFS may be any Debian-like image, e.g. minibinder-rootfs:bookworm made offline by
-    scripts/bootstrap-rootfs.sh.
+    ROOTFS may be any Debian-like image. One the engine lacks is pulled; where no registry
+    answers, minibinder-rootfs:<suite> (bookworm, trixie, bullseye; debian:<suite>-slim too)
+    is made with debootstrap (Linux, root).
     """
-    from ..builds.base_image import DEFAULT_ROOTFS, build_base_image
+    from ..builds.base_image import base_image_from
     from ..docker_client import Docker
 
     config = _load(ctx)
@@ -165,8 +166,8 @@ def base_image(ctx: click.Context, rootfs: str | None, version: str | None, forc
     try:
         docker = Docker.connect()
         last = _run_events(
-            build_base_image(
-                config, docker, rootfs or DEFAULT_ROOTFS, config.base_images[version], force
+            base_image_from(
+                config, docker, rootfs or config.base_rootfs, config.base_images[version], force
             ),
             False,
         )
@@ -324,10 +325,17 @@ def install_service(print_only: bool, unit_path: str | None, settings_path: str 
 @click.pass_context
 def serve(ctx: click.Context, bind: str | None, admin_bind: str | None) -> None:
     """Run the minibinder web service (and the operator's pages on their own port)."""
+    from ..builds.base_image import ensure_base_image
+    from ..docker_client import Docker
+    from ..errors import DockerUnavailable
     from ..server import run_server
 
     config = _load(ctx)
     try:
+        try:  # the first serve after an install makes the base image (once)
+            _run_events(ensure_base_image(config, Docker.connect(timeout=30)), False)
+        except DockerUnavailable as error:  # serve anyway: /health and doctor say what is wrong
+            click.secho(f"Warning: {error}", err=True, fg="yellow")
         run_server(config, bind or config.bind, admin_bind or "")
     except MinibinderError as error:
         raise click.ClickException(str(error)) from None

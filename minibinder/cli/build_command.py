@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ..builds.base_image import ensure_base_image
 from ..builds.images import (
     BuildTarget,
     build_image,
@@ -57,7 +58,14 @@ def build_command(
         return Event("built", _dockerfile_for(target, config))
     docker = Docker.connect()
     ensure_egress(config, docker, instance_id(config))
-    return run(build_image(target, config, docker, no_cache))
+    return run(
+        _chain(ensure_base_image(config, docker), build_image(target, config, docker, no_cache))
+    )
+
+
+def _chain(*steps: Iterator[Event]) -> Iterator[Event]:
+    for step in steps:
+        yield from step
 
 
 def _dockerfile_for(target: BuildTarget, config: Config) -> str:
