@@ -1,5 +1,5 @@
-"""The command-line face: `minibinder build | prebuild | base-image | serve | sessions | stop |
-doctor | install-service | settings | access-code | admin-token | launches`. May import
+"""The command-line face: `minibinder build | open | prebuild | base-image | serve | sessions |
+stop | doctor | install-service | settings | access-code | admin-token | launches`. May import
 everything below it, never the web face."""
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def _load(ctx: click.Context) -> Config:
 def main(ctx: click.Context, config_path: str | None) -> None:
     """minibinder: a single-host Binder."""
     try:
-        ctx.obj = {"config": load_config(config_path, environ=os.environ)}
+        ctx.obj = {"config": load_config(config_path, environ=os.environ), "path": config_path}
     except MinibinderError as error:
         raise click.ClickException(str(error)) from None
 
@@ -119,6 +119,28 @@ def build(
         click.secho(f"Error: {reason}", err=True, fg="red")
         sys.exit(1)
     click.echo(result.data.get("imageName") or result.message, nl=not show_dockerfile)
+
+
+@main.command("open")
+@click.argument("repository")
+@click.option("--no-browser", is_flag=True, help="Print the address; open no browser.")
+@click.option("--detach", is_flag=True, help="Leave the session running and return at once.")
+@click.pass_context
+def open_(ctx: click.Context, repository: str, no_browser: bool, detach: bool) -> None:
+    """Open REPOSITORY (a directory, as it is on disk, or a spec like gh/owner/repo/HEAD) in a
+    session of the running `minibinder serve` (started for the while when none answers), and
+    wait: Ctrl-C stops the session. The "does my Binder repository work?" loop."""
+    from .open_command import hold, open_repository
+
+    config = _load(ctx)
+    try:
+        opened = open_repository(
+            config, ctx.obj.get("path"), repository, lambda events: _run_events(events, False),
+            lambda line: click.echo(line, err=True),
+        )  # fmt: skip
+        hold(config, opened, browser=not no_browser, wait=not detach, echo=click.echo)
+    except MinibinderError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @main.command()
