@@ -17,6 +17,7 @@ import pytest
 from ..support.gitserver import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "wheel-test-operator-token-0123456789"  # at least 32 characters
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def test_the_installed_package_serves_every_page(installed):
     _, venv, folder = installed
     port, admin_port = free_port(), free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("MINIBINDER_")}
-    env.update(MINIBINDER_DATA_DIR=str(folder / "data"), MINIBINDER_ADMIN_TOKEN="wheel-test")
+    env.update(MINIBINDER_DATA_DIR=str(folder / "data"), MINIBINDER_ADMIN_TOKEN=TOKEN)
     log = open(folder / "serve.log", "wb")  # noqa: SIM115 - closed below
     # Started from outside the checkout, with `python -m minibinder`: nothing can come from ROOT.
     process = subprocess.Popen(
@@ -117,7 +118,7 @@ def test_the_installed_package_serves_every_page(installed):
         status, body = get(f"{base}/v2/gh/owner/repo/HEAD")
         assert status == 200 and b"data-build-url" in body
         status, body = get(f"http://127.0.0.1:{admin_port}/admin/",
-                           {"Authorization": "Bearer wheel-test"})  # fmt: skip
+                           {"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
         assert status == 200 and b"Sessions" in body
     finally:
         process.terminate()
