@@ -262,8 +262,10 @@ class Docker:
                     security_opt=["no-new-privileges"],
                     network_mode=network,
                     init=True,
-                    # Back after a Docker restart (new address: the reconciler updates the route).
-                    restart_policy={"Name": "unless-stopped"},
+                    # Back after a crash, and after an engine restart (stopped then by SIGKILL,
+                    # a failure: the reconciler updates the route); a server that exits by
+                    # itself with 0 (File → Shut Down) stays down, and its session ends.
+                    restart_policy={"Name": "on-failure"},
                     shm_size=64 * 2**20,
                     port_bindings={publish: ("127.0.0.1", None)} if publish else None,
                 )
@@ -277,6 +279,7 @@ class Docker:
                     host_config=host_config,
                     detach=True,
                     ports=[publish] if publish else None,
+                    stop_signal="SIGKILL",
                 )
                 api.start(created["Id"])
             except docker.errors.ImageNotFound:
@@ -427,10 +430,19 @@ class Docker:
         memory = (stats.get("memory_stats") or {}).get("usage")
         return (total / 1e9 if total else None), memory
 
-    def oom_events(self, label: str) -> Iterator[str]:
-        """Container ids of `oom` events (the kernel's OOM killer acted inside), as they come."""
-        for event in self._client.api.events(decode=True, filters={"event": "oom", "label": label}):
-            yield event.get("id") or event.get("Actor", {}).get("ID", "")
+    def container_events(self, label: str) -> Iterator[tuple[str, str, int]]:
+        """(event, container id, exit code) of `oom` (the kernel's OOM killer acted inside) and
+        `die` events of containers carrying `label`, as they come."""
+        filters = {"event": ["oom", "die"], "label": label, "type": "container"}
+        for event in self._client.api.events(decode=True, filters=filters):
+            actor = event.get("Actor", {})
+            code = str(actor.get("Attributes", {}).get("exitCode", "-1"))
+            container_id = event.get("id") or actor.get("ID", "")
+            yield (
+                event.get("status") or event.get("Action", ""),
+                container_id,
+                int(code if code.lstrip("-").isdigit() else -1),
+            )
 
     def archive(self, container_id: str, path: str) -> Iterator[bytes]:
         """A tar stream of `path` inside a container."""

@@ -75,17 +75,23 @@ def collect(services: Services) -> None:
         log.warning("image collection skipped: %s", error)
 
 
-def watch_oom(services: Services, stop: threading.Event) -> None:
-    """Count `oom` events of session containers; reconnect when Docker comes back."""
+def watch_sessions(services: Services, stop: threading.Event) -> None:
+    """Follow session containers' events: count `oom`s, and end a session whose server exited
+    by itself (Shut Down) within seconds; reconnect when the engine comes back."""
     while not stop.is_set():
         try:
-            for container_id in services.docker.oom_events(services.sessions.own_label):
-                metrics.OOM_EVENTS.inc()
-                for record in services.store.sessions():
-                    if record.container_id == container_id:
-                        services.store.add_oom(record.id)
+            for event, container_id, code in services.docker.container_events(
+                services.sessions.own_label
+            ):
+                if event == "oom":
+                    metrics.OOM_EVENTS.inc()
+                    for record in services.store.sessions():
+                        if record.container_id == container_id:
+                            services.store.add_oom(record.id)
+                elif event == "die":
+                    services.sessions.ended_by_itself(container_id, code)
         except Exception as error:  # the daemon went away: wait and listen again
-            log.debug("OOM watch interrupted: %s", error)
+            log.debug("session watch interrupted: %s", error)
         stop.wait(LOCK_RETRY_SECONDS)
 
 
@@ -149,7 +155,10 @@ class JobRunner:
         scheduler.start()
         self.scheduler = scheduler
         threading.Thread(
-            target=watch_oom, args=(services, self.stop_event), name="minibinder-oom", daemon=True
+            target=watch_sessions,
+            args=(services, self.stop_event),
+            name="minibinder-sessions",
+            daemon=True,
         ).start()
         log.info("this process (pid %s) runs minibinder's background jobs", os.getpid())
 

@@ -48,6 +48,7 @@ class LaunchOutcome:
     resolved_ref: str = ""
     image: str = ""
     build_seconds: float | None = None
+    session: str = ""  # the session it started (or claimed), whose end the log will say
 
 
 def launch_events(
@@ -92,6 +93,7 @@ def _launch(
         yield Event("built", "Found built image\n", {"imageName": target.image, "cached": True})
         yield Event("launching", "Launching server...\n")
         outcome.status = "success"
+        outcome.session = warm.id
         yield ready_event(source, target, warm, options.host_url, services.config.session_domain)
         return
     if not options.build_only:  # refuse before building when the session could not start
@@ -108,6 +110,7 @@ def _launch(
         return
     yield Event("launching", "Launching server...\n")
     session = services.sessions.launch(launch_request(source, target, options.host_url, client))
+    outcome.session = session.id
     if options.cancelled.is_set():
         services.sessions.stop(session.id)
         outcome.status = "cancelled"
@@ -196,6 +199,7 @@ def _record(
         options.client_ip,
         outcome.image,
         user=options.user,
+        session=outcome.session,
     )
 
 
@@ -216,5 +220,6 @@ def launch_event(row: dict, origin: str) -> str:
             "origin": origin,
             "build_seconds": row["build_seconds"],
             "launch_seconds": row["launch_seconds"],
+            **({"ended": row["ended"]} if row.get("ended") else {}),
         }
     )

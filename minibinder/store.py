@@ -83,6 +83,8 @@ MIGRATIONS = (
     ("sessions", "client", "TEXT NOT NULL DEFAULT ''"),
     ("launches", "user", "TEXT NOT NULL DEFAULT ''"),
     ("sessions", "path_prefix", "TEXT NOT NULL DEFAULT ''"),
+    ("launches", "session", "TEXT NOT NULL DEFAULT ''"),
+    ("launches", "ended", "TEXT NOT NULL DEFAULT ''"),
 )
 
 
@@ -316,12 +318,14 @@ class Store:
         image: str = "",
         when: float | None = None,
         user: str = "",
+        session: str = "",
     ) -> None:
         when = when or time.time()
         db = self._connect()
         db.execute(
             "INSERT INTO launches (time, provider, spec, resolved_ref, status, build_seconds, "
-            "launch_seconds, client_ip, image, user) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "launch_seconds, client_ip, image, user, session) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 when,
                 provider,
@@ -333,10 +337,17 @@ class Store:
                 client_ip,
                 image,
                 user,
+                session,
             ),
         )
         if image and status == "success":
             self.mark_image_used(image, when)
+
+    def end_launch(self, session: str, reason: str) -> None:
+        """Say in the launch log how the session a launch started ended."""
+        self._connect().execute(
+            "UPDATE launches SET ended = ? WHERE session = ? AND ended = ''", (reason, session)
+        )
 
     def launches(self, limit: int = 100, since: float = 0.0) -> list[dict]:
         return self._rows(

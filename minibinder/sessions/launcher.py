@@ -191,6 +191,22 @@ class Sessions:
         self._learn_limits(container_id)
         return self.store.get_session(session_id) or record
 
+    def ended_by_itself(self, container_id: str, exit_code: int) -> str | None:
+        """When a session's server exits on its own with 0 (File → Shut Down in JupyterLab),
+        the session ends: its seat freed, its container removed. The engine does not restart
+        such a server (the restart policy is on-failure); a crash (any other code) it does.
+        Returns the session id it ended, if any."""
+        if exit_code != 0:
+            return None
+        for record in self.store.sessions():
+            if record.container_id == container_id and record.state == "running":
+                state = self.docker.container_state(container_id)
+                if state is not None and state.get("Running"):
+                    return None  # it came back: not a shut down after all
+                self.stop(record.id, "shut down")
+                return record.id
+        return None
+
     def limits_enforced(self) -> bool | None:
         """Whether this engine was seen enforcing a session's limits (None: not seen yet)."""
         facts = self.docker.engine_facts()
@@ -293,6 +309,8 @@ class Sessions:
         if record and record.container_id:
             self.docker.remove_container(record.container_id)
         self.store.delete_session(session_id)
+        if record and record.state == "running":
+            self.store.end_launch(session_id, reason)
         if record and record.state == "running":
             log.info(
                 "session %s of %s/%s stopped: %s", session_id, record.provider, record.spec, reason
