@@ -497,18 +497,27 @@ class Config:
     )
     max_sessions_per_client: int = setting(
         10,
-        "Sessions one client address may have running at once; 0: no limit. A room behind one "
-        "NAT address is one client: raise it for such a workshop.",
+        "Sessions one person may have running at once: a signed-in user (access = header), "
+        "else a browser (an anonymous signed cookie minted on the first page); 0: no limit.",
+        kind=Count(0),
+    )
+    max_sessions_per_address: int = setting(
+        40,
+        "Sessions all clients behind one address may have running at once (a classroom behind "
+        "one NAT address is forty browsers), and what a client that sends no cookie (a script, "
+        "an embed on another site) is counted against; 0: no limit.",
         kind=Count(0),
     )
     max_builds_per_client: int = setting(
         3,
-        "Launches from one client address that may wait for or run a build at once; 0: no limit.",
+        "Images one client may wait for or have built at once (a room waiting for the same "
+        "image counts it once); 0: no limit.",
         kind=Count(0),
     )
     max_streams_per_client: int = setting(
         20,
-        "Launch event streams one client address may hold open at once; 0: no limit.",
+        "Launch event streams one client may hold open at once (a client known only by its "
+        "address: as many as max_sessions_per_address, if that is more); 0: no limit.",
         kind=Count(0),
     )
     memory_headroom: int = setting(

@@ -33,10 +33,13 @@ class LaunchOptions:
     # Who asks, when the lab's sign-in proxy said so: the launch log keeps it, and the
     # per-client limits count this user rather than the address.
     user: str = ""
+    # The browser's own id (its signed cookie), when it sent one: the per-client limits count
+    # browsers, and the address only as a room.
+    browser: str = ""
 
     @property
     def client(self) -> str:
-        return client_key(self.client_ip or "", self.user)
+        return client_key(self.client_ip or "", self.user, self.browser)
 
 
 @dataclass
@@ -88,7 +91,8 @@ def _launch(
     target = target_for_source(source, services.config, cached=True)
     outcome.resolved_ref, outcome.image = target.ref, target.image
     client = options.client
-    warm = None if options.build_only else services.sessions.claim(target.image, client)
+    address = options.client_ip or ""
+    warm = None if options.build_only else services.sessions.claim(target.image, client, address)
     if warm is not None:  # the pool had one ready: no build check, no start, no wait
         yield Event("built", "Found built image\n", {"imageName": target.image, "cached": True})
         yield Event("launching", "Launching server...\n")
@@ -97,10 +101,10 @@ def _launch(
         yield ready_event(source, target, warm, options.host_url, services.config.session_domain)
         return
     if not options.build_only:  # refuse before building when the session could not start
-        services.sessions.admit(Ask.session(provider_spec, source.repo_url, client))
+        services.sessions.admit(Ask.session(provider_spec, source.repo_url, client, address))
     if options.request_id and not is_cached(services.docker, target, services.config):
-        services.sessions.admit(Ask.build(client))
-        services.store.mark_building(options.request_id)
+        services.sessions.admit(Ask.build(client, address))
+        services.store.mark_building(options.request_id, target.image)
     built = yield from _build(target, services, outcome, options.cancelled)
     if not built:
         return
@@ -109,7 +113,9 @@ def _launch(
         yield Event("ready", "Image built (build_only)\n", {"imageName": target.image})
         return
     yield Event("launching", "Launching server...\n")
-    session = services.sessions.launch(launch_request(source, target, options.host_url, client))
+    session = services.sessions.launch(
+        launch_request(source, target, options.host_url, client, address)
+    )
     outcome.session = session.id
     if options.cancelled.is_set():
         services.sessions.stop(session.id)
@@ -142,7 +148,7 @@ def _build(
 
 
 def launch_request(
-    source: RepoSource, target: BuildTarget, host_url: str, client: str = ""
+    source: RepoSource, target: BuildTarget, host_url: str, client: str = "", address: str = ""
 ) -> LaunchRequest:
     """What a session of `target` is started with (a launch's, or the warm pool's), with the
     BINDER_* variables it sees, as on mybinder.org."""
@@ -155,7 +161,14 @@ def launch_request(
         "BINDER_PERSISTENT_REQUEST": source.persistent_request(sha),
     }
     return LaunchRequest(
-        target.image, source.provider, source.spec, source.repo_url, sha, binder_env, client
+        target.image,
+        source.provider,
+        source.spec,
+        source.repo_url,
+        sha,
+        binder_env,
+        client,
+        address,
     )
 
 

@@ -84,6 +84,9 @@ MIGRATIONS = (
     ("launches", "user", "TEXT NOT NULL DEFAULT ''"),
     ("sessions", "path_prefix", "TEXT NOT NULL DEFAULT ''"),
     ("launches", "session", "TEXT NOT NULL DEFAULT ''"),
+    ("sessions", "address", "TEXT NOT NULL DEFAULT ''"),
+    ("client_requests", "address", "TEXT NOT NULL DEFAULT ''"),
+    ("client_requests", "image", "TEXT NOT NULL DEFAULT ''"),
     ("launches", "ended", "TEXT NOT NULL DEFAULT ''"),
 )
 
@@ -107,8 +110,9 @@ class SessionRecord:
     cpu_seconds: float = 0.0  # the cgroup's CPU time when the culler last looked
     cpu_checked_at: float = 0.0  # and when that was
     cpu_advanced_at: float = 0.0  # when the culler last saw it computing
-    client: str = ""  # the address that launched (or claimed) it, for per-client limits
+    client: str = ""  # who launched (or claimed) it, for per-client limits (client_key)
     path_prefix: str = ""  # where minibinder is served ("/binder"), when it started
+    address: str = ""  # the address it was launched (or claimed) from
 
     @property
     def prefix(self) -> str:
@@ -196,58 +200,82 @@ class Store:
 
     # -- launch log ------------------------------------------------------------------------
 
-    def count_sessions(self, repo_url: str | None = None, client: str | None = None) -> int:
+    def count_sessions(
+        self, repo_url: str | None = None, client: str | None = None, address: str | None = None
+    ) -> int:
         """Sessions launching or running, for admission (optionally of one repository, or
-        launched by one client)."""
+        launched by one client, or from one address)."""
         query = "SELECT count(*) FROM sessions WHERE state IN ('launching', 'warm', 'running')"
-        if repo_url is not None:
-            return self._connect().execute(query + " AND repo_url = ?", (repo_url,)).fetchone()[0]
-        if client is not None:
-            return self._connect().execute(query + " AND client = ?", (client,)).fetchone()[0]
+        for column, value in (("repo_url", repo_url), ("client", client), ("address", address)):
+            if value is not None:
+                return self._connect().execute(f"{query} AND {column} = ?", (value,)).fetchone()[0]
         return self._connect().execute(query).fetchone()[0]
 
     def claim_warm(
-        self, image: str, now: float, client: str = "", client_limit: int = 0
+        self,
+        image: str,
+        now: float,
+        client: str = "",
+        client_limit: int = 0,
+        address: str = "",
+        address_limit: int = 0,
     ) -> SessionRecord | None:
         """Hand one warm session of `image` to a user, atomically across worker processes; not
-        when `client` already has `client_limit` sessions (0: no limit)."""
+        when `client` already has `client_limit` sessions, or its `address` `address_limit`
+        (0: no limit)."""
         row = (
             self._connect()
             .execute(
                 f"UPDATE sessions SET state = 'running', created = ?, last_activity = ?, "
-                f"client = ? WHERE id = (SELECT id FROM sessions WHERE state = 'warm' AND "
-                f"image = ? ORDER BY created LIMIT 1) AND (? = 0 OR (SELECT count(*) FROM "
-                f"sessions WHERE client = ? AND state IN ('launching', 'running')) < ?) "
+                f"client = ?, address = ? WHERE id = (SELECT id FROM sessions WHERE state = "
+                f"'warm' AND image = ? ORDER BY created LIMIT 1) "
+                f"AND (? = 0 OR (SELECT count(*) FROM sessions WHERE client = ? AND state IN "
+                f"('launching', 'running')) < ?) "
+                f"AND (? = 0 OR (SELECT count(*) FROM sessions WHERE address = ? AND state IN "
+                f"('launching', 'running')) < ?) "
                 f"RETURNING {', '.join(_SESSION_COLUMNS)}",
-                (now, now, client, image, client_limit, client, client_limit),
-            )
+                (
+                    now,
+                    now,
+                    client,
+                    address,
+                    image,
+                    client_limit,
+                    client,
+                    client_limit,
+                    address_limit,
+                    address,
+                    address_limit,
+                ),
+            )  # fmt: skip
             .fetchone()
         )
         return SessionRecord(*row) if row else None
 
     # -- what each client has open (per-client limits) -------------------------------------
 
-    def open_request(self, client: str) -> int:
+    def open_request(self, client: str, address: str = "") -> int:
         """Record an open launch request (event stream) of `client`; its id."""
         cursor = self._connect().execute(
-            "INSERT INTO client_requests (client, started) VALUES (?, ?)", (client, time.time())
+            "INSERT INTO client_requests (client, address, started) VALUES (?, ?, ?)",
+            (client, address, time.time()),
         )
         return int(cursor.lastrowid or 0)
 
-    def mark_building(self, request_id: int) -> None:
+    def mark_building(self, request_id: int, image: str = "") -> None:
         self._connect().execute(
-            "UPDATE client_requests SET building = 1 WHERE id = ?", (request_id,)
+            "UPDATE client_requests SET building = 1, image = ? WHERE id = ?", (image, request_id)
         )
 
     def close_request(self, request_id: int) -> None:
         self._connect().execute("DELETE FROM client_requests WHERE id = ?", (request_id,))
 
     def client_requests(self, client: str, since: float = 0.0) -> tuple[int, int]:
-        """(open requests, of which waiting for or running a build) of one client, counting
-        those opened after `since` (older ones were left by a worker that died)."""
+        """(open requests, images they wait for or have built) of one client, counting those
+        opened after `since` (older ones were left by a worker that died)."""
         row = self._connect().execute(
-            "SELECT count(*), coalesce(sum(building), 0) FROM client_requests "
-            "WHERE client = ? AND started > ?",
+            "SELECT count(*), count(DISTINCT CASE WHEN building = 1 THEN image END) "
+            "FROM client_requests WHERE client = ? AND started > ?",
             (client, since),
         )
         streams, building = row.fetchone()

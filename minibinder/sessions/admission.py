@@ -1,4 +1,10 @@
-"""Admission: may one more session start? Pure, given counts and the host's memory."""
+"""Admission: may one more session start? Pure, given counts and the host's memory.
+
+Per-client limits count a person: the user a sign-in proxy names, else the browser (a signed
+cookie minted on the first page). The address is a coarse fallback sized for a room: a
+classroom behind one NAT address is forty browsers, and all of them together (with any client
+that sends no cookie, such as a script) hold at most `max_sessions_per_address` sessions.
+"""
 
 from __future__ import annotations
 
@@ -18,22 +24,23 @@ class Ask:
     every one of them: a launch page, an event stream, a build, a session.)"""
 
     what: Literal["stream", "build", "session"]
-    client: str = ""
+    client: str = ""  # client_key: a user, a browser, or an address
+    address: str = ""  # where the request came from
     provider_spec: str = ""  # a session's repository, as <provider>/<spec>
     repo_url: str = ""
     launching: bool = True  # a stream that asks for a session, not only an image
 
     @classmethod
-    def stream(cls, client: str, launching: bool = True) -> Ask:
-        return cls("stream", client, launching=launching)
+    def stream(cls, client: str, address: str = "", launching: bool = True) -> Ask:
+        return cls("stream", client, address, launching=launching)
 
     @classmethod
-    def build(cls, client: str) -> Ask:
-        return cls("build", client)
+    def build(cls, client: str, address: str = "") -> Ask:
+        return cls("build", client, address)
 
     @classmethod
-    def session(cls, provider_spec: str, repo_url: str, client: str = "") -> Ask:
-        return cls("session", client, provider_spec, repo_url)
+    def session(cls, provider_spec: str, repo_url: str, client: str = "", address: str = "") -> Ask:
+        return cls("session", client, address, provider_spec, repo_url)
 
 
 @dataclass(frozen=True)
@@ -42,15 +49,18 @@ class Occupancy:
     repo_sessions: int  # of the repository asked for
     host_memory: int  # bytes
     client_sessions: int = 0  # launched or claimed by the client asking
+    address_sessions: int = 0  # of every client behind the asking client's address
+    client: str = ""  # the client_key asking ("": nobody in particular, the warm pool)
 
 
 @dataclass(frozen=True)
 class ClientLoad:
-    """What one client address has open right now."""
+    """What one client has open right now."""
 
     sessions: int
     streams: int  # launch event streams
-    builds: int  # of those, waiting for or running a build
+    builds: int  # images it waits for or has being built (one per image, however many wait)
+    address_sessions: int = 0  # of every client behind its address
 
 
 def total_limit(config: Config, host_memory: int) -> int:
@@ -75,7 +85,10 @@ def check_admission(provider_spec: str, occupancy: Occupancy, config: Config) ->
             f"for {limit}. Sessions end when idle, so please try again in a few minutes.",
             RETRY_AFTER,
         )
-    check_client_sessions(occupancy.client_sessions, config)
+    if occupancy.client:
+        check_client_sessions(
+            occupancy.client, occupancy.client_sessions, occupancy.address_sessions, config
+        )
     per_repo = repo_limit(config, provider_spec)
     if occupancy.repo_sessions >= per_repo:
         raise QuotaExceeded(
@@ -86,58 +99,97 @@ def check_admission(provider_spec: str, occupancy: Occupancy, config: Config) ->
         )
 
 
-def client_key(address: str, user: str = "") -> str:
-    """What the per-client limits count: the user a sign-in proxy named, else the address."""
-    return f"user:{user}" if user else address
+def client_key(address: str, user: str = "", browser: str = "") -> str:
+    """What the per-client limits count: the user a sign-in proxy named, else the browser (its
+    signed cookie), else the address."""
+    if user:
+        return f"user:{user}"
+    if browser:
+        return f"browser:{browser}"
+    return address
 
 
-def check_client_sessions(sessions: int, config: Config) -> None:
-    limit = config.max_sessions_per_client
-    if limit and sessions >= limit:
-        raise QuotaExceeded(
-            f"You already have {sessions} sessions running, the most this server allows one "
-            f"client address (max_sessions_per_client = {limit}). Shut one down (File → Shut "
-            "Down in JupyterLab) or wait until one ends.",
+def is_browser(key: str) -> bool:
+    return key.startswith("browser:")
+
+
+def is_person(key: str) -> bool:
+    return key.startswith(("user:", "browser:"))
+
+
+def check_client_sessions(key: str, sessions: int, address_sessions: int, config: Config) -> None:
+    """May the client `key` (with `sessions` of its own, `address_sessions` behind its address)
+    have one more session?"""
+    if is_person(key):
+        _per_client(
+            config,
+            "max_sessions_per_client",
+            sessions,
+            "sessions running",
+            "Shut one down (File → Shut Down in JupyterLab) or wait until one ends.",
             RETRY_AFTER,
+            "You already have",
+        )
+    if not is_person(key) or is_browser(key):  # a signed-in user is not counted by address
+        _per_client(
+            config,
+            "max_sessions_per_address",
+            address_sessions if is_browser(key) else sessions,
+            "sessions running",
+            "A room behind one address (NAT) shares it: the operator can raise it. Or wait "
+            "until sessions end.",
+            RETRY_AFTER,
+            "Your network address already has",
         )
 
 
-def check_client_stream(load: ClientLoad, config: Config, launching: bool = True) -> None:
+def check_client_stream(load: ClientLoad, key: str, config: Config, launching: bool = True) -> None:
     """May this client open one more launch event stream? (`launching`: it asks for a
-    session, not only an image.)"""
+    session, not only an image.) A client known only by its address is a room: it may hold as
+    many streams as the address may have sessions."""
     if launching:
-        check_client_sessions(load.sessions, config)
+        check_client_sessions(key, load.sessions, load.address_sessions, config)
+    limit = config.max_streams_per_client
+    if not is_person(key) and limit:
+        limit = max(limit, config.max_sessions_per_address)
     _per_client(
         config,
         "max_streams_per_client",
         load.streams,
         "launches open",
         "Close some of those pages and try again.",
-        retry_after=10,
+        10,
+        limit=limit,
     )
 
 
 def check_client_build(load: ClientLoad, config: Config) -> None:
-    """May this client's launch start (or wait for) one more build?"""
+    """May this client's launch start (or wait for) a build of one more image?"""
     _per_client(
         config,
         "max_builds_per_client",
         load.builds,
         "builds waiting or running",
         "Try again when one of them is done.",
-        retry_after=30,
+        30,
     )
 
 
 def _per_client(
-    config: Config, setting: str, count: int, what: str, advice: str, retry_after: int
+    config: Config,
+    setting: str,
+    count: int,
+    what: str,
+    advice: str,
+    retry_after: int,
+    who: str = "You already have",
+    limit: int | None = None,
 ) -> None:
-    """Refuse when the client already has as many of `what` as `setting` allows (0: no limit)."""
-    limit = getattr(config, setting)
+    """Refuse when `count` of `what` reaches what `setting` allows (0: no limit)."""
+    limit = getattr(config, setting) if limit is None else limit
     if limit and count >= limit:
         raise QuotaExceeded(
-            f"Your address already has {count} {what}, the most this server allows one client "
-            f"({setting} = {limit}). {advice}",
+            f"{who} {count} {what}, the most this server allows ({setting} = {limit}). {advice}",
             retry_after,
         )
 

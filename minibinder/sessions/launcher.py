@@ -36,6 +36,8 @@ from .admission import (
     check_client_build,
     check_client_stream,
     host_memory_bytes,
+    is_browser,
+    is_person,
 )
 from .culler import Limits, Usage, should_cull
 
@@ -56,7 +58,8 @@ class LaunchRequest:
     repo_url: str
     resolved_ref: str
     binder_env: dict[str, str]
-    client: str = ""  # the address asking, for per-client limits
+    client: str = ""  # who asks (client_key), for per-client limits
+    address: str = ""  # where from
 
 
 def jupyter_command(prefix: str, config: Config) -> list[str]:
@@ -142,13 +145,13 @@ class Sessions:
             created=now,
             last_activity=now,
             client=request.client,
+            address=request.address,
             path_prefix=config.path_prefix,
         )
         reach = self.reach()
         with self._admission_lock():  # check and claim in one step, across worker processes
-            self.admit(
-                Ask.session(f"{request.provider}/{request.spec}", request.repo_url, request.client)
-            )
+            spec = f"{request.provider}/{request.spec}"
+            self.admit(Ask.session(spec, request.repo_url, request.client, request.address))
             self.store.add_session(record)
         try:
             session_bridge(config, self.docker, self.instance)
@@ -234,11 +237,18 @@ class Sessions:
                 text.decode(errors="replace").strip()[:40],
             )
 
-    def claim(self, image: str, client: str = "") -> SessionRecord | None:
+    def claim(self, image: str, client: str = "", address: str = "") -> SessionRecord | None:
         """A warm session of `image`, now the caller's: its token was never given to anyone.
-        None when there is none, or when `client` has as many sessions as it may."""
-        limit = self.config.max_sessions_per_client if client else 0
-        record = self.store.claim_warm(image, time.time(), client, limit)
+        None when there is none, or when `client` (or everyone behind its `address`) has as
+        many sessions as it may."""
+        config = self.config
+        person, browser = is_person(client), is_browser(client)
+        client_limit = config.max_sessions_per_client if person else 0
+        address_limit = config.max_sessions_per_address if (browser or not person) else 0
+        record = self.store.claim_warm(
+            image, time.time(), client, client_limit if client else 0, address,
+            address_limit if client else 0,
+        )  # fmt: skip
         if record:
             self.forget_route(record.id)
         return record
@@ -249,24 +259,29 @@ class Sessions:
         client seats), a launch event stream, a build (the client's share)."""
         if ask.what == "session":
             store = self.store
+            load = self.client_load(ask.client, ask.address) if ask.client else None
             occupancy = Occupancy(
                 store.count_sessions(),
                 store.count_sessions(ask.repo_url),
                 host_memory_bytes(),
-                store.count_sessions(client=ask.client) if ask.client else 0,
+                load.sessions if load else 0,
+                load.address_sessions if load else 0,
+                ask.client,
             )
             check_admission(ask.provider_spec, occupancy, self.config)
         elif ask.what == "stream":
-            check_client_stream(self.client_load(ask.client), self.config, ask.launching)
+            load = self.client_load(ask.client, ask.address)
+            check_client_stream(load, ask.client, self.config, ask.launching)
         else:
-            check_client_build(self.client_load(ask.client), self.config)
+            check_client_build(self.client_load(ask.client, ask.address), self.config)
 
-    def client_load(self, client: str) -> ClientLoad:
+    def client_load(self, client: str, address: str = "") -> ClientLoad:
         # No launch lasts longer than this; a request still open past it belonged to a worker
         # that died without closing it.
         longest = self.config.build_timeout + self.config.launch_timeout + 600
         streams, builds = self.store.client_requests(client, time.time() - longest)
-        return ClientLoad(self.store.count_sessions(client=client), streams, builds)
+        around = self.store.count_sessions(address=address) if address else 0
+        return ClientLoad(self.store.count_sessions(client=client), streams, builds, around)
 
     @contextmanager
     def _admission_lock(self) -> Iterator[None]:

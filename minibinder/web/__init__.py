@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, Response, request
 
 from ..config import Config, load_config
 from ..docker_client import Docker
@@ -19,6 +19,7 @@ from ..proxy.headers import strip_own_cookies
 from ..services import Services, create_services
 from ..sessions.helpers import HELPER_PATH, SessionHelpers
 from .access import AccessControl
+from .browsers import give_browser_cookie
 from .clients import ClientAddress
 from .hosts import HostCheck
 from .origins import ListenerRouting, SessionOrigins
@@ -53,6 +54,16 @@ def create_app(
     app.extensions["minibinder"] = services
     from . import access_form, admin, api, pages
 
+    secret = cookie_secret(config)
+    app.config["MINIBINDER_COOKIE_SECRET"] = secret
+
+    @app.after_request
+    def browser_cookie(response: Response) -> Response:
+        """Pages and launches give a browser its anonymous id (web/browsers.py)."""
+        if request.method == "GET" and request.blueprint in ("pages", "api"):
+            give_browser_cookie(request, response, secret)
+        return response
+
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(access_form.blueprint)
     app.register_blueprint(api.blueprint)
@@ -65,7 +76,7 @@ def create_app(
     # Every request, pages and sessions alike, passes the Host check first, then goes only
     # where its listener allows: the operator's pages on their own, never beside sessions.
     # Launching may need an access code or a name from the lab's sign-in proxy.
-    guarded = AccessControl(SessionOrigins(proxied, config), config, cookie_secret(config))
+    guarded = AccessControl(SessionOrigins(proxied, config), config, secret)
     routed = ListenerRouting(guarded, config)
     # The client's own address and scheme first (from a trusted proxy's headers, if any).
     checked = PathPrefix(HostCheck(routed, config), config)  # under public_url's path, if any

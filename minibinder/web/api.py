@@ -13,8 +13,8 @@ from ..errors import QuotaExceeded
 from ..events import Event
 from ..launch import LaunchOptions, launch_events
 from ..services import Services
-from ..sessions.admission import Ask, client_key
-from .access import USER
+from ..sessions.admission import Ask
+from .browsers import who_asks
 
 blueprint = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
@@ -95,11 +95,12 @@ def event_stream(
 def build_events(provider: str, spec: str):
     app_services = services()
     remember_host(host_url())
-    user = request.environ.get(USER, "")
-    client = client_key(request.remote_addr or "", user)
+    asker = who_asks()
     build_only = request.args.get("build_only", "").lower() in ("true", "1", "yes")
     try:  # one client may not hold every seat, build slot or thread
-        app_services.sessions.admit(Ask.stream(client, launching=not build_only))
+        app_services.sessions.admit(
+            Ask.stream(asker.client, asker.address, launching=not build_only)
+        )
     except QuotaExceeded as error:
         # As BinderHub does: the refusal is the stream's one event, so EventSource clients
         # (thebe, Jupyter Book buttons, the JS client) show the message; 200, as EventSource
@@ -112,9 +113,10 @@ def build_events(provider: str, spec: str):
     options = LaunchOptions(
         host_url=host_url(),
         build_only=build_only,
-        client_ip=request.remote_addr,
-        user=user,
-        request_id=app_services.store.open_request(client),
+        client_ip=asker.address,
+        user=asker.user,
+        browser=asker.browser,
+        request_id=app_services.store.open_request(asker.client, asker.address),
     )
     response = Response(
         event_stream(raw_spec("/build/"), options, app_services), mimetype="text/event-stream"

@@ -18,9 +18,9 @@ from .. import __version__
 from ..errors import QuotaExceeded, SpecError
 from ..metrics import render_metrics
 from ..repos.providers import PROVIDERS, parse_spec, spec_from_form
-from ..sessions.admission import Ask, client_key
-from .access import USER
+from ..sessions.admission import Ask
 from .api import host_url, raw_spec, services
+from .browsers import who_asks
 from .links import launch_link, session_path
 
 blueprint = Blueprint("pages", __name__)
@@ -81,8 +81,10 @@ def launch(provider: str, spec: str):
                 503,
                 60,
             )
-        client = client_key(request.remote_addr or "", request.environ.get(USER, ""))
-        app_services.sessions.admit(Ask.session(provider_and_spec, source.repo_url, client))
+        asker = who_asks()
+        app_services.sessions.admit(
+            Ask.session(provider_and_spec, source.repo_url, asker.client, asker.address)
+        )
     except SpecError as error:
         return unavailable("Bad launch link", str(error), 400)
     except QuotaExceeded as error:

@@ -38,7 +38,7 @@ def stream(serve, path: str, headers: dict, source: str = "127.0.0.1") -> tuple[
 
 def test_a_trusted_proxy_names_the_client(serve_with, git_server):
     git_server.create("ops/forwarded", {"README.md": "x"})
-    serve = serve_with(trusted_proxies=["127.0.0.1"], max_sessions_per_client=1)
+    serve = serve_with(trusted_proxies=["127.0.0.1"], max_sessions_per_address=1)
     path = "/build/gh/ops/forwarded/HEAD"
     forwarded = {"X-Forwarded-For": f"6.6.6.6, {CLIENT}", "X-Forwarded-Proto": "https"}
     status, received = stream(serve, path, forwarded)
@@ -50,7 +50,7 @@ def test_a_trusted_proxy_names_the_client(serve_with, git_server):
     # The same client again is over its limit of one session.
     status, refused = stream(serve, path, forwarded)
     assert status == 200 and refused[-1]["phase"] == "failed"
-    assert "max_sessions_per_client = 1" in refused[-1]["message"]
+    assert "max_sessions_per_address = 1" in refused[-1]["message"]
     # From an address that is not a trusted proxy, forwarding headers mean nothing.
     claims = {"X-Forwarded-For": "198.51.100.99", "X-Forwarded-Proto": "https"}
     _, untrusted = stream(serve, path, claims, source="127.0.0.2")

@@ -24,7 +24,7 @@ def repo(git_server, builder):
 
 
 def test_shut_down_ends_the_session_and_frees_its_seat(serve_with, repo):
-    serve = serve_with(max_sessions_per_client=1, cull_interval=3600)
+    serve = serve_with(max_sessions_per_address=1, cull_interval=3600)
     ready = launch(serve, repo)
     container = session_container(ready)
     session_id = ready["url"].rstrip("/").rsplit("/", 1)[1]
@@ -36,7 +36,7 @@ def test_shut_down_ends_the_session_and_frees_its_seat(serve_with, repo):
     assert store.get_session(session_id) is None
     ended = [row["ended"] for row in store.launches() if row["session"] == session_id]
     assert ended == ["shut down"]
-    launch(serve, repo)  # the seat is free again (max_sessions_per_client = 1)
+    launch(serve, repo)  # the seat is free again (max_sessions_per_address = 1)
 
 
 def test_a_crashed_server_is_started_again_and_the_session_goes_on(serve_with, repo):
