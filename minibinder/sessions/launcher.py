@@ -159,7 +159,13 @@ class Sessions:
                 image=request.image,
                 name=f"minibinder-session-{session_id}",
                 command=jupyter_command(record.prefix, config),
-                environment={**request.binder_env, "JUPYTER_TOKEN": token},
+                environment={
+                    **request.binder_env,
+                    "JUPYTER_TOKEN": token,
+                    # The memory indicator (jupyter-resource-usage) shows use against these.
+                    "MEM_LIMIT": str(config.session_memory_limit),
+                    "CPU_LIMIT": str(config.session_cpu_limit),
+                },
                 labels={
                     SESSION_LABEL: session_id,
                     INSTANCE_LABEL: self.instance,
