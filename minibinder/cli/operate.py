@@ -27,6 +27,7 @@ from ..docker_client import Docker
 from ..engines import capabilities, decide_reach, limits_fact, shares_netfilter
 from ..errors import MinibinderError
 from ..services import Services
+from ..sessions.admission import host_memory_bytes, total_limit
 from ..store import SessionRecord
 
 # -- sessions and stop --------------------------------------------------------------------------
@@ -149,6 +150,7 @@ def diagnose(config: Config, docker: Docker, probe: Probe = reachable) -> list[C
         checks += _engine(config, docker)
         checks.append(_base_image(config, docker))
     checks.append(_disk(config))
+    checks.append(_seats(config, host_memory_bytes()))
     checks.append(_private_data(config))
     checks.append(_ca_file(config))
     index = config.package_index_url or "https://pypi.org/simple/"
@@ -244,6 +246,35 @@ def _disk(config: Config) -> Check:
     if free >= floor:
         return Check("disk", True, found)
     return Check("disk", False, found, "free space (docker image prune) or lower disk_free_floor")
+
+
+def _seats(config: Config, memory: int) -> Check:
+    """How many sessions this host admits, and whether a room behind one address fits: an
+    instructor should learn that here, not from a 429 in the room."""
+    seats = total_limit(config, memory)
+    found = (
+        f"this host admits {seats} sessions (memory {memory / 2**30:.1f} GiB, reservation "
+        f"{config.session_memory_reservation / 2**30:.2g} GiB each, headroom "
+        f"{config.memory_headroom / 2**30:.2g} GiB); per browser {config.max_sessions_per_client}, "
+        f"per address {config.max_sessions_per_address}"
+    )
+    host = config.bind.rpartition(":")[0].strip("[]")
+    public = not (host in ("localhost", "::1") or host.startswith("127."))
+    defaults = Config()
+    untouched = (
+        config.max_sessions_per_client == defaults.max_sessions_per_client
+        and config.max_sessions_per_address == defaults.max_sessions_per_address
+    )
+    if public and untouched:
+        return Check(
+            "seats",
+            False,
+            found + "; the per-client limits are at their defaults on a public bind",
+            "size them for your room: max_sessions_per_address is how many students share one "
+            "address (a classroom behind NAT), session_memory_reservation how many fit",
+            warning=True,
+        )
+    return Check("seats", True, found)
 
 
 def _private_data(config: Config) -> Check:

@@ -50,3 +50,16 @@ def test_the_doctor_asks_the_r_repository_for_its_newest_index():
     )
     mirror = load_config(overrides={"r_package_repository": "http://cran.lab.example/"})
     assert r_package_index(mirror) == "http://cran.lab.example/src/contrib/PACKAGES"
+
+
+def test_the_doctor_says_how_many_seats_the_host_has():
+    from minibinder.cli.operate import _seats
+    from minibinder.config import load_config
+
+    loopback = _seats(load_config(), 16 * 2**30)
+    assert loopback.ok and "this host admits 15 sessions" in loopback.found
+    assert "per browser 10, per address 40" in loopback.found
+    public = _seats(load_config(overrides={"bind": "0.0.0.0:8585"}), 16 * 2**30)
+    assert not public.ok and public.warning and "max_sessions_per_address" in public.fix
+    sized = load_config(overrides={"bind": "0.0.0.0:8585", "max_sessions_per_address": 30})
+    assert _seats(sized, 16 * 2**30).ok
