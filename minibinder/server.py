@@ -15,6 +15,7 @@ import socket
 import ssl
 import sys
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from gunicorn import sock as gunicorn_sock
@@ -27,6 +28,7 @@ from .datadir import make_private
 from .docker_client import Docker
 from .engines import REACH_TEXT, check_limits_policy, decide_reach
 from .errors import ConfigError
+from .events import Event
 from .identity import instance_id
 from .networks import ensure_egress
 from .proxy.connection import Limits
@@ -166,6 +168,21 @@ def _gunicorn_socket(listener: Listener, cfg: Any, log: Any) -> Any:
     return kind(listener.sock.getsockname(), cfg, log, fd=os.dup(listener.sock.fileno()))
 
 
+def _make_base_image(config: Config, show: Callable[[Iterator[Event]], object] | None) -> None:
+    from .builds.base_image import ensure_base_image
+    from .errors import DockerUnavailable
+
+    try:
+        events = ensure_base_image(config, Docker.connect(timeout=30))
+        if show is not None:
+            show(events)
+        else:
+            for _ in events:
+                pass
+    except DockerUnavailable as error:  # serve anyway: /health and doctor say what is wrong
+        print(f"Warning: {error}", file=sys.stderr, flush=True)
+
+
 def _tls_context(config: Config) -> ssl.SSLContext | None:
     if not config.tls_certificate:
         return None
@@ -191,13 +208,24 @@ def _listen(address: str, setting: str, admin: bool) -> Listener:
         ) from None
 
 
-def run_server(config: Config, bind: str, admin_bind: str = "") -> None:
+def run_server(
+    config: Config,
+    bind: str,
+    admin_bind: str = "",
+    show: Callable[[Iterator[Event]], object] | None = None,
+) -> None:
+    """Serve until stopped. `show` displays the progress of making the base image, when the
+    engine lacks it (the first serve after an install)."""
     make_private(config.data_path)  # and umask 077 for everything made from here on
-    # Every worker writes its metrics here; /metrics adds them up.
+    # Every worker writes its metrics here; /metrics adds them up. Set before anything imports
+    # prometheus_client, which picks its storage once, at import.
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before serve set its directory")
     metrics_dir = config.data_path / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    _make_base_image(config, show)
     # The address actually listened on decides, among others, which Host headers are answered.
     config = check_listeners(
         dataclasses.replace(config, bind=bind, admin_bind=admin_bind or config.admin_bind)

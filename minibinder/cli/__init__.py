@@ -347,17 +347,12 @@ def install_service(print_only: bool, unit_path: str | None, settings_path: str 
 @click.pass_context
 def serve(ctx: click.Context, bind: str | None, admin_bind: str | None) -> None:
     """Run the minibinder web service (and the operator's pages on their own port)."""
-    from ..builds.base_image import ensure_base_image
-    from ..docker_client import Docker
-    from ..errors import DockerUnavailable
     from ..server import run_server
 
     config = _load(ctx)
     try:
-        try:  # the first serve after an install makes the base image (once)
-            _run_events(ensure_base_image(config, Docker.connect(timeout=30)), False)
-        except DockerUnavailable as error:  # serve anyway: /health and doctor say what is wrong
-            click.secho(f"Warning: {error}", err=True, fg="yellow")
-        run_server(config, bind or config.bind, admin_bind or "")
+        run_server(
+            config, bind or config.bind, admin_bind or "", lambda events: _run_events(events, False)
+        )
     except MinibinderError as error:
         raise click.ClickException(str(error)) from None
