@@ -22,7 +22,7 @@ from ..identity import instance_id
 from ..networks import build_network
 from ..repos.fetch import FetchLimits, fetch_commit
 from ..repos.providers import RepoSource, get_provider
-from .buildpacks import plan_build, read_repo_config, render_dockerfile
+from .buildpacks import BuildPlan, plan_build, read_repo_config, render_dockerfile
 from .context import make_context, make_repository_context
 from .disk import check_build_space
 from .docker_build import run_build
@@ -133,12 +133,31 @@ def generated_dockerfile(repo_dir: Path, config: Config, docker: Docker | None =
         return repo.text("Dockerfile")
     if plan.r is not None and docker is not None:
         settle_r(plan, config, docker)
-    text = render_dockerfile(plan)
+    text = _environment_comment(plan) + render_dockerfile(plan)
     if plan.r is not None and docker is None:
         text += (
             "# R's steps are left out: they depend on the base image, and Docker did not answer\n"
         )
     return text
+
+
+def _environment_comment(plan: BuildPlan) -> str:
+    """The conda environment is solved and installed on the host, into an image of its own that
+    replaces the FROM line while building: say so, and what goes in it, so the plan is honest."""
+    if plan.conda is None:
+        return ""
+    env = plan.conda
+    source = f"its lock {plan.conda_lock.where}" if plan.conda_lock else "a solve kept for reuse"
+    channels = ", ".join(env.channels) or "the operator's default"
+    lines = [
+        f"# {env.where}: solved and installed by minibinder on the host (rattler, from {source})",
+        "# into an environment image of its own, which replaces the FROM line below when building.",
+        f"# Channels: {channels}",
+        "# Packages: " + (", ".join(spec.line.strip() for spec in env.specs) or "none"),
+    ]
+    if env.pip:
+        lines.append("# Then with pip, into the same environment: " + ", ".join(env.pip))
+    return "\n".join(lines) + "\n"
 
 
 def build_image(
