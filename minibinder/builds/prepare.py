@@ -211,7 +211,14 @@ def _locked(
             [], [], plan.base_image, config, docker, scratch, locked=packages
         )
     except ChannelUnreachable as error:
-        raise BuildError(f"{lock.where}: {error}") from None
+        if not environment.specs:  # no unlocked file beside it: the lock is all there is
+            raise BuildError(f"{lock.where}: {error}") from None
+        plan.notices.append(
+            f"{lock.where}: its packages cannot be fetched ({error}); resolving "
+            f"{environment.where} instead"
+        )
+        yield from _conda(plan, environment, config, docker, scratch)
+        return
     plan.base_image = image.name
     plan.notices.append(
         f"{lock.where}: conda environment from the repository's lock ({image.packages} "
@@ -238,13 +245,24 @@ def _pypi_instead(
 
 
 def _fallback_python(plan: BuildPlan, request: PythonRequest | None, config: Config) -> None:
-    """The base image for `request` under `python_fallback` (its warning, if any, noted)."""
+    """The base image for `request` under `python_fallback` (its warning, if any, noted). A
+    lock made for the Python asked for is then installed from its unlocked file instead: its
+    exact versions were chosen for that Python and often do not install on another."""
     choice = choose_python(
         request, config.python_versions(), config.default_python, config.python_fallback
     )
     plan.python_version = choice.version
     plan.base_image = config.base_images[choice.version]
     plan.notices.append(choice.warning)
+    if choice.warning and plan.unlocked is not None:
+        lock, unlocked, requirements = plan.unlocked
+        plan.dependency_files["requirements.txt"] = requirements
+        names = ", ".join(line.split()[0] for line in requirements.decode().splitlines()[:8])
+        plan.notices.append(
+            f"{lock} was made for Python {request.text if request else '?'}, which this server "
+            f"lacks: installing {unlocked}'s packages ({names or 'none'}) for Python "
+            f"{choice.version} instead"
+        )
 
 
 def _pip_section(plan: BuildPlan, environment: CondaEnvironment, config: Config) -> None:

@@ -84,6 +84,9 @@ class BuildPlan:
     python_pinned: bool = False  # the repository asked for a Python version
     r: RRequest | None = None  # R: which version comes from the base image's Debian release
     notices: list[str] = field(default_factory=list)  # shown in the build log
+    # A lock made for a Python this server lacks is re-resolved from its unlocked file when the
+    # Python fallback applies: (the lock, the unlocked file, the requirements it lists).
+    unlocked: tuple[str, str, bytes] | None = None
 
 
 def _read_inside(root: Path, relative: str) -> bytes | None:

@@ -111,8 +111,10 @@ class PipfileBuildPack(BaseBuildPack):
     def detect(self, repo: RepoConfig) -> bool:
         return repo.has("Pipfile.lock") or repo.has("Pipfile")
 
-    def _sections(self, repo: RepoConfig) -> tuple[str, list[dict], str | None]:
-        if repo.has("Pipfile.lock"):
+    def _sections(
+        self, repo: RepoConfig, unlocked: bool = False
+    ) -> tuple[str, list[dict], str | None]:
+        if repo.has("Pipfile.lock") and not unlocked:
             try:
                 lock = json.loads(repo.text("Pipfile.lock"))
             except json.JSONDecodeError as error:
@@ -157,6 +159,13 @@ class PipfileBuildPack(BaseBuildPack):
         if lines:
             plan.dependency_files["requirements.txt"] = ("\n".join(lines) + "\n").encode()
             plan.pre_repo_steps.append(install_command(f"-r {DEPS_DIR}/requirements.txt", config))
+        if where == "Pipfile.lock" and repo.has("Pipfile"):
+            _, unlocked, _ = self._sections(repo, unlocked=True)
+            loose = [
+                _requirement(n, e, "Pipfile")[0] for s in unlocked for n, e in sorted(s.items())
+            ]
+            text = "".join(f"{line}\n" for line in loose if line)
+            plan.unlocked = ("Pipfile.lock", "Pipfile", text.encode())
         for index, path in enumerate(local):
             plan.post_repo_steps.insert(index, install_command(path, config))
         return plan
