@@ -14,8 +14,9 @@ HEADER = """\
 """
 
 
-def example_toml() -> str:
-    defaults, plain, tables = Config(), [], []
+def example_toml(values: Config | None = None) -> str:
+    """Every setting with its help, at its default (or at `values`)."""
+    defaults, plain, tables = values or Config(), [], []
     for f in fields():
         comment = ["# " + line for line in textwrap.wrap(f.metadata["help"], 94)]
         value = getattr(defaults, f.name)

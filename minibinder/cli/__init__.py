@@ -65,6 +65,9 @@ def _load(ctx: click.Context) -> Config:
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None) -> None:
     """minibinder: a single-host Binder."""
+    from .service import settings_file
+
+    config_path = settings_file(config_path, os.environ)
     try:
         ctx.obj = {"config": load_config(config_path, environ=os.environ), "path": config_path}
     except MinibinderError as error:
@@ -313,14 +316,37 @@ def doctor(ctx: click.Context) -> None:
     type=click.Path(dir_okay=False),
     default=None,
     help="The settings file the service reads (default /etc/minibinder/minibinder.toml;"
-    " written with every setting's default when missing).",
+    " written when missing, with the settings in force now: their data_dir, CA and indexes).",
 )
-def install_service(print_only: bool, unit_path: str | None, settings_path: str | None) -> None:
-    """Write a systemd unit that runs `minibinder serve` at boot and after failures."""
+@click.option(
+    "--data-dir",
+    default="/var/lib/minibinder",
+    show_default=True,
+    help="The service's data directory, written into a new settings file.",
+)
+@click.option(
+    "--link",
+    "link_path",
+    default="/usr/local/bin/minibinder",
+    show_default=True,
+    help="Where to link the minibinder command for root's shell ('' to skip).",
+)
+@click.pass_context
+def install_service(
+    ctx: click.Context,
+    print_only: bool,
+    unit_path: str | None,
+    settings_path: str | None,
+    data_dir: str,
+    link_path: str,
+) -> None:
+    """Write a systemd unit that runs `minibinder serve` at boot and after failures, and the
+    settings file it reads (the one place that says where the installation lives)."""
+    import dataclasses
     from pathlib import Path
 
     from ..settings_docs import example_toml
-    from .service import CONFIG_PATH, NEXT_STEPS, UNIT_PATH, unit_text
+    from .service import CONFIG_PATH, NEXT_STEPS, UNIT_PATH, link_minibinder, unit_text
 
     settings_file = Path(settings_path) if settings_path else CONFIG_PATH
     text = unit_text(sys.executable, settings_file)
@@ -330,11 +356,20 @@ def install_service(print_only: bool, unit_path: str | None, settings_path: str 
     unit = Path(unit_path) if unit_path else UNIT_PATH
     try:
         if not settings_file.exists():
+            # The settings in force now (from the environment `make serve` sets, e.g. the
+            # extra CA), with the service's own data directory.
+            values = dataclasses.replace(_load(ctx), data_dir=data_dir)
             settings_file.parent.mkdir(parents=True, exist_ok=True)
-            settings_file.write_text(example_toml())
-            click.echo(f"wrote {settings_file} (every setting at its default; edit it)")
+            settings_file.write_text(example_toml(values))
+            settings_file.chmod(0o600)  # it may hold the admin token or the access code's hash
+            click.echo(f"wrote {settings_file} (the settings in force now, data_dir {data_dir})")
+        else:
+            click.echo(f"kept {settings_file} (its data_dir and every other setting)")
         unit.parent.mkdir(parents=True, exist_ok=True)
         unit.write_text(text)
+        if link_path:
+            script = Path(sys.executable).parent / "minibinder"
+            click.echo(link_minibinder(Path(link_path), script))
     except OSError as error:
         raise click.ClickException(f"cannot write {error.filename}: {error.strerror}") from None
     click.echo(f"wrote {unit}")

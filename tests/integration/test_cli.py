@@ -26,8 +26,10 @@ def config_file(tmp_path, build_config):
     return path
 
 
-def minibinder(*args, config_file):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MINIBINDER_")}
+def minibinder(*args, config_file, env=None):
+    """`minibinder --config FILE ARGS…` as a user types it; `env` adds MINIBINDER_* variables
+    (none of the test run's own reach it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MINIBINDER_")} | (env or {})
     return subprocess.run(
         [sys.executable, "-m", "minibinder", "--config", str(config_file), *args],
         capture_output=True,

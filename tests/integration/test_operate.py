@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import time
 import urllib.parse
@@ -15,7 +16,7 @@ import pytest
 
 from minibinder.store import Store
 
-from .conftest import ADMIN_TOKEN, launch
+from .conftest import ADMIN_TOKEN, launch, wait_for
 
 CLIENT = "198.51.100.23"  # a documentation address: only ever a header's text here
 
@@ -288,12 +289,12 @@ def test_install_service_writes_a_unit_systemd_accepts(tmp_path):
     unit, settings = tmp_path / "minibinder.service", tmp_path / "etc" / "minibinder.toml"
     (tmp_path / "unused.toml").write_text("")
     result = minibinder("install-service", "--unit", str(unit), "--settings", str(settings),
-                        config_file=tmp_path / "unused.toml")  # fmt: skip
+                        "--link", "", config_file=tmp_path / "unused.toml")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "systemctl enable --now minibinder" in result.stdout
     text = unit.read_text()
     assert f"--config {settings} serve" in text and "Restart=on-failure" in text
-    assert "MINIBINDER_DATA_DIR=/var/lib/minibinder" in text
+    assert "MINIBINDER_DATA_DIR" not in text and "PrivateTmp" not in text
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze is required (Debian's systemd package)"
     verified = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
@@ -303,9 +304,60 @@ def test_install_service_writes_a_unit_systemd_accepts(tmp_path):
     # An unwritable place is named.
     blocked = tmp_path / "file"
     blocked.write_text("")
-    result = minibinder("install-service", "--unit", str(blocked / "x.service"), "--settings",
-                        str(settings), config_file=tmp_path / "unused.toml")  # fmt: skip
+    result = minibinder("install-service", "--unit", str(blocked / "x.service"),
+                        "--settings", str(settings), "--link", "",
+                        config_file=tmp_path / "unused.toml")  # fmt: skip
     assert result.returncode == 1 and f"cannot write {blocked}" in result.stderr
+
+
+def test_the_shell_sees_the_installation_the_service_runs(tmp_path, build_config):
+    """#22 item 1: install-service into a temporary root, start the service as its unit says,
+    then the operator's commands (as the unit: through the settings file) see the service's
+    data directory, its admin token and its sessions."""
+    import shlex
+    import subprocess
+
+    from ..support.gitserver import free_port
+    from .test_cli import minibinder
+
+    root = tmp_path / "root"
+    unit, settings = root / "etc/systemd/system/minibinder.service", root / "etc/minibinder.toml"
+    data, link = root / "var/lib/minibinder", root / "usr/local/bin/minibinder"
+    (tmp_path / "none.toml").write_text("")
+    env_ca = {"MINIBINDER_EXTRA_CA_FILE": build_config.extra_ca_file or ""}
+    result = minibinder("install-service", "--unit", str(unit), "--settings", str(settings),
+                        "--data-dir", str(data), "--link", str(link),
+                        config_file=tmp_path / "none.toml", env=env_ca)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    written = settings.read_text()
+    assert f'data_dir = "{data}"' in written
+    if build_config.extra_ca_file:  # the CA `make serve` passes travels into the service
+        assert f'extra_ca_file = "{build_config.extra_ca_file}"' in written
+    assert oct(settings.stat().st_mode & 0o777) == "0o600"
+    assert link.is_symlink() and link.resolve().name == "minibinder"
+    # The service, started exactly as the unit says (other ports: this one is a test).
+    exec_start = next(line for line in unit.read_text().splitlines()
+                      if line.startswith("ExecStart="))  # fmt: skip
+    port, admin = free_port(), free_port()
+    command = [*shlex.split(exec_start.split("=", 1)[1]), "--bind", f"127.0.0.1:{port}",
+               "--admin-bind", f"127.0.0.1:{admin}"]  # fmt: skip
+    # The unit's environment: none of the test run's MINIBINDER_* settings.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MINIBINDER_")}
+    service = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, env=env)  # fmt: skip
+    try:
+        wait_for(lambda: (data / "admin_token").exists(), 60, message="the service's data")
+        token = (data / "admin_token").read_text().strip()
+        for shell in (["admin-token"], ["doctor"], ["sessions"], ["stop", "--all"]):
+            ran = minibinder(*shell, config_file=settings)
+            assert ran.returncode in (0, 1), (shell, ran.stderr)
+            if shell == ["admin-token"]:
+                assert ran.stdout.strip() == token  # the service's token, not a new one
+            if shell == ["doctor"]:
+                assert str(data) in ran.stdout  # the service's data directory
+    finally:
+        service.terminate()
+        service.wait(30)
 
 
 def post_form(serve, path: str, fields: dict, source: str = "127.0.0.1", cookie: str = ""):
