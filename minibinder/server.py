@@ -168,6 +168,17 @@ def _gunicorn_socket(listener: Listener, cfg: Any, log: Any) -> Any:
     return kind(listener.sock.getsockname(), cfg, log, fd=os.dup(listener.sock.fileno()))
 
 
+def listening_line(config: Config) -> str:
+    """The start-up line: where users and the operator reach this service (under public_url's
+    path, when it has one)."""
+    scheme = "https" if config.tls_certificate else "http"
+    prefix = config.path_prefix
+    return (
+        f"minibinder listens at {scheme}://{config.bind}{prefix}/ (the operator's pages: "
+        f"{scheme}://{config.admin_address}{prefix}/admin/)"
+    )
+
+
 def _make_base_image(config: Config, show: Callable[[Iterator[Event]], object] | None) -> None:
     from .builds.base_image import ensure_base_image
     from .errors import DockerUnavailable
@@ -246,7 +257,6 @@ def run_server(
         _listen(config.bind, "bind", admin=False),
         _listen(config.admin_address, "admin_bind", admin=True),
     ]
-    scheme = "https" if config.tls_certificate else "http"
     if facts is not None:
         reach = decide_reach(facts, config.session_reach)
         print(
@@ -255,10 +265,5 @@ def run_server(
             file=sys.stderr,
             flush=True,
         )
-    print(
-        f"minibinder listens at {scheme}://{config.bind}/ (the operator's pages: "
-        f"{scheme}://{config.admin_address}/admin/)",
-        file=sys.stderr,
-        flush=True,
-    )
+    print(listening_line(config), file=sys.stderr, flush=True)
     _Gunicorn(config, listeners).run()

@@ -45,3 +45,14 @@ def test_host_allowed(settings, host, allowed):
 )
 def test_tokens_are_scrubbed(line, scrubbed):
     assert scrub(line) == scrubbed
+
+
+def test_the_start_up_line_names_the_operators_pages_under_the_path_prefix():
+    from minibinder.config import load_config
+    from minibinder.server import listening_line
+
+    config = load_config(overrides={"public_url": "https://lab.example.edu/binder/"})
+    line = listening_line(config)
+    assert "http://127.0.0.1:8585/binder/ " in line
+    assert "(the operator's pages: http://127.0.0.1:8586/binder/admin/)" in line
+    assert "8586/admin/" in listening_line(load_config())
