@@ -341,9 +341,9 @@ class Config:
     tls_key: str = setting("", "PEM private key of tls_certificate.", kind=Text())
     allowed_hosts: list = setting(
         [],
-        "Host names (host or host:port) minibinder answers to besides public_url's; other Host "
-        "headers get 400. Empty, with no public_url: the names of the address it listens on "
-        "(loopback names on 127.0.0.1; any IP address on 0.0.0.0).",
+        "Host names (host or host:port) minibinder answers to besides public_url's host and the "
+        "names of the address it listens on (always answered: loopback names, the bind "
+        "address, any IP address on 0.0.0.0); other Host headers get 400.",
         kind=TextList(),
     )
     session_domain: str = setting(

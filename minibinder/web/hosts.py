@@ -1,11 +1,13 @@
 """Which Host headers minibinder answers (pure), and the WSGI guard that refuses the others.
 
 A Host header is the client's word; stored or echoed, a forged one would send users elsewhere
-(a warm session's BINDER_LAUNCH_HOST, absolute links). With `public_url` set, its host (and
-`allowed_hosts`) are the only ones; without it, the names of the address minibinder listens on:
-loopback names for 127.0.0.1, any IP address on the listening port for 0.0.0.0 (a workshop VM
-reached by IP), never an arbitrary name. The operator's own listener (`admin_bind`) answers to
-the names of its own address.
+(a warm session's BINDER_LAUNCH_HOST, absolute links). Answered: the host of `public_url` (on
+its port) and `allowed_hosts`, and always the names of the address minibinder listens on, on
+that port: loopback names for 127.0.0.1, the address itself, any IP address for 0.0.0.0 (a
+workshop VM reached by IP, `curl 127.0.0.1` on the host); never another name. With public_url
+set every absolute link says public_url, so no answered name can send anyone elsewhere. The
+operator's own listener (`admin_bind`) answers to the names of its own address and to
+public_url's host on its port.
 """
 
 from __future__ import annotations
@@ -46,12 +48,15 @@ class HostPolicy:
         self.allowed = {_split(h) for h in config.allowed_hosts}
         self.default_port = self.public_port = ""
         self.public = bool(config.public_url) and not listener
-        if self.public:
-            public = urlsplit(config.public_url)
-            self.default_port = "443" if public.scheme == "https" else "80"
-            self.public_port = str(public.port or self.default_port)
-            self.allowed.add((public.hostname or "", self.public_port))
         self.bind_name, self.bind_port = _split(listener or config.bind)
+        if config.public_url:
+            public = urlsplit(config.public_url)
+            if self.public:
+                self.default_port = "443" if public.scheme == "https" else "80"
+                self.public_port = str(public.port or self.default_port)
+                self.allowed.add((public.hostname or "", self.public_port))
+            else:  # the operator's listener answers to the public name on its own port
+                self.allowed.add((public.hostname or "", self.bind_port))
         # Sessions on origins of their own answer on the main listener only.
         self.session_domain = "" if listener else config.session_domain
 
@@ -63,8 +68,12 @@ class HostPolicy:
             return (port or self.default_port) == (self.public_port or self.bind_port)
         if (name, port or self.default_port) in self.allowed or (name, "") in self.allowed:
             return True
-        if self.public or port != self.bind_port:
+        if port != self.bind_port:
             return False
+        # The names of the address listened on are always answered, public_url or not:
+        # loopback (monitoring on the host), the bind address, and on 0.0.0.0 any IP address
+        # (a room that uses the VM's IP). None can send anyone elsewhere: with public_url,
+        # every absolute link says public_url; without it, no name but these is answered.
         if self.bind_name in ("0.0.0.0", "[::]", ""):
             return is_ip_address(name.strip("[]")) or name in LOOPBACK_NAMES
         if self.bind_name in LOOPBACK_NAMES:

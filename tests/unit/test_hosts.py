@@ -13,7 +13,14 @@ from minibinder.web.hosts import host_allowed
         ({"public_url": "https://binder.example.org/"}, "binder.example.org", True),
         ({"public_url": "https://binder.example.org/"}, "binder.example.org:443", True),
         ({"public_url": "https://binder.example.org/"}, "attacker.example", False),
-        ({"public_url": "https://binder.example.org/"}, "127.0.0.1:8585", False),
+        # The names of the address listened on stay answered beside public_url (#22 item 2).
+        ({"public_url": "https://binder.example.org/"}, "127.0.0.1:8585", True),
+        ({"public_url": "https://binder.example.org/"}, "localhost:8585", True),
+        ({"public_url": "https://binder.example.org/"}, "127.0.0.1:9999", False),
+        ({"public_url": "http://w.example.org:8585/", "bind": "0.0.0.0:8585"},
+         "198.51.100.20:8585", True),
+        ({"public_url": "http://w.example.org:8585/", "bind": "0.0.0.0:8585"},
+         "attacker.example:8585", False),
         ({"public_url": "http://10.0.0.5:8585"}, "10.0.0.5:8585", True),
         ({"public_url": "https://b.example", "allowed_hosts": ["alias.example"]},
          "alias.example", True),
@@ -56,3 +63,14 @@ def test_the_start_up_line_names_the_operators_pages_under_the_path_prefix():
     assert "http://127.0.0.1:8585/binder/ " in line
     assert "(the operator's pages: http://127.0.0.1:8586/binder/admin/)" in line
     assert "8586/admin/" in listening_line(load_config())
+
+
+def test_the_operators_listener_answers_to_the_public_name_on_its_own_port():
+    from minibinder.config import load_config
+
+    config = load_config(overrides={"public_url": "http://w.example.org:8585/",
+                                    "bind": "0.0.0.0:8585"})  # fmt: skip
+    assert host_allowed("w.example.org:8586", config, config.admin_address)
+    assert host_allowed("198.51.100.20:8586", config, config.admin_address)
+    assert not host_allowed("w.example.org:8585", config, config.admin_address)
+    assert not host_allowed("attacker.example:8586", config, config.admin_address)
