@@ -373,6 +373,14 @@ class Config:
     access_code_hash: str = setting(
         "", "The access code, hashed: `minibinder access-code` makes this line from the code."
     )
+    access_code_attempts: int = setting(
+        10, "Wrong access codes one browser may try in ten minutes before it must wait."
+    )
+    access_code_attempts_per_address: int = setting(
+        100,
+        "Wrong access codes all browsers behind one address (a room behind NAT) may try in ten "
+        "minutes; past it that address waits, right codes included.",
+    )
     auth_header: str = setting(
         "X-Forwarded-User",
         "Header in which the authenticating proxy (oauth2-proxy, Shibboleth, mod_auth_*) names "

@@ -87,6 +87,7 @@ MIGRATIONS = (
     ("sessions", "address", "TEXT NOT NULL DEFAULT ''"),
     ("client_requests", "address", "TEXT NOT NULL DEFAULT ''"),
     ("client_requests", "image", "TEXT NOT NULL DEFAULT ''"),
+    ("access_failures", "address", "TEXT NOT NULL DEFAULT ''"),
     ("launches", "ended", "TEXT NOT NULL DEFAULT ''"),
 )
 
@@ -281,15 +282,21 @@ class Store:
         streams, building = row.fetchone()
         return int(streams), int(building)
 
-    def access_failures(self, client: str, since: float) -> int:
+    def access_failures(self, client: str, since: float, address: str | None = None) -> int:
+        """Wrong access codes since `since` from one client (or, with `address`, from everyone
+        behind that address)."""
+        column, value = ("address", address) if address is not None else ("client", client)
         row = self._connect().execute(
-            "SELECT count(*) FROM access_failures WHERE client = ? AND time > ?", (client, since)
+            f"SELECT count(*) FROM access_failures WHERE {column} = ? AND time > ?", (value, since)
         )
         return int(row.fetchone()[0])
 
-    def add_access_failure(self, client: str, now: float) -> None:
+    def add_access_failure(self, client: str, now: float, address: str = "") -> None:
         db = self._connect()
-        db.execute("INSERT INTO access_failures (client, time) VALUES (?, ?)", (client, now))
+        db.execute(
+            "INSERT INTO access_failures (client, address, time) VALUES (?, ?, ?)",
+            (client, address, now),
+        )
         db.execute("DELETE FROM access_failures WHERE time < ?", (now - 86400,))
 
     def forget_requests(self) -> None:

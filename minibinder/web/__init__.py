@@ -60,7 +60,7 @@ def create_app(
     @app.after_request
     def browser_cookie(response: Response) -> Response:
         """Pages and launches give a browser its anonymous id (web/browsers.py)."""
-        if request.method == "GET" and request.blueprint in ("pages", "api"):
+        if request.method == "GET" and request.blueprint in ("pages", "api", "access"):
             give_browser_cookie(request, response, secret)
         return response
 

@@ -1,5 +1,6 @@
 """The access code form (`access = "code"`): one field; a right code earns a signed, HttpOnly,
-SameSite cookie; wrong ones are counted per client and limited."""
+SameSite cookie; wrong ones are counted per browser (its anonymous cookie), and per address
+with a ceiling sized for a room, so ten typos in a classroom lock out one browser, not all."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from .. import __version__
 from ..identity import code_matches, cookie_secret
 from .access import ACCESS_COOKIE, COOKIE_DAYS, safe_next, sign
 from .api import services
+from .browsers import who_asks
 
 blueprint = Blueprint("access", __name__)
-FAILURES_ALLOWED, FAILURE_WINDOW = 10, 600  # wrong codes per client per ten minutes
+FAILURE_WINDOW = 600  # seconds over which wrong codes are counted
 
 
 @blueprint.get("/access")
@@ -29,11 +31,17 @@ def form():
 @blueprint.post("/access")
 def submit():
     app_services, now = services(), time.time()
-    client = request.remote_addr or ""
+    config, store = app_services.config, app_services.store
+    asker = who_asks()
     target = safe_next(request.form.get("next", "/"))
-    if app_services.config.access != "code":
+    if config.access != "code":
         return redirect(target)
-    if app_services.store.access_failures(client, now - FAILURE_WINDOW) >= FAILURES_ALLOWED:
+    since = now - FAILURE_WINDOW
+    if (
+        store.access_failures(asker.client, since) >= config.access_code_attempts
+        or store.access_failures("", since, address=asker.address)
+        >= config.access_code_attempts_per_address
+    ):
         page = render_template(
             "access.html",
             next=target,
@@ -45,7 +53,7 @@ def submit():
         return limited
     code = request.form.get("code", "")
     if len(code) > 200 or not code_matches(code, app_services.config.access_code_hash):
-        app_services.store.add_access_failure(client, now)
+        store.add_access_failure(asker.client, now, asker.address)
         return render_template(
             "access.html", next=target, version=__version__, message="That is not the code."
         ), 403

@@ -412,6 +412,32 @@ def test_a_workshop_access_code(serve_with, git_server):
     assert post_form(serve, "/access", {"code": "sesame"}).status == 302
 
 
+def test_typos_lock_out_one_browser_not_the_room(serve_with):
+    """#22 item 7: wrong codes count per browser (its anonymous cookie); the address has a
+    ceiling sized for a room."""
+    from minibinder.identity import hash_code
+
+    serve = serve_with(access="code", access_code_hash=hash_code("sesame"),
+                       access_code_attempts=3, access_code_attempts_per_address=5)  # fmt: skip
+
+    def browser(source):
+        page = get(serve, "/access", source=source)
+        return page.getheader("Set-Cookie").split(";", 1)[0]
+
+    careless, careful = browser("127.0.0.4"), browser("127.0.0.4")  # one classroom address
+    statuses = [post_form(serve, "/access", {"code": f"typo{n}"}, "127.0.0.4", careless).status
+                for n in range(4)]  # fmt: skip
+    assert statuses == [403, 403, 403, 429]
+    assert post_form(serve, "/access", {"code": "sesame"}, "127.0.0.4", careless).status == 429
+    # The careful student behind the same address gets in.
+    assert post_form(serve, "/access", {"code": "sesame"}, "127.0.0.4", careful).status == 302
+    # Past the room's ceiling (5 wrong codes from the address), everyone there waits.
+    assert post_form(serve, "/access", {"code": "typo"}, "127.0.0.4", careful).status == 403
+    assert post_form(serve, "/access", {"code": "typo"}, "127.0.0.4", careful).status == 403
+    third = browser("127.0.0.4")
+    assert post_form(serve, "/access", {"code": "sesame"}, "127.0.0.4", third).status == 429
+
+
 def test_a_lab_sign_in_proxy_names_the_user(serve_with, git_server):
     git_server.create("ops/header", {"README.md": "x"})
     serve = serve_with(access="header", trusted_proxies=["127.0.0.1"], auth_users=["alice"],
