@@ -25,7 +25,7 @@ for _ in $(seq 1 180); do
     echo "Docker engine is up."
     exit 0
   fi
-  if ! pgrep -x dockerd >/dev/null 2>&1; then
+  if ! pgrep -u root -x dockerd >/dev/null 2>&1; then
     echo "Starting dockerd in the background (log: $log) ..."
     nohup dockerd >>"$log" 2>&1 </dev/null &
   fi

@@ -65,7 +65,8 @@ def test_minibinder_survives_a_docker_restart(tmp_path, git_server, builder, bui
         status_url = f"{ready['url']}api/status?token={ready['token']}"
         assert get(status_url)[0] == 200
 
-        subprocess.run(["pkill", "-TERM", "-x", "dockerd"], check=False)
+        # Root's daemon only: a rootless dockerd (tests/support/engines.py) runs as its own user.
+        subprocess.run(["pkill", "-TERM", "-u", "root", "-x", "dockerd"], check=False)
         wait_for(lambda: not daemon_answers(), 60, "dockerd to stop answering")
         health, body = get(f"{serve.url}/health")
         assert health == 503 and "Docker daemon does not answer" in body
@@ -74,7 +75,7 @@ def test_minibinder_survives_a_docker_restart(tmp_path, git_server, builder, bui
         assert refused["phase"] == "failed" and "Docker" in refused["message"]
 
         wait_for(
-            lambda: subprocess.run(["pgrep", "-x", "dockerd"]).returncode != 0,
+            lambda: subprocess.run(["pgrep", "-u", "root", "-x", "dockerd"]).returncode != 0,
             90,
             "dockerd to exit",
         )
