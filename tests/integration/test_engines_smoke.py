@@ -94,16 +94,35 @@ def exec_output(container, command: str) -> tuple[int, str]:
     return exit_code, output.decode(errors="replace").strip()
 
 
-def test_api_version_and_image_names(engine, measured):
+def test_api_version_identity_and_image_names(engine, measured):
+    """What `version` and `info` say about the engine: how minibinder can tell which it is
+    talking to, and whether it claims to enforce limits."""
     engine, client = engine
-    version = client.version()
+    version, info = client.version(), client.info()
     assert version["ApiVersion"] == "1.41"
+    component = version["Components"][0]["Name"]
+    claims = {key: info.get(key) for key in ("MemoryLimit", "PidsLimit", "CpuCfsQuota")}
+    rootless_marks = {
+        "SecurityOptions name=rootless": "name=rootless" in info.get("SecurityOptions", []),
+        "Rootless": info.get("Rootless"),  # Podman's own key
+    }
     listed = client.images.get(BASE_IMAGE)  # found by the name it was loaded under
     assert engine.image(BASE_IMAGE) in listed.tags
     measured(
-        f"{engine.name}: API {version['ApiVersion']} (server {version['Version']}, "
-        f"min {version.get('MinAPIVersion')}); {BASE_IMAGE} is listed as {listed.tags}"
+        f"{engine.name}: API {version['ApiVersion']} (server {version['Version']}, min "
+        f"{version.get('MinAPIVersion')}), component {component!r}; info claims {claims}, "
+        f"cgroup driver {info.get('CgroupDriver')!r} v{info.get('CgroupVersion')}, "
+        f"rootless marks {rootless_marks}; {BASE_IMAGE} is listed as {listed.tags}"
     )
+    assert (component == "Podman Engine") == engine.podman
+    if engine.podman:
+        assert bool(info.get("Rootless")) == engine.rootless
+    else:
+        assert rootless_marks["SecurityOptions name=rootless"] == engine.rootless
+    if engine.rootless and not CGROUP_V2:
+        # Rootless Docker says it cannot limit; rootless Podman claims it can, and cannot.
+        expected = engine.podman
+        assert claims == {"MemoryLimit": expected, "PidsLimit": expected, "CpuCfsQuota": expected}
 
 
 def test_published_port_answers_and_the_bridge_address_only_where_rootful(engine, run_id, measured):
