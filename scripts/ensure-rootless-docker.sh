@@ -35,8 +35,9 @@ find_contrib() {
   return 1
 }
 
+# rootlesskit runs `ip` (iproute2) to make its tap device.
 install_missing rootlesskit=rootlesskit slirp4netns=slirp4netns newuidmap=uidmap \
-  iptables=iptables dockerd=docker.io
+  iptables=iptables ip=iproute2 dockerd=docker.io
 find_contrib >/dev/null || install_missing no-such-command=docker.io
 contrib=$(find_contrib) || die "dockerd-rootless.sh not found (docker.io ships it in its contrib folder)"
 ensure_tun
