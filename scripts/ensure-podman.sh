@@ -106,9 +106,13 @@ else
     started=$EPOCHREALTIME
     # Its own session, descriptors on the log or /dev/null, the lock closed: the service outlives
     # this script and whatever ran it.
+    # Started in a directory of its own: conmon writes files into the service's working
+    # directory (an empty `oom` when a container is OOM-killed, seen here).
     if $rootless; then
+      cd "$home"
       as_user setsid podman system service --time=0 "$docker_host" >>"$log" 2>&1 </dev/null 9>&- &
     else
+      cd /run/minibinder-podman
       setsid podman system service --time=0 "$docker_host" >>"$log" 2>&1 </dev/null 9>&- &
     fi
     if ! wait_until "$timeout" $! answers; then

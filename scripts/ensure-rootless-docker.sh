@@ -82,6 +82,7 @@ else
     rm -f "$socket" "$runtime_dir/docker.pid"
     say "starting dockerd-rootless.sh as $user (log: $log)"
     started=$EPOCHREALTIME
+    cd "$home" # not the caller's directory: the daemon's working directory stays for its life
     # A session of its own, every descriptor on the log or /dev/null and the lock closed: the
     # daemon outlives this script and whatever ran it (a test's subprocess waits for its pipes).
     as_user setsid "$contrib" \
