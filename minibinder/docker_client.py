@@ -422,6 +422,11 @@ class Docker:
         found = cgroup_usage(container_id)
         if found is not None:
             return found
+        facts = self.engine_facts()
+        if facts is not None and not facts.cgroups:
+            # An engine without cgroups (rootless Docker on cgroup v1) reports the whole host's
+            # CPU and memory for every container: no number is better than a wrong one.
+            return None, None
         try:
             stats = self._client.api.stats(container_id, stream=False, one_shot=True)
         except (docker.errors.APIError, *_UNREACHABLE):

@@ -17,10 +17,13 @@ from .gitserver import free_port
 class ServeProcess:
     def __init__(
         self, config_file: Path, log_file: Path, tls_context: ssl.SSLContext | None = None,
-        prefix: str = "",
+        prefix: str = "", docker_host: str = "", bind_host: str = "127.0.0.1",
     ):  # fmt: skip
         """`tls_context`: the service serves HTTPS, which this context trusts. `prefix`: the
-        path it is served under (public_url's path, without the trailing slash)."""
+        path it is served under (public_url's path, without the trailing slash).
+        `docker_host`: another engine than the host's Docker. `bind_host`: where it listens
+        (the tests always reach it on loopback)."""
+        self.docker_host, self.bind_host = docker_host, bind_host
         self.port, self.admin_port = free_port(), free_port()
         scheme = "https" if tls_context else "http"
         self.tls_context = tls_context
@@ -31,6 +34,8 @@ class ServeProcess:
 
     def start(self) -> ServeProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MINIBINDER_")}
+        if self.docker_host:
+            env["DOCKER_HOST"] = self.docker_host
         self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [
@@ -41,7 +46,7 @@ class ServeProcess:
                 str(self.config_file),
                 "serve",
                 "--bind",
-                f"127.0.0.1:{self.port}",
+                f"{self.bind_host}:{self.port}",
                 "--admin-bind",
                 f"127.0.0.1:{self.admin_port}",
             ],
@@ -50,7 +55,7 @@ class ServeProcess:
             stdin=subprocess.DEVNULL,
             env=env,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
                 urllib.request.urlopen(self.url + "/versions", timeout=1,
