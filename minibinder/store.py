@@ -28,18 +28,22 @@ CREATE TABLE IF NOT EXISTS sessions (
     cpu_checked_at REAL NOT NULL DEFAULT 0,
     cpu_advanced_at REAL NOT NULL DEFAULT 0,
     client TEXT NOT NULL DEFAULT '',
-    path_prefix TEXT NOT NULL DEFAULT ''
+    path_prefix TEXT NOT NULL DEFAULT '',
+    address TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions (state);
 CREATE TABLE IF NOT EXISTS access_failures (
     client TEXT NOT NULL,
-    time REAL NOT NULL
+    time REAL NOT NULL,
+    address TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS client_requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     client TEXT NOT NULL,
     started REAL NOT NULL,
-    building INTEGER NOT NULL DEFAULT 0
+    building INTEGER NOT NULL DEFAULT 0,
+    address TEXT NOT NULL DEFAULT '',
+    image TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS images (
     name TEXT PRIMARY KEY,
@@ -68,7 +72,9 @@ CREATE TABLE IF NOT EXISTS launches (
     launch_seconds REAL,
     client_ip TEXT,
     image TEXT NOT NULL DEFAULT '',
-    user TEXT NOT NULL DEFAULT ''
+    user TEXT NOT NULL DEFAULT '',
+    session TEXT NOT NULL DEFAULT '',
+    ended TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS launches_time ON launches (time);
 """
