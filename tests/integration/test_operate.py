@@ -310,6 +310,14 @@ def test_install_service_writes_a_unit_systemd_accepts(tmp_path):
     assert result.returncode == 1 and f"cannot write {blocked}" in result.stderr
 
 
+def get_or_none(url: str):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.read()
+    except OSError:
+        return None
+
+
 def test_the_shell_sees_the_installation_the_service_runs(tmp_path, build_config):
     """#22 item 1: install-service into a temporary root, start the service as its unit says,
     then the operator's commands (as the unit: through the settings file) see the service's
@@ -346,13 +354,17 @@ def test_the_shell_sees_the_installation_the_service_runs(tmp_path, build_config
     service = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, env=env)  # fmt: skip
     try:
-        wait_for(lambda: (data / "admin_token").exists(), 60, message="the service's data")
-        token = (data / "admin_token").read_text().strip()
+        wait_for(lambda: get_or_none(f"http://127.0.0.1:{port}/health") is not None, 60,
+                 message="the service to answer")  # fmt: skip
         for shell in (["admin-token"], ["doctor"], ["sessions"], ["stop", "--all"]):
             ran = minibinder(*shell, config_file=settings)
             assert ran.returncode in (0, 1), (shell, ran.stderr)
-            if shell == ["admin-token"]:
-                assert ran.stdout.strip() == token  # the service's token, not a new one
+            if shell == ["admin-token"]:  # the service's token, not a new one of the shell's
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{admin}/admin/",
+                    headers={"Authorization": f"Bearer {ran.stdout.strip()}"})  # fmt: skip
+                with urllib.request.urlopen(request, timeout=30) as page:
+                    assert page.status == 200
             if shell == ["doctor"]:
                 assert str(data) in ran.stdout  # the service's data directory
     finally:
