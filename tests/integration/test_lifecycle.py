@@ -62,7 +62,7 @@ def metric(serve, name):
 
 
 def test_idle_session_is_culled_and_nothing_survives(serve_with, repo):
-    serve = serve_with(idle_timeout=6, cull_interval=1)
+    serve = serve_with(idle_timeout=6, cull_warning=2, cull_interval=1)
     ready = launch(serve, repo)
     container = session_container(ready)
     assert container is not None
@@ -72,7 +72,7 @@ def test_idle_session_is_culled_and_nothing_survives(serve_with, repo):
 
 
 def test_running_computation_with_the_tab_closed_is_not_idle(serve_with, repo):
-    serve = serve_with(idle_timeout=6, cull_interval=1)
+    serve = serve_with(idle_timeout=6, cull_warning=2, cull_interval=1)
     ready = launch(serve, repo)
     kernel = start_kernel(ready)
     computation = "import time\nend = time.time() + 25\nwhile time.time() < end: pass"
@@ -85,7 +85,7 @@ def test_running_computation_with_the_tab_closed_is_not_idle(serve_with, repo):
 def test_a_kernel_busy_without_using_cpu_does_not_keep_the_session(serve_with, repo):
     # Jupyter reports a kernel stuck after an OOM restart as "busy" forever; a kernel that
     # waits in `sleep` looks the same from outside: busy, no CPU. Neither is activity.
-    serve = serve_with(idle_timeout=8, cull_interval=1)
+    serve = serve_with(idle_timeout=8, cull_warning=2, cull_interval=1)
     ready = launch(serve, repo)
     execute(ready, start_kernel(ready), "import time; time.sleep(600)", wait=False)
     # Gone about when idle_timeout ends (10 s measured), not merely at some point.
@@ -95,7 +95,7 @@ def test_a_kernel_busy_without_using_cpu_does_not_keep_the_session(serve_with, r
 
 
 def test_maximum_age(serve_with, repo):
-    serve = serve_with(max_age=8, cull_interval=1)
+    serve = serve_with(max_age=8, cull_warning=2, cull_interval=1)
     ready = launch(serve, repo)
     deadline = time.monotonic() + 40
     while session_container(ready) is not None and time.monotonic() < deadline:

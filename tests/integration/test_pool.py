@@ -85,7 +85,7 @@ def test_warm_sessions_count_against_admission(serve_with, pool_repo, git_server
 
 
 def test_unclaimed_warm_sessions_are_culled_and_replaced(serve_with, pool_repo):
-    serve_with(warm_pool={SPEC: 1}, idle_timeout=6, cull_interval=1)
+    serve_with(warm_pool={SPEC: 1}, idle_timeout=6, cull_warning=2, cull_interval=1)
     wait_for(lambda: len(warm_containers(SPEC)) == 1, 90, message="a warm session")
     first = warm_containers(SPEC)[0].id
     wait_for(
