@@ -378,8 +378,9 @@ class Config:
     )
     access_code_hash: str = setting(
         "",
-        "The access code, hashed: `minibinder access-code` makes this line from the code. "
-        "In a shell, quote it with single quotes: double quotes eat its $ signs.",
+        "The access code, hashed: `minibinder access-code` makes this line from the code "
+        "(`--write FILE` puts it into a settings file). In a shell, quote it with single "
+        "quotes: double quotes eat its $ signs.",
         kind=Text(code_hash),
     )
     auth_header: str = setting(

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import click
 
 from .. import __version__
-from ..config import Config, load_config
+from ..config import Config, Loaded, load_settings
 from ..errors import MinibinderError
 from ..events import Event
 
@@ -49,26 +49,70 @@ class Progress:
         self.partial = ""
 
 
+CONFIG_PATH = "minibinder.config_path"  # in ctx.meta, which every nested context shares
+# Commands that read no settings file: install-service writes one (--settings), access-code
+# makes a line for one (--write).
+NO_SETTINGS = {"install-service", "access-code"}
+
+
+def _config_path(ctx: click.Context) -> str | None:
+    return ctx.meta.get(CONFIG_PATH)
+
+
+def _loaded(ctx: click.Context) -> Loaded:
+    """The settings, read once, when a command first needs them."""
+    if "minibinder.loaded" not in ctx.meta:
+        try:
+            ctx.meta["minibinder.loaded"] = load_settings(_config_path(ctx), environ=os.environ)
+        except MinibinderError as error:
+            raise click.ClickException(str(error)) from None
+    return ctx.meta["minibinder.loaded"]
+
+
 def _load(ctx: click.Context) -> Config:
-    return ctx.obj["config"]
+    return _loaded(ctx).config
 
 
-@click.group()
+def _remember_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # The group's option (or MINIBINDER_CONFIG) is read first; a subcommand's comes later and
+    # wins: `minibinder --config A serve --config B` reads B.
+    if value is not None:
+        ctx.meta[CONFIG_PATH] = value
+
+
+def _config_option() -> click.Option:
+    return click.Option(
+        ["--config", "config_path"],
+        type=click.Path(dir_okay=False),
+        expose_value=False,
+        callback=_remember_config,
+        help="TOML settings file (also before the command, or MINIBINDER_CONFIG).",
+    )
+
+
+class _Commands(click.Group):
+    """Every command that reads settings takes --config after its name, too: `minibinder
+    serve --config F` reads like every other option of serve."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if (name or cmd.name) not in NO_SETTINGS:
+            cmd.params.append(_config_option())
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_Commands)
 @click.version_option(__version__, prog_name="minibinder")
 @click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False),
     envvar="MINIBINDER_CONFIG",
-    help="TOML settings file (or MINIBINDER_CONFIG).",
+    expose_value=False,
+    callback=_remember_config,
+    help="TOML settings file (or MINIBINDER_CONFIG); also accepted after the command.",
 )
-@click.pass_context
-def main(ctx: click.Context, config_path: str | None) -> None:
+def main() -> None:
     """minibinder: a single-host Binder."""
-    try:
-        ctx.obj = {"config": load_config(config_path, environ=os.environ), "path": config_path}
-    except MinibinderError as error:
-        raise click.ClickException(str(error)) from None
 
 
 def _run_events(events: Iterator[Event], quiet: bool) -> Event:
@@ -135,7 +179,7 @@ def open_(ctx: click.Context, repository: str, no_browser: bool, detach: bool) -
     config = _load(ctx)
     try:
         opened = open_repository(
-            config, ctx.obj.get("path"), repository, lambda events: _run_events(events, False),
+            config, _config_path(ctx), repository, lambda events: _run_events(events, False),
             lambda line: click.echo(line, err=True),
         )  # fmt: skip
         hold(config, opened, browser=not no_browser, wait=not detach, echo=click.echo)
@@ -200,19 +244,40 @@ def base_image(ctx: click.Context, rootfs: str | None, version: str | None, forc
 
 @main.command()
 @click.option("--markdown", is_flag=True, help="A Markdown table instead of TOML.")
-def settings(markdown: bool) -> None:
-    """Print every setting with its default and help (config.example.toml)."""
-    from ..settings_docs import example_toml, markdown_table
+@click.option(
+    "--effective",
+    is_flag=True,
+    help="The values in force here (settings file, environment, defaults), each with where it "
+    "came from.",
+)
+@click.pass_context
+def settings(ctx: click.Context, markdown: bool, effective: bool) -> None:
+    """Print every setting with its default and help (config.example.toml), or with
+    --effective the values this installation runs with."""
+    from ..settings_docs import effective_toml, example_toml, markdown_table
 
-    click.echo(markdown_table() if markdown else example_toml(), nl=False)
+    if effective:
+        text = effective_toml(_loaded(ctx), _config_path(ctx))
+    else:
+        text = markdown_table() if markdown else example_toml()
+    click.echo(text, nl=False)
 
 
 @main.command("access-code")
-def access_code() -> None:
-    """Make the settings line for an access code (access = "code"): asks for the code (or reads
-    it from standard input) and prints `access_code_hash = "..."`; the code itself is never
-    stored."""
+@click.option(
+    "--write",
+    "settings_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Put the two lines into this settings file (above its first [table], replacing "
+    "earlier ones) instead of printing them.",
+)
+def access_code(settings_file: str | None) -> None:
+    """Make the settings lines for an access code (access = "code"): asks for the code (or
+    reads it from standard input) and prints `access = "code"` and `access_code_hash = "..."`,
+    or writes them into a settings file with --write; the code itself is never stored."""
     from ..identity import hash_code
+    from ..settings_file import set_top_level
 
     if sys.stdin.isatty():
         code = click.prompt("Access code", hide_input=True, confirmation_prompt=True)
@@ -220,7 +285,21 @@ def access_code() -> None:
         code = sys.stdin.readline().rstrip("\n")
     if not code.strip() or len(code) > 200:
         raise click.ClickException("the access code must be 1 to 200 characters")
-    click.echo(f'access = "code"\naccess_code_hash = "{hash_code(code)}"')
+    lines = {"access": '"code"', "access_code_hash": f'"{hash_code(code)}"'}
+    if settings_file is None:
+        click.echo("\n".join(f"{name} = {value}" for name, value in lines.items()))
+        click.echo(
+            "# Put these lines above the first [table] of the settings file (a line below a "
+            "[table] header belongs to that table), or let `minibinder access-code --write "
+            "FILE` do it.",
+            err=True,
+        )
+        return
+    try:
+        set_top_level(settings_file, lines)
+    except MinibinderError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"wrote access and access_code_hash into {settings_file}", err=True)
 
 
 @main.command("admin-token")
