@@ -541,8 +541,9 @@ class Config:
     warm_pool: dict = setting(
         {},
         "Sessions kept started and unclaimed, ready to hand out at once: "
-        '`<provider>/<spec>` = how many (e.g. "gh/org/workshop/HEAD" = 40). The operator\'s '
-        "page can change these while minibinder runs.",
+        '`<provider>/<spec>` = how many (e.g. "gh/org/workshop/HEAD" = 40). A size set on the '
+        "operator's page (or emptied by `stop --all`) holds until the file's value for that "
+        "pool changes.",
         kind=COUNTS,
     )
 

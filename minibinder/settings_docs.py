@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Mapping
 
 from .config import Config, Loaded, fields
 
@@ -52,9 +53,13 @@ def markdown_table() -> str:
 SECRETS = {"admin_token"}
 
 
-def effective_toml(loaded: Loaded, path: str | None) -> str:
+def effective_toml(
+    loaded: Loaded, path: str | None, notes: Mapping[str, list[str]] | None = None
+) -> str:
     """The values in force, as a settings file would say them, each with where it came from
-    (default, the file, a MINIBINDER_* variable); tables last, as TOML wants them."""
+    (default, the file, a MINIBINDER_* variable); tables last, as TOML wants them. `notes`
+    are comment lines after a setting (what overrides it while minibinder runs)."""
+    notes = notes or {}
     config, plain, tables = loaded.config, [], []
     derived = {"data_dir": f" ({config.data_path})", "admin_bind": f" ({config.admin_address})"}
     for f in fields():
@@ -62,11 +67,14 @@ def effective_toml(loaded: Loaded, path: str | None) -> str:
         note = f"  # {source}" + (derived.get(f.name, "") if not value else "")
         if isinstance(value, dict):
             rows = [f"{json.dumps(k)} = {f.metadata['kind'].toml(v)}" for k, v in value.items()]
-            tables += [f"[{f.name}]{note}", *rows, ""]
-        elif f.name in SECRETS and value:
+            comments = [f"# {line}" for line in notes.get(f.name, [])]
+            tables += [f"[{f.name}]{note}", *rows, *comments, ""]
+            continue
+        if f.name in SECRETS and value:
             plain.append(f"# {f.name} = (set, {len(value)} characters, not shown){note}")
         else:
             plain.append(f"{f.name} = {f.metadata['kind'].toml(value)}{note}")
+        plain += [f"# {line}" for line in notes.get(f.name, [])]
     header = (
         f"# The settings in force: the file {path}, then MINIBINDER_* variables, then defaults.\n"
         if path

@@ -257,10 +257,27 @@ def settings(ctx: click.Context, markdown: bool, effective: bool) -> None:
     from ..settings_docs import effective_toml, example_toml, markdown_table
 
     if effective:
-        text = effective_toml(_loaded(ctx), _config_path(ctx))
+        loaded = _loaded(ctx)
+        text = effective_toml(loaded, _config_path(ctx), {"warm_pool": _pool_notes(loaded.config)})
     else:
         text = markdown_table() if markdown else example_toml()
     click.echo(text, nl=False)
+
+
+def _pool_notes(config: Config) -> list[str]:
+    """Pool sizes set while minibinder ran that are in force instead of the file's."""
+    from ..sessions.pool import SET, sizes_in_force
+    from ..store import Store
+
+    database = config.data_path / "minibinder.sqlite"
+    if not database.exists():
+        return []
+    sizes = sizes_in_force(config.warm_pool, Store(database).pool_overrides())
+    return [
+        f'in force instead: "{spec}" = {size.size}, {size.why}'
+        for spec, size in sorted(sizes.items())
+        if size.source == SET
+    ]
 
 
 @main.command("access-code")
@@ -341,21 +358,40 @@ def sessions(ctx: click.Context) -> None:
 
 @main.command()
 @click.argument("ids", nargs=-1)
-@click.option("--all", "every", is_flag=True, help="Stop every session.")
+@click.option("--all", "every", is_flag=True, help="Stop every session and empty the warm pool.")
+@click.option(
+    "--keep-pool",
+    is_flag=True,
+    help="With --all: leave the warm pool as it is (its unclaimed sessions keep running).",
+)
 @click.option("--repo", default=None, help="Stop sessions whose <provider>/<spec> or URL match.")
 @click.pass_context
-def stop(ctx: click.Context, ids: tuple[str, ...], every: bool, repo: str | None) -> None:
-    """Stop sessions: by ID, --all, or --repo REGEX. Nothing of them is kept."""
+def stop(
+    ctx: click.Context, ids: tuple[str, ...], every: bool, keep_pool: bool, repo: str | None
+) -> None:
+    """Stop sessions: by ID, --all, or --repo REGEX. Nothing of them is kept.
+
+    --all also sets every warm pool to 0, or a running `serve` would start them again within
+    seconds; the settings file's value comes back when it changes, or set it on /admin."""
     from ..services import create_services
+    from ..warm_pool import empty_pools
     from .operate import sessions_to_stop
 
     if sum((bool(ids), every, repo is not None)) != 1:
         raise click.UsageError("name session IDs, or give --all, or --repo REGEX (one of them)")
+    if keep_pool and not every:
+        raise click.UsageError("--keep-pool goes with --all")
     services = create_services(_load(ctx))
     try:
-        chosen = sessions_to_stop(services.store.sessions(), ids, every, repo)
+        chosen = sessions_to_stop(services.store.sessions(), ids, every, repo, keep_pool)
     except MinibinderError as error:
         raise click.ClickException(str(error)) from None
+    if every and not keep_pool:
+        for spec, size in empty_pools(services, "`minibinder stop --all`").items():
+            click.echo(
+                f"warm pool {spec}: 0 (was {size}); set it again on /admin, or change its "
+                "warm_pool value in the settings file"
+            )
     for record in chosen:
         services.sessions.stop(record.id, reason="operator")
         click.echo(f"stopped {record.id} ({record.provider}/{record.spec})")

@@ -17,7 +17,9 @@ from ..identity import admin_token
 from ..launch import launch_event
 from ..proxy.routes import session_url
 from ..repos.providers import parse_spec
-from ..warm_pool import pool_targets
+from ..sessions.admission import host_memory_bytes
+from ..sessions.pool import SET, shortfall
+from ..warm_pool import pool_sizes, set_pool_size
 from .access import USER
 from .api import services
 from .charts import line_chart
@@ -136,17 +138,26 @@ def overview():
     )
     disk = docker_disk(app_services.config)
     warm = app_services.store.sessions("warm")
+    notes = app_services.store.pool_notes()
+    sizes = pool_sizes(app_services)
     pool = [
         {
             "spec": spec,
-            "size": size,
+            "size": size.size,
+            "why": size.why,
+            "set": size.source == SET,
             "warm": sum(1 for r in warm if f"{r.provider}/{r.spec}" == spec),
+            "short": notes.get(spec, ""),
         }
-        for spec, size in sorted(pool_targets(app_services).items())
+        for spec, size in sorted(sizes.items())
     ]
+    short = shortfall(
+        app_services.config, host_memory_bytes(), {s: v.size for s, v in sizes.items()}
+    )
     return render_template(
         "admin.html",
         pool=pool,
+        pool_shortfall=short,
         sessions=_session_rows(),
         images=_image_rows(),
         builds=recent_builds(app_services.config.data_path / "builds"),
@@ -189,7 +200,7 @@ def set_pool():
                 {"Content-Type": "text/plain; charset=utf-8"},
             )
         )
-    services().store.set_pool_target(spec, size)
+    set_pool_size(services(), spec, size, "the operator's page")
     return redirect(url_for("admin.overview"))
 
 

@@ -132,3 +132,12 @@ def test_the_settings_in_force_say_where_they_came_from(tmp_path):
     assert 'admin_bind = ""  # default (127.0.0.1:8586)' in text
     parsed = tomllib.loads(text)  # it is a settings file too
     assert parsed["build_timeout"] == 90 and parsed["warm_pool"] == {"gh/a/b/HEAD": 3}
+
+
+def test_the_settings_in_force_note_a_pool_size_set_while_running(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[warm_pool]\n"gh/a/b/HEAD" = 3\n')
+    note = 'in force instead: "gh/a/b/HEAD" = 0, set by the operator\'s page'
+    text = effective_toml(load_settings(path), str(path), {"warm_pool": [note]})
+    assert f'"gh/a/b/HEAD" = 3\n# {note}\n' in text
+    assert tomllib.loads(text)["warm_pool"] == {"gh/a/b/HEAD": 3}

@@ -63,3 +63,28 @@ def test_the_doctor_says_how_many_seats_the_host_has():
     assert not public.ok and public.warning and "max_sessions_per_address" in public.fix
     sized = load_config(overrides={"bind": "0.0.0.0:8585", "max_sessions_per_address": 30})
     assert _seats(sized, 16 * 2**30).ok
+
+
+def test_stop_all_with_keep_pool_leaves_the_unclaimed_warm_sessions():
+    from dataclasses import replace
+
+    warm = replace(record("c" * 16, "org/intro/HEAD"), state="warm")
+    assert sessions_to_stop([*RECORDS, warm], [], True, None) == [*RECORDS, warm]
+    assert sessions_to_stop([*RECORDS, warm], [], True, None, keep_pool=True) == RECORDS
+
+
+def test_the_doctor_says_why_a_pool_cannot_be_full(tmp_path):
+    from minibinder.cli.operate import _warm_pool
+    from minibinder.config import load_config
+
+    none = _warm_pool(load_config(overrides={"data_dir": str(tmp_path)}), 8 * 2**30)
+    assert none.ok and none.found == "none (warm_pool)"
+    config = load_config(overrides={"data_dir": str(tmp_path),
+                                    "warm_pool": {"gh/org/workshop/HEAD": 5}})  # fmt: skip
+    short = _warm_pool(config, 3 * 2**30 + 2**29)  # room for 2 (1 GiB each, 1 GiB headroom)
+    assert not short.ok and short.warning
+    assert "gh/org/workshop/HEAD 5" in short.found
+    assert "the warm pools want 5 sessions but this host admits 2 sessions" in short.found
+    assert "memory 3.5 GiB, reservation 1 GiB each, headroom 1 GiB" in short.found
+    assert "warm_pool" in short.fix and "session_memory_reservation" in short.fix
+    assert _warm_pool(config, 16 * 2**30).ok
