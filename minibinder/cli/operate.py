@@ -161,8 +161,7 @@ def diagnose(config: Config, docker: Docker, probe: Probe = reachable) -> list[C
     checks.append(_ca_file(config))
     index = config.package_index_url or "https://pypi.org/simple/"
     checks.append(_reach("package index", index, probe, "package_index_url"))
-    channel = f"{config.conda_channel_alias.rstrip('/')}/conda-forge/noarch/repodata.json"
-    checks.append(_reach("conda channel", channel, probe, "conda_channel_alias", warning=True))
+    checks += _conda_channels(config, probe)
     checks.append(
         _reach(
             "R package repository",
@@ -175,6 +174,32 @@ def diagnose(config: Config, docker: Docker, probe: Probe = reachable) -> list[C
     checks.append(_reach("git provider", config.github_url, probe, "github_url"))
     if daemon:
         checks.append(_egress(config, docker))
+    return checks
+
+
+def _conda_channels(config: Config, probe: Probe) -> list[Check]:
+    """The channels builds will ask: the operator's mirror (conda_channels) when set, each of
+    them, else conda-forge under conda_channel_alias."""
+    if not config.conda_channels:
+        channel = f"{config.conda_channel_alias.rstrip('/')}/conda-forge/noarch/repodata.json"
+        return [_reach("conda channel", channel, probe, "conda_channel_alias", warning=True)]
+    checks = []
+    for url in config.conda_channels:
+        index = f"{url.rstrip('/')}/noarch/repodata.json"
+        failure = probe(index)
+        if not failure:
+            checks.append(Check("conda channel", True, f"{index} answers (conda_channels)"))
+            continue
+        checks.append(
+            Check(
+                "conda channel",
+                False,
+                f"{index}, the mirror set in conda_channels, does not answer ({failure[:120]})",
+                "check the mirror, or correct conda_channels (environment files fall back to "
+                'the package index with conda_fallback = "pypi")',
+                warning=True,
+            )
+        )
     return checks
 
 

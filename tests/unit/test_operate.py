@@ -88,3 +88,28 @@ def test_the_doctor_says_why_a_pool_cannot_be_full(tmp_path):
     assert "memory 3.5 GiB, reservation 1 GiB each, headroom 1 GiB" in short.found
     assert "warm_pool" in short.fix and "session_memory_reservation" in short.fix
     assert _warm_pool(config, 16 * 2**30).ok
+
+
+def test_the_doctor_probes_the_conda_mirror_the_operator_set():
+    from minibinder.cli.operate import _conda_channels
+    from minibinder.config import load_config
+
+    asked = []
+
+    def probe(url):
+        asked.append(url)
+        return "" if "good" in url else "connection refused"
+
+    mirrors = ["https://good.lab.example/conda-forge", "https://down.lab.example/bioconda/"]
+    checks = _conda_channels(load_config(overrides={"conda_channels": mirrors}), probe)
+    assert asked == ["https://good.lab.example/conda-forge/noarch/repodata.json",
+                     "https://down.lab.example/bioconda/noarch/repodata.json"]  # fmt: skip
+    assert checks[0].ok and "(conda_channels)" in checks[0].found
+    assert not checks[1].ok and checks[1].warning
+    assert "the mirror set in conda_channels, does not answer (connection refused)" in (
+        checks[1].found
+    )
+    asked.clear()
+    alias = load_config(overrides={"conda_channel_alias": "https://good.lab.example/c"})
+    assert _conda_channels(alias, probe)[0].ok
+    assert asked == ["https://good.lab.example/c/conda-forge/noarch/repodata.json"]
