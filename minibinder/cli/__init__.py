@@ -333,16 +333,14 @@ def admin_token_command(ctx: click.Context) -> None:
 @click.pass_context
 def launches(ctx: click.Context, since_days: float | None) -> None:
     """Export the launch log as JSON Lines (like mybinder.org's events archive)."""
-    import socket
-
-    from ..launch import launch_event
+    from ..launch import launch_event, launch_origin
     from ..store import Store
 
     config = _load(ctx)
     since = time.time() - since_days * 86400 if since_days else 0.0
     rows = Store(config.data_path / "minibinder.sqlite").launches(limit=10**9, since=since)
     for row in reversed(rows):
-        click.echo(launch_event(row, socket.gethostname()))
+        click.echo(launch_event(row, launch_origin(config)))
 
 
 @main.command()

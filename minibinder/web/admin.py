@@ -14,7 +14,7 @@ from ..builds.disk import IMAGE_LABEL, docker_disk
 from ..builds.sharing import build_log_text, recent_builds
 from ..errors import DockerUnavailable, SpecError
 from ..identity import admin_token
-from ..launch import launch_event
+from ..launch import launch_event, launch_origin
 from ..proxy.routes import session_url
 from ..repos.providers import parse_spec
 from ..sessions.admission import host_memory_bytes
@@ -26,6 +26,7 @@ from .charts import line_chart
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 COOKIE = "minibinder-admin"
+HTML_PAGES = {"admin.overview"}
 DAY = 86400
 
 
@@ -69,7 +70,10 @@ def require_token():
                 {"Content-Type": "text/plain; charset=utf-8"},
             )
         )
-    if request.args.get("token"):  # keep the token out of the address bar from now on
+    # A page keeps the token out of the address bar from now on: it is answered by a redirect
+    # that sets the cookie. An export or a log asked for with ?token= (curl, a script) is
+    # answered directly.
+    if request.args.get("token") and request.endpoint in HTML_PAGES:
         response = redirect(request.script_root + request.path)
         response.set_cookie(
             COOKIE, token, httponly=True, samesite="Strict", path=f"{request.script_root}/admin"
@@ -225,7 +229,8 @@ def launches_export():
             )
         )
     rows = services().store.launches(limit=1_000_000, since=since)
+    origin = launch_origin(services().config)
     return Response(
-        "".join(launch_event(row, request.host) + "\n" for row in reversed(rows)),
+        "".join(launch_event(row, origin) + "\n" for row in reversed(rows)),
         content_type="application/jsonl; charset=utf-8",
     )

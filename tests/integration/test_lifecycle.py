@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -219,6 +220,17 @@ def test_operator_pages(serve_with, repo):
     assert lines[-1]["schema"] == "binderhub.jupyter.org/launch"
     assert lines[-1]["spec"] == "life/demo/HEAD" and lines[-1]["status"] == "success"
     assert "client_ip" not in lines[-1]
+    # curl with ?token= gets the export itself, not a redirect that sets a cookie.
+    export = f"{serve.admin_url}/admin/launches.jsonl?token={ADMIN_TOKEN}"
+    with urllib.request.urlopen(export) as response:
+        assert response.geturl() == export
+        assert [json.loads(line) for line in response.read().decode().splitlines()] == lines
+    # The shell's export says the same origin as the page's: this machine's name.
+    from .test_cli import minibinder
+
+    shell = minibinder("launches", config_file=serve.config_file)
+    assert [json.loads(line) for line in shell.stdout.splitlines()] == lines
+    assert lines[-1]["origin"] == socket.gethostname()
 
 
 def test_operator_can_extend_and_stop_a_session(serve_with, repo):

@@ -230,3 +230,38 @@ def test_settings_say_where_each_value_came_from(tmp_path):
     assert loaded.sources["bind"] == "given"
     assert loaded.sources["max_age"] == "default"
     assert loaded.config.clone_timeout == 90
+
+
+def readme_settings_snippets() -> list[tuple[str, str]]:
+    """`name = value` the README shows for a setting: in backticks (also wrapped over lines),
+    and on the lines of its code blocks (comments included)."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    names = "|".join(f.name for f in fields())
+    found = [
+        (m.group(1), " ".join(m.group(2).split()))
+        for m in re.finditer(rf"`({names}) =\s+([^`]+)`", readme)
+    ]
+    for block in re.findall(r"```\w*\n(.*?)```", readme, re.DOTALL):
+        for line in block.splitlines():
+            m = re.match(rf"\s*#?\s*({names}) = (.+)$", line)
+            if m:
+                found.append((m.group(1), m.group(2).strip()))
+    return found
+
+
+def test_the_readmes_settings_snippets_are_valid_toml_and_valid_values():
+    import tomllib
+
+    snippets = readme_settings_snippets()
+    assert ("base_images", '{"3.11" = "minibinder-base:py3.11", "3.13" = '
+            '"minibinder-base:py3.13"}') in snippets  # fmt: skip
+    assert any(name == "warm_pool" for name, _ in snippets)
+    by_name = {f.name: f for f in fields()}
+    for name, value in snippets:
+        try:
+            parsed = tomllib.loads(f"{name} = {value}")[name]
+        except tomllib.TOMLDecodeError as error:
+            raise AssertionError(f"README: `{name} = {value}` is not TOML: {error}") from None
+        by_name[name].metadata["kind"].read(name, parsed, False)
