@@ -24,12 +24,14 @@ from .setting_kinds import (
     Text,
     TextList,
     address,
+    code_hash,
     dns_name,
     http_url_entry,
     image_prefix,
     internal_host,
     kind_of,
     network,
+    origin,
     package_repository,
     public_url,
     regex,
@@ -37,6 +39,7 @@ from .setting_kinds import (
     registry,
     version_key,
 )
+from .setting_rules import check_consistency, did_you_mean
 
 ENV_PREFIX = "MINIBINDER_"
 MIN_ADMIN_TOKEN = 32  # no rate limit guards the operator's token: its length does
@@ -104,7 +107,10 @@ class Config:
         "`make serve` makes minibinder-rootfs:bookworm with debootstrap itself.",
     )
     default_python: str = setting(
-        "3.11", "Python version used when the repository does not ask for one.", build=True
+        "3.11",
+        "Python version used when the repository does not ask for one; base_images must have "
+        "an entry for it.",
+        build=True,
     )
     python_fallback: str = setting(
         "newer",
@@ -371,7 +377,11 @@ class Config:
         kind=Choice(("open", "code", "header")),
     )
     access_code_hash: str = setting(
-        "", "The access code, hashed: `minibinder access-code` makes this line from the code."
+        "",
+        "The access code, hashed: `minibinder access-code` makes this line from the code "
+        "(`--write FILE` puts it into a settings file). In a shell, quote it with single "
+        "quotes: double quotes eat its $ signs.",
+        kind=Text(code_hash),
     )
     access_code_attempts: int = setting(
         10, "Wrong access codes one browser may try in ten minutes before it must wait."
@@ -403,13 +413,16 @@ class Config:
     cors_allow_origin: str = setting(
         "",
         'Access-Control-Allow-Origin sent on the /build API ("*" for thebe on other '
-        "sites). Empty: same origin only.",
+        "sites, or one origin such as https://thebe.example.org: no path, no trailing "
+        "slash). Empty: same origin only.",
+        kind=Text(origin),
     )
     jupyter_allow_origin: str = setting(
         "",
         "Jupyter's allow_origin in sessions. Empty: only the origin the session is served "
         'on; "*" lets thebe and Jupyter Book pages on other sites use a session they hold the '
         "token of (an explicit opt-in).",
+        kind=Text(origin),
     )
     admin_token: str = setting(
         "",
@@ -425,7 +438,7 @@ class Config:
         section="Sessions",
     )
     session_memory_reservation: int = setting(
-        "1G", "Memory reserved for each session.", kind=Size()
+        "1G", "Memory reserved for each session (at most session_memory_limit).", kind=Size()
     )
     session_cpu_limit: float = setting(1.0, "CPUs a session may use at most.")
     session_disk_limit: int = setting(
@@ -484,7 +497,9 @@ class Config:
         3600, "CPU-seconds a session may use in all (1 CPU-hour), read from its cgroup."
     )
     cull_warning: int = setting(
-        120, "Seconds before an idle or age limit at which the session shows a warning."
+        120,
+        "Seconds before an idle or age limit at which the session shows a warning (shorter "
+        "than idle_timeout and max_age).",
     )
     cull_interval: int = setting(15, "Seconds between two runs of the culler.")
 
@@ -534,8 +549,9 @@ class Config:
     warm_pool: dict = setting(
         {},
         "Sessions kept started and unclaimed, ready to hand out at once: "
-        '`<provider>/<spec>` = how many (e.g. "gh/org/workshop/HEAD" = 40). The operator\'s '
-        "page can change these while minibinder runs.",
+        '`<provider>/<spec>` = how many (e.g. "gh/org/workshop/HEAD" = 40). A size set on the '
+        "operator's page (or emptied by `stop --all`) holds until the file's value for that "
+        "pool changes.",
         kind=COUNTS,
     )
 
@@ -547,9 +563,15 @@ class Config:
         section="Disk and privacy",
     )
     image_gc_high: int = setting(
-        85, "Disk use (percent) at which unused images are removed, least recently launched first."
+        85,
+        "Disk use (percent) at which unused images are removed, least recently launched first.",
+        kind=Count(1, 100),
     )
-    image_gc_low: int = setting(75, "Disk use (percent) image removal brings the disk down to.")
+    image_gc_low: int = setting(
+        75,
+        "Disk use (percent) image removal brings the disk down to (at most image_gc_high).",
+        kind=Count(1, 100),
+    )
     docker_root: str = setting(
         "/var/lib/docker", "Docker's data directory, whose disk the watermarks and floor measure."
     )
@@ -654,6 +676,22 @@ def _read(f: dataclasses.Field, value: Any, from_env: bool) -> Any:
     return f.metadata["kind"].read(f.name, value, from_env)
 
 
+# MINIBINDER_* variables that are not settings (anything else is a typo, and an error).
+OTHER_VARIABLES = {
+    "MINIBINDER_CONFIG": "the settings file",
+    "MINIBINDER_DOCKERD_LOG": "scripts/ensure-docker.sh's log",
+}
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Settings as loaded, and where each value in force came from: "default", "file PATH",
+    "environment MINIBINDER_NAME" or "given" (an override, e.g. a command-line option)."""
+
+    config: Config
+    sources: dict[str, str]
+
+
 def load_config(
     path: str | os.PathLike | None = None,
     environ: Mapping[str, str] | None = None,
@@ -663,29 +701,76 @@ def load_config(
 
     The environment is passed in, never read from globals, so tests can hand in their own.
     """
+    return load_settings(path, environ, overrides).config
+
+
+def load_settings(
+    path: str | os.PathLike | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Loaded:
+    """`load_config`, telling where each value came from (`minibinder settings --effective`)."""
     environ = environ or {}
-    raw: dict[str, Any] = {}
-    if path:
-        try:
-            with open(path, "rb") as handle:
-                raw = tomllib.load(handle)
-        except OSError as error:
-            raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
     by_name = {f.name: f for f in fields()}
-    unknown = sorted(set(raw) - set(by_name))
-    if unknown:
-        raise ConfigError(
-            f"{unknown[0]}: unknown setting in {path} (known: see config.example.toml)"
-        )
-    values = {name: _read(by_name[name], value, False) for name, value in raw.items()}
-    for name, f in by_name.items():
-        env_value = environ.get(ENV_PREFIX + name.upper())
-        if env_value is not None:
-            values[name] = _read(f, env_value, True)
+    values: dict[str, Any] = {}
+    sources = dict.fromkeys(by_name, "default")
+    for name, value in _read_file(path).items():
+        if name not in by_name:
+            raise ConfigError(
+                f"{name}: unknown setting in {path}{did_you_mean(name, by_name)}; "
+                "`minibinder settings` lists them all"
+            )
+        values[name] = _read_from_file(by_name, name, value, str(path))
+        sources[name] = f"file {path}"
+    for variable in sorted(environ):
+        if not variable.startswith(ENV_PREFIX) or variable in OTHER_VARIABLES:
+            continue
+        name = variable.removeprefix(ENV_PREFIX)
+        if name not in {n.upper() for n in by_name}:
+            known = [n.upper() for n in by_name] + [
+                v.removeprefix(ENV_PREFIX) for v in OTHER_VARIABLES
+            ]
+            hint = did_you_mean(name.upper(), known).replace("mean ", "mean " + ENV_PREFIX)
+            raise ConfigError(
+                f"{variable}: no such setting{hint}; setting NAME is MINIBINDER_NAME in the "
+                "environment (`minibinder settings` lists them)"
+            )
+        values[name.lower()] = _read(by_name[name.lower()], environ[variable], True)
+        sources[name.lower()] = f"environment {variable}"
     for name, value in (overrides or {}).items():
         if name not in by_name:
-            raise ConfigError(f"{name}: unknown setting")
+            raise ConfigError(f"{name}: unknown setting{did_you_mean(name, by_name)}")
         values[name] = _read(by_name[name], value, False)
-    return check_listeners(Config(**values))
+        sources[name] = "given"
+    config = check_listeners(check_consistency(Config(**values)))
+    return Loaded(config, sources)
+
+
+def _read_file(path: str | os.PathLike | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+
+
+def _read_from_file(
+    by_name: Mapping[str, dataclasses.Field], name: str, value: Any, path: str
+) -> Any:
+    """One setting of the file. A setting's line below a [table] header belongs to that table
+    (`minibinder access-code >> FILE` after a [warm_pool] does that): the error says so."""
+    try:
+        return _read(by_name[name], value, False)
+    except ConfigError:
+        misplaced = [key for key in value if key in by_name] if isinstance(value, dict) else []
+        if not misplaced:
+            raise
+        raise ConfigError(
+            f"{misplaced[0]}: in {path} this line sits inside the [{name}] table, because "
+            f"every line after a [table] header belongs to that table; move it above [{name}] "
+            "(settings first, tables last)"
+        ) from None

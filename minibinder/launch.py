@@ -4,13 +4,16 @@ stream of BinderHub events, and the record it leaves in the launch log."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from . import metrics
 from .builds.images import BuildTarget, build_image, is_cached, target_for_source
+from .config import Config
 from .errors import MinibinderError, QuotaExceeded
 from .events import Event
 from .proxy.routes import session_url
@@ -214,6 +217,13 @@ def _record(
         user=options.user,
         session=outcome.session,
     )
+
+
+def launch_origin(config: Config) -> str:
+    """The `origin` of exported launches (mybinder.org's archive names the federation member):
+    public_url's host name, else this machine's. The same for `minibinder launches` and
+    /admin/launches.jsonl, whichever address the export was asked at."""
+    return urlsplit(config.public_url).hostname or socket.gethostname()
 
 
 def launch_event(row: dict, origin: str) -> str:

@@ -101,6 +101,8 @@ class _Gunicorn(BaseApplication):
             "errorlog": "-",
             # One per installation: several on one host must not replace each other's.
             "control_socket": str(config.data_path / "gunicorn.ctl"),
+            # Called by the arbiter once its workers are gone, on a clean stop (SIGTERM, ^C).
+            "on_exit": lambda arbiter: _stop_unclaimed(config),
         }.items():
             self.cfg.set(name, value)
 
@@ -179,6 +181,22 @@ def listening_line(config: Config) -> str:
     )
 
 
+def _stop_unclaimed(config: Config) -> None:
+    """Warm sessions nobody claimed are the pool's, not anybody's work: they go with `serve`
+    (the next start fills the pool again). Claimed sessions stay, to be re-adopted."""
+    from .services import create_services
+    from .warm_pool import stop_unclaimed
+
+    try:
+        stopped = stop_unclaimed(create_services(config), "serve stopped")
+    except Exception as error:  # the engine went away: the next start cleans up
+        print(f"Warning: unclaimed warm sessions not stopped: {error}", file=sys.stderr)
+        return
+    if stopped:
+        plural = "" if stopped == 1 else "s"
+        print(f"stopped {stopped} unclaimed warm session{plural}", file=sys.stderr, flush=True)
+
+
 def _make_base_image(config: Config, show: Callable[[Iterator[Event]], object] | None) -> None:
     from .builds.base_image import ensure_base_image
     from .errors import DockerUnavailable
@@ -219,6 +237,22 @@ def _listen(address: str, setting: str, admin: bool) -> Listener:
         ) from None
 
 
+def _log_to_stderr() -> None:
+    """minibinder's own log lines (info and up: sessions stopped and why, images removed, the
+    warm pool's changes) beside gunicorn's, in the same form; workers inherit it."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(
+            "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+            "%Y-%m-%d %H:%M:%S %z",
+        )
+    )
+    logger = logging.getLogger("minibinder")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    logger.propagate = False
+
+
 def run_server(
     config: Config,
     bind: str,
@@ -227,6 +261,7 @@ def run_server(
 ) -> None:
     """Serve until stopped. `show` displays the progress of making the base image, when the
     engine lacks it (the first serve after an install)."""
+    _log_to_stderr()
     make_private(config.data_path)  # and umask 077 for everything made from here on
     # Every worker writes its metrics here; /metrics adds them up. Set before anything imports
     # prometheus_client, which picks its storage once, at import.

@@ -54,9 +54,10 @@ class Flag(Kind):
 
 @dataclass(frozen=True)
 class Count(Kind):
-    """A whole number; `minimum` 0 lets 0 mean "no limit"."""
+    """A whole number; `minimum` 0 lets 0 mean "no limit"; `maximum` bounds a percentage."""
 
     minimum: int = 1
+    maximum: int | None = None
 
     def read(self, name: str, value: Any, from_env: bool) -> int:
         try:
@@ -65,7 +66,14 @@ class Count(Kind):
             number = None
         if not isinstance(number, int) or isinstance(number, bool) or number < self.minimum:
             what = "positive" if self.minimum else "non-negative"
+            if self.maximum is not None:
+                what = f"{what} (up to {self.maximum})"
             raise ConfigError(f"{name}: expected a {what} whole number, got {value!r}")
+        if self.maximum is not None and number > self.maximum:
+            raise ConfigError(
+                f"{name}: {number} is more than {self.maximum}; expected a whole number from "
+                f"{self.minimum} to {self.maximum}"
+            )
         return number
 
 
@@ -263,6 +271,59 @@ def public_url(name: str, value: str) -> None:
         raise ConfigError(f"{name}: a path must end with / ({value}/), got {value!r}")
     if "//" in parts.path or any(seg in (".", "..") for seg in parts.path.split("/")):
         raise ConfigError(f"{name}: the path {parts.path!r} is not a plain path")
+
+
+def origin(name: str, value: str) -> None:
+    """ "*" or one origin as browsers send it: scheme://host[:port], no path, no trailing slash."""
+    if value == "*":
+        return
+    parts = urlsplit(value)
+    if (
+        parts.scheme in ("http", "https")
+        and parts.hostname
+        and parts.path == "/"
+        and not (parts.query or parts.fragment)
+    ):
+        raise ConfigError(
+            f"{name}: {value!r} ends with a slash, which a browser's Origin never has, so it "
+            f"would never match; write {value.rstrip('/')!r}"
+        )
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
+        raise ConfigError(
+            f'{name}: expected "*" or an origin like https://thebe.example.org (scheme, host '
+            f"and port; no path), got {value!r}"
+        )
+
+
+def code_hash(name: str, value: str) -> None:
+    """What `minibinder access-code` prints: pbkdf2_sha256$<iterations>$<salt>$<hash>. A shell's
+    double quotes read each `$...` as a variable and leave the value without its $ signs."""
+    parts = value.split("$")
+    if (
+        len(parts) == 4
+        and parts[0] == "pbkdf2_sha256"
+        and parts[1].isdigit()
+        and parts[2]
+        and re.fullmatch(r"[0-9a-f]{64}", parts[3])
+    ):
+        return
+    if value.startswith("pbkdf2_sha256") and "$" not in value:
+        raise ConfigError(
+            f"{name}: the hash has lost its $ signs ({value[:20]}...): shell double quotes ate "
+            "them, reading each $... as a variable. Put the value in single quotes "
+            "('pbkdf2_sha256$...'), or in the settings file, where double quotes keep it"
+        )
+    raise ConfigError(
+        f"{name}: expected the hash `minibinder access-code` prints (pbkdf2_sha256$...), got "
+        f"{value[:20]!r}..."
+    )
 
 
 def package_repository(name: str, value: str) -> None:

@@ -55,7 +55,10 @@ CREATE TABLE IF NOT EXISTS facts (
 );
 CREATE TABLE IF NOT EXISTS pool (
     spec TEXT PRIMARY KEY,
-    size INTEGER NOT NULL
+    size INTEGER NOT NULL,
+    file_size INTEGER,
+    set_at REAL NOT NULL DEFAULT 0,
+    set_by TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS samples (
     time REAL NOT NULL,
@@ -95,6 +98,9 @@ MIGRATIONS = (
     ("client_requests", "image", "TEXT NOT NULL DEFAULT ''"),
     ("access_failures", "address", "TEXT NOT NULL DEFAULT ''"),
     ("launches", "ended", "TEXT NOT NULL DEFAULT ''"),
+    ("pool", "file_size", "INTEGER"),
+    ("pool", "set_at", "REAL NOT NULL DEFAULT 0"),
+    ("pool", "set_by", "TEXT NOT NULL DEFAULT ''"),
 )
 
 
@@ -130,6 +136,19 @@ class SessionRecord:
 _SESSION_COLUMNS = [f.name for f in fields(SessionRecord)]
 
 
+@dataclass(frozen=True)
+class PoolOverride:
+    """A warm pool size the operator set while minibinder ran (the operator's page, `stop
+    --all`), with what the settings file said for that pool then: a later change of the file
+    wins again (sessions/pool.py decides)."""
+
+    spec: str
+    size: int
+    file_size: int | None  # the file's size for the pool when this was set; None: it named none
+    set_at: float  # 0: set before minibinder kept file_size, which is then unknown
+    set_by: str = ""
+
+
 class Store:
     """One connection per thread; every write is a short transaction."""
 
@@ -142,12 +161,9 @@ class Store:
         # before its workers start), a worker only reads the mode and never waits.
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             db.execute("PRAGMA journal_mode=WAL")
-        for table, column, declaration in MIGRATIONS:
-            exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone()
-            columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-            if exists and column not in columns:
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        _migrate(db)  # tables of an earlier release, before the schema's indexes need them
         db.executescript(SCHEMA)
+        _migrate(db)  # and tables the schema just made, whose columns it does not all name
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -329,16 +345,38 @@ class Store:
     def remember_host_url(self, url: str) -> None:
         self.remember("host_url", url)
 
-    def pool_targets(self) -> dict[str, int]:
-        """Warm pool sizes set on the operator's page (they override the configuration)."""
-        return dict(self._connect().execute("SELECT spec, size FROM pool"))
-
-    def set_pool_target(self, spec: str, size: int) -> None:
-        self._connect().execute(
-            "INSERT INTO pool (spec, size) VALUES (?, ?) ON CONFLICT(spec) DO UPDATE "
-            "SET size = excluded.size",
-            (spec, size),
+    def pool_overrides(self) -> list[PoolOverride]:
+        """Warm pool sizes the operator set while minibinder ran (sessions/pool.py says which
+        are in force)."""
+        rows = self._connect().execute(
+            "SELECT spec, size, file_size, set_at, set_by FROM pool ORDER BY spec"
         )
+        return [PoolOverride(*row) for row in rows]
+
+    def set_pool_target(
+        self, spec: str, size: int, file_size: int | None, now: float, set_by: str
+    ) -> None:
+        self._connect().execute(
+            "INSERT INTO pool (spec, size, file_size, set_at, set_by) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(spec) DO UPDATE SET size = excluded.size, file_size = "
+            "excluded.file_size, set_at = excluded.set_at, set_by = excluded.set_by",
+            (spec, size, file_size, now, set_by),
+        )
+
+    def forget_pool_target(self, spec: str) -> None:
+        self._connect().execute("DELETE FROM pool WHERE spec = ?", (spec,))
+
+    def pool_notes(self) -> dict[str, str]:
+        """Why each pool is short of its size, as the background job last found (one worker
+        runs it; every worker's page and `doctor` read it)."""
+        rows = self._connect().execute(
+            "SELECT name, value FROM facts WHERE name LIKE 'pool-note:%' AND value != ''"
+        )
+        return {name.removeprefix("pool-note:"): value for name, value in rows}
+
+    def note_pool(self, spec: str, note: str) -> None:
+        """Keep why the pool of `spec` is short ("" once it is not)."""
+        self.remember(f"pool-note:{spec}", note)
 
     def add_oom(self, session_id: str) -> None:
         self._connect().execute(
@@ -437,3 +475,11 @@ class Store:
             return [dict(row) for row in db.execute(query, parameters)]
         finally:
             db.row_factory = None
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    for table, column, declaration in MIGRATIONS:
+        exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if exists and column not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")

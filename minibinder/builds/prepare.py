@@ -231,7 +231,7 @@ def _locked(
 def _pypi_instead(
     plan: BuildPlan, environment: CondaEnvironment, config: Config, reason: str
 ) -> None:
-    translation = translate(environment)
+    translation = translate(environment, unreachable=reason, mirror=bool(config.conda_channels))
     summary = translation.summary()
     plan.notices.append(
         f"{environment.where}: {reason}; installing its packages from the Python package index "

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import click
 
 from .. import __version__
-from ..config import Config, load_config
+from ..config import Config, Loaded, load_settings
 from ..errors import MinibinderError
 from ..events import Event
 
@@ -49,29 +49,74 @@ class Progress:
         self.partial = ""
 
 
+CONFIG_PATH = "minibinder.config_path"  # in ctx.meta, which every nested context shares
+# Commands that read no settings file: install-service writes one (--settings), access-code
+# makes a line for one (--write).
+NO_SETTINGS = {"install-service", "access-code"}
+
+
+def _config_path(ctx: click.Context) -> str | None:
+    """--config (before or after the command), else MINIBINDER_CONFIG, else the settings file
+    install-service wrote (cli/service.py), else none."""
+    from .service import settings_file
+
+    return settings_file(ctx.meta.get(CONFIG_PATH), os.environ)
+
+
+def _loaded(ctx: click.Context) -> Loaded:
+    """The settings, read once, when a command first needs them."""
+    if "minibinder.loaded" not in ctx.meta:
+        try:
+            ctx.meta["minibinder.loaded"] = load_settings(_config_path(ctx), environ=os.environ)
+        except MinibinderError as error:
+            raise click.ClickException(str(error)) from None
+    return ctx.meta["minibinder.loaded"]
+
+
 def _load(ctx: click.Context) -> Config:
-    return ctx.obj["config"]
+    return _loaded(ctx).config
 
 
-@click.group()
+def _remember_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # The group's option (or MINIBINDER_CONFIG) is read first; a subcommand's comes later and
+    # wins: `minibinder --config A serve --config B` reads B.
+    if value is not None:
+        ctx.meta[CONFIG_PATH] = value
+
+
+def _config_option() -> click.Option:
+    return click.Option(
+        ["--config", "config_path"],
+        type=click.Path(dir_okay=False),
+        expose_value=False,
+        callback=_remember_config,
+        help="TOML settings file (also before the command, or MINIBINDER_CONFIG).",
+    )
+
+
+class _Commands(click.Group):
+    """Every command that reads settings takes --config after its name, too: `minibinder
+    serve --config F` reads like every other option of serve."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if (name or cmd.name) not in NO_SETTINGS:
+            cmd.params.append(_config_option())
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_Commands)
 @click.version_option(__version__, prog_name="minibinder")
 @click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False),
     envvar="MINIBINDER_CONFIG",
-    help="TOML settings file (or MINIBINDER_CONFIG).",
+    expose_value=False,
+    callback=_remember_config,
+    help="TOML settings file (or MINIBINDER_CONFIG); also accepted after the command.",
 )
-@click.pass_context
-def main(ctx: click.Context, config_path: str | None) -> None:
+def main() -> None:
     """minibinder: a single-host Binder."""
-    from .service import settings_file
-
-    config_path = settings_file(config_path, os.environ)
-    try:
-        ctx.obj = {"config": load_config(config_path, environ=os.environ), "path": config_path}
-    except MinibinderError as error:
-        raise click.ClickException(str(error)) from None
 
 
 def _run_events(events: Iterator[Event], quiet: bool) -> Event:
@@ -138,7 +183,7 @@ def open_(ctx: click.Context, repository: str, no_browser: bool, detach: bool) -
     config = _load(ctx)
     try:
         opened = open_repository(
-            config, ctx.obj.get("path"), repository, lambda events: _run_events(events, False),
+            config, _config_path(ctx), repository, lambda events: _run_events(events, False),
             lambda line: click.echo(line, err=True),
         )  # fmt: skip
         hold(config, opened, browser=not no_browser, wait=not detach, echo=click.echo)
@@ -203,19 +248,57 @@ def base_image(ctx: click.Context, rootfs: str | None, version: str | None, forc
 
 @main.command()
 @click.option("--markdown", is_flag=True, help="A Markdown table instead of TOML.")
-def settings(markdown: bool) -> None:
-    """Print every setting with its default and help (config.example.toml)."""
-    from ..settings_docs import example_toml, markdown_table
+@click.option(
+    "--effective",
+    is_flag=True,
+    help="The values in force here (settings file, environment, defaults), each with where it "
+    "came from.",
+)
+@click.pass_context
+def settings(ctx: click.Context, markdown: bool, effective: bool) -> None:
+    """Print every setting with its default and help (config.example.toml), or with
+    --effective the values this installation runs with."""
+    from ..settings_docs import effective_toml, example_toml, markdown_table
 
-    click.echo(markdown_table() if markdown else example_toml(), nl=False)
+    if effective:
+        loaded = _loaded(ctx)
+        text = effective_toml(loaded, _config_path(ctx), {"warm_pool": _pool_notes(loaded.config)})
+    else:
+        text = markdown_table() if markdown else example_toml()
+    click.echo(text, nl=False)
+
+
+def _pool_notes(config: Config) -> list[str]:
+    """Pool sizes set while minibinder ran that are in force instead of the file's."""
+    from ..sessions.pool import SET, sizes_in_force
+    from ..store import Store
+
+    database = config.data_path / "minibinder.sqlite"
+    if not database.exists():
+        return []
+    sizes = sizes_in_force(config.warm_pool, Store(database).pool_overrides())
+    return [
+        f'in force instead: "{spec}" = {size.size}, {size.why}'
+        for spec, size in sorted(sizes.items())
+        if size.source == SET
+    ]
 
 
 @main.command("access-code")
-def access_code() -> None:
-    """Make the settings line for an access code (access = "code"): asks for the code (or reads
-    it from standard input) and prints `access_code_hash = "..."`; the code itself is never
-    stored."""
+@click.option(
+    "--write",
+    "settings_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Put the two lines into this settings file (above its first [table], replacing "
+    "earlier ones) instead of printing them.",
+)
+def access_code(settings_file: str | None) -> None:
+    """Make the settings lines for an access code (access = "code"): asks for the code (or
+    reads it from standard input) and prints `access = "code"` and `access_code_hash = "..."`,
+    or writes them into a settings file with --write; the code itself is never stored."""
     from ..identity import hash_code
+    from ..settings_file import set_top_level
 
     if sys.stdin.isatty():
         code = click.prompt("Access code", hide_input=True, confirmation_prompt=True)
@@ -223,7 +306,21 @@ def access_code() -> None:
         code = sys.stdin.readline().rstrip("\n")
     if not code.strip() or len(code) > 200:
         raise click.ClickException("the access code must be 1 to 200 characters")
-    click.echo(f'access = "code"\naccess_code_hash = "{hash_code(code)}"')
+    lines = {"access": '"code"', "access_code_hash": f'"{hash_code(code)}"'}
+    if settings_file is None:
+        click.echo("\n".join(f"{name} = {value}" for name, value in lines.items()))
+        click.echo(
+            "# Put these lines above the first [table] of the settings file (a line below a "
+            "[table] header belongs to that table), or let `minibinder access-code --write "
+            "FILE` do it.",
+            err=True,
+        )
+        return
+    try:
+        set_top_level(settings_file, lines)
+    except MinibinderError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"wrote access and access_code_hash into {settings_file}", err=True)
 
 
 @main.command("admin-token")
@@ -240,16 +337,14 @@ def admin_token_command(ctx: click.Context) -> None:
 @click.pass_context
 def launches(ctx: click.Context, since_days: float | None) -> None:
     """Export the launch log as JSON Lines (like mybinder.org's events archive)."""
-    import socket
-
-    from ..launch import launch_event
+    from ..launch import launch_event, launch_origin
     from ..store import Store
 
     config = _load(ctx)
     since = time.time() - since_days * 86400 if since_days else 0.0
     rows = Store(config.data_path / "minibinder.sqlite").launches(limit=10**9, since=since)
     for row in reversed(rows):
-        click.echo(launch_event(row, socket.gethostname()))
+        click.echo(launch_event(row, launch_origin(config)))
 
 
 @main.command()
@@ -265,21 +360,40 @@ def sessions(ctx: click.Context) -> None:
 
 @main.command()
 @click.argument("ids", nargs=-1)
-@click.option("--all", "every", is_flag=True, help="Stop every session.")
+@click.option("--all", "every", is_flag=True, help="Stop every session and empty the warm pool.")
+@click.option(
+    "--keep-pool",
+    is_flag=True,
+    help="With --all: leave the warm pool as it is (its unclaimed sessions keep running).",
+)
 @click.option("--repo", default=None, help="Stop sessions whose <provider>/<spec> or URL match.")
 @click.pass_context
-def stop(ctx: click.Context, ids: tuple[str, ...], every: bool, repo: str | None) -> None:
-    """Stop sessions: by ID, --all, or --repo REGEX. Nothing of them is kept."""
+def stop(
+    ctx: click.Context, ids: tuple[str, ...], every: bool, keep_pool: bool, repo: str | None
+) -> None:
+    """Stop sessions: by ID, --all, or --repo REGEX. Nothing of them is kept.
+
+    --all also sets every warm pool to 0, or a running `serve` would start them again within
+    seconds; the settings file's value comes back when it changes, or set it on /admin."""
     from ..services import create_services
+    from ..warm_pool import empty_pools
     from .operate import sessions_to_stop
 
     if sum((bool(ids), every, repo is not None)) != 1:
         raise click.UsageError("name session IDs, or give --all, or --repo REGEX (one of them)")
+    if keep_pool and not every:
+        raise click.UsageError("--keep-pool goes with --all")
     services = create_services(_load(ctx))
     try:
-        chosen = sessions_to_stop(services.store.sessions(), ids, every, repo)
+        chosen = sessions_to_stop(services.store.sessions(), ids, every, repo, keep_pool)
     except MinibinderError as error:
         raise click.ClickException(str(error)) from None
+    if every and not keep_pool:
+        for spec, size in empty_pools(services, "`minibinder stop --all`").items():
+            click.echo(
+                f"warm pool {spec}: 0 (was {size}); set it again on /admin, or change its "
+                "warm_pool value in the settings file"
+            )
     for record in chosen:
         services.sessions.stop(record.id, reason="operator")
         click.echo(f"stopped {record.id} ({record.provider}/{record.spec})")

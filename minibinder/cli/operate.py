@@ -27,7 +27,7 @@ from ..docker_client import Docker
 from ..engines import capabilities, decide_reach, limits_fact, shares_netfilter
 from ..errors import MinibinderError
 from ..services import Services
-from ..sessions.admission import host_memory_bytes, total_limit
+from ..sessions.admission import capacity_text, host_memory_bytes
 from ..store import SessionRecord
 
 # -- sessions and stop --------------------------------------------------------------------------
@@ -71,13 +71,18 @@ def format_table(rows: list[list[str]]) -> str:
 
 
 def sessions_to_stop(
-    records: Iterable[SessionRecord], ids: Iterable[str], every: bool, repo: str | None
+    records: Iterable[SessionRecord],
+    ids: Iterable[str],
+    every: bool,
+    repo: str | None,
+    keep_pool: bool = False,
 ) -> list[SessionRecord]:
-    """The sessions `stop` means: named ids, all of them, or those whose `<provider>/<spec>`
-    (or repository URL) matches `repo`. An unknown id or a bad pattern is a MinibinderError."""
+    """The sessions `stop` means: named ids, all of them (with `keep_pool`, all but the warm
+    ones nobody claimed), or those whose `<provider>/<spec>` (or repository URL) matches
+    `repo`. An unknown id or a bad pattern is a MinibinderError."""
     records = list(records)
     if every:
-        return records
+        return [record for record in records if not (keep_pool and record.state == "warm")]
     if repo is not None:
         try:
             pattern = re.compile(repo)
@@ -151,12 +156,12 @@ def diagnose(config: Config, docker: Docker, probe: Probe = reachable) -> list[C
         checks.append(_base_image(config, docker))
     checks.append(_disk(config))
     checks.append(_seats(config, host_memory_bytes()))
+    checks.append(_warm_pool(config, host_memory_bytes()))
     checks.append(_private_data(config))
     checks.append(_ca_file(config))
     index = config.package_index_url or "https://pypi.org/simple/"
     checks.append(_reach("package index", index, probe, "package_index_url"))
-    channel = f"{config.conda_channel_alias.rstrip('/')}/conda-forge/noarch/repodata.json"
-    checks.append(_reach("conda channel", channel, probe, "conda_channel_alias", warning=True))
+    checks += _conda_channels(config, probe)
     checks.append(
         _reach(
             "R package repository",
@@ -169,6 +174,32 @@ def diagnose(config: Config, docker: Docker, probe: Probe = reachable) -> list[C
     checks.append(_reach("git provider", config.github_url, probe, "github_url"))
     if daemon:
         checks.append(_egress(config, docker))
+    return checks
+
+
+def _conda_channels(config: Config, probe: Probe) -> list[Check]:
+    """The channels builds will ask: the operator's mirror (conda_channels) when set, each of
+    them, else conda-forge under conda_channel_alias."""
+    if not config.conda_channels:
+        channel = f"{config.conda_channel_alias.rstrip('/')}/conda-forge/noarch/repodata.json"
+        return [_reach("conda channel", channel, probe, "conda_channel_alias", warning=True)]
+    checks = []
+    for url in config.conda_channels:
+        index = f"{url.rstrip('/')}/noarch/repodata.json"
+        failure = probe(index)
+        if not failure:
+            checks.append(Check("conda channel", True, f"{index} answers (conda_channels)"))
+            continue
+        checks.append(
+            Check(
+                "conda channel",
+                False,
+                f"{index}, the mirror set in conda_channels, does not answer ({failure[:120]})",
+                "check the mirror, or correct conda_channels (environment files fall back to "
+                'the package index with conda_fallback = "pypi")',
+                warning=True,
+            )
+        )
     return checks
 
 
@@ -211,7 +242,8 @@ def _engine(config: Config, docker: Docker) -> list[Check]:
     if facts is None:
         return []
     reach = decide_reach(facts, config.session_reach)
-    enforced = Store(config.data_path / "minibinder.sqlite").fact(limits_fact(facts))
+    database = config.data_path / "minibinder.sqlite"  # read, never made, by the doctor
+    enforced = Store(database).fact(limits_fact(facts)) if database.exists() else None
     found = capabilities(
         facts,
         reach,
@@ -251,11 +283,8 @@ def _disk(config: Config) -> Check:
 def _seats(config: Config, memory: int) -> Check:
     """How many sessions this host admits, and whether a room behind one address fits: an
     instructor should learn that here, not from a 429 in the room."""
-    seats = total_limit(config, memory)
     found = (
-        f"this host admits {seats} sessions (memory {memory / 2**30:.1f} GiB, reservation "
-        f"{config.session_memory_reservation / 2**30:.2g} GiB each, headroom "
-        f"{config.memory_headroom / 2**30:.2g} GiB); per browser {config.max_sessions_per_client}, "
+        f"{capacity_text(config, memory)}; per browser {config.max_sessions_per_client}, "
         f"per address {config.max_sessions_per_address}"
     )
     host = config.bind.rpartition(":")[0].strip("[]")
@@ -275,6 +304,37 @@ def _seats(config: Config, memory: int) -> Check:
             warning=True,
         )
     return Check("seats", True, found)
+
+
+def _warm_pool(config: Config, memory: int) -> Check:
+    """The pools' sizes in force (the settings file's or set while running) and whether this
+    host can keep them full: a pool short for want of memory is said before the workshop."""
+    from ..sessions.pool import SET, shortfall, sizes_in_force
+    from ..store import Store
+
+    database = config.data_path / "minibinder.sqlite"
+    store = Store(database) if database.exists() else None
+    sizes = sizes_in_force(config.warm_pool, store.pool_overrides() if store else [])
+    if not any(size.size for size in sizes.values()):
+        return Check("warm pool", True, "none (warm_pool)")
+    notes = store.pool_notes() if store else {}
+    found = "; ".join(
+        f"{spec} {size.size}"
+        + (f" ({size.why})" if size.source == SET else "")
+        + (f", short: {notes[spec]}" if notes.get(spec) else "")
+        for spec, size in sorted(sizes.items())
+    )
+    short = shortfall(config, memory, {spec: size.size for spec, size in sizes.items()})
+    if short:
+        return Check(
+            "warm pool",
+            False,
+            f"{found}; {short}",
+            "lower warm_pool, or session_memory_reservation or memory_headroom, or give the "
+            "host more memory",
+            warning=True,
+        )
+    return Check("warm pool", True, found)
 
 
 def _private_data(config: Config) -> Check:

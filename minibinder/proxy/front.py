@@ -38,6 +38,7 @@ from .inject import is_page
 from .listeners import LISTEN_BACKLOG, Listener
 from .routes import RouteTable
 from .session_relay import Exchange, SessionRelay
+from .tls_accept import TlsAcceptor
 from .upstream import UpstreamPool
 from .wire import RequestHead, environ_for, simple_response, wsgi_response
 
@@ -217,7 +218,7 @@ class Front:
         self.app_calls = AppCalls(app, self.loop, threads, limits.idle_timeout, access_log)
         self.clients: collections.Counter[str] = collections.Counter()
         self.in_app: collections.Counter[str] = collections.Counter()
-        self.servers: list[asyncio.AbstractServer] = []
+        self.servers: list[asyncio.AbstractServer | TlsAcceptor] = []
 
     # -- running ---------------------------------------------------------------------------
 
@@ -245,21 +246,23 @@ class Front:
         asyncio.set_event_loop(self.loop)
         try:
             for listener in listeners:
+
+                def connection(listener: Listener = listener) -> ClientConnection:
+                    return ClientConnection(
+                        self.loop, listener, self.limits, self.admit, self.release, self.serve
+                    )
+
+                if tls is not None:  # plain HTTP to it gets a hint, not an empty reply
+                    acceptor = TlsAcceptor(
+                        self.loop, listener.sock, connection, tls, self.limits.header_timeout
+                    )
+                    acceptor.start()
+                    self.servers.append(acceptor)
+                    continue
                 self.servers.append(
                     self.loop.run_until_complete(
                         self.loop.create_server(
-                            lambda listener=listener: ClientConnection(
-                                self.loop,
-                                listener,
-                                self.limits,
-                                self.admit,
-                                self.release,
-                                self.serve,
-                            ),
-                            sock=listener.sock,
-                            ssl=tls,
-                            backlog=LISTEN_BACKLOG,
-                            ssl_handshake_timeout=self.limits.header_timeout if tls else None,
+                            connection, sock=listener.sock, backlog=LISTEN_BACKLOG
                         )
                     )
                 )

@@ -153,6 +153,13 @@ _EXPLANATIONS = (
 )
 
 
+# Reasons that mean the host answered, and the repository is not there (for this user).
+HOST_ANSWERED = {
+    "it asks for a login (only public repositories can be launched)",
+    "there is no repository at that address",
+}
+
+
 def explain(stderr: str) -> str:
     """git's error output as a short reason in minibinder's own words."""
     text = (stderr or "").lower()
@@ -168,6 +175,11 @@ class GitFailed(FetchError):
     def __init__(self, what: str, reason: str):
         super().__init__(f"{what} failed: {reason}")
         self.reason = reason
+
+    @property
+    def host_answered(self) -> bool:
+        """The host answered, and has no such (public) repository: a mistyped name."""
+        return self.reason in HOST_ANSWERED
 
 
 def git_failure(what: str, stderr: str) -> GitFailed:

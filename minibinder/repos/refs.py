@@ -86,6 +86,11 @@ def resolve_ref(
             repo_url, pinned, allowed_schemes, internal_hosts, what, ls_remote
         )
     except GitFailed as error:
+        if error.host_answered:  # GitHub asks a login of a repository that does not exist
+            raise ResolveError(
+                f"repository not found: {repo_url} (the host answered: {error.reason}); check "
+                "the owner and the repository's name"
+            ) from None
         raise ResolveError(f"could not reach {repo_url}: {error}") from None
     except FetchError as error:
         raise ResolveError(str(error)) from None

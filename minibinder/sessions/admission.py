@@ -69,6 +69,25 @@ def total_limit(config: Config, host_memory: int) -> int:
     return min(config.max_sessions, fit) if config.max_sessions else fit
 
 
+def capacity_text(config: Config, host_memory: int) -> str:
+    """How many sessions this host admits, and from what, in words."""
+    seats = total_limit(config, host_memory)
+    capped = (
+        f"; max_sessions {config.max_sessions}"
+        if config.max_sessions and config.max_sessions == seats
+        else ""
+    )
+    return (
+        f"this host admits {sessions_text(seats)} (memory {host_memory / 2**30:.1f} GiB, "
+        f"reservation {config.session_memory_reservation / 2**30:.2g} GiB each, headroom "
+        f"{config.memory_headroom / 2**30:.2g} GiB{capped})"
+    )
+
+
+def sessions_text(count: int) -> str:
+    return f"{count} session" + ("" if count == 1 else "s")
+
+
 def repo_limit(config: Config, provider_spec: str) -> int:
     for pattern, limit in config.repo_quotas.items():
         if re.search(pattern, provider_spec):

@@ -14,16 +14,19 @@ from ..builds.disk import IMAGE_LABEL, docker_disk
 from ..builds.sharing import build_log_text, recent_builds
 from ..errors import DockerUnavailable, SpecError
 from ..identity import admin_token
-from ..launch import launch_event
+from ..launch import launch_event, launch_origin
 from ..proxy.routes import session_url
 from ..repos.providers import parse_spec
-from ..warm_pool import pool_targets
+from ..sessions.admission import host_memory_bytes
+from ..sessions.pool import SET, shortfall
+from ..warm_pool import pool_sizes, set_pool_size
 from .access import USER
 from .api import services
 from .charts import line_chart
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 COOKIE = "minibinder-admin"
+HTML_PAGES = {"admin.overview"}
 DAY = 86400
 
 
@@ -67,7 +70,10 @@ def require_token():
                 {"Content-Type": "text/plain; charset=utf-8"},
             )
         )
-    if request.args.get("token"):  # keep the token out of the address bar from now on
+    # A page keeps the token out of the address bar from now on: it is answered by a redirect
+    # that sets the cookie. An export or a log asked for with ?token= (curl, a script) is
+    # answered directly.
+    if request.args.get("token") and request.endpoint in HTML_PAGES:
         response = redirect(request.script_root + request.path)
         response.set_cookie(
             COOKIE, token, httponly=True, samesite="Strict", path=f"{request.script_root}/admin"
@@ -136,17 +142,26 @@ def overview():
     )
     disk = docker_disk(app_services.config)
     warm = app_services.store.sessions("warm")
+    notes = app_services.store.pool_notes()
+    sizes = pool_sizes(app_services)
     pool = [
         {
             "spec": spec,
-            "size": size,
+            "size": size.size,
+            "why": size.why,
+            "set": size.source == SET,
             "warm": sum(1 for r in warm if f"{r.provider}/{r.spec}" == spec),
+            "short": notes.get(spec, ""),
         }
-        for spec, size in sorted(pool_targets(app_services).items())
+        for spec, size in sorted(sizes.items())
     ]
+    short = shortfall(
+        app_services.config, host_memory_bytes(), {s: v.size for s, v in sizes.items()}
+    )
     return render_template(
         "admin.html",
         pool=pool,
+        pool_shortfall=short,
         sessions=_session_rows(),
         images=_image_rows(),
         builds=recent_builds(app_services.config.data_path / "builds"),
@@ -189,7 +204,7 @@ def set_pool():
                 {"Content-Type": "text/plain; charset=utf-8"},
             )
         )
-    services().store.set_pool_target(spec, size)
+    set_pool_size(services(), spec, size, "the operator's page")
     return redirect(url_for("admin.overview"))
 
 
@@ -214,7 +229,8 @@ def launches_export():
             )
         )
     rows = services().store.launches(limit=1_000_000, since=since)
+    origin = launch_origin(services().config)
     return Response(
-        "".join(launch_event(row, request.host) + "\n" for row in reversed(rows)),
+        "".join(launch_event(row, origin) + "\n" for row in reversed(rows)),
         content_type="application/jsonl; charset=utf-8",
     )

@@ -32,7 +32,7 @@ def test_the_default_environment_and_the_memory_indicator(serve_with, builder, g
             "nbgitpuller"} <= names  # fmt: skip
     page_config = json.loads(builder.run(image, "cat /etc/jupyter/labconfig/page_config.json"))
     assert page_config["disabledExtensions"]["@jupyterlab/apputils-extension:announcements"]
-    serve = serve_with(session_memory_limit="768M")
+    serve = serve_with(session_memory_limit="768M", session_memory_reservation="512M")
     ready = launch(serve, "gh/base/env/HEAD")
     status, metrics = api(ready, "api/metrics/v1")
     assert status == 200, status

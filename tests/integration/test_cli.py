@@ -101,7 +101,7 @@ def test_cli_prints_the_dockerfile(git_server, config_file):
     "args, reason",
     [
         (["gh/cli/demo"], "Did you mean 'cli/demo/HEAD'?"),
-        (["gh/cli/does-not-exist/HEAD"], "could not reach"),
+        (["gh/cli/does-not-exist/HEAD"], "repository not found: "),
         (["file:///etc"], "scheme 'file' is not supported"),
         (["not-a-spec"], "is neither a directory"),
         (["https://user:pw@example.org/r.git"], "must not contain credentials"),

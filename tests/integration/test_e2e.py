@@ -91,7 +91,7 @@ def test_failures_are_failed_events(server):
     for spec, message in [
         ("gh/e2e/demo", "Did you mean"),
         ("gh/e2e/demo/no-such-branch", "no branch or tag"),
-        ("gh/e2e/missing/HEAD", "could not reach"),
+        ("gh/e2e/missing/HEAD", "repository not found: "),
     ]:
         received = events(f"{server.url}/build/{spec}")
         assert received[-1]["phase"] == "failed" and message in received[-1]["message"]

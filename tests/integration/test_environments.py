@@ -165,6 +165,27 @@ def test_the_channel_stopped_follows_conda_fallback(builder, env_config, git_ser
     assert 'conda_fallback = "fail"' in events[-1].message
 
 
+def test_a_silent_mirror_is_named_by_the_build_and_doctor(builder, git_server, tmp_path):
+    from ..support.serving import write_config
+    from .test_cli import minibinder
+
+    stopped = CondaChannel(tmp_path / "gone").add("tabulate", "0.9.0").index().start()
+    mirror = stopped.url
+    stopped.stop()
+    git_server.create("env/mirrored", {"environment.yml": "dependencies: [tabulate=0.9]\n"})
+    config = make_config(tmp_path / "data", git_server, base_images=BASE_IMAGES,
+                         conda_channels=[mirror], conda_fallback="fail")  # fmt: skip
+    _, built = builder.build("gh/env/mirrored/HEAD", config=config)
+    assert built[-1].phase == "failed"
+    assert f"conda channel {mirror} unreachable" in built[-1].message
+    assert "(the mirror set in conda_channels)" in built[-1].message
+    settings = write_config(tmp_path / "doctor.toml", tmp_path / "data", conda_channels=[mirror],
+                            internal_hosts=["127.0.0.1"])  # fmt: skip
+    doctor = minibinder("doctor", config_file=settings).stdout
+    assert f"warn  conda channel: {mirror}/noarch/repodata.json, the mirror set in " in doctor
+    assert "conda.anaconda.org" not in doctor
+
+
 DATA_SCIENCE = """\
 name: data-science
 channels:

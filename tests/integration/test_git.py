@@ -60,9 +60,10 @@ def test_short_sha_gets_a_hint(config, repo):
         resolve(source_from_url(repo.url, repo.first[:7], config), config)
 
 
-def test_unreachable_repository(config, git_server):
+def test_a_mistyped_repository_is_not_found_where_the_host_answered(config, git_server):
     source = source_from_url(f"{git_server.base_url}/owner/missing", "HEAD", config)
-    with pytest.raises(ResolveError, match="could not reach"):
+    said = r"repository not found: .*/owner/missing \(the host answered: there is no repository"
+    with pytest.raises(ResolveError, match=said):
         resolve(source, config)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -62,7 +63,7 @@ def metric(serve, name):
 
 
 def test_idle_session_is_culled_and_nothing_survives(serve_with, repo):
-    serve = serve_with(idle_timeout=6, cull_interval=1)
+    serve = serve_with(idle_timeout=6, cull_warning=2, cull_interval=1)
     ready = launch(serve, repo)
     container = session_container(ready)
     assert container is not None
@@ -72,7 +73,7 @@ def test_idle_session_is_culled_and_nothing_survives(serve_with, repo):
 
 
 def test_running_computation_with_the_tab_closed_is_not_idle(serve_with, repo):
-    serve = serve_with(idle_timeout=6, cull_interval=1)
+    serve = serve_with(idle_timeout=6, cull_warning=2, cull_interval=1)
     ready = launch(serve, repo)
     kernel = start_kernel(ready)
     computation = "import time\nend = time.time() + 25\nwhile time.time() < end: pass"
@@ -85,7 +86,7 @@ def test_running_computation_with_the_tab_closed_is_not_idle(serve_with, repo):
 def test_a_kernel_busy_without_using_cpu_does_not_keep_the_session(serve_with, repo):
     # Jupyter reports a kernel stuck after an OOM restart as "busy" forever; a kernel that
     # waits in `sleep` looks the same from outside: busy, no CPU. Neither is activity.
-    serve = serve_with(idle_timeout=8, cull_interval=1)
+    serve = serve_with(idle_timeout=8, cull_warning=2, cull_interval=1)
     ready = launch(serve, repo)
     execute(ready, start_kernel(ready), "import time; time.sleep(600)", wait=False)
     # Gone about when idle_timeout ends (10 s measured), not merely at some point.
@@ -95,7 +96,7 @@ def test_a_kernel_busy_without_using_cpu_does_not_keep_the_session(serve_with, r
 
 
 def test_maximum_age(serve_with, repo):
-    serve = serve_with(max_age=8, cull_interval=1)
+    serve = serve_with(max_age=8, cull_warning=2, cull_interval=1)
     ready = launch(serve, repo)
     deadline = time.monotonic() + 40
     while session_container(ready) is not None and time.monotonic() < deadline:
@@ -219,6 +220,17 @@ def test_operator_pages(serve_with, repo):
     assert lines[-1]["schema"] == "binderhub.jupyter.org/launch"
     assert lines[-1]["spec"] == "life/demo/HEAD" and lines[-1]["status"] == "success"
     assert "client_ip" not in lines[-1]
+    # curl with ?token= gets the export itself, not a redirect that sets a cookie.
+    export = f"{serve.admin_url}/admin/launches.jsonl?token={ADMIN_TOKEN}"
+    with urllib.request.urlopen(export) as response:
+        assert response.geturl() == export
+        assert [json.loads(line) for line in response.read().decode().splitlines()] == lines
+    # The shell's export says the same origin as the page's: this machine's name.
+    from .test_cli import minibinder
+
+    shell = minibinder("launches", config_file=serve.config_file)
+    assert [json.loads(line) for line in shell.stdout.splitlines()] == lines
+    assert lines[-1]["origin"] == socket.gethostname()
 
 
 def test_operator_can_extend_and_stop_a_session(serve_with, repo):

@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import time
 import urllib.parse
 import urllib.request
@@ -244,13 +245,23 @@ def test_https_directly_with_websockets(tmp_path, build_config, git_server):
         assert binder_client_cell(serve.url, "gh/ops/tls/HEAD", certs.ca)["output"] == "42\n"
         # A real browser launches through the HTTPS launch page and talks to a kernel.
         assert cell_in_the_browser(tmp_path, f"{serve.url}/v2/gh/ops/tls/HEAD") == "https: 42"
-        # Plain HTTP on the HTTPS port gets nowhere.
-        plain = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=10)
-        try:
+        # Plain HTTP on the HTTPS ports gets a one-line hint, and nothing else.
+        for port in (serve.port, serve.admin_port):
+            plain = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             plain.request("GET", "/versions")
-            assert plain.getresponse().status >= 400
-        except (ConnectionError, http.client.HTTPException):
-            pass
+            answer = plain.getresponse()
+            assert answer.status == 400 and answer.getheader("Connection") == "close"
+            assert answer.read() == (
+                b"This port speaks HTTPS: use https:// instead of http:// in the address.\n"
+            )
+        # A client that connects and says nothing is let go; HTTPS still answers after it.
+        with socket.create_connection(("127.0.0.1", serve.port), timeout=30) as silent:
+            silent.settimeout(30)
+            assert silent.recv(1) == b""  # closed after request_header_timeout
+        https = http.client.HTTPSConnection("127.0.0.1", serve.port, timeout=10,
+                                            context=certs.client_context())  # fmt: skip
+        https.request("GET", "/versions")
+        assert https.getresponse().status == 200
     finally:
         serve.stop()
         remove_test_sessions(build_config.image_prefix)

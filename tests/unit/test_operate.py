@@ -63,3 +63,53 @@ def test_the_doctor_says_how_many_seats_the_host_has():
     assert not public.ok and public.warning and "max_sessions_per_address" in public.fix
     sized = load_config(overrides={"bind": "0.0.0.0:8585", "max_sessions_per_address": 30})
     assert _seats(sized, 16 * 2**30).ok
+
+
+def test_stop_all_with_keep_pool_leaves_the_unclaimed_warm_sessions():
+    from dataclasses import replace
+
+    warm = replace(record("c" * 16, "org/intro/HEAD"), state="warm")
+    assert sessions_to_stop([*RECORDS, warm], [], True, None) == [*RECORDS, warm]
+    assert sessions_to_stop([*RECORDS, warm], [], True, None, keep_pool=True) == RECORDS
+
+
+def test_the_doctor_says_why_a_pool_cannot_be_full(tmp_path):
+    from minibinder.cli.operate import _warm_pool
+    from minibinder.config import load_config
+
+    none = _warm_pool(load_config(overrides={"data_dir": str(tmp_path)}), 8 * 2**30)
+    assert none.ok and none.found == "none (warm_pool)"
+    config = load_config(overrides={"data_dir": str(tmp_path),
+                                    "warm_pool": {"gh/org/workshop/HEAD": 5}})  # fmt: skip
+    short = _warm_pool(config, 3 * 2**30 + 2**29)  # room for 2 (1 GiB each, 1 GiB headroom)
+    assert not short.ok and short.warning
+    assert "gh/org/workshop/HEAD 5" in short.found
+    assert "the warm pools want 5 sessions but this host admits 2 sessions" in short.found
+    assert "memory 3.5 GiB, reservation 1 GiB each, headroom 1 GiB" in short.found
+    assert "warm_pool" in short.fix and "session_memory_reservation" in short.fix
+    assert _warm_pool(config, 16 * 2**30).ok
+
+
+def test_the_doctor_probes_the_conda_mirror_the_operator_set():
+    from minibinder.cli.operate import _conda_channels
+    from minibinder.config import load_config
+
+    asked = []
+
+    def probe(url):
+        asked.append(url)
+        return "" if "good" in url else "connection refused"
+
+    mirrors = ["https://good.lab.example/conda-forge", "https://down.lab.example/bioconda/"]
+    checks = _conda_channels(load_config(overrides={"conda_channels": mirrors}), probe)
+    assert asked == ["https://good.lab.example/conda-forge/noarch/repodata.json",
+                     "https://down.lab.example/bioconda/noarch/repodata.json"]  # fmt: skip
+    assert checks[0].ok and "(conda_channels)" in checks[0].found
+    assert not checks[1].ok and checks[1].warning
+    assert "the mirror set in conda_channels, does not answer (connection refused)" in (
+        checks[1].found
+    )
+    asked.clear()
+    alias = load_config(overrides={"conda_channel_alias": "https://good.lab.example/c"})
+    assert _conda_channels(alias, probe)[0].ok
+    assert asked == ["https://good.lab.example/c/conda-forge/noarch/repodata.json"]

@@ -149,3 +149,27 @@ def test_channel_names_use_the_alias_and_the_operator_list_wins():
 def test_environment_file_parsing_feeds_the_plan():
     env = parse_environment_file("dependencies: [tinytool]", "environment.yml")
     assert [spec.match_spec for spec in env.specs] == ["tinytool"]
+
+
+def test_an_unreachable_channel_is_named_as_the_operators_mirror():
+    from minibinder.builds.environments.conda import channel_origin
+
+    mirror = load_config(overrides={"conda_channels": ["https://mirror.lab/conda-forge/"]})
+    assert channel_origin("https://mirror.lab/conda-forge", mirror) == (
+        "the mirror set in conda_channels"
+    )
+    alias = load_config(overrides={"conda_channel_alias": "https://mirror.lab/c"})
+    assert "conda_channel_alias" in channel_origin("https://mirror.lab/c/conda-forge", alias)
+    assert channel_origin("https://conda.anaconda.org/conda-forge", load_config()) == ""
+    error = ChannelUnreachable("https://mirror.lab/conda-forge", "refused", "the mirror set in "
+                               "conda_channels")  # fmt: skip
+    assert str(error) == ("conda channel https://mirror.lab/conda-forge unreachable: refused "
+                          "(the mirror set in conda_channels)")  # fmt: skip
+    # On the package-index path, conda-only packages name the mirror that did not answer.
+    plan = plan_for({"environment.yml": "dependencies: [numpy, r-base]"}, mirror)
+    with pytest.raises(BuildpackError) as refused:
+        run(plan, mirror, error=error)
+    assert "conda channel https://mirror.lab/conda-forge unreachable: refused (the mirror set " in (
+        str(refused.value)
+    )
+    assert "The operator's mirror (conda_channels) is the one to fix" in str(refused.value)

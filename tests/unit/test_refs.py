@@ -67,3 +67,20 @@ def test_ref_cache_reuses_an_answer_for_its_ttl(monkeypatch):
     assert cache.resolve(url, "main", 60, ["https"], 5) == "2" * 40
     assert cache.resolve(url, "other", 60, ["https"], 5) == "3" * 40
     assert calls == ["main", "main", "other"]
+
+
+@pytest.mark.parametrize(
+    "stderr, answered",
+    [
+        ("fatal: repository 'https://github.com/o/typo/' not found", True),
+        ("fatal: could not read Username for 'https://github.com': terminal prompts disabled",
+         True),
+        ("fatal: unable to access 'https://127.0.0.1:1/': Failed to connect", False),
+        ("fatal: Could not resolve host: nope.example", False),
+        ("fatal: unable to access 'https://x/': Operation timed out", False),
+    ],
+)  # fmt: skip
+def test_a_host_that_answered_is_told_apart_from_one_that_did_not(stderr, answered):
+    from minibinder.repos.git import git_failure
+
+    assert git_failure("looking up x", stderr).host_answered is answered

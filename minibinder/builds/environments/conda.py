@@ -49,11 +49,28 @@ class Unsatisfiable(BuildError):
 
 
 class ChannelUnreachable(MinibinderError):
-    """No answer from a conda channel (DNS, refused, timeout, not a channel)."""
+    """No answer from a conda channel (DNS, refused, timeout, not a channel). `origin` says
+    which setting named it, when one did (the operator's mirror)."""
 
-    def __init__(self, channel: str, reason: str):
-        super().__init__(f"conda channel {channel} unreachable: {reason}")
-        self.channel, self.reason = channel, reason
+    def __init__(self, channel: str, reason: str, origin: str = ""):
+        super().__init__(
+            f"conda channel {channel} unreachable: {reason}" + (f" ({origin})" if origin else "")
+        )
+        self.channel, self.reason, self.origin = channel, reason, origin
+
+
+DEFAULT_ALIAS = "https://conda.anaconda.org"
+
+
+def channel_origin(url: str, config: Config) -> str:
+    """Which setting a channel URL comes from, said in errors: the operator's mirror should
+    be named as such, not taken for a channel the repository chose."""
+    if url.rstrip("/") in {c.rstrip("/") for c in config.conda_channels}:
+        return "the mirror set in conda_channels"
+    alias = config.conda_channel_alias.rstrip("/")
+    if alias != DEFAULT_ALIAS and url.startswith(alias + "/"):
+        return "under the mirror set in conda_channel_alias"
+    return ""
 
 
 def platform_subdir() -> str:
@@ -163,10 +180,14 @@ def environment_image(
     if records is None:
         how = "solved"
         yield Event("building", f"Solving the conda environment from {', '.join(channels)}\n")
-        records = solve(specs, channels, folder, config.conda_solve_timeout)
-        missing = _missing_jupyter(records)
-        if missing:  # the Jupyter server will run from it, or R needs its kernel
-            records = solve([*specs, *missing], channels, folder, config.conda_solve_timeout)
+        try:
+            records = solve(specs, channels, folder, config.conda_solve_timeout)
+            missing = _missing_jupyter(records)
+            if missing:  # the Jupyter server will run from it, or R needs its kernel
+                records = solve([*specs, *missing], channels, folder, config.conda_solve_timeout)
+        except ChannelUnreachable as error:
+            origin = channel_origin(error.channel, config)
+            raise ChannelUnreachable(error.channel, error.reason, origin) from None
     if not lock_path.is_file():
         write_lock(records, lock_path, subdir)
     has_python = any(r.name.normalized == "python" for r in records)

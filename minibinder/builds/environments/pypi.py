@@ -97,19 +97,31 @@ class PypiTranslation:
         return "; ".join(parts)
 
 
-def translate(environment: CondaEnvironment, table: NameTable | None = None) -> PypiTranslation:
+def translate(
+    environment: CondaEnvironment,
+    table: NameTable | None = None,
+    unreachable: str = "no conda channel answers",
+    mirror: bool = False,
+) -> PypiTranslation:
     """The environment's conda packages (not its `pip:` lines) as requirement lines.
 
-    Raises BuildpackError naming every package that exists only on conda.
+    Raises BuildpackError naming every package that exists only on conda, with `unreachable`
+    (which channel did not answer, and why) and, when the operator set a mirror
+    (`mirror`), that it is the mirror to look at.
     """
     table = table or name_table()
     result = PypiTranslation()
     missing = [spec.name for spec in environment.specs if table.conda_only_name(spec.name)]
     if missing:
+        advice = (
+            "The operator's mirror (conda_channels) is the one to fix"
+            if mirror
+            else "Ask the operator for a conda channel or mirror (conda_channels)"
+        )
         raise BuildpackError(
-            f"{environment.where}: no conda channel answers, and these packages exist only as "
-            f"conda packages, not on the Python package index: {', '.join(missing)}. Ask the "
-            "operator for a conda channel or mirror (conda_channels), or remove them."
+            f"{environment.where}: {unreachable}, and these packages exist only as conda "
+            f"packages, not on the Python package index: {', '.join(missing)}. {advice}, or "
+            "remove them."
         )
     for spec in environment.specs:
         line = _requirement(spec, table, result)

@@ -1,0 +1,64 @@
+"""Rules between settings (pure): values that are each fine alone but contradict each other are
+refused at load, and the error names both settings, so the operator learns it at start-up
+instead of from a build's traceback or a culler that never warns."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .config import Config
+
+
+def check_consistency(config: Config) -> Config:
+    """Raise ConfigError for the first pair of settings that cannot hold together."""
+    _default_python_has_a_base_image(config)
+    if config.image_gc_low > config.image_gc_high:
+        raise ConfigError(
+            f"image_gc_low ({config.image_gc_low}) is above image_gc_high "
+            f"({config.image_gc_high}): images are removed from image_gc_high percent down to "
+            "image_gc_low percent, so image_gc_low must not be higher"
+        )
+    if config.session_memory_reservation > config.session_memory_limit:
+        raise ConfigError(
+            f"session_memory_reservation ({_size(config.session_memory_reservation)}) is above "
+            f"session_memory_limit ({_size(config.session_memory_limit)}): a session is "
+            "guaranteed the reservation and may use up to the limit, so lower the reservation "
+            "or raise the limit"
+        )
+    for limit in ("idle_timeout", "max_age"):
+        if config.cull_warning >= getattr(config, limit):
+            raise ConfigError(
+                f"cull_warning ({config.cull_warning} s) is not shorter than {limit} "
+                f"({getattr(config, limit)} s): a session would show the warning all along; "
+                f"make cull_warning shorter than {limit}"
+            )
+    return config
+
+
+def _default_python_has_a_base_image(config: Config) -> None:
+    wanted = config.default_python
+    if wanted in config.base_images:
+        return
+    have = ", ".join(f'"{version}"' for version in config.python_versions()) or "none"
+    raise ConfigError(
+        f'base_images has no entry for default_python "{wanted}" (it has {have}): add '
+        f'"{wanted}" = "<image>" to base_images, or set default_python to a version it has'
+    )
+
+
+def _size(value: int) -> str:
+    for unit, scale in (("G", 2**30), ("M", 2**20), ("K", 2**10)):
+        if value >= scale:
+            return f"{value / scale:g}{unit}"
+    return f"{value} bytes"
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """ " (did you mean X?)" for the closest known name, or ""."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
