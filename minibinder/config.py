@@ -206,6 +206,15 @@ class Config:
         build=True,
         section="R environments",
     )
+    r_package_fallback: str = setting(
+        "debian",
+        'When the R package repository does not answer at build time: "debian" installs '
+        "the packages install.R's install.packages calls and DESCRIPTION's dependencies name "
+        "from Debian's r-cran-<name> binaries instead (Debian's versions; packages Debian lacks "
+        'are named in the error), "fail" refuses the build.',
+        kind=Choice(("debian", "fail")),
+        build=True,
+    )
     r_fallback: str = setting(
         "nearest",
         "When runtime.txt asks for an R version neither Debian's R nor r_builds provides: "

@@ -26,7 +26,8 @@ from .buildpacks import BuildPlan, plan_build, read_repo_config, render_dockerfi
 from .context import make_context, make_repository_context
 from .disk import check_build_space
 from .docker_build import run_build
-from .prepare import prepare_environment, settle_r
+from .prepare import prepare_environment
+from .prepare_r import settle_r
 from .sharing import followed, release_slot, run_shared, take_slot, work_folder
 
 LABEL = "minibinder"

@@ -3,10 +3,8 @@
 A conda environment file is solved and installed from its channels (an environment image the
 repository image starts from); when no channel answers, `conda_fallback` decides between a clear
 failure and installing the same packages from the Python package index. A Python version no base
-image has is taken from a conda channel, else `python_fallback` decides. R comes from the base
-image's Debian release (read from the image), or another base's whose release has the version
-asked for, or `r_builds`, else `r_fallback` decides. Every decision is said in the build log in
-one line.
+image has is taken from a conda channel, else `python_fallback` decides. R is settled in
+`prepare_r`. Every decision is said in the build log in one line.
 """
 
 from __future__ import annotations
@@ -32,14 +30,7 @@ from .environments.conda import (
 from .environments.envfile import CondaEnvironment, RepositoryLock, parse_conda_lock, parse_explicit
 from .environments.pypi import translate
 from .environments.pythons import PythonRequest, choose_python, show
-from .environments.r_runtime import (
-    DEBIAN_R,
-    choose_r,
-    kernel_step,
-    r_layer_step,
-    repository_url,
-    site_profile_step,
-)
+from .prepare_r import settle_r
 
 PIP_FILE = "environment-pip.txt"
 PYPI_FILE = "environment-pypi.txt"
@@ -92,77 +83,6 @@ def _python_version(
             )
             return
     _fallback_python(plan, request, config)
-
-
-def settle_r(plan: BuildPlan, config: Config, docker: Docker) -> None:
-    """R for the plan's base image: its layer, its kernel and where its packages come from.
-
-    A version the base's Debian release does not have is taken, exactly, from another base
-    image whose release has it when the repository did not ask for a Python version (the
-    Python then is that base's), else from r_builds, else r_fallback decides.
-    """
-    request = plan.r
-    assert request is not None
-    codename = debian_codename(docker, plan.base_image)
-    wanted, found = request.version, DEBIAN_R.get(codename)
-    if wanted is not None and wanted != found and not plan.python_pinned:
-        other = _base_with_r(wanted, plan, config, docker)
-        if other is not None:
-            plan.python_version, plan.base_image, codename = other
-            found = wanted
-            plan.notices.append(
-                f"R {show(wanted)} for {request.source} comes with Debian "
-                f"{codename}, so this image has its Python {other[0]}"
-            )
-    choice = choose_r(request, found, config.r_builds, config.r_fallback)
-    url = repository_url(config.r_package_repository, codename, request.date)
-    plan.system_steps.append(r_layer_step(choice))
-    if not choice.from_builds:  # Debian's IRkernel needs no package repository
-        plan.system_steps.append(kernel_step(from_builds=False))
-    plan.system_steps.append(site_profile_step(url))
-    if choice.from_builds:
-        plan.system_steps.append(kernel_step(from_builds=True))
-    origin = f"from {choice.from_builds}" if choice.from_builds else f"Debian {codename}'s"
-    plan.notices.append(choice.warning)
-    plan.notices.append(
-        f"R {show(choice.version)} ({origin}) for {request.source}; R packages from {url}"
-    )
-
-
-def _base_with_r(
-    wanted: tuple[int, int], plan: BuildPlan, config: Config, docker: Docker
-) -> tuple[str, str, str] | None:
-    """(Python version, base image, codename) of a configured base whose Debian has `wanted`;
-    only plain base images (a conda environment image stays)."""
-    if plan.base_image not in config.base_images.values():
-        return None
-    for version, image in config.base_images.items():
-        try:
-            codename = debian_codename(docker, image)
-        except BuildError:  # a base not built on this host
-            continue
-        if DEBIAN_R.get(codename) == wanted:
-            return version, image, codename
-    return None
-
-
-_codenames: dict[str, str] = {}
-
-
-def debian_codename(docker: Docker, image: str) -> str:
-    """The Debian release an image is made from (VERSION_CODENAME), "" when it does not say."""
-    image_id = docker.image_id(image)
-    if image_id is None:
-        raise BuildError(f"base image {image} is missing; `minibinder base-image` builds it")
-    if image_id not in _codenames:
-        text = (docker.image_file(image_id, "/usr/lib/os-release") or b"").decode(errors="replace")
-        found = [
-            line.partition("=")[2].strip().strip('"')
-            for line in text.splitlines()
-            if line.startswith("VERSION_CODENAME=")
-        ]
-        _codenames[image_id] = found[0] if found else ""
-    return _codenames[image_id]
 
 
 def _conda(

@@ -1,10 +1,14 @@
 """What every image has, as in repo2docker's default environment (#21): Node.js 20 or newer with
 npm and npx, global npm installs as the notebook user, ipywidgets, the memory indicator showing
-the session's limit, the server proxy and nbgitpuller, and no JupyterLab news prompt."""
+the session's limit, the server proxy and nbgitpuller (a workshop's link pulling its content from
+a git server on the lab's network), and no JupyterLab news prompt."""
 
 from __future__ import annotations
 
 import json
+import secrets
+import time
+from urllib.parse import urlencode
 
 from ..support.jupyter import api
 from .conftest import launch
@@ -37,3 +41,53 @@ def test_the_default_environment_and_the_memory_indicator(serve_with, builder, g
     status, metrics = api(ready, "api/metrics/v1")
     assert status == 200, status
     assert metrics["limits"]["memory"]["rss"] == 768 * 2**20  # shown against the real limit
+
+
+def test_an_nbgitpuller_link_lands_on_the_pulled_notebook(serve_with, git_server, tmp_path):
+    """The environment in one repository, the workshop's content in another, on a git server
+    the operator lets sessions reach (egress_allow): the link pulls it and opens its notebook."""
+    from ..support.browser import chromium
+    from ..support.private_git import ADDRESS, PrivateGitServer
+
+    intro = json.dumps({"cells": [{"cell_type": "markdown", "id": "a1", "metadata": {},
+                                   "source": "# Pulled by nbgitpuller"}],
+                        "metadata": {}, "nbformat": 4, "nbformat_minor": 5})  # fmt: skip
+    git_server.create("base/puller-env", {"index.ipynb": NOTEBOOK})
+    git_server.create("content/workshop", {"intro.ipynb": intro, "data/rows.csv": "a,b\n1,2\n"})
+    # A sessions' network of the test's own: on a shared one, other test installations' rules
+    # (which do not allow this address) would refuse it first.
+    network = f"mbtest-sessions-{secrets.token_hex(3)}"
+    with PrivateGitServer(git_server.root) as content:
+        serve = serve_with(egress_allow=[ADDRESS], session_network=network)
+        pull = "git-pull?" + urlencode({
+            "repo": content.url("content/workshop"), "branch": "main",
+            "urlpath": "lab/tree/workshop/intro.ipynb",
+        })  # fmt: skip
+        with chromium(tmp_path / "profile") as browser:
+            page = browser.new_page()
+            page.goto(f"{serve.url}/v2/gh/base/puller-env/HEAD?{urlencode({'urlpath': pull})}")
+            landed(page, "/lab/tree/workshop/intro.ipynb")
+            session = page.url.split("lab/tree/", 1)[0]
+            pulled = page.request.get(f"{session}api/contents/workshop/intro.ipynb")
+            assert pulled.status == 200, pulled.status
+            assert pulled.json()["content"]["cells"][0]["source"] == "# Pulled by nbgitpuller"
+            listed = page.request.get(f"{session}api/contents/workshop/data")
+            assert [item["name"] for item in listed.json()["content"]] == ["rows.csv"]
+
+
+def landed(page, path: str, timeout: float = 600) -> None:
+    """Wait until the browser is at `path`; a launch page that says the launch failed ends the
+    wait at once, with what it says."""
+    deadline = time.monotonic() + timeout
+    while path not in page.url:
+        assert time.monotonic() < deadline, f"not at {path} after {timeout} s: {page.url}"
+        if "/v2/" in page.url:
+            try:
+                failure = page.evaluate(
+                    "() => { const f = document.getElementById('failure');"
+                    " return f && !f.hidden ? f.textContent : ''; }"
+                )
+            except Exception:  # the page is navigating away: to the session, we hope
+                failure = ""
+            assert not failure, f"the launch failed: {failure}"
+        page.wait_for_timeout(500)

@@ -1,18 +1,21 @@
 """R environments for real: a CRAN-like repository the test builds and serves, install.R and
 DESCRIPTION fixtures launched through `minibinder serve` with its egress rules in place, an R
 kernel over the proxy's WebSocket, the launcher in a real browser, the layers a notebook-only
-commit reuses, a package that does not exist, and the version fallback."""
+commit reuses, a package that does not exist, the version fallback, and Debian's packages when
+the package repository does not answer."""
 
 from __future__ import annotations
 
 import json
 import re
+import socket
 
 import pytest
 
 from ..conftest import make_config
 from ..support.cran_repository import CranRepository
 from ..support.jupyter import api, execute
+from ..support.sse import events
 from .conftest import launch, log_text
 from .test_environments import layers
 
@@ -156,3 +159,50 @@ def test_an_r_version_of_another_debian_release_comes_exactly_from_its_base(
     assert versions.splitlines()[0].startswith("R version 4.5.")
     assert versions.splitlines()[1:] == ["Python 3.13." + versions.splitlines()[1].split(".")[-1],
                                          "hello from tinypkg"]  # fmt: skip
+
+
+def switched_off(cran) -> str:
+    """The test repository's address with a port nothing listens on: a repository that does
+    not answer (the connection is refused)."""
+    with socket.socket() as unused:
+        unused.bind((cran.host, 0))
+        port = unused.getsockname()[1]
+    return f"http://{cran.host}:{port}/{{date}}/"
+
+
+def test_without_the_r_package_repository_packages_come_from_debian(
+    builder, serve_with, cran, git_server, tmp_path
+):
+    offline = switched_off(cran)
+    git_server.create("r/offline-lacking", {
+        "install.R": 'install.packages(c("R6", "jsonlite", "tinypkg"))\n',
+    })  # fmt: skip
+    config = make_config(tmp_path / "offline", git_server, r_package_repository=offline)
+    _, built = builder.build("gh/r/offline-lacking/HEAD", config=config)
+    assert built[-1].phase == "failed"
+    assert (
+        "The R package repository does not answer, and Debian bookworm has no package for "
+        'these R packages (r_package_fallback = "debian"): tinypkg (no r-cran-tinypkg)'
+    ) in built[-1].message, built[-1].message
+
+    git_server.create("r/offline", {"install.R": 'install.packages(c("R6", "jsonlite"))\n',
+                                    "analysis.ipynb": NOTEBOOK})  # fmt: skip
+    serve = serve_with(r_package_repository=offline)
+    received = events(f"{serve.url}/build/gh/r/offline/HEAD")
+    assert received[-1]["phase"] == "ready", received[-1]
+    notices = [event["message"] for event in received if event.get("notice")]
+    assert any(
+        "install.R: the R package repository http://" in line and "does not answer" in line
+        and 'r_package_fallback = "debian"' in line
+        and "R6 → r-cran-r6, jsonlite → r-cran-jsonlite" in line
+        for line in notices
+    ), notices  # fmt: skip
+    code = (
+        "library(R6); library(jsonlite); "
+        "cat(toJSON(list(a = 1)), R6Class('Box')$classname, "
+        "dirname(find.package(c('R6', 'jsonlite'))), sep = '\\n')"
+    )
+    result = execute(received[-1], r_kernel(received[-1]), code, timeout=120)
+    assert result["stdout"].splitlines() == [
+        '{"a":[1]}', "Box", "/usr/lib/R/site-library", "/usr/lib/R/site-library"
+    ], result  # fmt: skip

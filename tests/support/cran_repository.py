@@ -55,7 +55,8 @@ class CranRepository:
 
     def __enter__(self) -> CranRepository:
         client = docker_sdk.from_env()
-        self._network = client.networks.create(f"mbtest-cran-{id(self) % 10**6}",
+        # Not "mbtest-": a test run ending sweeps those, and this one may be another run's.
+        self._network = client.networks.create(f"mbcran-{id(self) % 10**6}",
                                                driver="bridge")  # fmt: skip
         self._network.reload()
         gateway = self._network.attrs["IPAM"]["Config"][0]["Gateway"]

@@ -3,9 +3,9 @@ inside a container, which of them it could reach.
 
 - `HostListener`: a TCP listener in the test process on every host address, reached from a
   container through its bridge's gateway (the host's own services).
-- `PrivateListener`: a TCP listener on a private address in a network namespace the test makes,
-  joined to the host by a veth pair: traffic to it is forwarded like traffic to a machine on
-  the lab's private network.
+- `PrivateListener`: a TCP listener on a private address in a network namespace the test makes
+  (`PrivateNamespace`), joined to the host by a veth pair: traffic to it is forwarded like
+  traffic to a machine on the lab's private network.
 """
 
 from __future__ import annotations
@@ -85,29 +85,50 @@ class HostListener:
         self.sock.close()
 
 
-class PrivateListener:
-    """A network namespace with a listener on PRIVATE_ADDRESS, routed from the host."""
+class PrivateNamespace:
+    """A network namespace holding `address`, joined to the host by a veth pair whose host end
+    is `host_side` (a /30 of their own): traffic to `address` is forwarded like traffic to a
+    machine on the lab's private network. `run(command)` starts a process inside it."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, host_side: str, address: str) -> None:
         tag = secrets.token_hex(3)
         self.namespace, self.host_end, self.far_end = f"mbt{tag}", f"mbt{tag}a", f"mbt{tag}b"
-        self.port = 18000 + secrets.randbelow(2000)
-        self.log = tmp_path / f"{self.namespace}.peers"
-        self.process: subprocess.Popen | None = None
+        self.host_side, self.address = host_side, address
 
-    def __enter__(self) -> PrivateListener:
+    def __enter__(self) -> PrivateNamespace:
         ns = ["ip", "netns", "exec", self.namespace]
         for command in (
             ["ip", "netns", "add", self.namespace],
             ["ip", "link", "add", self.host_end, "type", "veth", "peer", "name", self.far_end],
             ["ip", "link", "set", self.far_end, "netns", self.namespace],
-            ["ip", "addr", "add", f"{PRIVATE_HOST_SIDE}/30", "dev", self.host_end],
+            ["ip", "addr", "add", f"{self.host_side}/30", "dev", self.host_end],
             ["ip", "link", "set", self.host_end, "up"],
-            [*ns, "ip", "addr", "add", f"{PRIVATE_ADDRESS}/30", "dev", self.far_end],
+            [*ns, "ip", "addr", "add", f"{self.address}/30", "dev", self.far_end],
             [*ns, "ip", "link", "set", self.far_end, "up"],
-            [*ns, "ip", "route", "add", "default", "via", PRIVATE_HOST_SIDE],
+            [*ns, "ip", "route", "add", "default", "via", self.host_side],
         ):
             subprocess.run(command, check=True, capture_output=True)
+        return self
+
+    def run(self, command: list[str], **options) -> subprocess.Popen:
+        return subprocess.Popen(["ip", "netns", "exec", self.namespace, *command], **options)
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["ip", "link", "del", self.host_end], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True)
+
+
+class PrivateListener:
+    """A listener on PRIVATE_ADDRESS, in a namespace of its own routed from the host."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.network = PrivateNamespace(PRIVATE_HOST_SIDE, PRIVATE_ADDRESS)
+        self.port = 18000 + secrets.randbelow(2000)
+        self.log = tmp_path / f"{self.network.namespace}.peers"
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> PrivateListener:
+        self.network.__enter__()
         server = (
             "import socket,sys\ns=socket.socket()\n"
             "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
@@ -115,7 +136,7 @@ class PrivateListener:
             "while True:\n c,p=s.accept();open(sys.argv[1],'a').write(p[0]+'\\n');c.close()\n"
         )
         self.log.write_text("")
-        self.process = subprocess.Popen([*ns, sys.executable, "-c", server, str(self.log)])
+        self.process = self.network.run([sys.executable, "-c", server, str(self.log)])
         time.sleep(0.5)
         return self
 
@@ -131,5 +152,4 @@ class PrivateListener:
         if self.process:
             self.process.kill()
             self.process.wait()
-        subprocess.run(["ip", "link", "del", self.host_end], capture_output=True)
-        subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True)
+        self.network.__exit__(*exc)

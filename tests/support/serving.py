@@ -113,8 +113,14 @@ def remove_test_sessions(image_prefix: str) -> None:
 
     client = docker.from_env()
     try:
-        for container in client.containers.list(all=True, filters={"label": "minibinder.session"}):
-            if container.labels.get("minibinder.image", "").startswith(image_prefix):
+        # Sparse: a full listing inspects each container, and fails when one (another test
+        # run's) goes away between the listing and its inspection.
+        found = client.containers.list(
+            all=True, sparse=True, filters={"label": "minibinder.session"}
+        )
+        for container in found:
+            labels = container.attrs.get("Labels") or {}
+            if labels.get("minibinder.image", "").startswith(image_prefix):
                 try:
                     container.remove(force=True, v=True)  # with the volumes its image declares
                 except docker.errors.NotFound:

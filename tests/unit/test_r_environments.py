@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from minibinder.builds import prepare
+from minibinder.builds import prepare, prepare_r
 from minibinder.builds.buildpacks import RepoConfig, plan_build, read_repo_config, render_dockerfile
 from minibinder.builds.environments.r_runtime import (
     RRequest,
@@ -20,6 +20,13 @@ from minibinder.config import load_config
 from minibinder.errors import BuildpackError, ConfigError
 
 CONFIG = load_config(overrides={"r_package_repository": "http://cran.test/{date}"})
+
+
+@pytest.fixture(autouse=True)
+def repository_answers(monkeypatch):
+    """The R package repository answers (test_r_package_fallback.py says what happens when
+    it does not)."""
+    monkeypatch.setattr(prepare_r, "repository_problem", lambda url, config: "")
 
 
 def repo(files, folder=""):

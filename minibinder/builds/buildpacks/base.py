@@ -11,6 +11,7 @@ from ...config import Config
 from ...errors import BuildpackError
 from ..environments.envfile import CondaEnvironment, RepositoryLock
 from ..environments.pythons import PythonRequest, choose_python, parse_request, parse_version
+from ..environments.r_packages import RPackages
 from ..environments.r_runtime import RRequest
 
 # Files whose content (not just presence) buildpacks read. Anything else is only copied.
@@ -83,6 +84,9 @@ class BuildPlan:
     python_request: PythonRequest | None = None
     python_pinned: bool = False  # the repository asked for a Python version
     r: RRequest | None = None  # R: which version comes from the base image's Debian release
+    # What install.R and DESCRIPTION ask the R package repository for (Debian's instead when it
+    # does not answer).
+    r_packages: RPackages | None = None
     notices: list[str] = field(default_factory=list)  # shown in the build log
     # A lock made for a Python this server lacks is re-resolved from its unlocked file when the
     # Python fallback applies: (the lock, the unlocked file, the requirements it lists).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ...config import Config
 from ..environments.pythons import PythonRequest
+from ..environments.r_packages import RPackages, joined, parse_install_r
 from ..environments.r_runtime import (
     R_LIBRARY,
     RUNNER,
@@ -60,9 +61,12 @@ class RBuildPack(PythonBuildPack):
         if repo.has("install.R"):
             plan.dependency_files["install.R"] = repo.files["install.R"]
             steps.append(f"{runner} {DEPS_DIR}/install.R")
+            plan.r_packages = parse_install_r(repo.text("install.R"), repo.path("install.R"))
         if repo.has("DESCRIPTION"):
             _, needed = parse_description(repo.text("DESCRIPTION"), repo.path("DESCRIPTION"))
             if needed:
+                asked = RPackages((repo.path("DESCRIPTION"),), tuple(needed))
+                plan.r_packages = joined(plan.r_packages, asked)
                 plan.dependency_files[DESCRIPTION_DEPS] = install_script(needed).encode()
                 steps.append(f"{runner} {DEPS_DIR}/{DESCRIPTION_DEPS}")
             plan.post_repo_steps.insert(0, "R CMD INSTALL .")  # the package itself

@@ -48,12 +48,17 @@ BASE_PACKAGES = frozenset(
 )
 R_LIBRARY = "/srv/rlibs"  # the notebook user's library: install.R and the session install here
 RUNNER = "minibinder-install.R"
+# Written by the step that installs Debian's R packages when the repository does not answer.
+FROM_DEBIAN = "/etc/minibinder/r-packages-from-debian"
 _RUNTIME = re.compile(r"r-(?:(\d+)\.(\d+)(?:\.(\d+))?)?(?:-?(\d{4}-\d{2}-\d{2}))?")
 _PACKAGE = re.compile(r"[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]")
 _DATE = re.compile(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])")
 
 # Runs an installation script; R only warns when a package fails to install, so a warning that
 # says one did is turned into an error (the build fails, naming the package and R's message).
+# When the R package repository did not answer, Debian's binaries were installed first (their
+# names are in /etc/minibinder/r-packages-from-debian): install.packages then only checks that
+# what it is asked for is there, and fails naming what is not.
 RUNNER_SCRIPT = """\
 # Written by minibinder: runs an R installation script; a package that does not install fails
 # the build (R itself only warns).
@@ -62,6 +67,25 @@ did_not_install <- paste(
   "is not available", "had non-zero exit status", "download of package .* failed",
   "cannot open URL", "unable to access index", sep = "|"
 )
+if (file.exists("/etc/minibinder/r-packages-from-debian")) {
+  from_repository <- utils::install.packages
+  from_debian <- function(pkgs, ...) {
+    if ("repos" %in% names(list(...)) && is.null(list(...)$repos)) {
+      return(from_repository(pkgs, ...))  # package files of the repository's own
+    }
+    absent <- pkgs[!nzchar(vapply(pkgs, function(p) system.file(package = p), ""))]
+    if (length(absent)) {
+      stop("the R package repository did not answer when this image was built, and ",
+           "Debian's packages do not include ", paste(absent, collapse = ", "),
+           ' (r_package_fallback = "debian")', call. = FALSE)
+    }
+    message("From Debian (the R package repository did not answer): ",
+            paste(pkgs, collapse = ", "))
+    invisible(NULL)
+  }
+  assign("install.packages", from_debian, envir = globalenv())
+  utils::assignInNamespace("install.packages", from_debian, ns = "utils")
+}
 withCallingHandlers(
   source(script, echo = TRUE, max.deparse.length = Inf, keep.source = FALSE),
   warning = function(w) {
