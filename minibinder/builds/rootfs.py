@@ -73,7 +73,12 @@ def debootstrap(docker: Docker, suite: str, tag: str, mirror: str) -> Iterator[E
     """debootstrap a minimal `suite` into a scratch folder and import it as `tag`."""
     if not shutil.which("debootstrap"):
         yield Event("building", "Installing debootstrap ...\n")
-        _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "debootstrap"])
+        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "debootstrap"]
+        try:
+            _run(install)
+        except BuildError:  # a fresh machine's package lists may be empty
+            _run(["apt-get", "update", "-qq"])
+            _run(install)
     with tempfile.TemporaryDirectory(prefix="minibinder-rootfs.", dir="/var/tmp") as work:
         root = Path(work) / "rootfs"
         yield Event("building", f"debootstrap --variant=minbase {suite} (about a minute) ...\n")
@@ -96,7 +101,10 @@ def debootstrap(docker: Docker, suite: str, tag: str, mirror: str) -> Iterator[E
 
 
 def _run(command: list[str]) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    done = subprocess.run(
+        command, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env
+    )
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])
         raise BuildError(f"{command[0]} failed: {tail}")
