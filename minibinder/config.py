@@ -490,8 +490,9 @@ class Config:
     egress_allow: list = setting(
         ["pypi.org", "files.pythonhosted.org", "registry.npmjs.org", "deb.debian.org"],
         "Addresses, networks or host names builds and sessions may reach even when private "
-        "(an internal package mirror, an intercepting proxy); the package_index_url and "
-        "npm_registry_url hosts are added. Names are resolved whenever the rules are checked.",
+        "(an internal package mirror, an intercepting proxy); the hosts of package_index_url, "
+        "npm_registry_url, r_package_repository, conda_channel_alias and conda_channels are "
+        "added. Names are resolved whenever the rules are checked.",
         kind=EgressList(),
     )
 

@@ -108,11 +108,16 @@ class EgressStatus:
 def egress_policy(config: Config, docker: Docker, instance: str) -> EgressPolicy:
     """The rules for this installation's bridges, with names resolved now."""
     bridges = (session_bridge(config, docker, instance), build_bridge_prefix(instance) + "+")
-    repositories = [
-        url
-        for url in (config.package_index_url, config.npm_registry_url, r_repository_url(config))
-        if url
-    ]
+    # The conda channels too: an environment image's mamba/conda installs from them in
+    # postBuild and in sessions.
+    configured = (
+        config.package_index_url,
+        config.npm_registry_url,
+        r_repository_url(config),
+        config.conda_channel_alias,
+        *config.conda_channels,
+    )
+    repositories = [url for url in configured if url]
     mirrors = [urlsplit(url).hostname or "" for url in repositories]
     allowed = allowed_networks([*config.egress_allow, *filter(None, mirrors)], resolve_ipv4)
     services = repository_services(repositories, resolve_ipv4)

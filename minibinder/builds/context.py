@@ -134,11 +134,16 @@ def make_repository_context(
     return handle
 
 
-def make_prefix_context(prefix: Path, dockerfile: str, scratch: Path, max_bytes: int) -> IO[bytes]:
-    """A Dockerfile and an installed folder under `env/`, every file owned by jovyan."""
+def make_prefix_context(
+    prefix: Path, dockerfile: str, scratch: Path, max_bytes: int, tools: Path | None = None
+) -> IO[bytes]:
+    """A Dockerfile and an installed folder under `env/` (and `tools` under `tools/`), every
+    file owned by jovyan."""
     handle = tempfile.TemporaryFile(dir=scratch)  # noqa: SIM115 - the caller closes it
     with tarfile.open(fileobj=handle, mode="w") as tar:
         _add_bytes(tar, "Dockerfile", dockerfile.encode())
         add_tree(tar, prefix, "env", max_bytes=max_bytes, owner=1000)
+        if tools is not None:
+            add_tree(tar, tools, "tools", max_bytes=max_bytes, owner=1000)
     handle.seek(0)
     return handle

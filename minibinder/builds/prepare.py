@@ -27,6 +27,7 @@ from .environments.conda import (
     environment_image,
     platform_subdir,
 )
+from .environments.conda_shim import unavailable_conda_step
 from .environments.envfile import CondaEnvironment, RepositoryLock, parse_conda_lock, parse_explicit
 from .environments.pypi import translate
 from .environments.pythons import PythonRequest, choose_python, show
@@ -158,6 +159,7 @@ def _pypi_instead(
         'instead (conda_fallback = "pypi")' + (f": {summary}" if summary else "")
     )
     _fallback_python(plan, environment.python_request(), config)
+    plan.system_steps.append(unavailable_conda_step(environment.where))
     if translation.requirements:
         plan.dependency_files[PYPI_FILE] = ("\n".join(translation.requirements) + "\n").encode()
         plan.pre_repo_steps.append(install_command(f"-r {DEPS_DIR}/{PYPI_FILE}", config))

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import time
 import urllib.request
 
 import docker as docker_sdk
 import pytest
+
+from minibinder.firewall import chain_prefix, uninstall
+from minibinder.identity import instance_id
+from minibinder.networks import ensure_egress
 
 from ..conftest import make_config
 from ..support.conda_channel import CondaChannel
@@ -156,6 +161,15 @@ def test_the_channel_stopped_follows_conda_fallback(builder, env_config, git_ser
         in log
     )
     assert builder.run(image, "python -c 'import tabulate; print(tabulate.__version__)'") == "0.9.0"
+    # mamba and conda exist, and say why they cannot install anything here.
+    said = builder.run(image, "mamba install -y make 2>&1; echo rc=$?; conda list 2>&1; echo rc=$?")
+    assert said.splitlines() == [
+        "mamba: environment.yml was installed from the Python package index because no conda "
+        'channel answered when this image was built (conda_fallback = "pypi"), so this image has '
+        "no conda environment to install into; use pip install, or launch again when the channel "
+        "answers", "rc=1", said.splitlines()[2], "rc=1",
+    ], said  # fmt: skip
+    assert said.splitlines()[2].startswith("conda: environment.yml was installed from the")
 
     fail = make_config(tmp_path / "fail", git_server, base_images=BASE_IMAGES,
                        internal_hosts=["127.0.0.1"], conda_fallback="fail")  # fmt: skip
@@ -303,3 +317,73 @@ def test_r_from_a_conda_channel_gets_its_kernel_registered(builder, env_config, 
     listed = builder.run(image, "jupyter kernelspec list")
     assert "ir " in listed and "/srv/conda/envs/notebook/share/jupyter/kernels/ir" in listed
     assert builder.run(image, "command -v R") == "/srv/conda/envs/notebook/bin/R"
+
+
+MAKE = '#!/bin/sh\necho "GNU Make 4.4 (a test package)"\n'
+
+
+@pytest.fixture(scope="module")
+def gateway_channel(tmp_path_factory):
+    """The test channel where build steps and sessions reach it too: on the gateway of a Docker
+    network of its own, as the CRAN-like repository is served (an operator's conda mirror)."""
+    sdk = docker_sdk.from_env()
+    network = sdk.networks.create(f"mbchannel-{secrets.token_hex(3)}", driver="bridge")
+    try:
+        network.reload()
+        gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
+        channel = (
+            CondaChannel(tmp_path_factory.mktemp("gateway-channel"))
+            .add("tinytool", "1.0", files={"bin/tinytool": TOOL})
+            .add("make", "4.4", files={"bin/make": MAKE})
+            .index()
+            .start(host=gateway)
+        )
+        yield channel
+        channel.stop()
+    finally:
+        network.remove()
+        sdk.close()
+
+
+def test_mamba_in_postbuild_installs_into_the_environment(
+    builder, docker, gateway_channel, git_server, tmp_path, measured
+):
+    channel = gateway_channel
+    config = make_config(tmp_path / "data", git_server, conda_channels=[channel.url],
+                         internal_hosts=["127.0.0.1", channel.host])  # fmt: skip
+    git_server.create("env/mamba", {
+        "environment.yml": "dependencies: [tinytool]\n",
+        "postBuild": "#!/bin/bash\nset -e\nmamba install -y make\nconda list\n",
+    })  # fmt: skip
+    instance = instance_id(config)
+    ensure_egress(config, docker, instance)  # as serve does: the mirror passes, the host not
+    try:
+        started = time.monotonic()
+        image, events = builder.built("gh/env/mamba/HEAD", config=config, no_cache=True)
+        seconds = time.monotonic() - started
+    finally:
+        uninstall(chain_prefix(instance))
+    log = log_text(events)
+    assert "mamba: fetching the conda solver (py-rattler==" in log, log
+    assert f"mamba: solving with {channel.url}" in log
+    assert "  + make 4.4-0" in log
+    listed = [line.split() for line in log.splitlines() if line.startswith(("make ", "tinytool "))]
+    assert [row[:2] for row in listed] == [["make", "4.4"], ["tinytool", "1.0"]], log
+    output = builder.run(image, "command -v mamba conda make; make; conda --version")
+    prefix = "/srv/conda/envs/notebook/bin"
+    assert output.splitlines()[:4] == [f"{prefix}/mamba", f"{prefix}/conda", f"{prefix}/make",
+                                       "GNU Make 4.4 (a test package)"]  # fmt: skip
+    assert output.splitlines()[4].startswith("conda (minibinder's, over py-rattler ")
+    refused = builder.run(image, "conda create -n other python 2>&1; echo rc=$?")
+    assert refused.splitlines() == [
+        "conda: `conda create` is not supported here: minibinder's conda does install, update, "
+        "remove, list and clean in the notebook environment (/srv/conda/envs/notebook); use pip "
+        "for Python packages from PyPI", "rc=1"]  # fmt: skip
+    client = docker_sdk.from_env()
+    try:
+        history = client.images.get(image).history()
+    finally:
+        client.close()
+    layer = sum(row["Size"] for row in history if "postBuild" in row["CreatedBy"]) / 2**20
+    measured(f"environment.yml + `mamba install -y make` in postBuild: built in {seconds:.1f} s;"
+             f" the postBuild layer (rattler fetched on first use) is {layer:.0f} MiB")  # fmt: skip

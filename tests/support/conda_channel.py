@@ -63,7 +63,7 @@ class CondaChannel:
         self.folder = folder
         (folder / "linux-64").mkdir(parents=True, exist_ok=True)
         self.server: ThreadingHTTPServer | None = None
-        self.port = 0
+        self.host, self.port = "127.0.0.1", 0
 
     def add(self, name: str, version: str, depends=(), files=None) -> CondaChannel:
         make_package(self.folder, name, version, depends, files)
@@ -75,11 +75,14 @@ class CondaChannel:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
-    def start(self, port: int = 0) -> CondaChannel:
+    def start(self, port: int = 0, host: str = "127.0.0.1") -> CondaChannel:
+        """Serve on `host` (loopback: the host's solver only; a Docker network's gateway:
+        build steps and sessions too)."""
         handler = functools.partial(_Quiet, directory=str(self.folder))
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.host = host
+        self.server = ThreadingHTTPServer((host, port), handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self

@@ -34,6 +34,8 @@ from ...identity import INSTANCE_LABEL, instance_id
 from ...repos.urlpolicy import Resolver, internal, local_name_or_address, resolve_addresses
 from ..context import make_prefix_context
 from ..docker_build import run_build
+from .conda_shim import HOME as COMMAND_HOME
+from .conda_shim import write_conda_command
 from .envfile import LockedPackage
 
 ENV_PREFIX = "/srv/conda/envs/notebook"
@@ -166,7 +168,9 @@ def environment_image(
         specs = [f"{package.url}#{package.sha256 or package.md5}" for package in locked]
         channels = ["(the repository's lock)"]
     key = lock_key(specs, channels, subdir)
-    image_key = hashlib.sha256((key + base_id + IMAGE_FORMAT).encode()).hexdigest()[:20]
+    # The channel alias is in the image too: its conda command expands `-c name` with it.
+    made_with = key + base_id + IMAGE_FORMAT + config.conda_channel_alias
+    image_key = hashlib.sha256(made_with.encode()).hexdigest()[:20]
     tag = f"{config.image_prefix}conda-env:{image_key}"
     existing = docker.image_labels(tag)
     if existing is not None:
@@ -197,6 +201,7 @@ def environment_image(
         prefix = work / "prefix"
         install(records, prefix, folder / "pkgs")
         shutil.copyfile(lock_path, prefix / "conda-meta" / LOCK_NAME)
+        write_conda_command(work / "tools", prefix, ENV_PREFIX, sources, config.conda_channel_alias)
         # The instance label puts it among the images collection may remove under disk
         # pressure (images built from it keep their layers; the next build makes it again).
         labels = {
@@ -213,8 +218,12 @@ def environment_image(
             if has_python
             else f"ENV JUPYTER_PATH={ENV_PREFIX}/share/jupyter\n"
         )
-        dockerfile = DOCKERFILE.format(base=base_image, prefix=ENV_PREFIX, python=python)
-        with make_prefix_context(prefix, dockerfile, work, MAX_ENVIRONMENT_BYTES) as context:
+        dockerfile = DOCKERFILE.format(
+            base=base_image, prefix=ENV_PREFIX, python=python, tools=COMMAND_HOME
+        )
+        with make_prefix_context(
+            prefix, dockerfile, work, MAX_ENVIRONMENT_BYTES, tools=work / "tools"
+        ) as context:
             request = BuildRequest(tag, config.build_memory_limit, labels, context)
             yield from run_build(docker, request, config.build_timeout)
     finally:
@@ -336,9 +345,11 @@ def write_lock(records: list[rattler.RepoDataRecord], path: Path, subdir: str) -
     partial.replace(path)
 
 
-IMAGE_FORMAT = "2"  # changes when DOCKERFILE does: images made by the old one are not reused
+IMAGE_FORMAT = "3"  # changes when DOCKERFILE does: images made by the old one are not reused
 DOCKERFILE = """\
-# The conda environment minibinder solved and installed (rattler), copied in whole.
+# The conda environment minibinder solved and installed (rattler), copied in whole, and the
+# mamba/conda command that installs more into it.
 FROM {base}
 COPY --chown=1000:1000 env/ {prefix}/
+COPY --chown=1000:1000 tools/ {tools}/
 {python}"""
