@@ -69,7 +69,7 @@ def test_the_launch_path_on_rootless_docker(rootless, tmp_path, build_config, gi
         # Culled when idle, through the engine's API (no cgroup files beside rootless Docker).
         again.stop()
         shorter = serve_config(folder / "culling.toml", folder / "data", build_config,
-                               git_server, admin_token=ADMIN_TOKEN, idle_timeout=4,
+                               git_server, admin_token=ADMIN_TOKEN, idle_timeout=4, cull_warning=1,
                                cull_interval=1)  # fmt: skip
         culling = ServeProcess(shorter, folder / "serve3.log", docker_host=rootless.docker_host)
         culling.start()
