@@ -153,7 +153,7 @@ def check_client_sessions(key: str, sessions: int, address_sessions: int, config
         _per_client(
             config,
             "max_sessions_per_address",
-            address_sessions if is_browser(key) else sessions,
+            max(address_sessions, sessions),  # everyone behind the address, this one too
             "sessions running",
             "A room behind one address (NAT) shares it: the operator can raise it. Or wait "
             "until sessions end.",

@@ -109,3 +109,11 @@ def test_streams_and_builds_per_client():
     check_client_build(ClientLoad(sessions=0, streams=1, builds=0), config)
     with pytest.raises(QuotaExceeded, match=r"1 builds waiting or running.*max_builds_per_client"):
         check_client_build(ClientLoad(sessions=0, streams=2, builds=1), config)
+
+
+def test_a_client_without_a_cookie_counts_everyone_behind_its_address():
+    config = load_config(overrides={"max_sessions_per_address": 3})
+    # Three browsers behind 192.0.2.7 hold the address's three seats; a script (or a forged
+    # cookie) from there holds none of its own, and is refused all the same.
+    with pytest.raises(QuotaExceeded, match=r"max_sessions_per_address = 3"):
+        check_admission("gh/o/r/HEAD", Occupancy(3, 3, 64 * GIB, 0, 3, ADDRESS), config)
