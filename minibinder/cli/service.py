@@ -10,7 +10,6 @@ from pathlib import Path
 
 UNIT_PATH = Path("/etc/systemd/system/minibinder.service")
 CONFIG_PATH = Path("/etc/minibinder/minibinder.toml")
-DATA_DIR = Path("/var/lib/minibinder")
 
 
 def settings_file(given: str | None, environ: Mapping[str, str]) -> str | None:
@@ -57,7 +56,8 @@ NEXT_STEPS = """\
 Then:
   systemctl daemon-reload
   systemctl enable --now minibinder
-Logs: journalctl -u minibinder -f    Health: minibinder doctor (it reads {config}, as the service)
+Logs: journalctl -u minibinder -f    Health: minibinder --config {config} doctor
+(/etc/minibinder/minibinder.toml is read without --config, as the service reads it)
 """
 
 
