@@ -11,9 +11,9 @@ import secrets
 import time
 
 from minibinder.builds.images import build_image, target_for_source
-from minibinder.config import load_config
 from minibinder.docker_client import Docker
 from minibinder.repos.providers import parse_spec
+from minibinder.settings_load import load_config
 
 from .common import IMAGE_PREFIX, NOTEBOOK, Bench
 

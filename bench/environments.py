@@ -16,9 +16,9 @@ from pathlib import Path
 
 from minibinder.builds.environments import conda
 from minibinder.builds.images import build_image, target_for_source
-from minibinder.config import load_config
 from minibinder.docker_client import Docker
 from minibinder.repos.providers import parse_spec
+from minibinder.settings_load import load_config
 from tests.support.conda_channel import CondaChannel
 
 from .common import IMAGE_PREFIX, NOTEBOOK, Bench

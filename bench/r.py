@@ -15,8 +15,8 @@ import os
 import secrets
 import statistics
 
-from minibinder.config import load_config
 from minibinder.docker_client import Docker
+from minibinder.settings_load import load_config
 from tests.support.cran_repository import CranRepository
 
 from .common import IMAGE_PREFIX, NOTEBOOK, Bench, launch

@@ -23,7 +23,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
 
-from .config import Config, check_listeners
+from .config import Config
 from .datadir import make_private
 from .docker_client import Docker
 from .engines import REACH_TEXT, check_limits_policy, decide_reach
@@ -34,6 +34,7 @@ from .networks import ensure_egress
 from .proxy.connection import Limits
 from .proxy.front import Front
 from .proxy.listeners import Listener, bind_listener
+from .settings_load import check_listeners
 from .store import Store
 
 ACCESS_LOG = logging.getLogger("gunicorn.access")

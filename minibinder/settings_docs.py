@@ -6,7 +6,8 @@ import json
 import textwrap
 from collections.abc import Mapping
 
-from .config import Config, Loaded, fields
+from .config import Config, fields
+from .settings_load import Loaded
 
 HEADER = """\
 # minibinder settings. Every setting is optional; the values shown are the defaults.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from minibinder.config import load_config
+from minibinder.settings_load import load_config
 
 from .support.gitserver import GitServer
 

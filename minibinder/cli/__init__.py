@@ -12,9 +12,10 @@ from collections.abc import Iterator
 import click
 
 from .. import __version__
-from ..config import Config, Loaded, load_settings
+from ..config import Config
 from ..errors import MinibinderError
 from ..events import Event
+from ..settings_load import Loaded, load_settings
 
 
 class Progress:

@@ -11,13 +11,14 @@ from pathlib import Path
 
 from flask import Flask, Response, request
 
-from ..config import Config, load_config
+from ..config import Config
 from ..docker_client import Docker
 from ..identity import cookie_secret
 from ..proxy.dispatch import SessionDispatch
 from ..proxy.headers import strip_own_cookies
 from ..services import Services, create_services
 from ..sessions.helpers import HELPER_PATH, SessionHelpers
+from ..settings_load import load_config
 from .access import AccessControl
 from .browsers import give_browser_cookie
 from .clients import ClientAddress

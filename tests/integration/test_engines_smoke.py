@@ -26,7 +26,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from minibinder.config import load_config
+from minibinder.settings_load import load_config
 
 from ..support import engines
 from ..support.engines import LABEL

@@ -268,8 +268,8 @@ def test_https_directly_with_websockets(tmp_path, build_config, git_server):
 
 
 def test_tls_settings_that_cannot_work_stop_the_start(tmp_path):
-    from minibinder.config import load_config
     from minibinder.errors import ConfigError
+    from minibinder.settings_load import load_config
 
     from ..support.tls import make_certificates
 
@@ -548,8 +548,8 @@ def test_everything_lives_under_a_path_prefix(tmp_path, build_config, git_server
     ("https://lab.example.edu/a/../b/", "is not a plain path"),
 ])  # fmt: skip
 def test_bad_public_urls_are_named(public_url, message):
-    from minibinder.config import load_config
     from minibinder.errors import ConfigError
+    from minibinder.settings_load import load_config
 
     with pytest.raises(ConfigError, match=f"public_url: .*{re.escape(message)}"):
         load_config(overrides={"public_url": public_url})

@@ -1,8 +1,8 @@
 """The SQLite store shared by every worker: activity, launch log retention."""
 
-from minibinder.config import load_config
 from minibinder.jobs import erase_old_ips
 from minibinder.services import create_services
+from minibinder.settings_load import load_config
 from minibinder.store import SessionRecord, Store
 
 ID = "0123456789abcdef"

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from minibinder.config import load_config
 from minibinder.events import Event
 from minibinder.launch import LaunchOptions
+from minibinder.settings_load import load_config
 from minibinder.store import SessionRecord
 from minibinder.web import api, create_app
 

@@ -16,8 +16,8 @@ import sys
 
 import pytest
 
-from minibinder.config import load_config
 from minibinder.errors import ConfigError
+from minibinder.settings_load import load_config
 
 from . import corpus
 from .conftest import ADMIN_TOKEN

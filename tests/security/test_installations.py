@@ -12,10 +12,10 @@ import sys
 
 import docker as docker_sdk
 
-from minibinder.config import load_config
 from minibinder.firewall import chain_prefix
 from minibinder.jobs import collect, maintain_sessions
 from minibinder.services import create_services
+from minibinder.settings_load import load_config
 
 from ..support.jupyter import api
 from ..support.sse import events

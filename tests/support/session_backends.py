@@ -14,9 +14,9 @@ from pathlib import Path
 
 import docker
 
-from minibinder.config import load_config
 from minibinder.identity import instance_id
 from minibinder.sessions.launcher import INSTANCE_LABEL, JUPYTER_PORT, SESSION_LABEL
+from minibinder.settings_load import load_config
 from minibinder.store import SessionRecord, Store
 
 from ..conftest import TEST_IMAGE_PREFIX

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from minibinder.config import load_config
 from minibinder.errors import ConfigError
 from minibinder.identity import code_matches, hash_code
+from minibinder.settings_load import load_config
 from minibinder.web.access import safe_next, sign, user_allowed, verified
 
 

@@ -2,7 +2,6 @@
 
 import pytest
 
-from minibinder.config import load_config
 from minibinder.errors import QuotaExceeded
 from minibinder.sessions.admission import (
     ClientLoad,
@@ -14,6 +13,7 @@ from minibinder.sessions.admission import (
     repo_limit,
     total_limit,
 )
+from minibinder.settings_load import load_config
 
 GIB = 2**30
 

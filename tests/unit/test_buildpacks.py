@@ -10,8 +10,8 @@ from minibinder.builds.buildpacks import RepoConfig, pick_buildpack, plan_build,
 from minibinder.builds.buildpacks.base import parse_apt_txt
 from minibinder.builds.buildpacks.python import refers_to_repository
 from minibinder.builds.buildpacks.render import render_dockerfile
-from minibinder.config import load_config
 from minibinder.errors import BuildpackError
+from minibinder.settings_load import load_config
 
 CONFIG = load_config()
 PYPROJECT = b'[project]\nname = "x"\nversion = "1"\n[build-system]\nrequires = ["setuptools"]\n'

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from minibinder.cli import NO_SETTINGS, main
-from minibinder.config import load_config, load_settings
 from minibinder.errors import ConfigError
 from minibinder.identity import code_matches
 from minibinder.settings_docs import effective_toml
 from minibinder.settings_file import with_top_level
+from minibinder.settings_load import load_config, load_settings
 
 WORKSHOP = (
     'data_dir = "/srv/mb"\nbind = "0.0.0.0:8585"\n\n[warm_pool]\n"gh/org/workshop/HEAD" = 2\n'

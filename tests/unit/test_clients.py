@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from minibinder.config import load_config
 from minibinder.errors import ConfigError
+from minibinder.settings_load import load_config
 from minibinder.web.clients import BadForwarding, Client, client_of, trusted_networks
 
 PROXY = trusted_networks(["127.0.0.1", "10.0.0.0/8"])

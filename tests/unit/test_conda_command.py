@@ -23,7 +23,7 @@ from minibinder.builds.environments.conda_shim import (
     unavailable_conda_step,
     write_conda_command,
 )
-from minibinder.config import load_config
+from minibinder.settings_load import load_config
 
 PREFIX = "/srv/conda/envs/notebook"
 SETTINGS = Settings(PREFIX, ("http://mirror/conda-forge",), "https://conda.example", "0.28.0")

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from minibinder.config import Config, fields, load_config
+from minibinder.config import Config, fields
 from minibinder.errors import ConfigError
+from minibinder.settings_load import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -219,7 +220,7 @@ def test_a_code_hash_whose_dollar_signs_a_shell_ate_says_so():
 
 
 def test_settings_say_where_each_value_came_from(tmp_path):
-    from minibinder.config import load_settings
+    from minibinder.settings_load import load_settings
 
     path = tmp_path / "c.toml"
     path.write_text("build_timeout = 60\nclone_timeout = 30\n")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from minibinder.config import load_config
 from minibinder.errors import SpecError
 from minibinder.repos.providers import parse_spec
+from minibinder.settings_load import load_config
 from minibinder.web.links import session_path
 from tests.security import corpus
 

@@ -3,8 +3,8 @@
 import pytest
 
 from minibinder.builds.disk import ImageInfo, check_build_space, collect_images, removal_order
-from minibinder.config import load_config
 from minibinder.errors import BuildError
+from minibinder.settings_load import load_config
 
 GIB = 2**30
 

@@ -15,8 +15,8 @@ from minibinder.builds.buildpacks.dockerfile_reading import (
     expand,
     read_dockerfile,
 )
-from minibinder.config import load_config
 from minibinder.errors import BuildpackError, ConfigError
+from minibinder.settings_load import load_config
 
 LAB = ("docker.io", "registry.lab.example:5000")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from minibinder.config import load_config
 from minibinder.errors import ConfigError
 from minibinder.firewall import (
     EgressPolicy,
@@ -14,6 +13,7 @@ from minibinder.firewall import (
     resolvers_in,
     restore_text,
 )
+from minibinder.settings_load import load_config
 
 POLICY = EgressPolicy("MB-0123456789ab", ("br-abc", "mbb01234567+"), ("10.9.8.0/24",),
                       ("10.255.255.53",))  # fmt: skip

@@ -2,8 +2,8 @@
 
 import pytest
 
-from minibinder.config import load_config
 from minibinder.server import scrub
+from minibinder.settings_load import load_config
 from minibinder.web.hosts import host_allowed
 
 
@@ -55,8 +55,8 @@ def test_tokens_are_scrubbed(line, scrubbed):
 
 
 def test_the_start_up_line_names_the_operators_pages_under_the_path_prefix():
-    from minibinder.config import load_config
     from minibinder.server import listening_line
+    from minibinder.settings_load import load_config
 
     config = load_config(overrides={"public_url": "https://lab.example.edu/binder/"})
     line = listening_line(config)
@@ -66,7 +66,7 @@ def test_the_start_up_line_names_the_operators_pages_under_the_path_prefix():
 
 
 def test_the_operators_listener_answers_to_the_public_name_on_its_own_port():
-    from minibinder.config import load_config
+    from minibinder.settings_load import load_config
 
     config = load_config(overrides={"public_url": "http://w.example.org:8585/",
                                     "bind": "0.0.0.0:8585"})  # fmt: skip

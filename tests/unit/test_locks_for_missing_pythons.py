@@ -9,7 +9,7 @@ import json
 from minibinder.builds.buildpacks import plan_build, read_repo_config
 from minibinder.builds.environments.pythons import parse_request
 from minibinder.builds.prepare import _fallback_python
-from minibinder.config import load_config
+from minibinder.settings_load import load_config
 
 LOCK = {
     "_meta": {"requires": {"python_version": "3.6"}},

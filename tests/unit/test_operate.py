@@ -43,7 +43,7 @@ def test_tables_line_up():
 
 def test_the_doctor_asks_the_r_repository_for_its_newest_index():
     from minibinder.cli.operate import r_package_index
-    from minibinder.config import load_config
+    from minibinder.settings_load import load_config
 
     assert r_package_index(load_config()) == (
         "https://packagemanager.posit.co/cran/__linux__/bookworm/latest/src/contrib/PACKAGES"
@@ -54,7 +54,7 @@ def test_the_doctor_asks_the_r_repository_for_its_newest_index():
 
 def test_the_doctor_says_how_many_seats_the_host_has():
     from minibinder.cli.operate import _seats
-    from minibinder.config import load_config
+    from minibinder.settings_load import load_config
 
     loopback = _seats(load_config(), 16 * 2**30)
     assert loopback.ok and "this host admits 15 sessions" in loopback.found
@@ -75,7 +75,7 @@ def test_stop_all_with_keep_pool_leaves_the_unclaimed_warm_sessions():
 
 def test_the_doctor_says_why_a_pool_cannot_be_full(tmp_path):
     from minibinder.cli.operate import _warm_pool
-    from minibinder.config import load_config
+    from minibinder.settings_load import load_config
 
     none = _warm_pool(load_config(overrides={"data_dir": str(tmp_path)}), 8 * 2**30)
     assert none.ok and none.found == "none (warm_pool)"
@@ -92,7 +92,7 @@ def test_the_doctor_says_why_a_pool_cannot_be_full(tmp_path):
 
 def test_the_doctor_probes_the_conda_mirror_the_operator_set():
     from minibinder.cli.operate import _conda_channels
-    from minibinder.config import load_config
+    from minibinder.settings_load import load_config
 
     asked = []
 

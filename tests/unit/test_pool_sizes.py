@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from minibinder.config import load_config
 from minibinder.sessions.pool import FILE, SET, replaced, shortfall, sizes_in_force
+from minibinder.settings_load import load_config
 from minibinder.store import PoolOverride
 
 SPEC = "gh/org/workshop/HEAD"

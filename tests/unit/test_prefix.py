@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from minibinder.config import load_config
+from minibinder.settings_load import load_config
 from minibinder.web.prefix import PathPrefix
 
 CONFIG = load_config(overrides={"public_url": "https://lab.example.edu/binder/"})

@@ -12,8 +12,8 @@ from minibinder.builds.environments.conda import (
     check_channel_host,
 )
 from minibinder.builds.environments.envfile import parse_environment_file
-from minibinder.config import load_config
 from minibinder.errors import BuildError, BuildpackError
+from minibinder.settings_load import load_config
 
 CONFIG = load_config(overrides={"base_images": {"3.11": "base:3.11", "3.13": "base:3.13"}})
 ENV = """

@@ -3,10 +3,10 @@
 import pytest
 
 from minibinder.builds.images import image_name, image_slug
-from minibinder.config import load_config
 from minibinder.errors import SpecError
 from minibinder.repos.providers import parse_spec, source_from_url, spec_from_form
 from minibinder.repos.refs import check_ref
+from minibinder.settings_load import load_config
 
 CONFIG = load_config()
 SHA = "0123456789abcdef0123456789abcdef01234567"

@@ -16,8 +16,8 @@ from minibinder.builds.environments.r_runtime import (
     repository_url,
     site_profile_step,
 )
-from minibinder.config import load_config
 from minibinder.errors import BuildpackError, ConfigError
+from minibinder.settings_load import load_config
 
 CONFIG = load_config(overrides={"r_package_repository": "http://cran.test/{date}"})
 

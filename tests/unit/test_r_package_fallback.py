@@ -15,8 +15,8 @@ from minibinder.builds.environments.r_packages import (
     parse_install_r,
 )
 from minibinder.builds.environments.r_runtime import FROM_DEBIAN, RUNNER_SCRIPT
-from minibinder.config import load_config
 from minibinder.errors import BuildpackError, ConfigError
+from minibinder.settings_load import load_config
 
 from .test_r_environments import FakeDocker
 

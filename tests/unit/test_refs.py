@@ -4,10 +4,10 @@ must never reach git."""
 import pytest
 
 from minibinder.cli.build_command import pick_target
-from minibinder.config import load_config
 from minibinder.errors import SpecError
 from minibinder.repos import refs
 from minibinder.repos.refs import RefCache, pick_sha
+from minibinder.settings_load import load_config
 
 CONFIG = load_config(overrides={"allowed_clone_schemes": ["https", "git"]})
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from minibinder.config import load_config
 from minibinder.errors import ConfigError
 from minibinder.proxy.routes import session_of_host, session_url
+from minibinder.settings_load import load_config
 from minibinder.web.hosts import HostPolicy
 
 ID = "0123456789abcdef"

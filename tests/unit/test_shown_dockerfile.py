@@ -5,7 +5,7 @@ channels and packages."""
 from __future__ import annotations
 
 from minibinder.builds.images import generated_dockerfile
-from minibinder.config import load_config
+from minibinder.settings_load import load_config
 
 
 def test_a_conda_environment_is_named_with_its_packages(tmp_path):

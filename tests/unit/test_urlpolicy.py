@@ -2,7 +2,6 @@
 
 import pytest
 
-from minibinder.config import load_config
 from minibinder.errors import ConfigError, SpecError
 from minibinder.repos.urlpolicy import (
     check_clone_host,
@@ -10,6 +9,7 @@ from minibinder.repos.urlpolicy import (
     internal_host_entry,
     listed_internal_host,
 )
+from minibinder.settings_load import load_config
 
 HTTPS_ONLY = ["https"]
 
