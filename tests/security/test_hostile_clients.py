@@ -8,7 +8,6 @@ import contextlib
 import http.client
 import resource
 import socket
-import threading
 import time
 
 import pytest
@@ -16,6 +15,7 @@ import websocket
 
 from minibinder.store import Store
 
+from ..support.other_clients import SecondClient, connect, get_from
 from ..support.serving import ServeProcess, write_config
 from ..support.session_backends import SessionBackend
 
@@ -45,22 +45,6 @@ def front(tmp_path_factory, docker):
     serve.stop()
     backend.remove()
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
-def connect(serve, source: str = "127.0.0.1") -> socket.socket:
-    return socket.create_connection(("127.0.0.1", serve.port), timeout=30,
-                                    source_address=(source, 0))  # fmt: skip
-
-
-def get_from(serve, source: str, path: str) -> tuple[int, bytes]:
-    """GET `path` on a new connection from the loopback address `source`."""
-    connection = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=10)
-    connection.sock = connect(serve, source)
-    connection.request("GET", path)
-    response = connection.getresponse()
-    body = response.read()
-    connection.close()
-    return response.status, body
 
 
 def closed_within(sock: socket.socket, seconds: float) -> float | None:
@@ -166,37 +150,10 @@ def test_connections_past_the_per_client_cap_are_refused_and_others_still_served
         sock.close()
 
 
-class SecondClient(threading.Thread):
-    """Another client (127.0.0.2) asking a page and the session in turn, all along."""
-
-    def __init__(self, serve):
-        super().__init__(daemon=True)
-        self.serve, self.latencies, self.failures = serve, [], []
-        self.stop = threading.Event()
-
-    def run(self):
-        paths = ["/health", f"/user/{SESSION}/hello"]
-        while not self.stop.is_set():
-            for path in paths:
-                started = time.monotonic()
-                try:
-                    status, _ = get_from(self.serve, "127.0.0.2", path)
-                    if status != 200:
-                        self.failures.append(f"{path}: {status}")
-                except OSError as error:
-                    self.failures.append(f"{path}: {error}")
-                self.latencies.append(time.monotonic() - started)
-            time.sleep(0.02)
-
-    def p99_ms(self) -> float:
-        ordered = sorted(self.latencies)
-        return 1000 * ordered[int(0.99 * (len(ordered) - 1))]
-
-
 def test_2000_slow_header_connections_and_1000_refused_upgrades_do_not_starve_others(
     front, measured
 ):
-    second = SecondClient(front)
+    second = SecondClient(front, ["/health", f"/user/{SESSION}/hello"])
     second.start()
     slow, started = [], time.monotonic()
     for _ in range(2000):

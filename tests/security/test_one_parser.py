@@ -11,11 +11,8 @@ answering, and gzip/xchunked codings and bad chunks reached the app before their
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import re
-import socket
-import threading
 import time
 import urllib.request
 
@@ -24,6 +21,7 @@ import websocket
 
 from minibinder.store import Store
 
+from ..support.other_clients import SecondClient, connect, get_from
 from ..support.serving import ServeProcess, write_config
 from ..support.session_backends import SessionBackend
 from . import corpus
@@ -49,11 +47,6 @@ def front(tmp_path_factory, docker):
     backend.remove()
 
 
-def connect(serve, source: str = "127.0.0.1") -> socket.socket:
-    return socket.create_connection(("127.0.0.1", serve.port), timeout=30,
-                                    source_address=(source, 0))  # fmt: skip
-
-
 def exchange(serve, text: str, source: str = "127.0.0.1", wait: float = 10) -> bytes:
     """Send `text` on a new connection and read until the server closes it (or `wait`)."""
     payload = text.replace("HOST", f"127.0.0.1:{serve.port}").encode("latin-1")
@@ -74,16 +67,6 @@ def statuses(answer: bytes) -> list[str]:
 def app_saw(serve, marker: str) -> bool:
     """Whether a request whose path holds `marker` reached the app (its access-log line)."""
     return marker in serve.log_file.read_text(errors="replace")
-
-
-def get_from(serve, source: str, path: str) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=15)
-    connection.sock = connect(serve, source)
-    connection.request("GET", path)
-    response = connection.getresponse()
-    body = response.read()
-    connection.close()
-    return response.status, body
 
 
 def front_counts(serve) -> dict[str, float]:
@@ -163,40 +146,18 @@ def test_nothing_sent_after_a_handshake_reaches_the_session_before_its_101(front
     ws.close()
 
 
-class SecondClient(threading.Thread):
-    """127.0.0.2 asking the health check, a page, an event stream and the session in turn."""
-
-    def __init__(self, serve):
-        super().__init__(daemon=True)
-        self.serve, self.latencies, self.failures = serve, [], []
-        self.stop = threading.Event()
-
-    def run(self):
-        paths = ["/health", "/", "/build/gh/no-such-owner", f"/user/{SESSION}/hello"]
-        while not self.stop.is_set():
-            for path in paths:
-                started = time.monotonic()
-                try:
-                    status, body = get_from(self.serve, "127.0.0.2", path)
-                    if path.startswith("/build/"):
-                        ok = status == 200 and b'"phase": "failed"' in body.replace(b'":"', b'": "')
-                    else:
-                        ok = status == 200
-                    if not ok:
-                        self.failures.append(f"{path}: {status} {body[:80]!r}")
-                except OSError as error:
-                    self.failures.append(f"{path}: {error}")
-                self.latencies.append(time.monotonic() - started)
-            time.sleep(0.02)
-
-    def p99_ms(self) -> float:
-        ordered = sorted(self.latencies)
-        return 1000 * ordered[int(0.99 * (len(ordered) - 1))]
+def served(path: str, status: int, body: bytes) -> bool:
+    """A page answers 200; an event stream for a bad spec ends in its `failed` event."""
+    if path.startswith("/build/"):
+        return status == 200 and b'"phase": "failed"' in body.replace(b'":"', b'": "')
+    return status == 200
 
 
 def test_slow_bodies_and_upgrade_closes_hold_no_thread_and_no_session_connection(front, measured):
     before = front_counts(front)
-    second = SecondClient(front)
+    second = SecondClient(
+        front, ["/health", "/", "/build/gh/no-such-owner", f"/user/{SESSION}/hello"], served
+    )
     second.start()
     slow = []
     for number in range(2000):  # a body of 100 bytes that never comes; past the cap: 429
