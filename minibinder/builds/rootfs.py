@@ -53,7 +53,8 @@ def ensure_rootfs(docker: Docker, rootfs: str, mirror: str = DEBIAN_MIRROR) -> I
             + "; let the engine reach its registry (or set base_rootfs to an image it has), "
             "or run minibinder as root on Linux with debootstrap installed"
         )  # fmt: skip
-    yield Event("building", f"Pulling failed ({pulled}); making {local} with debootstrap ...\n")
+    why = "" if rootfs == local else f"Pulling {rootfs} failed ({pulled}); m"
+    yield Event("building", f"{why or 'M'}aking {local} with debootstrap ...\n")
     yield from debootstrap(docker, suite, local, mirror)
     yield Event("built", f"Made {local}\n", {"imageName": local})
 
