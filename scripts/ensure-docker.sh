@@ -27,7 +27,15 @@ for _ in $(seq 1 180); do
   fi
   if ! pgrep -u root -x dockerd >/dev/null 2>&1; then
     echo "Starting dockerd in the background (log: $log) ..."
-    nohup dockerd >>"$log" 2>&1 </dev/null &
+    # Without the descriptors this script inherited: a daemon that kept a caller's lock file
+    # open (`flock LOCK make test`) would hold that lock for as long as it runs.
+    (
+      for fd in /proc/$BASHPID/fd/*; do
+        fd=${fd##*/}
+        if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+      done
+      exec nohup dockerd >>"$log" 2>&1 </dev/null
+    ) &
   fi
   sleep 0.5
 done
