@@ -185,30 +185,39 @@ class SessionRelay:
             chunked = False
         if chunked:
             headers.append((b"Transfer-Encoding", b"chunked"))
-        client.write(_head(status, answer.reason, headers, keep))
-        if not await self._stream(client, upstream, first, chunked):
+        if not await self._stream(
+            client, upstream, _head(status, answer.reason, headers, keep), first, chunked
+        ):
             upstream.abort()
             return False
         self._release(upstream, answer.keep_alive)
         return keep
 
     async def _stream(
-        self, client: Connection, upstream: Upstream, first: bytes, chunked: bool
+        self, client: Connection, upstream: Upstream, head: bytes, first: bytes, chunked: bool
     ) -> bool:
-        pending = [first] if first else []
+        """The answer's head and body to the client. What the session has already sent goes
+        out in one write with the head: a small answer costs the client one send."""
+        out = [head]
+        if first:
+            out += _framed(first, chunked)
         while True:
-            for data in pending:
+            while upstream.events and isinstance(upstream.events[0], Body):
+                event = await upstream.next_event()  # queued: returns at once
+                out += _framed(event.data, chunked)  # type: ignore[union-attr]
+            if upstream.events and isinstance(upstream.events[0], End):
+                await upstream.next_event()
                 if chunked:
-                    client.write_chunk(data)
-                else:
-                    client.write(data)
-            pending = []
-            await client.drain(self.limits.idle_timeout)
+                    out.append(b"0\r\n\r\n")
+                client.write(b"".join(out))
+                return True
+            if out:
+                client.write(b"".join(out))
+                out = []
+                await client.drain(self.limits.idle_timeout)
             event = await _answer_of(upstream)
             if isinstance(event, Body):
-                pending.append(event.data)
-                while upstream.events and isinstance(upstream.events[0], Body):
-                    pending.append((await upstream.next_event()).data)  # type: ignore[union-attr]
+                out += _framed(event.data, chunked)
             elif isinstance(event, End):
                 if chunked:
                     client.write(b"0\r\n\r\n")
@@ -301,6 +310,10 @@ async def _answer_of(upstream: Upstream, seconds: float = UPSTREAM_ANSWER_SECOND
         return await upstream.next_event()
     finally:
         upstream.disarm()
+
+
+def _framed(data: bytes, chunked: bool) -> list[bytes]:
+    return [b"%x\r\n" % len(data), data, b"\r\n"] if chunked else [data]
 
 
 def _head(status: int, reason: bytes, headers: Headers, keep: bool) -> bytes:
