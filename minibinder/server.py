@@ -14,6 +14,7 @@ import shutil
 import socket
 import ssl
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -68,6 +69,14 @@ class FrontWorker(Worker):
     gunicorn: gunicorn forks, watches and restarts the workers; the front reads every request
     once and calls the app, already parsed, in a bounded pool of threads."""
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.stopping = threading.Event()
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        self.stopping.set()  # the loop below goes at once, not at its next tick
+
     def run(self) -> None:
         front: Front = self.wsgi  # what _Gunicorn.load made
         server: _Gunicorn = self.app
@@ -76,7 +85,7 @@ class FrontWorker(Worker):
             self.notify()
             if os.getppid() != self.ppid:
                 break
-            time.sleep(1.0)
+            self.stopping.wait(1.0)
         front.stop()
         deadline = time.monotonic() + self.cfg.graceful_timeout
         while front.busy() and time.monotonic() < deadline:
