@@ -40,7 +40,7 @@ from .routes import RouteTable
 from .session_relay import Exchange, SessionRelay
 from .tls_accept import TlsAcceptor
 from .upstream import UpstreamPool
-from .wire import RequestHead, environ_for, simple_response, wsgi_response
+from .wire import CLIENT_GONE, RequestHead, environ_for, simple_response, wsgi_response
 
 log = logging.getLogger("minibinder.front")
 
@@ -81,6 +81,7 @@ class ClientConnection(Connection):
         self.headers: Headers = []
         self.task: asyncio.Task | None = None
         self.admitted = False
+        self.gone = threading.Event()  # set when the connection closes (read by app threads)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -105,6 +106,7 @@ class ClientConnection(Connection):
         self.task = self.loop.create_task(self._serve(self))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.gone.set()
         if self.admitted:
             self.admitted = False
             self._release(self)
@@ -435,6 +437,7 @@ class Front:
             )
             return head.keep_alive and not head.upgrade
         environ = app_environ(environ_for(head, client.peer, client.port, client.scheme), body)
+        environ[CLIENT_GONE] = client.gone
         self.in_app[key] += 1
         try:
             keep = await self.app_calls.call(client, environ, head, APP_WAIT_SECONDS)

@@ -10,6 +10,9 @@ from urllib.parse import unquote_to_bytes
 from .headers import OWN_PAGE_HEADERS, Headers, header
 
 LISTENER_PORT = "minibinder.listener_port"  # environ key: the local port a request came in on
+# environ key: a threading.Event the front sets when the client's connection closes, so a
+# long answer (an event stream) learns at once that nobody reads it any more
+CLIENT_GONE = "minibinder.client_gone"
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, request
@@ -12,6 +13,7 @@ from flask import Blueprint, Response, current_app, request
 from ..errors import QuotaExceeded
 from ..events import Event
 from ..launch import LaunchOptions, launch_events
+from ..proxy.wire import CLIENT_GONE
 from ..services import Services
 from ..sessions.admission import Ask
 from .browsers import who_asks
@@ -19,6 +21,7 @@ from .browsers import who_asks
 blueprint = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
 KEEPALIVE_SECONDS = 25.0
+GONE_CHECK_SECONDS = 1.0  # how soon a stream notices the front saw its client leave
 
 
 def services() -> Services:
@@ -59,8 +62,11 @@ def event_stream(
     options: LaunchOptions,
     app_services: Services,
     keepalive: float | None = None,
+    gone: threading.Event | None = None,
 ) -> Iterator[str]:
-    """Run the request in a thread; relay its events and a keepalive comment while it works."""
+    """Run the request in a thread; relay its events and a keepalive comment while it works.
+    The stream ends, and the request is cancelled, within a second of `gone` being set (the
+    client left), or at the next write that fails."""
     keepalive = keepalive or KEEPALIVE_SECONDS
     events: queue.Queue = queue.Queue()
 
@@ -76,14 +82,20 @@ def event_stream(
 
     threading.Thread(target=work, name=f"launch {provider_spec}", daemon=True).start()
     try:
+        wrote = time.monotonic()
         while True:
             try:
-                event = events.get(timeout=keepalive)
+                event = events.get(timeout=min(keepalive, GONE_CHECK_SECONDS))
             except queue.Empty:
-                yield ":keepalive\n\n"
+                if gone is not None and gone.is_set():
+                    return
+                if time.monotonic() - wrote >= keepalive:
+                    wrote = time.monotonic()
+                    yield ":keepalive\n\n"
                 continue
             if event is None:
                 return
+            wrote = time.monotonic()
             yield sse(event)
     finally:
         options.cancelled.set()
@@ -119,7 +131,10 @@ def build_events(provider: str, spec: str):
         request_id=app_services.store.open_request(asker.client, asker.address),
     )
     response = Response(
-        event_stream(raw_spec("/build/"), options, app_services), mimetype="text/event-stream"
+        event_stream(
+            raw_spec("/build/"), options, app_services, gone=request.environ.get(CLIENT_GONE)
+        ),
+        mimetype="text/event-stream",
     )
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"

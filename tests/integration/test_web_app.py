@@ -4,6 +4,7 @@ the event stream's framing, keepalive, CORS and failure events, and the launch p
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -131,4 +132,26 @@ def test_cancelled_flag_is_set_when_the_client_goes_away(tmp_path, monkeypatch):
     stream = api.event_stream("gh/o/r/HEAD", options, services, keepalive=0.05)
     assert next(stream).startswith("data: ")
     stream.close()
+    assert options.cancelled.is_set()
+
+
+def test_a_stream_whose_client_left_ends_without_writing(tmp_path, monkeypatch):
+    # The front sets `gone` when the connection closes: the stream ends (and the request is
+    # cancelled) at once, not at its next keepalive write.
+    options = LaunchOptions(host_url="http://h/")
+    app = create_app(settings(tmp_path, {}), docker=FakeDocker())
+    with app.app_context():
+        services = app.extensions["minibinder"]
+
+    def slow(provider_spec, options, services):
+        yield Event("building", "x")
+        options.cancelled.wait(30)
+        yield Event("failed", "cancelled")
+
+    monkeypatch.setattr(api, "launch_events", slow)
+    gone = threading.Event()
+    stream = api.event_stream("gh/o/r/HEAD", options, services, keepalive=60, gone=gone)
+    assert next(stream).startswith("data: ")
+    gone.set()
+    assert list(stream) == []  # ended before its first keepalive (60 s), and wrote nothing
     assert options.cancelled.is_set()
