@@ -76,9 +76,9 @@ def test_running_computation_with_the_tab_closed_is_not_idle(serve_with, repo):
     serve = serve_with(idle_timeout=6, cull_warning=2, cull_interval=1)
     ready = launch(serve, repo)
     kernel = start_kernel(ready)
-    computation = "import time\nend = time.time() + 25\nwhile time.time() < end: pass"
+    computation = "import time\nend = time.time() + 14\nwhile time.time() < end: pass"
     execute(ready, kernel, computation, wait=False)  # then "closes the tab"
-    time.sleep(15)
+    time.sleep(11)  # idle, it would have gone at about 7 s
     assert session_container(ready) is not None, "a computing kernel was culled as idle"
     wait_for(lambda: session_container(ready) is None, 60, message="culling after the work")
 
@@ -112,12 +112,13 @@ def test_memory_limit_kills_the_kernel_not_the_session(serve_with, repo):
     ready = launch(serve, repo)
     kernel = start_kernel(ready)
     assert execute(ready, kernel, "print('alive')")["stdout"] == "alive\n"
-    execute(
+    died = execute(
         ready,
         kernel,
         "x = bytearray(900 * 1024 * 1024); x[::4096] = b'1' * len(x[::4096])",
         timeout=60,
     )
+    assert died["states"][-1] in ("restarting", "dead"), died
     # Jupyter notices the dead kernel and restarts it; the session answers throughout.
     wait_for(
         lambda: (

@@ -6,6 +6,7 @@ to change); heredoc contents stay data. One test builds such repositories for re
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
@@ -112,6 +113,8 @@ def loopback_listener():
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield server.getsockname()[1], connections
+    with contextlib.suppress(OSError):
+        server.shutdown(socket.SHUT_RDWR)  # wakes the accept(): close() alone does not
     server.close()
     thread.join(timeout=5)
 

@@ -85,6 +85,13 @@ def execute(ready: dict, kernel_id: str, code: str, timeout: float = 60, wait: b
                 message = json.loads(ws.recv())
             except websocket.WebSocketTimeoutException:
                 continue
+            if message.get("msg_type") == "status" and message["content"].get(
+                "execution_state"
+            ) in ("restarting", "dead"):
+                # Jupyter says so when the kernel died (its parent is no request of ours): this
+                # cell will never finish.
+                result["states"].append(message["content"]["execution_state"])
+                break
             if message.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind = message["msg_type"]
