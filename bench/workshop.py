@@ -12,6 +12,8 @@ import argparse
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from tests.support.sse import events
+
 from .common import NOTEBOOK, Bench, launch, percentile, rss_mib, wait_for_pool
 
 # 40 sessions must fit: less memory each than the defaults (1 GiB reserved, 2 GiB limit).
@@ -22,6 +24,14 @@ SMALL = {
     "launch_timeout": 600,
     "threads": 256,
 }
+
+
+def prebuild(serve, spec: str) -> None:
+    """Build the image ahead, as the instructor does (`minibinder prebuild`): no session is
+    left running, so all 40 seats behind the room's address are the students'."""
+    last = events(f"{serve.url}/build/{spec}?build_only=true")[-1]
+    if last["phase"] != "ready":
+        raise RuntimeError(f"the prebuild failed: {last.get('message')}")
 
 
 def stampede(serve, spec: str, students: int) -> dict:
@@ -46,6 +56,18 @@ def stampede(serve, spec: str, students: int) -> dict:
     }
 
 
+def processes_rss(serve) -> dict[str, float]:
+    """RSS of the master and of each worker (the front, the app and the job runner), in MiB."""
+    rss = {"master": rss_mib([serve.process.pid])}
+    for number, pid in enumerate(serve.worker_pids(), 1):
+        rss[f"worker {number}"] = rss_mib([pid])
+    return rss
+
+
+def rss_line(rss: dict[str, float]) -> str:
+    return ", ".join(f"{name} {mib:.0f}" for name, mib in rss.items())
+
+
 def report(name: str, result: dict) -> None:
     p50 = f"{result['p50']:.2f} s" if result["p50"] is not None else "-"
     p95 = f"{result['p95']:.2f} s" if result["p95"] is not None else "-"
@@ -66,7 +88,8 @@ def main() -> None:
         bench.git.create("bench/workshop", {"index.ipynb": NOTEBOOK})
         spec = "gh/bench/workshop/HEAD"
         cold_serve = bench.serve(**SMALL)
-        launch(cold_serve, spec)  # build once (prebuild); not measured
+        idle = processes_rss(cold_serve)
+        prebuild(cold_serve, spec)  # not measured
         cold = stampede(cold_serve, spec, args.students)
         report("without a pool", cold)
         cold_serve.stop()
@@ -76,11 +99,13 @@ def main() -> None:
         print(f"warm pool of {args.students} filled in {fill:.0f} s")
         pooled = stampede(pooled_serve, spec, args.students)
         report("with a warm pool", pooled)
-        memory = rss_mib([pooled_serve.process.pid, *pooled_serve.worker_pids()])
+        held = processes_rss(pooled_serve)
         print(
-            f"minibinder RSS with {args.students} sessions (+ pool refills): {memory:.0f} MiB "
-            "(target <= 150 MB)"
+            f"minibinder RSS with {args.students} sessions (+ pool refills): "
+            f"{sum(held.values()):.0f} MiB (target <= 150 MB); {rss_line(held)}"
         )
+        print(f"minibinder RSS just started, no session: {sum(idle.values()):.0f} MiB; "
+              f"{rss_line(idle)}")  # fmt: skip
     finally:
         bench.close()
 
