@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tests.support.sse import events
 
-from .common import NOTEBOOK, Bench, launch, percentile, rss_mib, wait_for_pool
+from .common import NOTEBOOK, Bench, launch, percentile, pss_mib, rss_mib, wait_for_pool
 
 # 40 sessions must fit: less memory each than the defaults (1 GiB reserved, 2 GiB limit).
 SMALL = {
@@ -57,15 +57,22 @@ def stampede(serve, spec: str, students: int) -> dict:
 
 
 def processes_rss(serve) -> dict[str, float]:
-    """RSS of the master and of each worker (the front, the app and the job runner), in MiB."""
-    rss = {"master": rss_mib([serve.process.pid])}
-    for number, pid in enumerate(serve.worker_pids(), 1):
+    """RSS of the master and of each worker (the front, the app and the job runner), in MiB,
+    and the PSS of them all (shared pages counted once)."""
+    pids = [serve.process.pid, *serve.worker_pids()]
+    rss = {"master": rss_mib(pids[:1])}
+    for number, pid in enumerate(pids[1:], 1):
         rss[f"worker {number}"] = rss_mib([pid])
+    rss["PSS of all"] = pss_mib(pids)
     return rss
 
 
 def rss_line(rss: dict[str, float]) -> str:
     return ", ".join(f"{name} {mib:.0f}" for name, mib in rss.items())
+
+
+def rss_sum(rss: dict[str, float]) -> float:
+    return sum(mib for name, mib in rss.items() if not name.startswith("PSS"))
 
 
 def report(name: str, result: dict) -> None:
@@ -102,9 +109,9 @@ def main() -> None:
         held = processes_rss(pooled_serve)
         print(
             f"minibinder RSS with {args.students} sessions (+ pool refills): "
-            f"{sum(held.values()):.0f} MiB (target <= 150 MB); {rss_line(held)}"
+            f"{rss_sum(held):.0f} MiB (target <= 150 MB); {rss_line(held)}"
         )
-        print(f"minibinder RSS just started, no session: {sum(idle.values()):.0f} MiB; "
+        print(f"minibinder RSS just started, no session: {rss_sum(idle):.0f} MiB; "
               f"{rss_line(idle)}")  # fmt: skip
     finally:
         bench.close()
