@@ -154,6 +154,7 @@ def test_install_service_trusts_the_ca_make_serve_passes_although_sudo_dropped_i
     bundle.write_text("")
     monkeypatch.setattr(service, "HOST_CA_BUNDLE", bundle)
     monkeypatch.setattr(service, "CONFIG_PATH", tmp_path / "none.toml")  # no installed file
+    monkeypatch.delenv("MINIBINDER_EXTRA_CA_FILE", raising=False)  # as sudo drops it
     settings = tmp_path / "etc" / "minibinder.toml"
     result = run("install-service", "--unit", str(tmp_path / "x.service"),
                  "--settings", str(settings), "--link", "")  # fmt: skip
