@@ -108,8 +108,9 @@ def main() -> None:
         report("with a warm pool", pooled)
         held = processes_rss(pooled_serve)
         print(
-            f"minibinder RSS with {args.students} sessions (+ pool refills): "
-            f"{rss_sum(held):.0f} MiB (target <= 150 MB); {rss_line(held)}"
+            f"minibinder with {args.students} sessions (+ pool refills): PSS "
+            f"{held['PSS of all']:.0f} MiB (target <= 150 MB), sum of RSS {rss_sum(held):.0f} "
+            f"MiB (shared pages counted in each process); {rss_line(held)}"
         )
         print(f"minibinder RSS just started, no session: {rss_sum(idle):.0f} MiB; "
               f"{rss_line(idle)}")  # fmt: skip
