@@ -3,8 +3,8 @@ must be in COMMANDS, which says how this test runs it or why it does not; the on
 are run as their text says, in a temporary root (tests/support/temp_root.py: /etc,
 /usr/local/bin and /var/lib are overlays) with only these changes: the ports 8585, 8586 and 9418
 become free ones, /srv/git a temporary folder, `<owner>/<repo>` and `ID…` real ones, and the
-shell has a temporary data directory, the tests' image prefix and the free port as `bind`. A README that drifts from the
-code, or gains a command nobody runs, fails here."""
+shell has a temporary data directory, the tests' image prefix and the free port as `bind`. A
+README that drifts from the code, or gains a command nobody runs, fails here."""
 
 from __future__ import annotations
 
