@@ -224,6 +224,8 @@ class Operator:
 @pytest.fixture
 def operator(tmp_path):
     why = temp_root.available()
+    if not (ROOT / ".venv/bin/minibinder").exists():
+        why = "the README's commands run .venv/bin/minibinder: make venv first"
     if why:
         pytest.skip(why)
     srv_git = tmp_path / "srv-git"
