@@ -369,7 +369,6 @@ def test_installed_as_a_service_as_the_readme_says(operator):
         if case == "admin-token":  # the service's token, not one of the shell's own
             assert status_of(f"http://127.0.0.1:{operator.port + 1}/admin/",
                              {"Authorization": f"Bearer {ran.stdout.strip()}"}) == 200  # fmt: skip
-    operator.text("sudo minibinder …")
     root.stop(process)
 
     # The Settings section, with the file install-service wrote.
