@@ -121,3 +121,15 @@ def rss_mib(pids: list[int]) -> float:
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
     return total / 1024
+
+
+def pss_mib(pids: list[int]) -> float:
+    """Proportional set size: pages shared between the master and its forked workers counted
+    once in all, where RSS counts them in each process."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+    return total / 1024

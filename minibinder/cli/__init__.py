@@ -461,7 +461,14 @@ def install_service(
     from pathlib import Path
 
     from ..settings_docs import example_toml
-    from .service import CONFIG_PATH, NEXT_STEPS, UNIT_PATH, link_minibinder, unit_text
+    from .service import (
+        CONFIG_PATH,
+        HOST_CA_BUNDLE,
+        NEXT_STEPS,
+        UNIT_PATH,
+        link_minibinder,
+        unit_text,
+    )
 
     settings_file = Path(settings_path) if settings_path else CONFIG_PATH
     text = unit_text(sys.executable, settings_file)
@@ -474,6 +481,8 @@ def install_service(
             # The settings in force now (from the environment `make serve` sets, e.g. the
             # extra CA), with the service's own data directory.
             values = dataclasses.replace(_load(ctx), data_dir=data_dir)
+            if not values.extra_ca_file and HOST_CA_BUNDLE.is_file():
+                values = dataclasses.replace(values, extra_ca_file=str(HOST_CA_BUNDLE))
             settings_file.parent.mkdir(parents=True, exist_ok=True)
             settings_file.write_text(example_toml(values))
             settings_file.chmod(0o600)  # it may hold the admin token or the access code's hash

@@ -10,6 +10,9 @@ from pathlib import Path
 
 UNIT_PATH = Path("/etc/systemd/system/minibinder.service")
 CONFIG_PATH = Path("/etc/minibinder/minibinder.toml")
+# The CA bundle `make serve` trusts in builds (the Makefile's MINIBINDER_EXTRA_CA_FILE): the
+# service trusts it too, although `sudo` drops the variable on the way to install-service.
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 def settings_file(given: str | None, environ: Mapping[str, str]) -> str | None:

@@ -141,3 +141,29 @@ def test_the_settings_in_force_note_a_pool_size_set_while_running(tmp_path):
     text = effective_toml(load_settings(path), str(path), {"warm_pool": [note]})
     assert f'"gh/a/b/HEAD" = 3\n# {note}\n' in text
     assert tomllib.loads(text)["warm_pool"] == {"gh/a/b/HEAD": 3}
+
+
+def test_install_service_trusts_the_ca_make_serve_passes_although_sudo_dropped_it(
+    tmp_path, monkeypatch
+):
+    """`sudo` resets the environment, so MINIBINDER_EXTRA_CA_FILE (which `make serve` sets to
+    the host's bundle) never reaches install-service: the settings file names the bundle."""
+    import minibinder.cli.service as service
+
+    bundle = tmp_path / "ca-certificates.crt"
+    bundle.write_text("")
+    monkeypatch.setattr(service, "HOST_CA_BUNDLE", bundle)
+    monkeypatch.setattr(service, "CONFIG_PATH", tmp_path / "none.toml")  # no installed file
+    monkeypatch.delenv("MINIBINDER_EXTRA_CA_FILE", raising=False)  # as sudo drops it
+    settings = tmp_path / "etc" / "minibinder.toml"
+    result = run("install-service", "--unit", str(tmp_path / "x.service"),
+                 "--settings", str(settings), "--link", "")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert tomllib.loads(settings.read_text())["extra_ca_file"] == str(bundle)
+    # A CA the operator names wins.
+    other = tmp_path / "other.toml"
+    named = run("install-service", "--unit", str(tmp_path / "y.service"), "--settings",
+                str(other), "--link", "",
+                env={"MINIBINDER_EXTRA_CA_FILE": str(settings)})  # fmt: skip
+    assert named.exit_code == 0, named.output
+    assert tomllib.loads(other.read_text())["extra_ca_file"] == str(settings)
