@@ -272,6 +272,16 @@ class Config:
         "is refused like one that is too large).",
     )
     clone_submodules: bool = setting(False, "Also fetch git submodules of a repository.")
+    git_credentials: str = setting(
+        "",
+        "File (mode 0600, outside this settings file) of credentials for private repositories: "
+        'one TOML table per host or host/path prefix, e.g. ["git.lab.example/group"] with '
+        'token = "..." and optionally username = "...". git gets them from minibinder\'s '
+        "credential helper, never in a URL. A repository an entry covers is private: launched "
+        'only with access = "code" or "header" (refused at start-up with "open"), and shown '
+        "as `private` in the exported launch log. Empty: public repositories only.",
+        kind=Text(),
+    )
     ref_cache_seconds: int = setting(
         60,
         "Seconds a resolved ref (branch or tag → commit) is reused before asking the "
@@ -410,6 +420,17 @@ class Config:
     )
     auth_email_domains: list = setting(
         [], 'E-mail domains whose users may launch (access = "header").', kind=TextList()
+    )
+    private_repo_users: list = setting(
+        [],
+        'Users who may launch private repositories (git_credentials) with access = "header"; '
+        "with private_repo_domains empty too, nobody may (refused at start-up).",
+        kind=TextList(),
+    )
+    private_repo_domains: list = setting(
+        [],
+        'E-mail domains whose users may launch private repositories (access = "header").',
+        kind=TextList(),
     )
     admin_users: list = setting(
         [],

@@ -1,11 +1,12 @@
 """This installation's identity, kept in its data directory: the instance id that labels its
-containers, and the operator's admin token."""
+containers, and the operator's admin token; and who a signed-in user is allowed to be."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 
 from .config import Config
 
@@ -57,3 +58,13 @@ def code_matches(code: str, stored: str) -> bool:
     if algorithm != "pbkdf2_sha256":
         return False
     return hmac.compare_digest(hash_code(code, salt, rounds).encode(), stored.encode())
+
+
+def user_allowed(name: str, users: Sequence[str], domains: Sequence[str]) -> bool:
+    """Anyone the proxy names when no allowlist is set; else listed users or e-mail domains."""
+    if not users and not domains:
+        return True
+    name = name.strip().lower()
+    if name in {user.lower() for user in users}:
+        return True
+    return "@" in name and name.rsplit("@", 1)[1] in {d.lower().lstrip("@") for d in domains}

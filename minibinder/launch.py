@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 from . import metrics
 from .builds.images import BuildTarget, build_image, is_cached, target_for_source
 from .config import Config
-from .errors import MinibinderError, QuotaExceeded
+from .errors import MinibinderError, QuotaExceeded, SpecError
 from .events import Event
+from .git_credentials import is_private
+from .identity import user_allowed
 from .proxy.routes import session_url
 from .repos.providers import PROVIDERS, RepoSource, parse_spec
 from .services import Services
@@ -55,6 +57,7 @@ class LaunchOutcome:
     image: str = ""
     build_seconds: float | None = None
     session: str = ""  # the session it started (or claimed), whose end the log will say
+    private: bool = False  # of a repository git_credentials covers: exported as `private`
 
 
 def launch_events(
@@ -91,6 +94,9 @@ def _launch(
     provider_spec: str, options: LaunchOptions, services: Services, outcome: LaunchOutcome
 ) -> Iterator[Event]:
     source = parse_spec(provider_spec, services.config)
+    outcome.private = is_private(source.repo_url, services.config.git_credentials)
+    if outcome.private:
+        check_private_launch(services.config, options.user)
     target = target_for_source(source, services.config, cached=True)
     outcome.resolved_ref, outcome.image = target.ref, target.image
     client = options.client
@@ -126,6 +132,21 @@ def _launch(
         return
     outcome.status = "success"
     yield ready_event(source, target, session, options.host_url, services.config.session_domain)
+
+
+def check_private_launch(config: Config, user: str) -> None:
+    """A private repository launches for whoever passed the access code; behind a sign-in
+    proxy, for the users private_repo_users and private_repo_domains name. Asked before the
+    ref is resolved, so that nobody else learns even whether the repository exists."""
+    if config.access != "header":
+        return
+    if not user_allowed(user, config.private_repo_users, config.private_repo_domains) or not (
+        config.private_repo_users or config.private_repo_domains
+    ):
+        raise SpecError(
+            f"this repository is private and {user or 'this user'} may not launch it here; "
+            "ask the operator to add you to private_repo_users"
+        )
 
 
 def _build(
@@ -216,6 +237,7 @@ def _record(
         outcome.image,
         user=options.user,
         session=outcome.session,
+        private=outcome.private,
     )
 
 
@@ -227,7 +249,9 @@ def launch_origin(config: Config) -> str:
 
 
 def launch_event(row: dict, origin: str) -> str:
-    """One launch-log row as in mybinder.org's events archive (no client IP: it is private)."""
+    """One launch-log row as in mybinder.org's events archive (no client IP: it is private;
+    nor the spec and commit of a private repository)."""
+    private = bool(row.get("private"))
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row["time"]))
     provider = PROVIDERS.get(row["provider"])
     return json.dumps(
@@ -236,8 +260,8 @@ def launch_event(row: dict, origin: str) -> str:
             "schema": "binderhub.jupyter.org/launch",
             "version": 3,
             "provider": provider.display_name if provider else row["provider"],
-            "spec": row["spec"],
-            "ref": row["resolved_ref"],
+            "spec": "private" if private else row["spec"],
+            "ref": "" if private else row["resolved_ref"],
             "status": row["status"],
             "build_token": False,
             "origin": origin,

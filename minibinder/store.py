@@ -77,7 +77,8 @@ CREATE TABLE IF NOT EXISTS launches (
     image TEXT NOT NULL DEFAULT '',
     user TEXT NOT NULL DEFAULT '',
     session TEXT NOT NULL DEFAULT '',
-    ended TEXT NOT NULL DEFAULT ''
+    ended TEXT NOT NULL DEFAULT '',
+    private INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS launches_time ON launches (time);
 """
@@ -101,6 +102,7 @@ MIGRATIONS = (
     ("pool", "file_size", "INTEGER"),
     ("pool", "set_at", "REAL NOT NULL DEFAULT 0"),
     ("pool", "set_by", "TEXT NOT NULL DEFAULT ''"),
+    ("launches", "private", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 
@@ -398,13 +400,14 @@ class Store:
         when: float | None = None,
         user: str = "",
         session: str = "",
+        private: bool = False,
     ) -> None:
         when = when or time.time()
         db = self._connect()
         db.execute(
             "INSERT INTO launches (time, provider, spec, resolved_ref, status, build_seconds, "
-            "launch_seconds, client_ip, image, user, session) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "launch_seconds, client_ip, image, user, session, private) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 when,
                 provider,
@@ -417,6 +420,7 @@ class Store:
                 image,
                 user,
                 session,
+                int(private),
             ),
         )
         if image and status == "success":
