@@ -583,6 +583,33 @@ class Config:
         kind=COUNTS,
     )
 
+    # -- Kept work --------------------------------------------------------------------------------
+    keep_work: str = setting(
+        "off",
+        "Keep a person's work when their session ends (cull, age, CPU budget, Shut Down, the "
+        "operator, a restart) and put it back at their next launch of the same repository: "
+        '"off" (as mybinder.org: everything is deleted), "browser" (an anonymous signed '
+        'cookie says whose it is), "user" (the name the sign-in proxy gives; needs access = '
+        '"header"). Files added or changed under the home are kept, 0600, under the data '
+        "directory's kept-work/.",
+        kind=Choice(("off", "browser", "user")),
+        section="Kept work",
+    )
+    keep_work_hours: float = setting(
+        24.0, "Hours kept work is kept after the session ended; then it is deleted."
+    )
+    keep_work_limit: int = setting(
+        "200M",
+        "Most one person's kept work of one repository may hold; the largest files are left "
+        "out past it (and listed on the next launch page).",
+        kind=Size(),
+    )
+    keep_work_total: int = setting(
+        "10G",
+        "Most all kept work on this host may hold; past it, the oldest is deleted first.",
+        kind=Size(),
+    )
+
     # -- Disk and privacy --------------------------------------------------------------------------
     disk_free_floor: int = setting(
         "5G",

@@ -22,6 +22,8 @@ from .proxy.routes import session_url
 from .repos.providers import PROVIDERS, RepoSource, parse_spec
 from .services import Services
 from .sessions.admission import Ask, client_key
+from .sessions.keeping import describe_size, owner_of, work_key
+from .sessions.kept_work import Restored, restore_work
 from .sessions.launcher import LaunchRequest
 from .store import SessionRecord
 
@@ -41,6 +43,8 @@ class LaunchOptions:
     # The browser's own id (its signed cookie), when it sent one: the per-client limits count
     # browsers, and the address only as a room.
     browser: str = ""
+    # Start clean: kept work (keep_work) is not put back this time.
+    clean: bool = False
 
     @property
     def client(self) -> str:
@@ -58,6 +62,7 @@ class LaunchOutcome:
     build_seconds: float | None = None
     session: str = ""  # the session it started (or claimed), whose end the log will say
     private: bool = False  # of a repository git_credentials covers: exported as `private`
+    restored: int = 0  # files of kept work put back (a count: the launch log keeps no names)
 
 
 def launch_events(
@@ -101,17 +106,28 @@ def _launch(
     outcome.resolved_ref, outcome.image = target.ref, target.image
     client = options.client
     address = options.client_ip or ""
-    warm = None if options.build_only else services.sessions.claim(target.image, client, address)
+    config = services.config
+    keeper = owner_of(config.keep_work, options.user, options.browser)
+    kept = None
+    if keeper and not options.clean and not options.build_only:
+        kept = services.sessions.shelf.current(
+            work_key(keeper, source.repo_url), time.time(), config.keep_work_hours
+        )
+    # A warm session's server is already running: kept work goes into a fresh one instead.
+    claimable = not options.build_only and kept is None
+    warm = services.sessions.claim(target.image, client, address) if claimable else None
     if warm is not None:  # the pool had one ready: no build check, no start, no wait
+        if keeper:
+            services.store.update_session(warm.id, keeper=keeper)
         yield Event("built", "Found built image\n", {"imageName": target.image, "cached": True})
         yield Event("launching", "Launching server...\n")
         outcome.status = "success"
         outcome.session = warm.id
-        yield ready_event(source, target, warm, options.host_url, services.config.session_domain)
+        yield ready_event(source, target, warm, options.host_url, config.session_domain)
         return
     if not options.build_only:  # refuse before building when the session could not start
         services.sessions.admit(Ask.session(provider_spec, source.repo_url, client, address))
-    if options.request_id and not is_cached(services.docker, target, services.config):
+    if options.request_id and not is_cached(services.docker, target, config):
         services.sessions.admit(Ask.build(client, address))
         services.store.mark_building(options.request_id, target.image)
     built = yield from _build(target, services, outcome, options.cancelled)
@@ -122,8 +138,22 @@ def _launch(
         yield Event("ready", "Image built (build_only)\n", {"imageName": target.image})
         return
     yield Event("launching", "Launching server...\n")
+    restored: list[Restored] = []
+
+    def put_work_back(container_id: str) -> None:
+        started = time.monotonic()
+        assert kept is not None
+        done = restore_work(
+            services.docker, services.sessions.shelf, kept.key, container_id, target.image
+        )
+        if done is not None:
+            restored.append(done)
+            metrics.WORK_RESTORED.inc()
+            metrics.WORK_RESTORE_SECONDS.observe(time.monotonic() - started)
+
     session = services.sessions.launch(
-        launch_request(source, target, options.host_url, client, address)
+        launch_request(source, target, options.host_url, client, address, keeper),
+        before_start=put_work_back if kept is not None else None,
     )
     outcome.session = session.id
     if options.cancelled.is_set():
@@ -131,7 +161,23 @@ def _launch(
         outcome.status = "cancelled"
         return
     outcome.status = "success"
-    yield ready_event(source, target, session, options.host_url, services.config.session_domain)
+    ready = ready_event(source, target, session, options.host_url, config.session_domain)
+    if restored:
+        outcome.restored = restored[0].files
+        yield Event("launching", restored_message(restored[0]))
+        ready.data["kept_work"] = restored[0].as_event_data()
+    yield ready
+
+
+def restored_message(restored: Restored) -> str:
+    """The launch log's line; the launch page says it in the reader's own time."""
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(restored.saved_at))
+    text = f"Your work from {when} was restored ({restored.files} files)\n"
+    for path, mine in restored.conflicts:
+        text += f"The repository changed {path} too: your copy is {mine}\n"
+    for path, size in restored.skipped:
+        text += f"Not kept (over keep_work_limit): {path} ({describe_size(size)})\n"
+    return text
 
 
 def check_private_launch(config: Config, user: str) -> None:
@@ -172,7 +218,12 @@ def _build(
 
 
 def launch_request(
-    source: RepoSource, target: BuildTarget, host_url: str, client: str = "", address: str = ""
+    source: RepoSource,
+    target: BuildTarget,
+    host_url: str,
+    client: str = "",
+    address: str = "",
+    keeper: str = "",
 ) -> LaunchRequest:
     """What a session of `target` is started with (a launch's, or the warm pool's), with the
     BINDER_* variables it sees, as on mybinder.org."""
@@ -193,6 +244,7 @@ def launch_request(
         binder_env,
         client,
         address,
+        keeper,
     )
 
 
@@ -238,6 +290,7 @@ def _record(
         user=options.user,
         session=outcome.session,
         private=outcome.private,
+        restored=outcome.restored,
     )
 
 
@@ -268,5 +321,6 @@ def launch_event(row: dict, origin: str) -> str:
             "build_seconds": row["build_seconds"],
             "launch_seconds": row["launch_seconds"],
             **({"ended": row["ended"]} if row.get("ended") else {}),
+            **({"restored_files": row["restored"]} if row.get("restored") else {}),
         }
     )

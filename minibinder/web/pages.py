@@ -129,6 +129,12 @@ def versions():
 
 @blueprint.get("/metrics")
 def metrics():
-    store = services().store
-    body, content_type = render_metrics(lambda: len(store.sessions("running")))
+    app_services = services()
+    store, shelf = app_services.store, app_services.sessions.shelf
+
+    def kept_work() -> tuple[int, int]:
+        works = shelf.all()
+        return len(works), sum(work.size for work in works)
+
+    body, content_type = render_metrics(lambda: len(store.sessions("running")), kept_work)
     return Response(body, content_type=content_type)
