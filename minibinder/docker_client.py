@@ -489,14 +489,10 @@ class Docker:
                 self._client.api.remove_container(created["Id"], force=True, v=True)
 
     def put_archive(self, container_id: str, path: str, data: bytes) -> None:
-        """Unpack a tar into a container at `path`, owners as the tar says (`copyUIDGID`;
-        docker-py's own put_archive would make every file root's)."""
-        api = self._client.api
-        url = api._url("/containers/{0}/archive", container_id)
+        """Unpack a tar into a container at `path`; files get the owners the tar names."""
         with _daemon():
-            response = api._put(url, params={"path": path, "copyUIDGID": "1"}, data=data)
             try:
-                api._raise_for_status(response)
+                self._client.api.put_archive(container_id, path, data)
             except docker.errors.APIError as error:
                 raise LaunchError(f"cannot write to the session: {_short(error)}") from None
 

@@ -3,9 +3,12 @@ containers, and the operator's admin token; and who a signed-in user is allowed 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import os
 import secrets
+import tempfile
 from collections.abc import Sequence
 
 from .config import Config
@@ -15,11 +18,20 @@ INSTANCE_LABEL = "minibinder.instance"
 
 
 def _kept(config: Config, name: str, make: str) -> str:
+    """A value made once and kept in the data directory (0600). Two processes that ask at
+    once agree: the file appears whole (linked from a finished temporary file) or not at all,
+    so none reads it half written and none overwrites the other's."""
     path = config.data_path / name
     if not path.exists():
         config.data_path.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(make)
+        handle, temporary = tempfile.mkstemp(prefix=f".{name}-", dir=config.data_path)
+        try:
+            with os.fdopen(handle, "w") as out:
+                out.write(make)
+            with contextlib.suppress(FileExistsError):  # another process was first: its wins
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
     return path.read_text().strip()
 
 

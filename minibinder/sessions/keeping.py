@@ -13,7 +13,8 @@ HOME = "/home/jovyan"
 # Written by Jupyter and Python for themselves, not work: never kept.
 NOT_WORK = (
     ".cache/",
-    ".local/share/jupyter/runtime/",
+    ".npm/",
+    ".local/share/jupyter/",  # runtime files, the notebook-signing secret and its database
     ".ipython/profile_default/history.sqlite",
     ".jupyter/lab/workspaces/",
 )

@@ -1,0 +1,145 @@
+"""Kept work (#24): a session's files survive its cull and come back at the same browser's
+next launch of the same repository: never to another browser, not after keep_work_hours, the
+user's copy beside the repository's where both changed a file, and what did not fit listed."""
+
+from __future__ import annotations
+
+import base64
+import http.cookiejar
+import json
+import stat
+import time
+import urllib.request
+
+import docker as docker_sdk
+import pytest
+
+from minibinder.store import Store
+
+from ..support.jupyter import api
+from ..support.sse import events
+from .conftest import ADMIN_TOKEN, wait_for
+
+NOTEBOOK = {
+    "cells": [{"cell_type": "code", "source": "print('kept')", "metadata": {},
+               "outputs": [], "execution_count": None}],
+    "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
+}  # fmt: skip
+CULLING = {"idle_timeout": 6, "cull_warning": 2, "cull_interval": 1, "ref_cache_seconds": 0}
+
+
+class Browser:
+    """A browser with its own cookie jar: the launch page, then the event stream."""
+
+    def __init__(self, serve):
+        self.serve = serve
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+
+    def launch(self, spec: str, query: str = "") -> dict:
+        with self.opener.open(f"{self.serve.url}/v2/{spec}{query}", timeout=60) as page:
+            page.read()
+        received = events(f"{self.serve.url}/build/{spec}{query}", opener=self.opener)
+        assert received[-1]["phase"] == "ready", received[-1]
+        return received[-1]
+
+
+def session_container(ready):
+    session_id = ready["url"].rstrip("/").rsplit("/", 1)[1]
+    found = docker_sdk.from_env().containers.list(
+        all=True, filters={"label": f"minibinder.session={session_id}"}
+    )
+    return found[0] if found else None
+
+
+def culled(ready) -> None:
+    wait_for(lambda: session_container(ready) is None, 60, message="the idle session to go")
+
+
+def put(ready, path: str, body: dict) -> None:
+    status, _ = api(ready, f"api/contents/{path}", "PUT", body)
+    assert status in (200, 201), (path, status)
+
+
+def read(ready, path: str):
+    status, model = api(ready, f"api/contents/{path}?content=1")
+    return model["content"] if status == 200 else None
+
+
+def text_file(content: str) -> dict:
+    return {"type": "file", "format": "text", "content": content}
+
+
+@pytest.fixture
+def repo(git_server):
+    name = f"work/kept{time.monotonic_ns()}"
+    repository = git_server.create(name, {"README.md": "from the repository\n",
+                                          "analysis.py": "print(1)\n"})  # fmt: skip
+    repository.spec = f"gh/{name}/HEAD"
+    return repository
+
+
+def test_work_comes_back_to_the_same_browser_only(serve_with, repo):
+    serve = serve_with(keep_work="browser", keep_work_limit="1M", **CULLING)
+    student, neighbour = Browser(serve), Browser(serve)
+
+    first = student.launch(repo.spec)
+    assert "kept_work" not in first
+    [session] = Store(serve.data_dir / "minibinder.sqlite").sessions("running")
+    assert session.keeper.startswith("browser:b-")
+    put(first, "notes.ipynb", {"type": "notebook", "content": NOTEBOOK})
+    put(first, "data", {"type": "directory"})
+    put(first, "data/out.csv", text_file("a,b\n1,2\n"))
+    put(first, "README.md", text_file("my own notes on the README\n"))
+    big = base64.b64encode(b"\0" * (2 * 2**20)).decode()
+    put(first, "big.bin", {"type": "file", "format": "base64", "content": big})
+    culled(first)
+
+    shelf = serve.data_dir / "kept-work"
+    [folder] = [entry for entry in shelf.iterdir() if not entry.name.startswith(".")]
+    assert stat.S_IMODE(shelf.stat().st_mode) == 0o700
+    for kept_file in folder.iterdir():
+        assert stat.S_IMODE(kept_file.stat().st_mode) == 0o600, kept_file
+
+    # Upstream changes the README the student changed too, and the student comes back.
+    repo.commit({"README.md": "the repository's new README\n"}, "update the README")
+    again = student.launch(repo.spec)
+    kept = again["kept_work"]
+    assert kept["files"] == 3
+    assert kept["conflicts"] == [{"path": "README.md", "mine": "README.mine.md"}]
+    assert kept["skipped"] == [{"path": "big.bin", "size": 2 * 2**20}]
+    assert read(again, "notes.ipynb")["cells"][0]["source"] == "print('kept')"
+    assert read(again, "data/out.csv") == "a,b\n1,2\n"
+    assert read(again, "README.md") == "the repository's new README\n"
+    assert read(again, "README.mine.md") == "my own notes on the README\n"
+    assert read(again, "big.bin") is None
+    # Restored files are the user's, not root's: the student can write them again.
+    put(again, "data/out.csv", text_file("a,b\n3,4\n"))
+
+    # Another browser gets the repository as it is; so does the student starting clean.
+    assert read(neighbour.launch(repo.spec), "notes.ipynb") is None
+    clean = student.launch(repo.spec, "?clean=1")
+    assert "kept_work" not in clean and read(clean, "notes.ipynb") is None
+
+    export = urllib.request.Request(
+        f"{serve.admin_url}/admin/launches.jsonl",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    with urllib.request.urlopen(export, timeout=30) as response:
+        text = response.read().decode()
+    assert [json.loads(line).get("restored_files") for line in text.splitlines()].count(3) == 1
+    assert "notes.ipynb" not in text and "out.csv" not in text
+
+
+def test_work_is_gone_after_keep_work_hours(serve_with, repo):
+    serve = serve_with(keep_work="browser", keep_work_hours=0.003, **CULLING)  # 10.8 s
+    student = Browser(serve)
+    first = student.launch(repo.spec)
+    put(first, "notes.ipynb", {"type": "notebook", "content": NOTEBOOK})
+    culled(first)
+    assert any((serve.data_dir / "kept-work").iterdir())
+    time.sleep(11)
+    later = student.launch(repo.spec)
+    assert "kept_work" not in later and read(later, "notes.ipynb") is None
+    assert not [e for e in (serve.data_dir / "kept-work").iterdir() if e.name[0] != "."]
