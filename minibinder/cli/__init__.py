@@ -492,6 +492,33 @@ def install_service(
 
 
 @main.command()
+@click.argument("keys", nargs=-1)
+@click.option("--delete", "delete", is_flag=True, help="Delete the kept work KEYS name.")
+@click.option("--owner", default="", help="With --delete: all of one owner's (user:NAME).")
+@click.option("--all", "every", is_flag=True, help="With --delete: all kept work.")
+@click.pass_context
+def work(ctx: click.Context, keys: tuple[str, ...], delete: bool, owner: str, every: bool) -> None:
+    """List people's kept work (keep_work), or delete some of it."""
+    from .operate import format_table
+    from .work_command import delete_work, shelf_of, work_rows
+
+    config = _load(ctx)
+    shelf = shelf_of(config)
+    if not delete:
+        if keys or owner or every:
+            raise click.UsageError("KEYS, --owner and --all go with --delete")
+        click.echo(format_table(work_rows(shelf.all(), config)))
+        return
+    if not (keys or owner or every):
+        raise click.UsageError("--delete needs KEYS, --owner NAME or --all")
+    gone = delete_work(shelf, keys, owner, every)
+    missing = sorted(set(keys) - set(gone))
+    click.echo(f"deleted {len(gone)} kept work folder(s)")
+    if missing:
+        raise click.ClickException(f"no kept work with the key(s) {', '.join(missing)}")
+
+
+@main.command()
 @click.option("--bind", default=None, help="host:port to listen on (default: the bind setting).")
 @click.option("--admin-bind", default=None, help="host:port of the operator's pages.")
 @click.pass_context

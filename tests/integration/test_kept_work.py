@@ -7,8 +7,11 @@ from __future__ import annotations
 import base64
 import http.cookiejar
 import json
+import re
 import stat
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 
 import docker as docker_sdk
@@ -143,3 +146,75 @@ def test_work_is_gone_after_keep_work_hours(serve_with, repo):
     later = student.launch(repo.spec)
     assert "kept_work" not in later and read(later, "notes.ipynb") is None
     assert not [e for e in (serve.data_dir / "kept-work").iterdir() if e.name[0] != "."]
+
+
+def home_page(browser: Browser) -> str:
+    with browser.opener.open(f"{browser.serve.url}/", timeout=30) as page:
+        return page.read().decode()
+
+
+def post_delete(browser: Browser, token: str, origin: str = "") -> tuple[int, str]:
+    request = urllib.request.Request(
+        f"{browser.serve.url}/work/delete",
+        data=urllib.parse.urlencode({"token": token}).encode(),
+        headers={"Origin": origin} if origin else {},
+        method="POST",
+    )
+    try:
+        with browser.opener.open(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_the_operator_and_the_owner_see_and_delete_kept_work(serve_with, repo):
+    from .test_cli import minibinder
+
+    # The warning shows after a second without activity; the cull would come after 30.
+    serve = serve_with(keep_work="browser", keep_work_hours=5, idle_timeout=30, cull_warning=29)
+    student = Browser(serve)
+    assert "kept for 5 hours" in home_page(student)
+    ready = student.launch(repo.spec)
+    put(ready, "notes.ipynb", {"type": "notebook", "content": NOTEBOOK})
+    time.sleep(2)
+    status, body = api(ready, "_minibinder/status")
+    assert status == 200 and body["warning"]["reason"] == "idle", body
+    assert "will be kept for 5 hours" in body["warning"]["message"]
+    session_id = ready["url"].rstrip("/").rsplit("/", 1)[1]
+    stopped = minibinder("stop", session_id, config_file=serve.config_file)  # the operator
+    assert stopped.returncode == 0, stopped.stderr
+    listed = minibinder("work", config_file=serve.config_file)
+    assert listed.returncode == 0, listed.stderr
+    assert repo.url in listed.stdout and "browser:b-" in listed.stdout
+    with urllib.request.urlopen(f"{serve.url}/metrics", timeout=30) as response:
+        metrics = response.read().decode()
+    assert "minibinder_kept_work 1.0" in metrics
+
+    home = home_page(student)
+    token = re.search(r'name="token" value="([0-9a-f]+)"', home).group(1)
+    # Another site's page posting the form, or a forged token, deletes nothing.
+    assert post_delete(student, token, origin="https://evil.example")[0] == 400
+    assert post_delete(student, "0" * 32)[0] == 400
+    assert post_delete(Browser(serve), token)[0] == 400  # a browser without its own work
+    assert repo.url in minibinder("work", config_file=serve.config_file).stdout
+
+    status, page = post_delete(student, token, origin=serve.url)
+    assert status == 200 and "Deleted (1 repositories)" in page
+    assert repo.url not in minibinder("work", config_file=serve.config_file).stdout
+    assert "kept_work" not in student.launch(repo.spec)
+
+
+def test_the_operator_deletes_kept_work_by_key(serve_with, repo):
+    from .test_cli import minibinder
+
+    serve = serve_with(keep_work="browser", **CULLING)
+    ready = Browser(serve).launch(repo.spec)
+    put(ready, "notes.ipynb", {"type": "notebook", "content": NOTEBOOK})
+    session_id = ready["url"].rstrip("/").rsplit("/", 1)[1]
+    assert minibinder("stop", session_id, config_file=serve.config_file).returncode == 0
+    [key] = [e.name for e in (serve.data_dir / "kept-work").iterdir() if e.name[0] != "."]
+    unknown = minibinder("work", "--delete", "f" * 32, config_file=serve.config_file)
+    assert unknown.returncode != 0 and "no kept work with the key" in unknown.stderr
+    gone = minibinder("work", "--delete", key, config_file=serve.config_file)
+    assert gone.returncode == 0 and "deleted 1" in gone.stdout, gone.stderr
+    assert not (serve.data_dir / "kept-work" / key).exists()
