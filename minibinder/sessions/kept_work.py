@@ -82,6 +82,12 @@ class Shelf:
     def folder(self, key: str) -> Path:
         return self.root / key
 
+    def ready(self) -> None:
+        """Make the shelf's folder, readable by minibinder's user only (even where it was
+        made before, or by someone else, with a wider mode)."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.root, 0o700)
+
     def get(self, key: str) -> KeptWork | None:
         try:
             return KeptWork.from_json((self.folder(key) / DETAILS).read_text())
@@ -136,7 +142,7 @@ class Shelf:
 
     def put(self, work: KeptWork, archive: Path) -> KeptWork:
         """Replace the work under `work.key` with `archive` (moved in), atomically."""
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.ready()
         staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=self.root))
         try:
             os.replace(archive, staging / ARCHIVE)
@@ -246,7 +252,7 @@ def save_work(
     selection = choose_kept(sizes, limit)
     kept, folders = set(selection.kept), ancestors(selection.kept)
     files: dict[str, dict] = {}
-    shelf.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    shelf.ready()
     handle, name = tempfile.mkstemp(prefix=".archive-", dir=shelf.root)
     try:
         with os.fdopen(handle, "wb") as raw, tarfile.open(fileobj=raw, mode="w|") as out:
