@@ -9,7 +9,7 @@ export MINIBINDER_EXTRA_CA_FILE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt
 
 BIN := $(VENV)/bin
 
-.PHONY: serve test unit lint docker base-image test-base-images venv test-tools bench-launch bench-proxy bench-workshop bench-build bench-environments bench-r
+.PHONY: serve test unit lint docker base-image test-base-images venv test-tools bench-launch bench-proxy bench-workshop bench-build bench-environments bench-r bench-kept-work
 
 serve: venv docker base-image
 	$(BIN)/minibinder serve
@@ -53,6 +53,9 @@ test-base-images: venv docker
 # Benchmarks (see bench/README.md); each prints its ratios side by side.
 bench-launch bench-workshop bench-build bench-environments bench-r: venv docker base-image
 	$(BIN)/python -m bench.$(subst bench-,,$@)
+
+bench-kept-work: venv docker base-image
+	$(BIN)/python -m bench.kept_work
 
 bench-proxy: venv
 	$(BIN)/python -m bench.proxy

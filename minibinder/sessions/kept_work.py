@@ -30,6 +30,7 @@ from ..docker_client import Docker
 from .keeping import CHANGED, HOME, ancestors, changed_paths, choose_kept, conflicts, mine_name
 
 ARCHIVE, DETAILS = "home.tar", "work.json"
+NOTEBOOK_UID = 1000
 _HOME_NAME = HOME.rsplit("/", 1)[1]  # what get_archive names the home's members under
 
 
@@ -258,15 +259,13 @@ def save_work(
         with os.fdopen(handle, "wb") as raw, tarfile.open(fileobj=raw, mode="w|") as out:
             for path, member, archive in _members(docker.archive(container_id, HOME)):
                 if member.isdir() and path in folders:
-                    member.name = path
-                    out.addfile(member)
+                    out.addfile(_as_users(member, path))
                 elif member.isreg() and path in kept:
                     source = archive.extractfile(member)
                     if source is None:
                         continue
                     hashing = _Hashing(source)
-                    member.name = path
-                    out.addfile(member, io.BufferedReader(hashing))
+                    out.addfile(_as_users(member, path), io.BufferedReader(hashing))
                     files[path] = {"size": member.size, "mine": hashing.digest.hexdigest()}
         modified = {path for path in files if changed.get(path) == CHANGED}
         bases = file_hashes(docker.image_archive(image, HOME), modified) if modified else {}
@@ -278,6 +277,15 @@ def save_work(
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name)
+
+
+def _as_users(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+    """A member as it is put back: under its path relative to the home, the notebook user's
+    (uid 1000), without set-id or sticky bits, whatever the session's copy said."""
+    member.name = path
+    member.uid, member.uname = NOTEBOOK_UID, "jovyan"
+    member.mode &= 0o777
+    return member
 
 
 def restore_work(

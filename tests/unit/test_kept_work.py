@@ -211,8 +211,15 @@ def _home_tar(files: dict[str, bytes]) -> bytes:
         for path, content in files.items():
             info = tarfile.TarInfo(f"jovyan/{path}")
             info.size, info.uid, info.mode = len(content), 1000, 0o644
+            if path.endswith(".py"):
+                info.uid, info.mode = 0, 0o4755  # what a session could not make, yet never back
             archive.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
+
+
+def _members(data: bytes) -> list[tarfile.TarInfo]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        return archive.getmembers()
 
 
 def _names(data: bytes) -> dict[str, bytes]:
@@ -224,26 +231,30 @@ def _names(data: bytes) -> dict[str, bytes]:
 
 def test_save_keeps_the_changed_files_within_the_limit_and_restore_puts_them_back(tmp_path):
     home = {"README.md": b"mine\n", "data/out.csv": b"a,b\n", "notes.ipynb": b"{}",
-            "big.bin": b"\0" * 5000, "analysis.py": b"print(1)\n"}  # fmt: skip
+            "big.bin": b"\0" * 5000, "analysis.py": b"print(1)\n", "tool.py": b"x"}  # fmt: skip
     docker = FakeDocker(home, {"README.md": b"theirs\n", "analysis.py": b"print(1)\n"}, [
         {"Path": "/home/jovyan/README.md", "Kind": CHANGED},
         {"Path": "/home/jovyan/data", "Kind": ADDED},
         {"Path": "/home/jovyan/data/out.csv", "Kind": ADDED},
         {"Path": "/home/jovyan/notes.ipynb", "Kind": ADDED},
         {"Path": "/home/jovyan/big.bin", "Kind": ADDED},
+        {"Path": "/home/jovyan/tool.py", "Kind": ADDED},
     ])  # fmt: skip
     shelf = Shelf(tmp_path / "kept-work")
     saved = save_work(docker, shelf, container_id="c1", image="img:1", owner="browser:b-1",
                       key="k", repo_url="https://example.org/r", resolved_ref="a" * 40,
                       limit=1000, now=100.0)  # fmt: skip
-    assert saved is not None and sorted(saved.files) == ["README.md", "data/out.csv", "notes.ipynb"]
+    assert saved is not None
+    assert sorted(saved.files) == ["README.md", "data/out.csv", "notes.ipynb", "tool.py"]
     assert saved.skipped == [("big.bin", 5000)] and saved.saved_at == 100.0
     assert saved.files["data/out.csv"]["base"] is None  # added: no version in the image
 
     # Same image: everything goes back as it was.
     restored = restore_work(docker, shelf, "k", "c2", "img:1")
-    assert restored is not None and restored.files == 3 and restored.conflicts == []
+    assert restored is not None and restored.files == 4 and restored.conflicts == []
     assert _names(docker.put[-1][2])["README.md"] == b"mine\n"
+    for member in _members(docker.put[-1][2]):
+        assert member.uid == 1000 and member.mode & 0o7000 == 0, member.name
     assert docker.put[-1][:2] == ("c2", "/home/jovyan")
 
     # A newer image changed the README too: the user's copy goes beside it.
