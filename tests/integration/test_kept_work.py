@@ -218,3 +218,15 @@ def test_the_operator_deletes_kept_work_by_key(serve_with, repo):
     gone = minibinder("work", "--delete", key, config_file=serve.config_file)
     assert gone.returncode == 0 and "deleted 1" in gone.stdout, gone.stderr
     assert not (serve.data_dir / "kept-work" / key).exists()
+
+
+def test_work_is_kept_when_the_user_shuts_the_session_down(serve_with, repo):
+    serve = serve_with(keep_work="browser", cull_interval=2)
+    student = Browser(serve)
+    first = student.launch(repo.spec)
+    put(first, "notes.ipynb", {"type": "notebook", "content": NOTEBOOK})
+    assert api(first, "api/shutdown", "POST", {})[0] in (200, 204)  # File → Shut Down
+    culled(first)
+    again = student.launch(repo.spec)
+    assert again["kept_work"]["files"] == 1
+    assert read(again, "notes.ipynb")["cells"][0]["source"] == "print('kept')"
