@@ -372,7 +372,8 @@ def sessions(ctx: click.Context) -> None:
 def stop(
     ctx: click.Context, ids: tuple[str, ...], every: bool, keep_pool: bool, repo: str | None
 ) -> None:
-    """Stop sessions: by ID, --all, or --repo REGEX. Nothing of them is kept.
+    """Stop sessions: by ID, --all, or --repo REGEX. Nothing of them is kept, but with
+    keep_work their owners' changed files (see `minibinder work`).
 
     --all also sets every warm pool to 0, or a running `serve` would start them again within
     seconds; the settings file's value comes back when it changes, or set it on /admin."""
