@@ -230,3 +230,37 @@ def test_work_is_kept_when_the_user_shuts_the_session_down(serve_with, repo):
     again = student.launch(repo.spec)
     assert again["kept_work"]["files"] == 1
     assert read(again, "notes.ipynb")["cells"][0]["source"] == "print('kept')"
+
+
+def test_in_a_browser_the_launch_page_says_what_came_back_and_home_deletes_it(
+    serve_with, repo, tmp_path
+):
+    from playwright.sync_api import expect
+
+    from ..support.browser import chromium
+    from .test_cli import minibinder
+
+    serve = serve_with(keep_work="browser", keep_work_hours=5)
+    with chromium(tmp_path / "profile") as browser:
+        page = browser.new_page()
+        page.goto(f"{serve.url}/v2/{repo.spec}")
+        page.wait_for_url("**/user/**", timeout=120_000)
+        [record] = Store(serve.data_dir / "minibinder.sqlite").sessions("running")
+        session = {"url": f"{serve.url}/user/{record.id}/", "token": record.token}
+        put(session, "notes.ipynb", {"type": "notebook", "content": NOTEBOOK})
+        page.goto(f"{serve.url}/")
+        stopped = minibinder("stop", record.id, config_file=serve.config_file)
+        assert stopped.returncode == 0, stopped.stderr
+
+        page.goto(f"{serve.url}/v2/{repo.spec}")
+        expect(page.locator("#kept-summary")).to_contain_text(
+            re.compile(r"Your work from .+ was restored \(1 files\)"), timeout=120_000
+        )
+        clean = page.get_by_role("link", name="Start clean instead")
+        assert "clean=1" in (clean.get_attribute("href") or "")
+
+        page.goto(f"{serve.url}/")
+        expect(page.get_by_text("kept for 5 hours")).to_be_visible()
+        page.get_by_role("button", name="Delete my kept work").click()
+        expect(page.get_by_text("Deleted (1 repositories)")).to_be_visible()
+    assert repo.url not in minibinder("work", config_file=serve.config_file).stdout

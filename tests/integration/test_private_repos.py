@@ -88,6 +88,14 @@ def test_a_private_repository_launches_with_the_servers_credentials_only(
     assert [row["spec"] for row in rows if row["status"] == "success"] == ["private"]
     assert not any("secret" in json.dumps(row) for row in rows)
 
+    # The public pages name no image of it.
+    opener = urllib.request.build_opener()
+    opener.addheaders = [("X-Forwarded-User", "alice")]
+    for page in ("/", "/metrics", "/versions"):
+        with opener.open(f"{serve.url}{page}", timeout=30) as response:
+            shown = response.read().decode()
+        assert "secret" not in shown and ready["image"].split(":")[0] not in shown, page
+
     # The token is nowhere minibinder wrote: its data directory, its log, the image, the
     # session's container.
     basic = base64.b64encode(f"{LOGIN[0]}:{TOKEN}".encode())
