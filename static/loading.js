@@ -131,7 +131,7 @@
     document.getElementById("start-clean").href = clean.href;
     document.getElementById("continue").href = href;
     box.hidden = false;
-    setTimeout(function () { window.location.replace(href); }, 8000);
+    setTimeout(function () { window.location.replace(href); }, 5000);
   }
   source.onerror = function () {
     if (root.dataset.phase === "ready" || root.dataset.phase === "failed") { return; }
