@@ -495,7 +495,9 @@ def install_service(
 @main.command()
 @click.argument("keys", nargs=-1)
 @click.option("--delete", "delete", is_flag=True, help="Delete the kept work KEYS name.")
-@click.option("--owner", default="", help="With --delete: all of one owner's (user:NAME).")
+@click.option(
+    "--owner", default="", help="With --delete: all of one owner's (user:NAME or browser:ID)."
+)
 @click.option("--all", "every", is_flag=True, help="With --delete: all kept work.")
 @click.pass_context
 def work(ctx: click.Context, keys: tuple[str, ...], delete: bool, owner: str, every: bool) -> None:
