@@ -338,3 +338,26 @@ def test_the_cull_warning_says_how_long_the_work_is_kept():
     assert "200.0 MB" in helpers.keeping_text(kept)
     nobody = SessionRecord(id="s2", **fields)
     assert helpers.keeping_text(nobody) == "Download your work to keep it."
+
+
+def test_the_work_command_lists_and_deletes_and_says_what_it_did_not_find(tmp_path):
+    from click.testing import CliRunner
+
+    from minibinder.cli import main
+
+    settings = tmp_path / "minibinder.toml"
+    settings.write_text(f'data_dir = "{tmp_path / "data"}"\nkeep_work = "browser"\n')
+    shelf = Shelf(tmp_path / "data" / "kept-work")
+    _shelve(shelf, _work("k1", saved_at=1e9))
+
+    def run(*args: str):
+        return CliRunner().invoke(main, ["--config", str(settings), "work", *args], env={})
+
+    listed = run()
+    assert listed.exit_code == 0 and "k1" in listed.output and "browser:b-1" in listed.output
+    assert run("k1").exit_code == 2  # keys without --delete: a usage error, nothing deleted
+    assert run("--delete").exit_code == 2
+    missing = run("--delete", "k1", "k9")
+    assert missing.exit_code == 1 and "deleted 1" in missing.output
+    assert "no kept work with the key(s) k9" in missing.output
+    assert shelf.all() == []
