@@ -4,7 +4,9 @@ stream of BinderHub events, and the record it leaves in the launch log."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
+import tarfile
 import threading
 import time
 from collections.abc import Generator, Iterator
@@ -14,7 +16,7 @@ from urllib.parse import urlsplit
 from . import metrics
 from .builds.images import BuildTarget, build_image, is_cached, target_for_source
 from .config import Config
-from .errors import MinibinderError, QuotaExceeded, SpecError
+from .errors import LaunchError, MinibinderError, QuotaExceeded, SpecError
 from .events import Event
 from .git_credentials import is_private
 from .identity import user_allowed
@@ -26,6 +28,8 @@ from .sessions.keeping import describe_size, owner_of, work_key
 from .sessions.kept_work import Restored, restore_work
 from .sessions.launcher import LaunchRequest
 from .store import SessionRecord
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -139,13 +143,21 @@ def _launch(
         return
     yield Event("launching", "Launching server...\n")
     restored: list[Restored] = []
+    unrestored: list[str] = []
 
     def put_work_back(container_id: str) -> None:
+        """Kept work into the created container; if it cannot go back, the session starts
+        clean all the same and the user is told (the work stays on the shelf)."""
         started = time.monotonic()
         assert kept is not None
-        done = restore_work(
-            services.docker, services.sessions.shelf, kept.key, container_id, target.image
-        )
+        try:
+            done = restore_work(
+                services.docker, services.sessions.shelf, kept.key, container_id, target.image
+            )
+        except (LaunchError, OSError, tarfile.TarError) as error:
+            log.warning("kept work could not be restored: %s", error)
+            unrestored.append(NOT_RESTORED)
+            return
         if done is not None:
             restored.append(done)
             metrics.WORK_RESTORED.inc()
@@ -162,11 +174,19 @@ def _launch(
         return
     outcome.status = "success"
     ready = ready_event(source, target, session, options.host_url, config.session_domain)
+    for message in unrestored:
+        yield Event("launching", message)
     if restored:
         outcome.restored = restored[0].files
         yield Event("launching", restored_message(restored[0]))
         ready.data["kept_work"] = restored[0].as_event_data()
     yield ready
+
+
+NOT_RESTORED = (
+    "Your kept work could not be put back this time; this session starts clean and the work "
+    "stays kept (until a session of yours that changes files ends, or it expires).\n"
+)
 
 
 def restored_message(restored: Restored) -> str:

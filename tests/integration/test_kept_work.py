@@ -264,3 +264,37 @@ def test_in_a_browser_the_launch_page_says_what_came_back_and_home_deletes_it(
         page.get_by_role("button", name="Delete my kept work").click()
         expect(page.get_by_text("Deleted (1 repositories)")).to_be_visible()
     assert repo.url not in minibinder("work", config_file=serve.config_file).stdout
+
+
+def test_work_is_kept_when_the_host_restarts(serve_with, repo, tmp_path):
+    data = tmp_path / "data"
+    serve = serve_with(data_dir=data, keep_work="browser", cull_interval=2)
+    student = Browser(serve)
+    first = student.launch(repo.spec)
+    put(first, "notes.ipynb", {"type": "notebook", "content": NOTEBOOK})
+    serve.stop()  # the host goes down: minibinder first, then its containers
+    session_container(first).stop(timeout=10)
+    student.serve = serve_with(data_dir=data, keep_work="browser", cull_interval=2)
+    culled(first)  # the new serve finds the container stopped, keeps the work, removes it
+    again = student.launch(repo.spec)
+    assert again["kept_work"]["files"] == 1
+    assert read(again, "notes.ipynb")["cells"][0]["source"] == "print('kept')"
+
+
+def test_work_that_cannot_go_back_leaves_a_clean_session_and_says_so(serve_with, repo):
+    from .test_cli import minibinder
+
+    serve = serve_with(keep_work="browser")
+    student = Browser(serve)
+    first = student.launch(repo.spec)
+    put(first, "notes.ipynb", {"type": "notebook", "content": NOTEBOOK})
+    session_id = first["url"].rstrip("/").rsplit("/", 1)[1]
+    assert minibinder("stop", session_id, config_file=serve.config_file).returncode == 0
+    [folder] = [e for e in (serve.data_dir / "kept-work").iterdir() if e.name[0] != "."]
+    (folder / "home.tar").write_bytes(b"not a tar archive" * 100)  # a damaged disk, say
+
+    received = events(f"{serve.url}/build/{repo.spec}", opener=student.opener)
+    assert received[-1]["phase"] == "ready" and "kept_work" not in received[-1]
+    assert any("could not be put back" in e.get("message", "") for e in received)
+    assert read(received[-1], "README.md") == "from the repository\n"
+    assert folder.exists()  # still kept
