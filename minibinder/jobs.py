@@ -1,6 +1,6 @@
 """Background jobs (culler, reconciler, IP retention, image collection, kept work's expiry,
-OOM watch), run by
-exactly one process however many gunicorn workers there are: the holder of a file lock."""
+OOM watch), run by exactly one process however many gunicorn workers there are: the holder of
+a file lock."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def trim_kept_work_for_disk(
             break
         shelf.delete(work.key)
         gone.append(work.key)
-        log.info("removed kept work saved at %s (disk above %s%%)", work.saved_at,
+        log.info("removed kept work of %d bytes, the oldest (disk above %s%%)", work.size,
                  config.image_gc_high)  # fmt: skip
         used, total = usage()
     return gone

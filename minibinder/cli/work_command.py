@@ -6,11 +6,12 @@ import time
 
 from ..config import Config
 from ..sessions.keeping import describe_size
-from ..sessions.kept_work import KeptWork, Shelf
+from ..sessions.kept_work import FOLDER, KeptWork, Shelf
 
 
 def shelf_of(config: Config) -> Shelf:
-    return Shelf(config.data_path / "kept-work")
+    """The installation's kept work, as `serve` keeps it (no Docker, no database needed)."""
+    return Shelf(config.data_path / FOLDER)
 
 
 def work_rows(works: list[KeptWork], config: Config, now: float | None = None) -> list[list[str]]:

@@ -29,6 +29,7 @@ from typing import IO
 from ..docker_client import Docker
 from .keeping import CHANGED, HOME, ancestors, changed_paths, choose_kept, conflicts, mine_name
 
+FOLDER = "kept-work"  # the shelf, under the data directory
 ARCHIVE, DETAILS = "home.tar", "work.json"
 NOTEBOOK_UID = 1000
 _HOME_NAME = HOME.rsplit("/", 1)[1]  # what get_archive names the home's members under

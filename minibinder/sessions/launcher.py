@@ -42,6 +42,7 @@ from .admission import (
 )
 from .culler import Limits, Usage, should_cull
 from .keeping import work_key
+from .kept_work import FOLDER as KEPT_FOLDER
 from .kept_work import Shelf, save_work
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class Sessions:
         self.config, self.docker, self.store = config, docker, store
         self.forget_route = forget_route
         self.instance = instance_id(config)
-        self.shelf = Shelf(config.data_path / "kept-work")
+        self.shelf = Shelf(config.data_path / KEPT_FOLDER)
 
     def reach(self) -> Reach:
         """Where sessions started now are reached (session_reach, decided for this engine)."""
