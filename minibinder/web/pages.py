@@ -53,7 +53,7 @@ def home():
         work_token=work_form_token(_secret(), owner) if owner else "",
         keep_work_hours=f"{config.keep_work_hours:g}",
         keep_work_limit=describe_size(config.keep_work_limit),
-        deleted=request.args.get("deleted"),
+        deleted=request.args.get("deleted", type=int),  # a count, or nothing is said
         form=form,
         providers=providers,
         badges=badges,
