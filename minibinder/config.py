@@ -272,6 +272,16 @@ class Config:
         "is refused like one that is too large).",
     )
     clone_submodules: bool = setting(False, "Also fetch git submodules of a repository.")
+    git_credentials: str = setting(
+        "",
+        "File (mode 0600, outside this settings file) of credentials for private repositories: "
+        'one TOML table per host or host/path prefix, e.g. ["git.lab.example/group"] with '
+        'token = "..." and optionally username = "...". git gets them from minibinder\'s '
+        "credential helper, never in a URL. A repository an entry covers is private: launched "
+        'only with access = "code" or "header" (refused at start-up with "open"), and shown '
+        "as `private` in the exported launch log. Empty: public repositories only.",
+        kind=Text(),
+    )
     ref_cache_seconds: int = setting(
         60,
         "Seconds a resolved ref (branch or tag → commit) is reused before asking the "
@@ -410,6 +420,17 @@ class Config:
     )
     auth_email_domains: list = setting(
         [], 'E-mail domains whose users may launch (access = "header").', kind=TextList()
+    )
+    private_repo_users: list = setting(
+        [],
+        'Users who may launch private repositories (git_credentials) with access = "header"; '
+        "with private_repo_domains empty too, nobody may (refused at start-up).",
+        kind=TextList(),
+    )
+    private_repo_domains: list = setting(
+        [],
+        'E-mail domains whose users may launch private repositories (access = "header").',
+        kind=TextList(),
     )
     admin_users: list = setting(
         [],
@@ -560,6 +581,33 @@ class Config:
         "operator's page (or emptied by `stop --all`) holds until the file's value for that "
         "pool changes.",
         kind=COUNTS,
+    )
+
+    # -- Kept work --------------------------------------------------------------------------------
+    keep_work: str = setting(
+        "off",
+        "Keep a person's work when their session ends (cull, age, CPU budget, Shut Down, the "
+        "operator, a restart) and put it back at their next launch of the same repository: "
+        '"off" (as mybinder.org: everything is deleted), "browser" (an anonymous signed '
+        'cookie says whose it is), "user" (the name the sign-in proxy gives; needs access = '
+        '"header"). Files added or changed under the home are kept, 0600, under the data '
+        "directory's kept-work/.",
+        kind=Choice(("off", "browser", "user")),
+        section="Kept work",
+    )
+    keep_work_hours: float = setting(
+        24.0, "Hours kept work is kept after the session ended; then it is deleted."
+    )
+    keep_work_limit: int = setting(
+        "200M",
+        "Most one person's kept work of one repository may hold; the largest files are left "
+        "out past it (and listed on the next launch page).",
+        kind=Size(),
+    )
+    keep_work_total: int = setting(
+        "10G",
+        "Most all kept work on this host may hold; past it, the oldest is deleted first.",
+        kind=Size(),
     )
 
     # -- Disk and privacy --------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import os
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -233,11 +233,13 @@ class Docker:
         pids_limit: int,
         disk_limit: int = 0,
         publish: int = 0,
+        before_start: Callable[[str], None] | None = None,
     ) -> str:
-        """Create and start a hardened container; return its id. `publish`: a container port
-        published on the engine host's loopback only, on a port the engine picks (0: nothing
-        is published). `disk_limit` caps its writable layer where the storage driver can (0:
-        not asked).
+        """Create and start a hardened container; return its id. `before_start(id)` runs on
+        the created container before it starts (kept work is put back then). `publish`: a
+        container port published on the engine host's loopback only, on a port the engine
+        picks (0: nothing is published). `disk_limit` caps its writable layer where the storage
+        driver can (0: not asked).
 
         Every volume the image declares (a Dockerfile's `VOLUME`) is mounted as an anonymous
         volume carrying the container's `labels`: `written_bytes` counts it, `remove_container`
@@ -281,6 +283,12 @@ class Docker:
                     ports=[publish] if publish else None,
                     stop_signal="SIGKILL",
                 )
+                if before_start is not None:
+                    try:
+                        before_start(created["Id"])
+                    except BaseException:
+                        api.remove_container(created["Id"], force=True, v=True)
+                        raise
                 api.start(created["Id"])
             except docker.errors.ImageNotFound:
                 raise LaunchError(f"image {image} is gone; build it again") from None
@@ -300,6 +308,8 @@ class Docker:
                         mem_reservation=mem_reservation,
                         nano_cpus=nano_cpus,
                         pids_limit=pids_limit,
+                        publish=publish,
+                        before_start=before_start,
                     )
                 message = f"Docker could not start the session: {_short(error)}"
                 raise LaunchError(message) from None
@@ -456,6 +466,35 @@ class Docker:
         except docker.errors.APIError as error:
             raise LaunchError(f"cannot read {path} of the session: {_short(error)}") from None
         yield from chunks
+
+    def changes(self, container_id: str) -> list[dict[str, Any]]:
+        """What a container changed in its image's files (`docker diff`); [] when it is gone."""
+        with _daemon():
+            try:
+                return self._client.api.diff(container_id) or []
+            except docker.errors.NotFound:
+                return []
+
+    def image_archive(self, image: str, path: str) -> Iterator[bytes]:
+        """A tar stream of `path` as the image has it (from a container made, never started)."""
+        with _daemon():
+            created = self._client.api.create_container(image, command=["true"])
+        try:
+            chunks, _ = self._client.api.get_archive(created["Id"], path, chunk_size=1 << 16)
+            yield from chunks
+        except docker.errors.NotFound:
+            return
+        finally:
+            with contextlib.suppress(docker.errors.APIError):
+                self._client.api.remove_container(created["Id"], force=True, v=True)
+
+    def put_archive(self, container_id: str, path: str, data: bytes) -> None:
+        """Unpack a tar into a container at `path`; files get the owners the tar names."""
+        with _daemon():
+            try:
+                self._client.api.put_archive(container_id, path, data)
+            except docker.errors.APIError as error:
+                raise LaunchError(f"cannot write to the session: {_short(error)}") from None
 
     def run_in(self, container_id: str, command: list[str], user: str) -> Iterator[bytes]:
         """Run `command` in a running container; stream its standard output."""

@@ -1,11 +1,15 @@
 """This installation's identity, kept in its data directory: the instance id that labels its
-containers, and the operator's admin token."""
+containers, and the operator's admin token; and who a signed-in user is allowed to be."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import os
 import secrets
+import tempfile
+from collections.abc import Sequence
 
 from .config import Config
 
@@ -14,11 +18,20 @@ INSTANCE_LABEL = "minibinder.instance"
 
 
 def _kept(config: Config, name: str, make: str) -> str:
+    """A value made once and kept in the data directory (0600). Two processes that ask at
+    once agree: the file appears whole (linked from a finished temporary file) or not at all,
+    so none reads it half written and none overwrites the other's."""
     path = config.data_path / name
     if not path.exists():
         config.data_path.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(make)
+        handle, temporary = tempfile.mkstemp(prefix=f".{name}-", dir=config.data_path)
+        try:
+            with os.fdopen(handle, "w") as out:
+                out.write(make)
+            with contextlib.suppress(FileExistsError):  # another process was first: its wins
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
     return path.read_text().strip()
 
 
@@ -57,3 +70,13 @@ def code_matches(code: str, stored: str) -> bool:
     if algorithm != "pbkdf2_sha256":
         return False
     return hmac.compare_digest(hash_code(code, salt, rounds).encode(), stored.encode())
+
+
+def user_allowed(name: str, users: Sequence[str], domains: Sequence[str]) -> bool:
+    """Anyone the proxy names when no allowlist is set; else listed users or e-mail domains."""
+    if not users and not domains:
+        return True
+    name = name.strip().lower()
+    if name in {user.lower() for user in users}:
+        return True
+    return "@" in name and name.rsplit("@", 1)[1] in {d.lower().lstrip("@") for d in domains}

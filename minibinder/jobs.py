@@ -1,5 +1,6 @@
-"""Background jobs (culler, reconciler, IP retention, image collection, OOM watch), run by
-exactly one process however many gunicorn workers there are: the holder of a file lock."""
+"""Background jobs (culler, reconciler, IP retention, image collection, kept work's expiry,
+OOM watch), run by exactly one process however many gunicorn workers there are: the holder of
+a file lock."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import metrics
-from .builds.disk import collect_images
+from .builds.disk import collect_images, docker_disk, docker_disk_path
 from .builds.sharing import sweep_build_logs, sweep_work_folders
 from .errors import ConfigError, DockerUnavailable
 from .networks import ensure_egress, sweep_build_networks
@@ -73,6 +76,53 @@ def collect(services: Services) -> None:
         collect_images(config, services.docker, services.store, instance)
     except DockerUnavailable as error:
         log.warning("image collection skipped: %s", error)
+    if config.keep_work != "off" and _same_disk(config.data_path, docker_disk_path(config)):
+        trim_kept_work_for_disk(services)
+
+
+def _same_disk(one: Path, other: str) -> bool:
+    try:
+        return one.stat().st_dev == os.stat(other).st_dev
+    except OSError:
+        return False
+
+
+def expire_kept_work(services: Services, now: float | None = None) -> list[str]:
+    """The hourly job: kept work older than keep_work_hours goes (a launch also refuses to
+    restore it), then the oldest while all of it is above keep_work_total."""
+    config, shelf = services.config, services.sessions.shelf
+    gone = shelf.expire(now or time.time(), config.keep_work_hours)
+    gone += shelf.trim(config.keep_work_total)
+    if gone:
+        log.info("removed %d people's kept work (keep_work_hours, keep_work_total)", len(gone))
+    return gone
+
+
+def trim_kept_work_for_disk(
+    services: Services, usage: Callable[[], tuple[int, int]] | None = None
+) -> list[str]:
+    """Kept work counts in the disk watermarks where it shares the measured disk: still above
+    image_gc_high once images went, the oldest kept work goes until below image_gc_low."""
+    config, shelf = services.config, services.sessions.shelf
+
+    def measure() -> tuple[int, int]:
+        disk = docker_disk(config)
+        return disk.used, disk.total
+
+    usage = usage or measure
+    used, total = usage()
+    if used * 100 < config.image_gc_high * total:
+        return []
+    gone = []
+    for work in shelf.all():  # oldest first
+        if used * 100 < config.image_gc_low * total:
+            break
+        shelf.delete(work.key)
+        gone.append(work.key)
+        log.info("removed kept work of %d bytes, the oldest (disk above %s%%)", work.size,
+                 config.image_gc_high)  # fmt: skip
+        used, total = usage()
+    return gone
 
 
 def watch_sessions(services: Services, stop: threading.Event) -> None:
@@ -152,6 +202,10 @@ class JobRunner:
         scheduler.add_job(
             collect, "interval", args=[services], minutes=5, id="images", next_run_time=_soon()
         )
+        scheduler.add_job(
+            expire_kept_work, "interval", args=[services], hours=1, id="kept-work",
+            next_run_time=_soon(),
+        )  # fmt: skip
         scheduler.start()
         self.scheduler = scheduler
         threading.Thread(

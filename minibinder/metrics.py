@@ -59,6 +59,17 @@ FRONT_UPSTREAM_CONNECTIONS = Gauge(
     "Connections from the front to sessions (in use and kept alive)",
     multiprocess_mode="livesum",
 )
+WORK_SAVED_SECONDS = Histogram(
+    "minibinder_kept_work_save_seconds",
+    "Time to copy a session's work out as it ended (keep_work)",
+    buckets=BUCKETS,
+)
+WORK_RESTORED = Counter("minibinder_kept_work_restores_total", "Launches kept work was put back in")
+WORK_RESTORE_SECONDS = Histogram(
+    "minibinder_kept_work_restore_seconds",
+    "Time to put kept work back before a session started",
+    buckets=BUCKETS,
+)
 FRONT_CLIENT_CONNECTIONS = Gauge(
     "minibinder_front_client_connections",
     "Client connections the front holds",
@@ -74,15 +85,31 @@ def note_front(app_threads_busy: int, upstream_connections: int, client_connecti
 
 
 class SessionCollector(Collector):
-    """Running sessions, read from the shared store at scrape time."""
+    """Running sessions, read from the shared store at scrape time; and kept work (count,
+    bytes) from its shelf, when `kept_work` is given."""
 
-    def __init__(self, count_running: Callable[[], int]):
+    def __init__(
+        self,
+        count_running: Callable[[], int],
+        kept_work: Callable[[], tuple[int, int]] | None = None,
+    ):
         self.count_running = count_running
+        self.kept_work = kept_work
 
     def collect(self):
         gauge = GaugeMetricFamily("minibinder_sessions_running", "Sessions running now")
         gauge.add_metric([], self.count_running())
         yield gauge
+        if self.kept_work is not None:
+            count, size = self.kept_work()
+            kept = GaugeMetricFamily(
+                "minibinder_kept_work", "People's work kept (per person and repository)"
+            )
+            kept.add_metric([], count)
+            yield kept
+            kept_bytes = GaugeMetricFamily("minibinder_kept_work_bytes", "Bytes of kept work")
+            kept_bytes.add_metric([], size)
+            yield kept_bytes
 
 
 class _ThisProcess(Collector):
@@ -92,7 +119,9 @@ class _ThisProcess(Collector):
         yield from REGISTRY.collect()
 
 
-def render_metrics(count_running: Callable[[], int]) -> tuple[bytes, str]:
+def render_metrics(
+    count_running: Callable[[], int], kept_work: Callable[[], tuple[int, int]] | None = None
+) -> tuple[bytes, str]:
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
@@ -100,5 +129,5 @@ def render_metrics(count_running: Callable[[], int]) -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_ThisProcess())
-    registry.register(SessionCollector(count_running))
+    registry.register(SessionCollector(count_running, kept_work))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -30,6 +30,20 @@ def check_consistency(config: Config) -> Config:
             "guaranteed the reservation and may use up to the limit, so lower the reservation "
             "or raise the limit"
         )
+    if config.keep_work == "user" and config.access != "header":
+        raise ConfigError(
+            f'keep_work = "user" needs access = "header" (it is "{config.access}"): work is '
+            "kept per signed-in user, and only a sign-in proxy names users; use keep_work = "
+            '"browser" otherwise'
+        )
+    if config.keep_work_limit > config.keep_work_total:
+        raise ConfigError(
+            f"keep_work_limit ({_size(config.keep_work_limit)}) is above keep_work_total "
+            f"({_size(config.keep_work_total)}): one person's work could never fit; lower "
+            "keep_work_limit or raise keep_work_total"
+        )
+    if config.keep_work_hours <= 0:
+        raise ConfigError('keep_work_hours must be more than 0 (keep_work = "off" keeps none)')
     for limit in ("idle_timeout", "max_age"):
         if config.cull_warning >= getattr(config, limit):
             raise ConfigError(

@@ -13,6 +13,7 @@ from typing import Any
 
 from .config import ENV_PREFIX, MIN_ADMIN_TOKEN, Config, fields
 from .errors import ConfigError
+from .git_credentials import read_credentials
 from .setting_kinds import address
 from .setting_rules import check_consistency, did_you_mean
 
@@ -42,7 +43,27 @@ def check_listeners(config: Config) -> Config:
             'access = "header" needs trusted_proxies: the identity header is '
             "believed only from them"
         )
+    check_private_repositories(config)
     return config
+
+
+def check_private_repositories(config: Config) -> None:
+    """Credentials for private repositories need someone to keep strangers out: an access
+    code, or a sign-in proxy and a list of who may launch them. The file is read here, so a
+    broken one (or one others may read) stops minibinder at start-up."""
+    if not config.git_credentials:
+        return
+    read_credentials(config.git_credentials)
+    if config.access == "open":
+        raise ConfigError(
+            'git_credentials: with access = "open" anyone could launch the private '
+            'repositories it opens; use access = "code" or "header", or remove git_credentials'
+        )
+    if config.access == "header" and not (config.private_repo_users or config.private_repo_domains):
+        raise ConfigError(
+            'git_credentials: with access = "header", name who may launch private '
+            "repositories in private_repo_users or private_repo_domains"
+        )
 
 
 def check_tls(config: Config) -> None:

@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     cpu_advanced_at REAL NOT NULL DEFAULT 0,
     client TEXT NOT NULL DEFAULT '',
     path_prefix TEXT NOT NULL DEFAULT '',
-    address TEXT NOT NULL DEFAULT ''
+    address TEXT NOT NULL DEFAULT '',
+    keeper TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions (state);
 CREATE TABLE IF NOT EXISTS access_failures (
@@ -77,7 +78,9 @@ CREATE TABLE IF NOT EXISTS launches (
     image TEXT NOT NULL DEFAULT '',
     user TEXT NOT NULL DEFAULT '',
     session TEXT NOT NULL DEFAULT '',
-    ended TEXT NOT NULL DEFAULT ''
+    ended TEXT NOT NULL DEFAULT '',
+    private INTEGER NOT NULL DEFAULT 0,
+    restored INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS launches_time ON launches (time);
 """
@@ -101,6 +104,9 @@ MIGRATIONS = (
     ("pool", "file_size", "INTEGER"),
     ("pool", "set_at", "REAL NOT NULL DEFAULT 0"),
     ("pool", "set_by", "TEXT NOT NULL DEFAULT ''"),
+    ("launches", "private", "INTEGER NOT NULL DEFAULT 0"),
+    ("sessions", "keeper", "TEXT NOT NULL DEFAULT ''"),
+    ("launches", "restored", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 
@@ -126,6 +132,7 @@ class SessionRecord:
     client: str = ""  # who launched (or claimed) it, for per-client limits (client_key)
     path_prefix: str = ""  # where minibinder is served ("/binder"), when it started
     address: str = ""  # the address it was launched (or claimed) from
+    keeper: str = ""  # whose work it is, kept as it ends (keeping.owner_of); "": not kept
 
     @property
     def prefix(self) -> str:
@@ -398,13 +405,15 @@ class Store:
         when: float | None = None,
         user: str = "",
         session: str = "",
+        private: bool = False,
+        restored: int = 0,
     ) -> None:
         when = when or time.time()
         db = self._connect()
         db.execute(
             "INSERT INTO launches (time, provider, spec, resolved_ref, status, build_seconds, "
-            "launch_seconds, client_ip, image, user, session) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "launch_seconds, client_ip, image, user, session, private, restored) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 when,
                 provider,
@@ -417,6 +426,8 @@ class Store:
                 image,
                 user,
                 session,
+                int(private),
+                restored,
             ),
         )
         if image and status == "success":

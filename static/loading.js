@@ -98,9 +98,41 @@
         return;
       }
       target.searchParams.set("token", data.token);
+      if (data.kept_work) {  // say what came back, and offer a clean start, before going on
+        showKeptWork(data.kept_work, target.href);
+        return;
+      }
       window.location.replace(target.href);
     }
   };
+
+  // Kept work (keep_work) was put back: the time in the reader's own zone, what the repository
+  // changed too (the user's copy is beside it), what did not fit; continue after a moment.
+  function showKeptWork(kept, href) {
+    var box = document.getElementById("kept-work");
+    var when = new Date(kept.saved_at * 1000).toLocaleString();
+    document.getElementById("kept-summary").textContent =
+      "Your work from " + when + " was restored (" + kept.files + " files).";
+    var list = document.getElementById("kept-details");
+    kept.conflicts.forEach(function (clash) {
+      var item = document.createElement("li");
+      item.textContent = "The repository changed " + clash.path + " too: your copy is " +
+        clash.mine + ".";
+      list.appendChild(item);
+    });
+    kept.skipped.forEach(function (left) {
+      var item = document.createElement("li");
+      item.textContent = "Not kept (too large): " + left.path + " (" +
+        Math.round(left.size / 1024) + " kB).";
+      list.appendChild(item);
+    });
+    var clean = new URL(window.location.href);
+    clean.searchParams.set("clean", "1");
+    document.getElementById("start-clean").href = clean.href;
+    document.getElementById("continue").href = href;
+    box.hidden = false;
+    setTimeout(function () { window.location.replace(href); }, 5000);
+  }
   source.onerror = function () {
     if (root.dataset.phase === "ready" || root.dataset.phase === "failed") { return; }
     source.close();

@@ -26,9 +26,13 @@ class ImageInfo:
     in_use: bool
 
 
+def docker_disk_path(config: Config) -> str:
+    """The path whose disk the watermarks and the floor measure."""
+    return config.docker_root if os.path.exists(config.docker_root) else str(config.data_path)
+
+
 def docker_disk(config: Config):  # shutil.disk_usage's (total, used, free)
-    path = config.docker_root if os.path.exists(config.docker_root) else str(config.data_path)
-    return shutil.disk_usage(path)
+    return shutil.disk_usage(docker_disk_path(config))
 
 
 def check_build_space(config: Config, free_bytes: int | None = None) -> None:

@@ -372,7 +372,8 @@ def sessions(ctx: click.Context) -> None:
 def stop(
     ctx: click.Context, ids: tuple[str, ...], every: bool, keep_pool: bool, repo: str | None
 ) -> None:
-    """Stop sessions: by ID, --all, or --repo REGEX. Nothing of them is kept.
+    """Stop sessions: by ID, --all, or --repo REGEX. Nothing of them is kept, but with
+    keep_work their owners' changed files (see `minibinder work`).
 
     --all also sets every warm pool to 0, or a running `serve` would start them again within
     seconds; the settings file's value comes back when it changes, or set it on /admin."""
@@ -498,6 +499,35 @@ def install_service(
         raise click.ClickException(f"cannot write {error.filename}: {error.strerror}") from None
     click.echo(f"wrote {unit}")
     click.echo(NEXT_STEPS.format(config=settings_file), nl=False)
+
+
+@main.command()
+@click.argument("keys", nargs=-1)
+@click.option("--delete", "delete", is_flag=True, help="Delete the kept work KEYS name.")
+@click.option(
+    "--owner", default="", help="With --delete: all of one owner's (user:NAME or browser:ID)."
+)
+@click.option("--all", "every", is_flag=True, help="With --delete: all kept work.")
+@click.pass_context
+def work(ctx: click.Context, keys: tuple[str, ...], delete: bool, owner: str, every: bool) -> None:
+    """List people's kept work (keep_work), or delete some of it."""
+    from .operate import format_table
+    from .work_command import delete_work, shelf_of, work_rows
+
+    config = _load(ctx)
+    shelf = shelf_of(config)
+    if not delete:
+        if keys or owner or every:
+            raise click.UsageError("KEYS, --owner and --all go with --delete")
+        click.echo(format_table(work_rows(shelf.all(), config)))
+        return
+    if not (keys or owner or every):
+        raise click.UsageError("--delete needs KEYS, --owner NAME or --all")
+    gone = delete_work(shelf, keys, owner, every)
+    missing = sorted(set(keys) - set(gone))
+    click.echo(f"deleted {len(gone)} kept work folder(s)")
+    if missing:
+        raise click.ClickException(f"no kept work with the key(s) {', '.join(missing)}")
 
 
 @main.command()

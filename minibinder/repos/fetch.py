@@ -27,6 +27,7 @@ class FetchLimits:
     submodules: bool = False
     max_files: int = 100_000
     internal_hosts: Sequence[str] = ()
+    credentials_file: str = ""  # git_credentials: git asks minibinder's helper
 
     @classmethod
     def from_config(cls, config: Config) -> FetchLimits:
@@ -37,6 +38,7 @@ class FetchLimits:
             config.clone_submodules,
             config.clone_max_files,
             config.internal_hosts,
+            config.git_credentials,
         )
 
 
@@ -87,7 +89,13 @@ def _watch(
     env: Mapping[str, str] | None = None,
 ) -> str:
     """Run git while watching the clock and the size of `dest`; kill it past any limit."""
-    process = start_git(args, limits.allowed_schemes, cwd=str(dest), env=env)
+    process = start_git(
+        args,
+        limits.allowed_schemes,
+        cwd=str(dest),
+        env=env,
+        credentials_file=limits.credentials_file,
+    )
     while True:
         try:
             out, err = process.communicate(timeout=0.2)

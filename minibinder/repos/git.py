@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 
 from ..errors import FetchError
+from ..git_credentials import credential_options
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,11 @@ def start_git(
     allowed_schemes: Sequence[str],
     cwd: str | None = None,
     env: Mapping[str, str] | None = None,
+    credentials_file: str = "",
 ) -> subprocess.Popen:
+    """Start git hardened; with `credentials_file`, it asks minibinder's credential helper."""
     return subprocess.Popen(
-        ["git", *HARDENING, *args],
+        ["git", *HARDENING, *credential_options(credentials_file), *args],
         cwd=cwd,
         env={**git_env(allowed_schemes), **(env or {})},
         stdin=subprocess.DEVNULL,
@@ -86,9 +89,10 @@ def run_git(
     cwd: str | None = None,
     what: str = "git",
     env: Mapping[str, str] | None = None,
+    credentials_file: str = "",
 ) -> str:
     """Run git and return its standard output; raise FetchError in minibinder's words."""
-    process = start_git(args, allowed_schemes, cwd, env)
+    process = start_git(args, allowed_schemes, cwd, env, credentials_file)
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -105,6 +109,8 @@ def kill(process: subprocess.Popen) -> None:
         os.killpg(process.pid, 9)
     process.communicate()
 
+
+NEEDS_CREDENTIALS = "this repository needs credentials the server does not have"
 
 # What git says, and what a user is told instead: never git's own output, which would turn
 # launch links into a probe of the server's network (which ports answer, what they say).
@@ -129,7 +135,7 @@ _EXPLANATIONS = (
     (("ssl", "tls", "certificate", "gnutls"), "a secure connection could not be made"),
     (
         ("could not read username", "authentication", "403", "401", "terminal prompts disabled"),
-        "it asks for a login (only public repositories can be launched)",
+        NEEDS_CREDENTIALS,
     ),
     (
         (
@@ -154,10 +160,7 @@ _EXPLANATIONS = (
 
 
 # Reasons that mean the host answered, and the repository is not there (for this user).
-HOST_ANSWERED = {
-    "it asks for a login (only public repositories can be launched)",
-    "there is no repository at that address",
-}
+HOST_ANSWERED = {NEEDS_CREDENTIALS, "there is no repository at that address"}
 
 
 def explain(stderr: str) -> str:

@@ -79,7 +79,12 @@ class RepoProvider:
     def resolve(self, source: RepoSource, config: Config, cached: bool = False) -> str:
         """The full commit SHA the source's ref names (`git ls-remote`); with `cached`, an
         answer up to `ref_cache_seconds` old may be reused."""
-        access = (config.allowed_clone_schemes, config.clone_timeout, config.internal_hosts)
+        access = (
+            config.allowed_clone_schemes,
+            config.clone_timeout,
+            config.internal_hosts,
+            config.git_credentials,
+        )
         if cached and config.ref_cache_seconds:
             return REF_CACHE.resolve(source.repo_url, source.ref, config.ref_cache_seconds, *access)
         return resolve_ref(source.repo_url, source.ref, *access)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..errors import FetchError, ResolveError, SpecError
-from .git import GitFailed, run_git
+from .git import NEEDS_CREDENTIALS, GitFailed, run_git
 from .remote import Remote, checked_connection, through_redirects
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -56,6 +56,7 @@ def resolve_ref(
     allowed_schemes: Sequence[str],
     timeout: float,
     internal_hosts: Sequence[str] = (),
+    credentials_file: str = "",
 ) -> str:
     """Return the full SHA `ref` of `repo_url` points to; a 40-hex ref is taken as is.
 
@@ -79,13 +80,25 @@ def resolve_ref(
     def ls_remote(remote: Remote) -> str:
         left = math.ceil(max(1.0, deadline - time.monotonic()))
         args = [*remote.options, "ls-remote", "--", remote.url, *patterns]
-        return run_git(args, allowed_schemes, left, what=what, env=remote.env)
+        return run_git(
+            args,
+            allowed_schemes,
+            left,
+            what=what,
+            env=remote.env,
+            credentials_file=credentials_file,
+        )
 
     try:
         output = through_redirects(
             repo_url, pinned, allowed_schemes, internal_hosts, what, ls_remote
         )
     except GitFailed as error:
+        if error.reason == NEEDS_CREDENTIALS:
+            raise ResolveError(
+                f"could not fetch {repo_url}: {NEEDS_CREDENTIALS} (or there is no repository "
+                "there: check the owner and the repository's name)"
+            ) from None
         if error.host_answered:  # GitHub asks a login of a repository that does not exist
             raise ResolveError(
                 f"repository not found: {repo_url} (the host answered: {error.reason}); check "
@@ -121,13 +134,14 @@ class RefCache:
         allowed_schemes: Sequence[str],
         timeout: float,
         internal_hosts: Sequence[str] = (),
+        credentials_file: str = "",
     ) -> str:
         key = (repo_url, ref)
         with self._lock:
             entry = self._entries.get(key)
         if entry and self.clock() - entry[1] < ttl:
             return entry[0]
-        sha = resolve_ref(repo_url, ref, allowed_schemes, timeout, internal_hosts)
+        sha = resolve_ref(repo_url, ref, allowed_schemes, timeout, internal_hosts, credentials_file)
         with self._lock:
             self._entries[key] = (sha, self.clock())
         return sha

@@ -23,6 +23,7 @@ from ..wsgi import StartResponse, reply
 from . import jupyter
 from .archive import tar_to_zip
 from .culler import REASONS, Limits, cull_notice
+from .keeping import describe_size
 from .launcher import Sessions
 
 HELPER_PATH = "_minibinder/"
@@ -100,7 +101,7 @@ class SessionHelpers:
                 "seconds_left": int(notice.seconds_left),
                 "message": f"This session will stop in {minutes}:{seconds:02d} because {why}. "
                 + ("Any activity keeps it running. " if notice.reason == "idle" else "")
-                + "Download your work to keep it.",
+                + self.keeping_text(record),
                 "why": REASONS[notice.reason],
             }
         limit, written = limits.disk_bytes, usage.disk_bytes
@@ -114,6 +115,18 @@ class SessionHelpers:
                 "why": REASONS["disk"],
             }
         return body
+
+    def keeping_text(self, record: SessionRecord) -> str:
+        """What becomes of the user's files: kept for N hours (keep_work), or nothing."""
+        config = self.sessions.config
+        if record.keeper and config.keep_work != "off":
+            hours = f"{config.keep_work_hours:g}"
+            return (
+                f"Your changed files will be kept for {hours} hours and come back when you "
+                "launch this repository again (up to "
+                f"{describe_size(config.keep_work_limit)}); download them to be sure."
+            )
+        return "Download your work to keep it."
 
     def download(self, record: SessionRecord, start_response: StartResponse) -> Iterable[bytes]:
         """The session's home folder as a zip, made inside the session (its CPU, its memory)

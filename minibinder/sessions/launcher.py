@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import secrets
+import tarfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from ..engines import (
     limits_fact,
     limits_hold,
 )
-from ..errors import LaunchError
+from ..errors import LaunchError, MinibinderError
 from ..identity import INSTANCE_LABEL, instance_id
 from ..networks import session_bridge
 from ..store import SessionRecord, Store
@@ -40,6 +41,9 @@ from .admission import (
     is_person,
 )
 from .culler import Limits, Usage, should_cull
+from .keeping import work_key
+from .kept_work import FOLDER as KEPT_FOLDER
+from .kept_work import Shelf, save_work
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,7 @@ class LaunchRequest:
     binder_env: dict[str, str]
     client: str = ""  # who asks (client_key), for per-client limits
     address: str = ""  # where from
+    keeper: str = ""  # whose work it is, kept as it ends (keeping.owner_of); "": not kept
 
 
 def jupyter_command(prefix: str, config: Config) -> list[str]:
@@ -101,6 +106,7 @@ class Sessions:
         self.config, self.docker, self.store = config, docker, store
         self.forget_route = forget_route
         self.instance = instance_id(config)
+        self.shelf = Shelf(config.data_path / KEPT_FOLDER)
 
     def reach(self) -> Reach:
         """Where sessions started now are reached (session_reach, decided for this engine)."""
@@ -124,10 +130,16 @@ class Sessions:
         """The label filter that selects this installation's session containers."""
         return f"{INSTANCE_LABEL}={self.instance}"
 
-    def launch(self, request: LaunchRequest, warm: bool = False) -> SessionRecord:
+    def launch(
+        self,
+        request: LaunchRequest,
+        warm: bool = False,
+        before_start: Callable[[str], None] | None = None,
+    ) -> SessionRecord:
         """Start a session for a built image and return it once Jupyter answers.
 
         A `warm` session waits unclaimed (and unroutable) in the pool until `claim` hands it out.
+        `before_start(container id)` runs on the created container before it starts.
         """
         config = self.config
         session_id, token, now = new_session_id(), secrets.token_urlsafe(24), time.time()
@@ -147,6 +159,7 @@ class Sessions:
             client=request.client,
             address=request.address,
             path_prefix=config.path_prefix,
+            keeper=request.keeper if config.keep_work != "off" else "",
         )
         reach = self.reach()
         with self._admission_lock():  # check and claim in one step, across worker processes
@@ -184,6 +197,7 @@ class Sessions:
                 pids_limit=config.session_pids_limit,
                 disk_limit=config.session_disk_limit if self.docker.disk_quota_supported() else 0,
                 publish=JUPYTER_PORT if reach == "published" else 0,
+                before_start=before_start,
             )
             self.store.update_session(session_id, container_id=container_id)
             target = self._endpoint(container_id, reach)
@@ -321,12 +335,16 @@ class Sessions:
         )
 
     def stop(self, session_id: str, reason: str = "stopped") -> None:
-        """Remove the container and the route; nothing of the session survives."""
+        """Remove the container and the route. Every session ends here, whatever ended it
+        (cull, age, CPU budget, Shut Down, the operator, a restart): with keep_work, its
+        owner's changed files are copied out first; nothing else of it survives."""
         record = self.store.get_session(session_id)
         if record and record.state == "running":
             # Counted before the container goes, so whoever sees it gone sees it counted.
             metrics.SESSIONS_ENDED.labels(reason).inc()
         self.forget_route(session_id)
+        if record and record.state == "running" and record.keeper and record.container_id:
+            self.keep_work(record)
         if record and record.container_id:
             self.docker.remove_container(record.container_id)
         self.store.delete_session(session_id)
@@ -336,6 +354,37 @@ class Sessions:
             log.info(
                 "session %s of %s/%s stopped: %s", session_id, record.provider, record.spec, reason
             )
+
+    def keep_work(self, record: SessionRecord) -> None:
+        """Copy a session's work onto the shelf (kept_work.py); a failure is logged, and the
+        session ends all the same."""
+        config = self.config
+        if config.keep_work == "off":
+            return
+        started = time.monotonic()
+        try:
+            saved = save_work(
+                self.docker,
+                self.shelf,
+                container_id=record.container_id,
+                image=record.image,
+                owner=record.keeper,
+                key=work_key(record.keeper, record.repo_url),
+                repo_url=record.repo_url,
+                resolved_ref=record.resolved_ref,
+                limit=config.keep_work_limit,
+            )
+            if saved is not None:
+                self.shelf.trim(config.keep_work_total, keep=saved.key)
+        except (MinibinderError, OSError, tarfile.TarError) as error:
+            log.warning("session %s: its work could not be kept: %s", record.id, error)
+            return
+        if saved is not None:
+            metrics.WORK_SAVED_SECONDS.observe(time.monotonic() - started)
+            log.info(
+                "session %s: kept %d files (%d bytes), %d left out",
+                record.id, len(saved.files), saved.size, len(saved.skipped),
+            )  # fmt: skip
 
     def extend(self, session_id: str, seconds: float) -> None:
         record = self.store.get_session(session_id)

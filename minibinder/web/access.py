@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from urllib.parse import quote
 
 from werkzeug.http import parse_cookie
 
 from ..config import Config
+from ..identity import user_allowed
 from ..wsgi import StartResponse, reply
 from .clients import PEER, is_trusted, trusted_networks
 from .hosts import ON_ADMIN_LISTENER
@@ -46,16 +47,6 @@ def verified(cookie: str, secret: str, now: float | None = None) -> str | None:
     if not expires.isdigit() or int(expires) < (now or time.time()):
         return None
     return value
-
-
-def user_allowed(name: str, users: Sequence[str], domains: Sequence[str]) -> bool:
-    """Anyone the proxy names when no allowlist is set; else listed users or e-mail domains."""
-    if not users and not domains:
-        return True
-    name = name.strip().lower()
-    if name in {user.lower() for user in users}:
-        return True
-    return "@" in name and name.rsplit("@", 1)[1] in {d.lower().lstrip("@") for d in domains}
 
 
 def safe_next(path: str) -> str:

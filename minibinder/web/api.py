@@ -129,6 +129,7 @@ def build_events(provider: str, spec: str):
         user=asker.user,
         browser=asker.browser,
         request_id=app_services.store.open_request(asker.client, asker.address),
+        clean=request.args.get("clean", "").lower() in ("true", "1", "yes"),
     )
     response = Response(
         event_stream(

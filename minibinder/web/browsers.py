@@ -1,11 +1,16 @@
 """Who a browser is, for the per-client limits: an anonymous, signed, HttpOnly cookie minted on
 the first page or launch it asks for. It says nothing about the person and opens nothing; it
-only lets forty students behind one classroom address count as forty clients."""
+only lets forty students behind one classroom address count as forty clients, and, with
+keep_work = "browser", says whose kept work is whose (and who may delete it)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from flask import Request, Response, current_app, request
 
@@ -53,3 +58,24 @@ def who_asks() -> Asker:
     user = request.environ.get(USER, "")
     browser = browser_of(request, current_app.config["MINIBINDER_COOKIE_SECRET"])
     return Asker(client_key(address, user, browser), address, user, browser)
+
+
+def work_form_token(secret: str, owner: str) -> str:
+    """The hidden field of the "Delete my kept work" form: tied to its owner and unguessable
+    without the secret, so a page elsewhere cannot post the form for a visitor."""
+    message = f"delete-kept-work\0{owner}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
+
+
+def cross_site(headers: Mapping[str, str], host_url: str) -> bool:
+    """Whether a form post comes from another site: its browser says so (Sec-Fetch-Site), or
+    its Origin is not this server's. A post without either (curl, an old browser) is judged by
+    the form's token alone."""
+    fetch_site = headers.get("Sec-Fetch-Site", "")
+    if fetch_site and fetch_site not in ("same-origin", "none"):
+        return True
+    origin = headers.get("Origin", "")
+    if not origin:
+        return False
+    ours = urlsplit(host_url)
+    return origin.rstrip("/") != f"{ours.scheme}://{ours.netloc}"

@@ -1,7 +1,9 @@
-"""Pages for people: home (form and badges), the launch page, health, versions, metrics."""
+"""Pages for people: home (form and badges; with keep_work, the policy and "Delete my kept
+work"), the launch page, health, versions, metrics."""
 
 from __future__ import annotations
 
+import hmac
 import shutil
 
 from flask import (
@@ -9,9 +11,11 @@ from flask import (
     Response,
     current_app,
     jsonify,
+    redirect,
     render_template,
     request,
     send_from_directory,
+    url_for,
 )
 
 from .. import __version__
@@ -19,8 +23,9 @@ from ..errors import QuotaExceeded, SpecError
 from ..metrics import render_metrics
 from ..repos.providers import PROVIDERS, parse_spec, spec_from_form
 from ..sessions.admission import Ask
+from ..sessions.keeping import describe_size, owner_of
 from .api import host_url, raw_spec, services
-from .browsers import who_asks
+from .browsers import cross_site, who_asks, work_form_token
 from .links import launch_link, session_path
 
 blueprint = Blueprint("pages", __name__)
@@ -39,8 +44,16 @@ def home():
         except SpecError as problem:
             error = str(problem)
     providers = {key: provider.display_name for key, provider in PROVIDERS.items()}
+    config = services().config
+    asker = who_asks()
+    owner = owner_of(config.keep_work, asker.user, asker.browser)
     return render_template(
         "home.html",
+        keep_work=config.keep_work,
+        work_token=work_form_token(_secret(), owner) if owner else "",
+        keep_work_hours=f"{config.keep_work_hours:g}",
+        keep_work_limit=describe_size(config.keep_work_limit),
+        deleted=request.args.get("deleted", type=int),  # a count, or nothing is said
         form=form,
         providers=providers,
         badges=badges,
@@ -98,6 +111,34 @@ def launch(provider: str, spec: str):
     )
 
 
+def _secret() -> str:
+    return current_app.config["MINIBINDER_COOKIE_SECRET"]
+
+
+@blueprint.post("/work/delete")
+def delete_my_work():
+    """ "Delete my kept work": everything kept for this browser (or signed-in user). Only from
+    the home page's own form: another site's post is refused (its Origin, and the form's token,
+    which is tied to the owner)."""
+    app_services = services()
+    asker = who_asks()
+    owner = owner_of(app_services.config.keep_work, asker.user, asker.browser)
+    offered = request.form.get("token", "")
+    if (
+        not owner
+        or cross_site(dict(request.headers), host_url())
+        or not hmac.compare_digest(offered.encode(), work_form_token(_secret(), owner).encode())
+    ):
+        return unavailable(
+            "Nothing was deleted",
+            "This form is stale or came from another site: open this server's home page "
+            "and press Delete my kept work there.",
+            400,
+        )
+    deleted = app_services.sessions.shelf.delete_owner(owner)
+    return redirect(f"{url_for('pages.home')}?deleted={deleted}", 303)
+
+
 @blueprint.get("/badge_logo.svg")
 def badge_logo():
     return send_from_directory(
@@ -129,6 +170,12 @@ def versions():
 
 @blueprint.get("/metrics")
 def metrics():
-    store = services().store
-    body, content_type = render_metrics(lambda: len(store.sessions("running")))
+    app_services = services()
+    store, shelf = app_services.store, app_services.sessions.shelf
+
+    def kept_work() -> tuple[int, int]:
+        works = shelf.all()
+        return len(works), sum(work.size for work in works)
+
+    body, content_type = render_metrics(lambda: len(store.sessions("running")), kept_work)
     return Response(body, content_type=content_type)

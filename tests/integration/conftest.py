@@ -127,9 +127,10 @@ def log_text(events) -> str:
 
 def serve_config(path, data_dir, build_config, git_server, **settings):
     """A settings file for `minibinder serve` against the test's git server and base image."""
+    settings = {"allowed_clone_schemes": ["https", "git"], "internal_hosts": ["127.0.0.1"],
+                **settings}  # fmt: skip
     return write_config(
         path, data_dir, image_prefix=build_config.image_prefix,
-        allowed_clone_schemes=["https", "git"], internal_hosts=["127.0.0.1"],
         github_url=git_server.base_url, extra_ca_file=build_config.extra_ca_file, **settings,
     )  # fmt: skip
 

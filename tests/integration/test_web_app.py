@@ -155,3 +155,18 @@ def test_a_stream_whose_client_left_ends_without_writing(tmp_path, monkeypatch):
     gone.set()
     assert list(stream) == []  # ended before its first keepalive (60 s), and wrote nothing
     assert options.cancelled.is_set()
+
+
+def test_the_home_page_states_the_kept_work_policy(tmp_path):
+    config = settings(tmp_path, {"keep_work": "browser", "keep_work_hours": 6})
+    client = create_app(config, docker=FakeDocker()).test_client()
+    first = client.get("/?deleted=all+your+files").get_data(as_text=True)
+    assert "kept for 6 hours" in first and "Nothing is kept for this browser" in first
+    assert "all your files" not in first  # only a count is ever said
+    again = client.get("/").get_data(as_text=True)  # with the cookie the first page gave
+    assert "Delete my kept work" in again
+    refused = client.post("/work/delete", data={"token": "forged"})
+    assert refused.status_code == 400 and "Nothing was deleted" in refused.get_data(as_text=True)
+    off = create_app(settings(tmp_path / "off", {}), docker=FakeDocker()).test_client()
+    page = off.get("/").get_data(as_text=True)
+    assert "everything in it is deleted" in page and "Delete my kept work" not in page

@@ -76,7 +76,7 @@ def test_a_clone_url_on_loopback_never_reaches_git(tmp_path, git_server, listene
         ("fatal: repository 'https://github.com/o/missing/' not found",
          "there is no repository at that address"),
         ("fatal: could not read Username for 'https://github.com': terminal prompts disabled",
-         "it asks for a login (only public repositories can be launched)"),
+         "this repository needs credentials the server does not have"),
         ("fatal: Could not resolve host: nope.example", "its host name does not resolve"),
         ("fatal: something new", "git could not fetch it"),
     ],

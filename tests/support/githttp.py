@@ -4,6 +4,7 @@ who connected. Every address here is one the test itself binds."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import os
@@ -93,6 +94,12 @@ class _Backend(BaseHTTPRequestHandler):
     def _backend(self, body: bytes) -> None:
         parts = urlsplit(self.path)
         self.served.paths.append(parts.path)
+        if not self._authorized():
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="test"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "GIT_PROJECT_ROOT": str(self.served.root),
@@ -124,13 +131,27 @@ class _Backend(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
+    def _authorized(self) -> bool:
+        """Without `login`, everyone; with it, requests that send it (HTTP basic auth)."""
+        login = self.served.login
+        if login is None:
+            return True
+        given = self.headers.get("Authorization", "")
+        self.served.authorizations.append(given)
+        expected = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+        return given == f"Basic {expected}"
+
 
 class GitHttpServer(_Served):
-    """Smart HTTP(S) for the bare repositories under `root` (a GitServer's), on `host`."""
+    """Smart HTTP(S) for the bare repositories under `root` (a GitServer's), on `host`.
+    With `login` (user, password), every request must carry it as HTTP basic auth, as a
+    private repository's host asks: 401 and a Basic challenge otherwise."""
 
     def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0,
-                 certs: TestCertificates | None = None) -> None:  # fmt: skip
-        self.root = root
+                 certs: TestCertificates | None = None,
+                 login: tuple[str, str] | None = None) -> None:  # fmt: skip
+        self.root, self.login = root, login
+        self.authorizations: list[str] = []  # the Authorization header of each request
         super().__init__(_Backend, host, port, certs)
 
 

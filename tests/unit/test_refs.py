@@ -52,7 +52,7 @@ def test_hostile_input_starts_no_git_process(argument):
 def test_ref_cache_reuses_an_answer_for_its_ttl(monkeypatch):
     calls = []
 
-    def fake_resolve(repo_url, ref, schemes, timeout, internal_hosts=()):
+    def fake_resolve(repo_url, ref, schemes, timeout, internal_hosts=(), credentials_file=""):
         calls.append(ref)
         return str(len(calls)) * 40
 
