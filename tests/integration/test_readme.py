@@ -56,6 +56,15 @@ COMMANDS = {
     "minibinder stop ID…": RUN,
     "minibinder stop --all": RUN,
     "make bench-workshop": "a benchmark (minutes, 40 sessions): bench/, results in RESULTS.md",
+    "make bench-kept-work": "a benchmark (minutes): bench/, results in RESULTS.md",
+    "minibinder stop": "named in prose; its forms `stop ID…` and `stop --all` run here",
+    "docker diff": "named in prose: how kept work is found, not a command to type",
+    "minibinder work": (
+        "test_kept_work.py::test_the_operator_and_the_owner_see_and_delete_kept_work"
+    ),
+    "minibinder work --delete KEY…": (
+        "test_kept_work.py::test_the_operator_deletes_kept_work_by_key"
+    ),
     "minibinder access-code --write minibinder.toml": RUN,
     "sudo .venv/bin/minibinder install-service": RUN,
     "sudo minibinder …": "a pattern: its cases (doctor, admin-token, sessions, stop) run here",
