@@ -15,6 +15,9 @@ from .config import Config
 
 # Labels every container, image and network of one installation.
 INSTANCE_LABEL = "minibinder.instance"
+# On an image: when the commit it was built from was committed (kept work goes back only to
+# the same or a newer commit)
+COMMIT_TIME_LABEL = "minibinder.commit-time"
 
 
 def _kept(config: Config, name: str, make: str) -> str:

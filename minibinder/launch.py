@@ -25,7 +25,7 @@ from .repos.providers import PROVIDERS, RepoSource, parse_spec
 from .services import Services
 from .sessions.admission import Ask, client_key
 from .sessions.keeping import describe_size, owner_of, work_key
-from .sessions.kept_work import Restored, restore_work
+from .sessions.kept_work import KeptForNewerCommit, Restored, image_commit_time, restore_work
 from .sessions.launcher import LaunchRequest
 from .store import SessionRecord
 
@@ -152,8 +152,16 @@ def _launch(
         assert kept is not None
         try:
             done = restore_work(
-                services.docker, services.sessions.shelf, kept.key, container_id, target.image
+                services.docker,
+                services.sessions.shelf,
+                kept.key,
+                container_id,
+                target.image,
+                image_commit_time(services.docker, target.image),
             )
+        except KeptForNewerCommit:
+            unrestored.append(KEPT_FOR_NEWER)
+            return
         except (LaunchError, OSError, tarfile.TarError) as error:
             log.warning("kept work could not be restored: %s", error)
             unrestored.append(NOT_RESTORED)
@@ -186,6 +194,12 @@ def _launch(
 NOT_RESTORED = (
     "Your kept work could not be put back this time; this session starts clean and the work "
     "stays kept (until a session of yours that changes files ends, or it expires).\n"
+)
+
+
+KEPT_FOR_NEWER = (
+    "Your kept work was made on a newer commit of this repository than the one launched; it "
+    "was not put back (it stays kept for a launch of that commit or a newer one).\n"
 )
 
 

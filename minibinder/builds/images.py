@@ -18,9 +18,9 @@ from ..config import Config
 from ..docker_client import BuildRequest, Docker
 from ..errors import BuildError, MinibinderError
 from ..events import Event
-from ..identity import instance_id
+from ..identity import COMMIT_TIME_LABEL, instance_id
 from ..networks import build_network
-from ..repos.fetch import FetchLimits, fetch_commit
+from ..repos.fetch import FetchLimits, commit_time, fetch_commit
 from ..repos.providers import RepoSource, get_provider
 from .buildpacks import BuildPlan, plan_build, read_repo_config, render_dockerfile
 from .context import make_context, make_repository_context
@@ -243,6 +243,9 @@ def _fetch_and_build(
             yield Event("fetching", line + "\n")
     plan = plan_build(read_repo_config(repo_dir), config)
     labels = image_labels(target, config, plan.buildpack)
+    committed = commit_time(repo_dir, config.allowed_clone_schemes) if target.source else None
+    if committed is not None:
+        labels[COMMIT_TIME_LABEL] = str(committed)
     memory = config.build_memory_limit
     yield Event("building", f"Building {target.image} with the {plan.buildpack} buildpack\n")
     yield from prepare_environment(plan, config, docker, workdir)

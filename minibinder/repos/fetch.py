@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import FetchError, SpecError
-from .git import GitFailed, git_failure, kill, start_git
+from .git import GitFailed, git_failure, kill, run_git, start_git
 from .refs import SHA_RE
 from .remote import Remote, checked_connection, through_redirects
 from .submodules import MAX_DEPTH, check_submodule_path, submodule_entries, submodule_url
@@ -114,6 +114,16 @@ def _watch(
         raise git_failure(what, err)
     check_usage(dest, limits)
     return out
+
+
+def commit_time(repo_dir: Path, allowed_schemes: Sequence[str]) -> int | None:
+    """When the checked-out commit was committed (seconds since the epoch), or None."""
+    try:
+        out = run_git(["log", "-1", "--format=%ct", "HEAD"], allowed_schemes, 30,
+                      cwd=str(repo_dir), what="git log")  # fmt: skip
+    except FetchError:
+        return None
+    return int(out.strip()) if out.strip().isdigit() else None
 
 
 def fetch_commit(

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO
 
 from ..docker_client import Docker
+from ..identity import COMMIT_TIME_LABEL
 from .keeping import CHANGED, HOME, ancestors, changed_paths, choose_kept, conflicts, mine_name
 
 FOLDER = "kept-work"  # the shelf, under the data directory
@@ -48,12 +49,18 @@ class KeptWork:
     files: dict[str, dict] = field(default_factory=dict)  # path → {size, base, mine}
     skipped: list[tuple[str, int]] = field(default_factory=list)  # left out: (path, size)
     size: int = 0  # bytes on the shelf
+    commit_time: float | None = None  # when the commit it was made on was committed, if known
 
     @classmethod
     def from_json(cls, text: str) -> KeptWork:
         data = json.loads(text)
         data["skipped"] = [tuple(item) for item in data.get("skipped", [])]
         return cls(**data)
+
+
+class KeptForNewerCommit(Exception):
+    """The kept work was made on a newer commit than the one launched: it is not put back
+    (an older commit's files would read as the user's changes), and it stays kept."""
 
 
 @dataclass(frozen=True)
@@ -236,6 +243,7 @@ def save_work(
     repo_url: str,
     resolved_ref: str,
     limit: int,
+    commit_time: float | None = None,
     now: float | None = None,
 ) -> KeptWork | None:
     """Copy the files a session added or changed under its home onto the shelf (the smallest
@@ -273,7 +281,7 @@ def save_work(
         for path, details in files.items():
             details["base"] = bases.get(path)
         work = KeptWork(key, owner, repo_url, now or time.time(), image, resolved_ref, files,
-                        selection.skipped)  # fmt: skip
+                        selection.skipped, commit_time=commit_time)  # fmt: skip
         return shelf.put(work, Path(name))
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -290,15 +298,23 @@ def _as_users(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
 
 
 def restore_work(
-    docker: Docker, shelf: Shelf, key: str, container_id: str, image: str
+    docker: Docker,
+    shelf: Shelf,
+    key: str,
+    container_id: str,
+    image: str,
+    commit_time: float | None = None,
 ) -> Restored | None:
     """Put kept work back into a created (not yet started) container; None when there is
     none (`Shelf.current` said whether there is). Where the image now has another version of
     a file the user changed than the one the user started from, the user's copy goes beside
-    it as `name.mine.ext`."""
+    it as `name.mine.ext`. Work made on a newer commit than `commit_time` (the launched
+    commit's) raises KeptForNewerCommit; where either time is unknown, it goes back."""
     work = shelf.get(key)
     if work is None or not work.files:
         return None
+    if is_older(commit_time, work.commit_time):
+        raise KeptForNewerCommit(work.saved_at)
     clash: set[str] = set()
     if work.image != image:
         now_in_image = file_hashes(docker.archive(container_id, HOME), set(work.files))
@@ -317,6 +333,18 @@ def restore_work(
         sorted((path, mine_name(path)) for path in clash),
         list(work.skipped),
     )
+
+
+def image_commit_time(docker: Docker, image: str) -> float | None:
+    """When the commit an image was built from was committed (its label), or None: images
+    of local folders, and images built before the label existed."""
+    value = (docker.image_labels(image) or {}).get(COMMIT_TIME_LABEL, "")
+    return float(value) if value.isdigit() else None
+
+
+def is_older(launched: float | None, kept_on: float | None) -> bool:
+    """Whether the launched commit is older than the one the work was kept on (both known)."""
+    return launched is not None and kept_on is not None and launched < kept_on
 
 
 def _renamed(data: bytes, renames: dict[str, str]) -> bytes:

@@ -43,7 +43,7 @@ from .admission import (
 from .culler import Limits, Usage, should_cull
 from .keeping import work_key
 from .kept_work import FOLDER as KEPT_FOLDER
-from .kept_work import Shelf, save_work
+from .kept_work import Shelf, image_commit_time, save_work
 
 log = logging.getLogger(__name__)
 
@@ -373,6 +373,7 @@ class Sessions:
                 repo_url=record.repo_url,
                 resolved_ref=record.resolved_ref,
                 limit=config.keep_work_limit,
+                commit_time=image_commit_time(self.docker, record.image),
             )
             if saved is not None:
                 self.shelf.trim(config.keep_work_total, keep=saved.key)

@@ -135,6 +135,24 @@ def test_work_comes_back_to_the_same_browser_only(serve_with, repo):
     assert "notes.ipynb" not in text and "out.csv" not in text
 
 
+def test_work_kept_on_a_newer_commit_does_not_go_back_to_an_older_one(serve_with, repo):
+    older = repo.head
+    repo.commit({"README.md": "newer\n"}, "a newer commit", date="2030-01-01T00:00:00Z")
+    serve = serve_with(keep_work="browser", **CULLING)
+    student = Browser(serve)
+    first = student.launch(repo.spec)  # the newer commit
+    put(first, "notes.ipynb", {"type": "notebook", "content": NOTEBOOK})
+    culled(first)
+
+    student.opener.open(f"{serve.url}/v2/gh/{repo.path}/{older}", timeout=60).read()
+    received = events(f"{serve.url}/build/gh/{repo.path}/{older}", opener=student.opener)
+    assert received[-1]["phase"] == "ready" and "kept_work" not in received[-1]
+    assert any("made on a newer commit" in event.get("message", "") for event in received)
+    assert read(received[-1], "notes.ipynb") is None
+    # Still kept: the newer commit gets it back.
+    assert student.launch(repo.spec)["kept_work"]["files"] == 1
+
+
 def test_work_is_gone_after_keep_work_hours(serve_with, repo):
     serve = serve_with(keep_work="browser", keep_work_hours=0.003, **CULLING)  # 10.8 s
     student = Browser(serve)

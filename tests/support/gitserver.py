@@ -23,9 +23,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def git(*args: str, cwd: Path) -> str:
+def git(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     return subprocess.run(
-        ["git", *args], cwd=cwd, env=GIT_ENV, check=True, capture_output=True, text=True
+        ["git", *args],
+        cwd=cwd,
+        env={**GIT_ENV, **(env or {})},
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
 
 
@@ -99,7 +104,9 @@ class Repo:
         executable: tuple = (),
         branch: str = "main",
         tag: str | None = None,
+        date: str | None = None,
     ) -> str:
+        """Commit `files` and push; `date` (e.g. "2020-01-01T00:00:00Z") backdates it."""
         for name, content in files.items():
             target = self.work / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +117,8 @@ class Repo:
             if name in executable:
                 target.chmod(0o755)
         git("add", "--all", ".", cwd=self.work)
-        git("commit", "--quiet", "--allow-empty", "-m", message, cwd=self.work)
+        dated = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date} if date else None
+        git("commit", "--quiet", "--allow-empty", "-m", message, cwd=self.work, env=dated)
         if tag:
             git("tag", "-a", "-m", tag, tag, cwd=self.work)
         git(

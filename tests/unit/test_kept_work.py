@@ -29,7 +29,14 @@ from minibinder.sessions.keeping import (
     owner_of,
     work_key,
 )
-from minibinder.sessions.kept_work import KeptWork, Shelf, restore_work, save_work
+from minibinder.sessions.kept_work import (
+    KeptForNewerCommit,
+    KeptWork,
+    Shelf,
+    is_older,
+    restore_work,
+    save_work,
+)
 from minibinder.settings_load import load_config
 from minibinder.web.browsers import cross_site, work_form_token
 
@@ -267,6 +274,24 @@ def test_save_keeps_the_changed_files_within_the_limit_and_restore_puts_them_bac
         restored_message(restored)
     )
     assert restored.as_event_data()["skipped"] == [{"path": "big.bin", "size": 5000}]
+
+
+def test_work_goes_back_to_the_same_or_a_newer_commit_only(tmp_path):
+    docker = FakeDocker({"notes.ipynb": b"{}"}, {}, [
+        {"Path": "/home/jovyan/notes.ipynb", "Kind": ADDED},
+    ])  # fmt: skip
+    shelf = Shelf(tmp_path / "kept-work")
+    saved = save_work(docker, shelf, container_id="c1", image="img:1", owner="o", key="k",
+                      repo_url="u", resolved_ref="a" * 40, limit=1000,
+                      commit_time=2000.0)  # fmt: skip
+    assert saved is not None and shelf.get("k").commit_time == 2000.0
+    with pytest.raises(KeptForNewerCommit):
+        restore_work(docker, shelf, "k", "c2", "img:0", commit_time=1999.0)
+    assert docker.put == [] and shelf.get("k") is not None  # nothing put back, still kept
+    for launched in (2000.0, 2001.0, None):  # the same, a newer, or an unknown commit
+        assert restore_work(docker, shelf, "k", "c3", "img:1", commit_time=launched)
+    assert is_older(1.0, 2.0) and not is_older(2.0, 2.0) and not is_older(None, 2.0)
+    assert not is_older(1.0, None)  # work kept before commit times were recorded goes back
 
 
 def test_a_session_that_changed_nothing_keeps_what_was_kept_before(tmp_path):
