@@ -303,7 +303,7 @@ def run_server(
         _listen(config.admin_address, "admin_bind", admin=True),
     ]
     if facts is not None:
-        reach = decide_reach(facts, config.session_reach)
+        reach = decide_reach(facts, config.session_reach, config.placement)
         print(
             f"container engine: {facts.label}; sessions reached by {REACH_TEXT[reach]}"
             + (f"; {engine_warning}" if engine_warning else ""),

@@ -30,6 +30,11 @@ def check_consistency(config: Config) -> Config:
             "guaranteed the reservation and may use up to the limit, so lower the reservation "
             "or raise the limit"
         )
+    if config.placement == "swarm" and not config.registry:
+        raise ConfigError(
+            'placement = "swarm" needs registry: the nodes pull session images from it '
+            '(set registry = "host:port" of your lab\'s registry)'
+        )
     for limit in ("idle_timeout", "max_age"):
         if config.cull_warning >= getattr(config, limit):
             raise ConfigError(

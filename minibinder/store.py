@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     cpu_advanced_at REAL NOT NULL DEFAULT 0,
     client TEXT NOT NULL DEFAULT '',
     path_prefix TEXT NOT NULL DEFAULT '',
-    address TEXT NOT NULL DEFAULT ''
+    address TEXT NOT NULL DEFAULT '',
+    node TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions (state);
 CREATE TABLE IF NOT EXISTS access_failures (
@@ -101,6 +102,7 @@ MIGRATIONS = (
     ("pool", "file_size", "INTEGER"),
     ("pool", "set_at", "REAL NOT NULL DEFAULT 0"),
     ("pool", "set_by", "TEXT NOT NULL DEFAULT ''"),
+    ("sessions", "node", "TEXT NOT NULL DEFAULT ''"),
 )
 
 
@@ -126,6 +128,7 @@ class SessionRecord:
     client: str = ""  # who launched (or claimed) it, for per-client limits (client_key)
     path_prefix: str = ""  # where minibinder is served ("/binder"), when it started
     address: str = ""  # the address it was launched (or claimed) from
+    node: str = ""  # the swarm node it runs on ("": this machine)
 
     @property
     def prefix(self) -> str:

@@ -241,7 +241,7 @@ def _engine(config: Config, docker: Docker) -> list[Check]:
     facts = docker.engine_facts()
     if facts is None:
         return []
-    reach = decide_reach(facts, config.session_reach)
+    reach = decide_reach(facts, config.session_reach, config.placement)
     database = config.data_path / "minibinder.sqlite"  # read, never made, by the doctor
     enforced = Store(database).fact(limits_fact(facts)) if database.exists() else None
     found = capabilities(

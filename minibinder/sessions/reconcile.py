@@ -23,6 +23,7 @@ class ReconcilePlan:
     # Sessions whose launcher died half way: id → (container, target), adopted if Jupyter answers.
     maybe_adopt: dict[str, tuple[str, str]] = field(default_factory=dict)
     drop_records: list[str] = field(default_factory=list)  # records whose container is gone
+    new_nodes: dict[str, str] = field(default_factory=dict)  # session id → node (swarm)
 
 
 def plan_reconcile(
@@ -56,8 +57,13 @@ def plan_reconcile(
             continue
         if launching_now(record):
             continue
+        if container["State"] == "lost":  # its swarm node left or died
+            plan.stop.append((session_id, "node lost"))
+            continue
+        if container["State"] == "starting" and record.state != "launching":
+            continue  # the engine brings it back (a restart after a crash): asked next round
         if container["State"] != "running":
-            plan.stop.append((session_id, "container exited"))
+            plan.stop.append((session_id, container.get("EndReason") or "container exited"))
             continue
         target = endpoint_of(container, network)
         if record.state == "launching":
@@ -67,6 +73,8 @@ def plan_reconcile(
                 plan.stop.append((session_id, "launch abandoned"))
         elif target and target != record.target:
             plan.new_targets[session_id] = target
+            if container.get("Node", record.node) != record.node:
+                plan.new_nodes[session_id] = container["Node"]
     plan.drop_records = [
         session_id
         for session_id, record in by_id.items()
@@ -78,8 +86,11 @@ def plan_reconcile(
 def endpoint_of(container: dict[str, Any], network: str) -> str:
     """Where the proxy reaches a session's container now (it changes when the engine restarts),
     by the reach it was started with: its port published on loopback, or its address on the
-    session network; "" when it has none."""
-    if container.get("Labels", {}).get(REACH_LABEL) == "published":
+    session network, or (a swarm) the port its node publishes; "" when it has none."""
+    reach = container.get("Labels", {}).get(REACH_LABEL)
+    if reach == "node":
+        return container.get("Endpoint", "")
+    if reach == "published":
         for port in container.get("Ports") or []:
             if port.get("PrivatePort") == JUPYTER_PORT and port.get("PublicPort"):
                 return f"127.0.0.1:{port['PublicPort']}"
@@ -91,30 +102,32 @@ def endpoint_of(container: dict[str, Any], network: str) -> str:
 
 def reconcile(sessions: Sessions, now: float) -> ReconcilePlan:
     config, store = sessions.config, sessions.store
+    found = sessions.placement.found(sessions.own_label)
+    nodes = {c["Labels"].get(SESSION_LABEL, ""): c["Node"] for c in found if c.get("Node")}
     plan = plan_reconcile(
-        store.sessions(),
-        sessions.docker.containers(sessions.own_label),
-        config.session_network,
-        now,
-        grace=config.launch_timeout + 30,
+        store.sessions(), found, config.session_network, now, grace=config.launch_timeout + 30
     )
     for container_id in plan.remove_containers:
-        sessions.docker.remove_container(container_id)
-    # A session's volumes go with its container; these are what a removal outside minibinder
-    # (`docker rm` without -v) left behind.
-    sessions.docker.remove_unused_volumes([sessions.own_label, SESSION_LABEL])
+        sessions.placement.remove(container_id)
+    if sessions.local:
+        # A session's volumes go with its container; these are what a removal outside
+        # minibinder (`docker rm` without -v) left behind.
+        sessions.docker.remove_unused_volumes([sessions.own_label, SESSION_LABEL])
     for session_id, reason in plan.stop:
         sessions.stop(session_id, reason)
     for session_id, (container_id, target) in plan.maybe_adopt.items():
         record = store.get_session(session_id)
         if record and jupyter.answers(target, record.prefix):
             store.update_session(
-                session_id, state="running", target=target, container_id=container_id
-            )
+                session_id, state="running", target=target, container_id=container_id,
+                node=nodes.get(session_id, record.node),
+            )  # fmt: skip
         else:
             sessions.stop(session_id, "launch abandoned")
     for session_id, target in plan.new_targets.items():
         store.update_session(session_id, target=target)
+        if session_id in plan.new_nodes:
+            store.update_session(session_id, node=plan.new_nodes[session_id])
         sessions.forget_route(session_id)
     for session_id in plan.drop_records:
         store.delete_session(session_id)
