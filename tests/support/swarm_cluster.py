@@ -200,6 +200,7 @@ class SwarmCluster:
             json.dumps(
                 {
                     "no-new-privileges": True,  # services cannot ask for it on 20.10
+                    "icc": False,  # sessions on one node cannot reach each other
                     "insecure-registries": [self.registry],
                     "bip": f"172.31.{250 + node.index}.1/24",
                     "cgroup-parent": f"mbsw-{node.name}",
@@ -267,8 +268,12 @@ class SwarmCluster:
         """The node dies: its daemon, containerd and containers end at once (SIGKILL)."""
         self._end_processes(node, signal.SIGKILL)
 
-    def node_state(self, node_id: str) -> str:
-        return self.manager.client().nodes.get(node_id).attrs["Status"]["State"]
+    def node_state_by_address(self, address: str) -> str:
+        """The manager's view of the node at `address` (ready, down, unknown…)."""
+        for node in self.manager.client().nodes.list():
+            if node.attrs["Status"].get("Addr") == address:
+                return node.attrs["Status"]["State"]
+        return "gone"
 
     # -- down -------------------------------------------------------------------------------
 
