@@ -74,15 +74,29 @@ def note_front(app_threads_busy: int, upstream_connections: int, client_connecti
 
 
 class SessionCollector(Collector):
-    """Running sessions, read from the shared store at scrape time."""
+    """Running sessions, read from the shared store at scrape time (in a swarm, also per node)."""
 
-    def __init__(self, count_running: Callable[[], int]):
+    def __init__(
+        self,
+        count_running: Callable[[], int],
+        running_by_node: Callable[[], dict[str, int]] | None = None,
+    ):
         self.count_running = count_running
+        self.running_by_node = running_by_node
 
     def collect(self):
         gauge = GaugeMetricFamily("minibinder_sessions_running", "Sessions running now")
         gauge.add_metric([], self.count_running())
         yield gauge
+        if self.running_by_node is not None:
+            per_node = GaugeMetricFamily(
+                "minibinder_node_sessions_running",
+                "Sessions running now on each swarm node",
+                labels=["node"],
+            )
+            for node, count in sorted(self.running_by_node().items()):
+                per_node.add_metric([node], count)
+            yield per_node
 
 
 class _ThisProcess(Collector):
@@ -92,7 +106,9 @@ class _ThisProcess(Collector):
         yield from REGISTRY.collect()
 
 
-def render_metrics(count_running: Callable[[], int]) -> tuple[bytes, str]:
+def render_metrics(
+    count_running: Callable[[], int], running_by_node: Callable[[], dict[str, int]] | None = None
+) -> tuple[bytes, str]:
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
@@ -100,5 +116,5 @@ def render_metrics(count_running: Callable[[], int]) -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_ThisProcess())
-    registry.register(SessionCollector(count_running))
+    registry.register(SessionCollector(count_running, running_by_node))
     return generate_latest(registry), CONTENT_TYPE_LATEST

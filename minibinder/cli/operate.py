@@ -41,9 +41,14 @@ def _duration(seconds: float) -> str:
 
 
 def session_table(services: Services, now: float | None = None) -> list[list[str]]:
-    """One row per session: id, repository, state, age, idle, memory, client."""
+    """One row per session: id, repository, state, age, idle, memory, client (and in a swarm,
+    the node it runs on)."""
     now = now or time.time()
-    rows = [["ID", "REPOSITORY", "STATE", "AGE", "IDLE", "MEMORY", "CLIENT"]]
+    swarm = services.config.placement == "swarm"
+    rows = [
+        ["ID", "REPOSITORY", "STATE", "AGE", "IDLE", "MEMORY", "CLIENT"]
+        + (["NODE"] if swarm else [])
+    ]
     for record in services.store.sessions():
         memory = None
         if record.container_id:
@@ -58,6 +63,7 @@ def session_table(services: Services, now: float | None = None) -> list[list[str
                 f"{memory / 2**20:.0f} MiB" if memory else "-",
                 record.client or "-",
             ]
+            + ([record.node or "-"] if swarm else [])
         )
     return rows
 

@@ -23,7 +23,6 @@ class ReconcilePlan:
     # Sessions whose launcher died half way: id → (container, target), adopted if Jupyter answers.
     maybe_adopt: dict[str, tuple[str, str]] = field(default_factory=dict)
     drop_records: list[str] = field(default_factory=list)  # records whose container is gone
-    new_nodes: dict[str, str] = field(default_factory=dict)  # session id → node (swarm)
 
 
 def plan_reconcile(
@@ -60,6 +59,11 @@ def plan_reconcile(
         if container["State"] == "lost":  # its swarm node left or died
             plan.stop.append((session_id, "node lost"))
             continue
+        moved = record.node and container.get("Node") and container["Node"] != record.node
+        if moved and record.state != "launching":
+            # The swarm restarted it elsewhere: a new server, its files left behind.
+            plan.stop.append((session_id, "moved to another node"))
+            continue
         if container["State"] == "starting" and record.state != "launching":
             continue  # the engine brings it back (a restart after a crash): asked next round
         if container["State"] != "running":
@@ -73,8 +77,6 @@ def plan_reconcile(
                 plan.stop.append((session_id, "launch abandoned"))
         elif target and target != record.target:
             plan.new_targets[session_id] = target
-            if container.get("Node", record.node) != record.node:
-                plan.new_nodes[session_id] = container["Node"]
     plan.drop_records = [
         session_id
         for session_id, record in by_id.items()
@@ -126,8 +128,6 @@ def reconcile(sessions: Sessions, now: float) -> ReconcilePlan:
             sessions.stop(session_id, "launch abandoned")
     for session_id, target in plan.new_targets.items():
         store.update_session(session_id, target=target)
-        if session_id in plan.new_nodes:
-            store.update_session(session_id, node=plan.new_nodes[session_id])
         sessions.forget_route(session_id)
     for session_id in plan.drop_records:
         store.delete_session(session_id)

@@ -129,6 +129,17 @@ def versions():
 
 @blueprint.get("/metrics")
 def metrics():
-    store = services().store
-    body, content_type = render_metrics(lambda: len(store.sessions("running")))
+    app_services = services()
+    store = app_services.store
+
+    def running_by_node() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for record in store.sessions("running"):
+            counts[record.node or "-"] = counts.get(record.node or "-", 0) + 1
+        return counts
+
+    swarm = app_services.config.placement == "swarm"
+    body, content_type = render_metrics(
+        lambda: len(store.sessions("running")), running_by_node if swarm else None
+    )
     return Response(body, content_type=content_type)

@@ -9,8 +9,6 @@ live node."""
 from __future__ import annotations
 
 import collections
-import os
-import shutil
 import time
 
 import pytest
@@ -23,13 +21,7 @@ from ..support.swarm_cluster import SwarmCluster
 from .conftest import ADMIN_TOKEN, launch, serve_config, wait_for
 from .test_lifecycle import NOTEBOOK, get_status
 
-pytestmark = [
-    pytest.mark.swarm,
-    pytest.mark.skipif(
-        os.geteuid() != 0 or not shutil.which("docker-registry"),
-        reason="needs root and Debian's docker-registry (scripts/ensure-test-tools.sh)",
-    ),
-]
+pytestmark = pytest.mark.swarm
 CULL_INTERVAL = 2
 
 

@@ -36,9 +36,10 @@ from pathlib import Path
 
 import docker
 
+from .gitserver import free_port
+
 BRIDGE = "mbswbr0"
 SUBNET = "10.231.7"
-REGISTRY_PORT = 5000
 RULE = ["FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"]
 NODE_NAMES = ("mgr", "w1", "w2")
 
@@ -100,6 +101,8 @@ class SwarmCluster:
         self.heartbeat = heartbeat
         self.nodes = [Node(name, i, folder / name) for i, name in enumerate(NODE_NAMES)]
         self.registry_process: subprocess.Popen | None = None
+        # Not 5000: Debian's docker-registry service may listen there on every address.
+        self.registry_port = free_port()
         self._rule_added = False
 
     @property
@@ -112,7 +115,7 @@ class SwarmCluster:
 
     @property
     def registry(self) -> str:
-        return f"{SUBNET}.1:{REGISTRY_PORT}"
+        return f"{SUBNET}.1:{self.registry_port}"
 
     # -- up ---------------------------------------------------------------------------------
 
@@ -155,6 +158,10 @@ class SwarmCluster:
             _run(*inside, "ip", "link", "set", "lo", "up")
 
     def _registry(self) -> None:
+        if not shutil.which("docker-registry"):
+            raise RuntimeError(
+                "docker-registry is missing: scripts/ensure-test-tools.sh installs it"
+            )
         folder = self.folder / "registry"
         (folder / "data").mkdir(parents=True)
         config = folder / "config.yml"
