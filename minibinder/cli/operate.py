@@ -180,6 +180,11 @@ def diagnose(config: Config, docker: Docker, probe: Probe = reachable) -> list[C
     checks.append(_reach("git provider", config.github_url, probe, "github_url"))
     if daemon:
         checks.append(_egress(config, docker))
+    if daemon and config.placement == "swarm":
+        from ..swarm.health import swarm_findings
+
+        checks += [Check(f.name, f.ok, f.found, f.fix, f.warning)
+                   for f in swarm_findings(config, docker)]  # fmt: skip
     return checks
 
 

@@ -56,18 +56,9 @@ class SwarmPlacement:
             return reference
 
     def _log_in(self) -> None:
-        path = self.config.registry_credentials_file
-        if self._logged_in or not path:
-            return
-        try:
-            text = Path(path).read_text()
-        except OSError as error:
-            raise ConfigError(
-                f"registry_credentials_file {path}: cannot read it ({error.strerror})"
-            ) from None
-        user, password = read_credentials(text, path)
-        self.api.use_credentials(self.config.registry, user, password)
-        self._logged_in = True
+        if not self._logged_in:
+            log_in(self.api, self.config)
+            self._logged_in = True
 
     # -- Placement --------------------------------------------------------------------------
 
@@ -115,3 +106,18 @@ class SwarmPlacement:
 
     def _nodes(self) -> dict[str, dict[str, Any]]:
         return {node["ID"]: node for node in self.api.nodes()}
+
+
+def log_in(api: SwarmApi, config: Config) -> None:
+    """Give `api` the registry's credentials, when registry_credentials_file names them."""
+    path = config.registry_credentials_file
+    if not path:
+        return
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise ConfigError(
+            f"registry_credentials_file {path}: cannot read it ({error.strerror})"
+        ) from None
+    user, password = read_credentials(text, path)
+    api.use_credentials(config.registry, user, password)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import time
+import urllib.request
 
 import pytest
 
@@ -19,6 +20,7 @@ from ..support.jupyter import execute, start_kernel
 from ..support.serving import ServeProcess
 from ..support.swarm_cluster import SwarmCluster
 from .conftest import ADMIN_TOKEN, launch, serve_config, wait_for
+from .test_cli import minibinder
 from .test_lifecycle import NOTEBOOK, get_status
 
 pytestmark = pytest.mark.swarm
@@ -70,6 +72,15 @@ def test_six_sessions_spread_over_the_nodes(cluster, served, measured):
     addresses = {node.address for node in cluster.nodes}
     assert {name.rsplit(" ", 1)[1] for name in by_node} == addresses, by_node
     assert all(record.target.split(":")[0] in addresses for record in records)
+    # The operator sees where each session runs: the shell, and per-node gauges.
+    listed = minibinder("sessions", config_file=served["config"],
+                        env={"DOCKER_HOST": cluster.manager.docker_host})  # fmt: skip
+    assert listed.stdout.splitlines()[0].split()[-1] == "NODE", listed.stdout + listed.stderr
+    assert {line.split()[-1] for line in listed.stdout.splitlines()[1:]} == addresses
+    with urllib.request.urlopen(f"{serve.url}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    for name, count in by_node.items():
+        assert f'minibinder_node_sessions_running{{node="{name}"}} {count}.0' in metrics
     for ready in readies:
         kernel = start_kernel(ready)
         assert execute(ready, kernel, "print(6 * 7)")["stdout"].strip() == "42"
@@ -79,6 +90,17 @@ def test_six_sessions_spread_over_the_nodes(cluster, served, measured):
     assert image.startswith(f"{cluster.registry}/") and "@sha256:" in image
     limits = service.attrs["Spec"]["TaskTemplate"]["Resources"]["Limits"]
     assert limits["Pids"] == 512 and limits["MemoryBytes"] == 2 * 2**30
+
+
+def test_doctor_checks_the_swarm(cluster, served):
+    checked = minibinder("doctor", config_file=served["config"],
+                         env={"DOCKER_HOST": cluster.manager.docker_host})  # fmt: skip
+    lines = checked.stdout.splitlines()
+    assert any(line.startswith("ok    swarm manager: this engine manages a swarm of 3")
+               for line in lines), checked.stdout  # fmt: skip
+    assert any(line.startswith(f"ok    registry: {cluster.registry} takes pushes")
+               for line in lines), checked.stdout  # fmt: skip
+    assert "ok    swarm nodes: 3 ready" in lines, checked.stdout
 
 
 def test_a_restart_of_serve_re_adopts_every_session(cluster, served):
