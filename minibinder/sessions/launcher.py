@@ -375,6 +375,12 @@ class Sessions:
                 last_activity = max(last_activity, reported)
             if status.get("kernels"):
                 busy = jupyter.busy_kernels(record)
+        if not self.local:  # in a swarm the node's agent reports it (take_reported)
+            reported = with_cpu and record.cpu_checked_at > 0
+            cpu = record.cpu_seconds if reported else None
+            advanced_at = (record.cpu_advanced_at or record.created) if reported else None
+            return Usage(record.created, last_activity, busy, cpu, record.extra_seconds,
+                         advanced_at, None)  # fmt: skip
         cpu = self.docker.usage(record.container_id)[0] if with_cpu else None
         advanced_at = record.cpu_advanced_at or None
         if cpu is not None:
@@ -389,6 +395,25 @@ class Sessions:
         return Usage(
             record.created, last_activity, busy, cpu, record.extra_seconds, advanced_at, disk
         )
+
+    def take_reported(
+        self, session_id: str, cpu: float | None, oom_kills: int, now: float | None = None
+    ) -> bool:
+        """What a node's agent saw of one session: its CPU time so far and new out-of-memory
+        kills (swarm placement). False when the session is not this installation's."""
+        record = self.store.get_session(session_id)
+        if record is None:
+            return False
+        for _ in range(oom_kills):
+            self.store.add_oom(session_id)
+        if cpu is not None:
+            now = now if now is not None else time.time()
+            advanced = computing(record.cpu_seconds, record.cpu_checked_at, cpu, now)
+            self.store.update_session(
+                session_id, cpu_seconds=cpu, cpu_checked_at=now,
+                cpu_advanced_at=now if advanced else record.cpu_advanced_at,
+            )  # fmt: skip
+        return True
 
     def cull(self, now: float | None = None) -> list[tuple[str, str]]:
         """Stop every running session past a limit; return (session id, reason) pairs."""
