@@ -30,7 +30,7 @@ from .docker_client import Docker
 from .engines import REACH_TEXT, check_limits_policy, decide_reach
 from .errors import ConfigError
 from .events import Event
-from .identity import instance_id
+from .identity import agent_key, instance_id
 from .networks import ensure_egress
 from .proxy.connection import Limits
 from .proxy.front import Front
@@ -291,6 +291,8 @@ def run_server(
     # Before any session or build can start; the jobs check them again every minute.
     docker = Docker.lazy()
     ensure_egress(config, docker, instance_id(config))
+    if config.placement == "swarm":
+        agent_key(config)  # made before the workers fork: the nodes' agents sign with it
     facts = docker.engine_facts()
     engine_warning = (
         check_limits_policy(facts, bind, config.allow_unlimited_sessions) if facts else ""

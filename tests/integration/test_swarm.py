@@ -2,13 +2,20 @@
 registry on their bridge, `minibinder serve` in the host namespace talking to the manager.
 
 In order (one cluster for the module): six sessions spread over the nodes, each running a cell
-over the proxy's WebSocket; a restart of serve re-adopts them all with the same tokens; a node
-killed ends its sessions as `node lost` within one culler round and the next launch lands on a
-live node."""
+over the proxy's WebSocket; `doctor` reads every node's agent; a worker's session ports open to
+the manager only, and its sessions reach neither the node nor the manager; an out-of-memory
+kill on a worker is counted; a session over its CPU budget on a worker is culled; a restart of
+serve re-adopts them all with the same tokens; a node killed ends its sessions as `node lost`
+within one culler round and the next launch lands on a live node.
+
+`minibinder agent` runs as a process in each node's network namespace against that node's
+engine (tests/support/swarm_cluster.start_agents), not as the global service production runs:
+that would need minibinder's own image built and loaded into every node."""
 
 from __future__ import annotations
 
 import collections
+import sys
 import time
 import urllib.request
 
@@ -18,13 +25,15 @@ from minibinder.store import Store
 
 from ..support.jupyter import execute, start_kernel
 from ..support.serving import ServeProcess
-from ..support.swarm_cluster import SwarmCluster
+from ..support.swarm_cluster import SUBNET, SwarmCluster
 from .conftest import ADMIN_TOKEN, launch, serve_config, wait_for
 from .test_cli import minibinder
 from .test_lifecycle import NOTEBOOK, get_status
 
 pytestmark = pytest.mark.swarm
 CULL_INTERVAL = 2
+AGENT_INTERVAL = 2
+CPU_BUDGET = 15  # CPU-seconds: far above what an idle session uses while the module runs
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +52,16 @@ def served(cluster, tmp_path_factory, build_config, git_server):
     git_server.create("swarm/demo", {"index.ipynb": NOTEBOOK})
     config = serve_config(folder / "minibinder.toml", folder / "data", build_config, git_server,
                           admin_token=ADMIN_TOKEN, placement="swarm", registry=cluster.registry,
-                          cull_interval=CULL_INTERVAL, idle_timeout=3600,
+                          cull_interval=CULL_INTERVAL, idle_timeout=3600, cpu_budget=CPU_BUDGET,
                           launch_timeout=180)  # fmt: skip
     state = {"folder": folder, "config": config, "sessions": []}
-    state["serve"] = ServeProcess(config, folder / "serve.log",
+    # On every address: the nodes' agents report to it over the cluster's bridge.
+    state["serve"] = ServeProcess(config, folder / "serve.log", bind_host="0.0.0.0",
                                   docker_host=cluster.manager.docker_host).start()  # fmt: skip
+    state["manager_url"] = f"http://{SUBNET}.1:{state['serve'].port}/"
+    key_file = folder / "data" / "agent_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    cluster.start_agents(state["manager_url"], key_file, AGENT_INTERVAL)
     yield state
     state["serve"].stop()
 
@@ -101,12 +115,97 @@ def test_doctor_checks_the_swarm(cluster, served):
     assert any(line.startswith(f"ok    registry: {cluster.registry} takes pushes")
                for line in lines), checked.stdout  # fmt: skip
     assert "ok    swarm nodes: 3 ready" in lines, checked.stdout
+    # What only the nodes can tell, from their agents' reports.
+    assert "ok    agents: 3 of 3 ready node(s) report" in lines, checked.stdout
+    assert any(line.startswith("ok    agent version: every agent runs") for line in lines)
+    assert "ok    no-new-privileges: sessions run with it on every node" in lines, checked.stdout
+    assert any(line.startswith("ok    node rules: egress rules and manager-only")
+               for line in lines), checked.stdout  # fmt: skip
+    assert any(line.startswith("ok    nodes can pull: every reporting node pulled")
+               for line in lines), checked.stdout  # fmt: skip
+    # The agents' CPU readings reached the sessions (what the culler holds to cpu_budget).
+    for record in store_of(served).sessions("running"):
+        assert record.cpu_checked_at > 0 and 0 < record.cpu_seconds < CPU_BUDGET, record
+
+
+def on_worker(cluster, served) -> list[tuple[dict, object]]:
+    """(ready event, record) of the running sessions on the first worker."""
+    store, worker = store_of(served), cluster.workers[0]
+    found = [(ready, store.get_session(session_id(ready))) for ready in served["sessions"]]
+    return [(r, record) for r, record in found if record and record.node.endswith(worker.address)]
+
+
+PROBE = """
+import socket
+def probe(host, port):
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+        return "open"
+    except OSError as error:
+        return type(error).__name__
+print(probe({node!r}, 7946), probe({manager!r}, {port}))
+"""
+
+
+def reaches(cluster, node, host: str, port: int) -> bool:
+    code = f"import socket; socket.create_connection(({host!r}, {port}), timeout=3).close()"
+    return cluster.in_node(node, sys.executable, "-c", code, check=False).returncode == 0
+
+
+def test_a_workers_sessions_reach_neither_node_nor_manager_and_only_the_manager_them(
+    cluster, served
+):
+    worker, port = cluster.workers[0], served["serve"].port
+    ready, record = on_worker(cluster, served)[0]
+    # Listeners that exist: the worker's gossip port (7946) and the manager's minibinder, both
+    # reached from the worker's host (its agent reports that way).
+    assert reaches(cluster, worker, worker.address, 7946)
+    assert reaches(cluster, worker, f"{SUBNET}.1", port)
+    kernel = start_kernel(ready)
+    said = execute(ready, kernel, PROBE.format(node=worker.address, manager=f"{SUBNET}.1",
+                                               port=port))["stdout"].split()  # fmt: skip
+    assert len(said) == 2 and "open" not in said, said
+    # The session's published port on the worker: the manager relays to it; another node
+    # cannot open it.
+    host, published = record.target.split(":")
+    assert reaches(cluster, cluster.manager, worker.address, 7946)  # the node is reachable
+    assert not reaches(cluster, cluster.manager, host, int(published))
+
+
+def test_an_out_of_memory_kill_on_a_worker_is_counted(cluster, served):
+    ready, record = on_worker(cluster, served)[0]
+    kernel = start_kernel(ready)
+    execute(ready, kernel, "x = bytearray(3 * 2**30)", wait=False)  # over the 2 GiB limit
+    store = store_of(served)
+    wait_for(lambda: store.get_session(record.id).oom_count >= 1, 10 * AGENT_INTERVAL + 10,
+             message="the agent's report of the kill")  # fmt: skip
+    with urllib.request.urlopen(f"{served['serve'].url}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    counted = [line for line in metrics.splitlines()
+               if line.startswith("minibinder_oom_events_total ")]  # fmt: skip
+    assert counted and float(counted[0].split()[1]) >= 1, counted
+
+
+def test_a_session_over_its_cpu_budget_on_a_worker_is_culled(cluster, served, measured):
+    ready, record = on_worker(cluster, served)[-1]
+    kernel = start_kernel(ready)
+    burn = "import threading\ndef burn():\n    while True: pass\n" \
+           "threading.Thread(target=burn, daemon=True).start()"  # fmt: skip
+    execute(ready, kernel, burn, timeout=30)
+    store = store_of(served)
+    started = time.monotonic()
+    wait_for(lambda: store.get_session(record.id) is None, 4 * CPU_BUDGET,
+             message="the session over its CPU budget to be culled")  # fmt: skip
+    ended = {row["session"]: row["ended"] for row in store.launches(limit=50)}
+    assert ended.get(record.id) == "cpu", ended
+    measured(f"swarm: culled for cpu {time.monotonic() - started:.1f} s after the burn began")
+    served["sessions"] = [r for r in served["sessions"] if session_id(r) != record.id]
 
 
 def test_a_restart_of_serve_re_adopts_every_session(cluster, served):
     serve = served["serve"]
     serve.stop()
-    again = ServeProcess(served["config"], served["folder"] / "serve2.log",
+    again = ServeProcess(served["config"], served["folder"] / "serve2.log", bind_host="0.0.0.0",
                          docker_host=cluster.manager.docker_host)  # fmt: skip
     again.port, again.admin_port, again.url, again.admin_url = (
         serve.port, serve.admin_port, serve.url, serve.admin_url)  # fmt: skip

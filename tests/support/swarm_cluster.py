@@ -29,6 +29,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -101,6 +102,7 @@ class SwarmCluster:
         self.heartbeat = heartbeat
         self.nodes = [Node(name, i, folder / name) for i, name in enumerate(NODE_NAMES)]
         self.registry_process: subprocess.Popen | None = None
+        self.agents: dict[str, subprocess.Popen] = {}
         # Not 5000: Debian's docker-registry service may listen there on every address.
         self.registry_port = free_port()
         self._rule_added = False
@@ -271,6 +273,25 @@ class SwarmCluster:
             if save.returncode or loaded.returncode:
                 raise RuntimeError(f"loading {names} into {node.name}: {loaded.stderr!r}")
 
+    def start_agents(self, manager_url: str, key_file: Path, interval: float = 2.0) -> None:
+        """`minibinder agent` on every node, as a process in the node's network namespace
+        against its own engine: the node's "host network". (Not as the global service
+        production runs: that needs minibinder's own image built and loaded on every node.)"""
+        minibinder = Path(sys.executable).with_name("minibinder")
+        for node in self.nodes:
+            log = open(node.folder / "agent.log", "ab")  # noqa: SIM115 - the process holds it
+            self.agents[node.name] = subprocess.Popen(
+                ["nsenter", f"--net=/var/run/netns/{node.netns}", str(minibinder), "agent",
+                 "--manager", manager_url, "--key-file", str(key_file),
+                 "--interval", str(interval)],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                env={**os.environ, "DOCKER_HOST": node.docker_host},
+            )  # fmt: skip
+
+    def in_node(self, node: Node, *command: str, **kwargs) -> subprocess.CompletedProcess:
+        """Run `command` in the node's network namespace (as the node's host would)."""
+        return _run("nsenter", f"--net=/var/run/netns/{node.netns}", *command, **kwargs)
+
     def kill_node(self, node: Node) -> None:
         """The node dies: its daemon, containerd and containers end at once (SIGKILL)."""
         self._end_processes(node, signal.SIGKILL)
@@ -285,6 +306,14 @@ class SwarmCluster:
     # -- down -------------------------------------------------------------------------------
 
     def stop(self) -> None:
+        for agent in self.agents.values():
+            if agent.poll() is None:
+                agent.terminate()
+                try:
+                    agent.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    agent.kill()
+                    agent.wait()
         for node in reversed(self.nodes):  # the workers leave first
             if node.processes.get("dockerd") and node.processes["dockerd"].poll() is None:
                 node.docker("swarm", "leave", "--force", check=False, timeout=60)
