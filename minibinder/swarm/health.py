@@ -127,8 +127,8 @@ def agent_findings(
         return findings
     failed = [f"{ready[i]}: {r.pull_error}" for i, r in fresh.items()
               if r.pull_error.startswith(probe)]  # fmt: skip
-    waiting = [ready[i] for i, r in fresh.items() if r.pulled != probe and i not in failed]
-    waiting = [name for name in waiting if not any(f.startswith(name + ":") for f in failed)]
+    waiting = [ready[i] for i, r in fresh.items()
+               if r.pulled != probe and not r.pull_error.startswith(probe)]  # fmt: skip
     if failed:
         found = "pull failed on " + "; ".join(failed)
     elif waiting:

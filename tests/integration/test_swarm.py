@@ -17,11 +17,13 @@ from __future__ import annotations
 import collections
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
 
 from minibinder.store import Store
+from minibinder.swarm.reports import SIGNATURE_HEADER, TIME_HEADER, Report, report_body, sign
 
 from ..support.jupyter import execute, start_kernel
 from ..support.serving import ServeProcess
@@ -126,6 +128,30 @@ def test_doctor_checks_the_swarm(cluster, served):
     # The agents' CPU readings reached the sessions (what the culler holds to cpu_budget).
     for record in store_of(served).sessions("running"):
         assert record.cpu_checked_at > 0 and 0 < record.cpu_seconds < CPU_BUDGET, record
+
+
+def post_report(served, key: bytes, sent_at: str, body: bytes) -> tuple[int, str]:
+    request = urllib.request.Request(
+        f"{served['manager_url']}agent/report", data=body, method="POST",
+        headers={TIME_HEADER: sent_at, SIGNATURE_HEADER: sign(key, sent_at, body)},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_a_report_is_taken_only_signed_with_the_cluster_key_and_once(served):
+    key = (served["folder"] / "data" / "agent_key").read_text().strip().encode()
+    body = report_body(Report("test-node", "nowhere", "0", None, ()))
+    sent_at = f"{time.time():.6f}"
+    status, said = post_report(served, b"not the key" * 4, sent_at, body)
+    assert status == 403 and "does not match the cluster key" in said, said
+    assert key.decode() not in (served["folder"] / "serve.log").read_text()
+    assert post_report(served, key, sent_at, body)[0] == 200
+    status, said = post_report(served, key, sent_at, body)  # the same report again
+    assert status == 403 and "replay" in said, said
 
 
 def on_worker(cluster, served) -> list[tuple[dict, object]]:
