@@ -24,7 +24,6 @@ import contextlib
 import glob
 import logging
 import shutil
-import socket
 import threading
 import time
 import urllib.error
@@ -39,7 +38,14 @@ import docker
 
 from .. import __version__
 from ..cgroups import ROOT, cgroup_usage
-from ..firewall import EgressPolicy, FirewallError, host_resolvers, install, install_inbound
+from ..firewall import (
+    EgressPolicy,
+    FirewallError,
+    host_resolvers,
+    install,
+    install_inbound,
+    resolve_ipv4,
+)
 from .reports import (
     SIGNATURE_HEADER,
     TIME_HEADER,
@@ -107,14 +113,6 @@ def manager_addresses(manager_url: str, resolve: Callable[[str], list[str]]) -> 
     """The addresses the manager relays from, as the agent reaches it."""
     host = urlsplit(manager_url).hostname or ""
     return resolve(host) if host else []
-
-
-def resolve_ipv4(name: str) -> list[str]:
-    try:
-        found = socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        return []
-    return sorted({str(info[4][0]) for info in found})
 
 
 # -- the edge ------------------------------------------------------------------------------------
