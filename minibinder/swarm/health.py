@@ -81,10 +81,11 @@ def node_findings(nodes: list[dict[str, Any]]) -> list[Finding]:
 
 def agent_findings(
     nodes: list[dict[str, Any]], records: dict[str, NodeRecord | None], probe: str, now: float,
-    version: str = __version__,
+    version: str = __version__, floor: int = 0,
 ) -> list[Finding]:  # fmt: skip
     """What the ready nodes' agents said: that they run (and which version), the node's
-    no-new-privileges default, its rules, and whether it pulled `probe` ("": not pushed)."""
+    no-new-privileges default, its disk (against `floor`), its rules, and whether it pulled
+    `probe` ("": not pushed)."""
     ready = {node["ID"]: node_name(node) for node in nodes if node_ready(node)}
     fresh = {i: r for i, r in records.items() if i in ready and r and now - r.at <= STALE_SECONDS}
     silent = [ready[i] for i in ready if i not in fresh]
@@ -114,6 +115,14 @@ def agent_findings(
                 + (f" that ran one (not known yet on {', '.join(unknown)})" if unknown else ""),
                 'add "no-new-privileges": true to /etc/docker/daemon.json on those nodes and '
                 "restart their engine (Docker 20.10 services cannot ask for it)")
+    )  # fmt: skip
+    low = [f"{ready[i]}: {r.disk_free / 2**30:.1f} GiB free" for i, r in fresh.items()
+           if r.disk_free is not None and r.disk_free < floor]  # fmt: skip
+    findings.append(
+        Finding("node disk", not low, "; ".join(low) if low else "every node has room for images",
+                "the agent removes unused images above image_gc_high; free space on those "
+                "nodes, or drain them (`docker node update --availability drain`)",
+                warning=True)
     )  # fmt: skip
     broken = [f"{ready[i]}: {r.rules}" for i, r in fresh.items() if r.rules]
     findings.append(
@@ -171,7 +180,8 @@ def swarm_findings(
     ids = [node["ID"] for node in nodes]
     deadline = clock() + (wait if probe else 0)
     while True:
-        found = agent_findings(nodes, node_records(store, ids), probe, clock())
+        found = agent_findings(nodes, node_records(store, ids), probe, clock(),
+                               floor=config.disk_free_floor)  # fmt: skip
         pending = [f for f in found if f.name in ("agents", "nodes can pull") and not f.ok]
         if not pending or clock() >= deadline:
             return findings + found

@@ -151,8 +151,8 @@ def test_doctor_finds_every_agent_well():
     found = by_name(agent_findings(NODES, {"a": record(), "b": record()}, "reg/p@sha256:1",
                                    1010, version="1.0"))  # fmt: skip
     assert all(f.ok for f in found.values()), found
-    assert set(found) == {"agents", "agent version", "no-new-privileges", "node rules",
-                          "nodes can pull"}  # fmt: skip
+    assert set(found) == {"agents", "agent version", "no-new-privileges", "node disk",
+                          "node rules", "nodes can pull"}  # fmt: skip
 
 
 def test_doctor_reports_a_node_without_no_new_privileges_and_the_rest():
@@ -160,7 +160,9 @@ def test_doctor_reports_a_node_without_no_new_privileges_and_the_rest():
         "a": record(no_new_privileges=False, version="0.9", rules="iptables: denied"),
         "b": record(at=1000 - STALE_SECONDS - 1),
     }
-    found = by_name(agent_findings(NODES, records, "reg/p@sha256:1", 1000, version="1.0"))
+    found = by_name(agent_findings(NODES, records, "reg/p@sha256:1", 1000, version="1.0",
+                                   floor=2))  # fmt: skip
+    assert not found["node disk"].ok and "mgr 10.0.0.10: 0.0 GiB free" in found["node disk"].found
     assert not found["agents"].ok and "silent: w1 10.0.0.11" in found["agents"].found
     assert (
         not found["agent version"].ok and "mgr 10.0.0.10 runs 0.9" in found["agent version"].found
