@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     args = parser.parse_args()
     bench = Bench()
-    cluster = SwarmCluster(bench.folder / "swarm")
+    cluster = SwarmCluster(bench.folder / "cluster")
     try:
         started = time.perf_counter()
         cluster.start()
