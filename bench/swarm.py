@@ -87,7 +87,8 @@ def end_all(cluster: SwarmCluster, serve: ServeProcess) -> None:
     deadline = time.monotonic() + 120
     while sum(nodes_used(serve).values()) and time.monotonic() < deadline:
         time.sleep(1)
-    while client.containers.list(filters={"label": "minibinder.session"}):
+    # The low-level list: the high-level one inspects each container, which may be gone.
+    while client.api.containers(filters={"label": "minibinder.session"}):
         time.sleep(0.5)  # the manager's own tasks are gone (the workers' go alike)
 
 
@@ -138,6 +139,7 @@ def main() -> None:
 
         spread = stampede(serve, spec, args.sessions)
         spread_nodes = nodes_used(serve)
+        print(f"3 nodes: {spread}, {spread_nodes}", flush=True)
         end_all(cluster, serve)
         availability(cluster, cluster.workers, "drain")
         single = stampede(serve, spec, args.sessions)
