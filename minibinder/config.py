@@ -66,6 +66,10 @@ def setting(
     return field(default=value, metadata=meta)
 
 
+def _one_registry(name: str, value: str) -> None:
+    registry(name, value)
+
+
 def default_data_dir() -> str:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
     return os.path.join(base, "minibinder")
@@ -483,6 +487,27 @@ class Config:
         "publishes on its host's loopback only (rootless Docker, Podman, Docker Desktop), "
         '"auto": decided from the engine at start-up. Recorded with each session.',
         kind=Choice(("auto", "network", "published")),
+    )
+    placement: str = setting(
+        "local",
+        'Where sessions run: "local" on this machine\'s engine, "swarm" as one-replica services '
+        "of the Docker Swarm this machine manages (images go through `registry`; see the "
+        'README, "Outgrowing one machine"). Sessions are then reached at a port published on '
+        "their node.",
+        kind=Choice(("local", "swarm")),
+    )
+    registry: str = setting(
+        "",
+        'The registry images go through when placement = "swarm": pushed there after the '
+        "build, pulled by the nodes by digest (host or host:port). Empty: none (required in "
+        "swarm placement).",
+        kind=Text(_one_registry),
+    )
+    registry_credentials_file: str = setting(
+        "",
+        "A file holding the registry's user name and password as `user:password` on one line "
+        "(readable by minibinder only; never logged). Empty: the registry needs none.",
+        kind=Text(),
     )
     session_network: str = setting(
         "minibinder-sessions",

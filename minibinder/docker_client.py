@@ -1,4 +1,5 @@
-"""The only module that imports `docker`: Docker errors become minibinder errors here."""
+"""The only module that imports `docker` (with its Swarm half, `docker_services`): Docker errors
+become minibinder errors here."""
 
 from __future__ import annotations
 
@@ -64,6 +65,11 @@ class Docker:
         self._volume_sizes: dict[str, int] = {}  # volume name → bytes, as last measured
         self._volume_sizes_at = float("-inf")
         self._volume_sizes_lock = threading.Lock()
+
+    @property
+    def low_level_api(self) -> Any:
+        """docker-py's APIClient, for `docker_services` (the Swarm calls) only."""
+        return self._client.api
 
     @classmethod
     def connect(cls, timeout: int = 60) -> Docker:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
-Reach = Literal["network", "published"]
+Reach = Literal["network", "published", "node"]
 REACH_LABEL = "minibinder.reach"  # on a session's container: how it is reached
 
 
@@ -94,11 +94,15 @@ def check_limits_policy(facts: EngineFacts, bind: str, allow_unlimited: bool) ->
     return f"WARNING: {facts.label} enforces no session limits (no cgroups)"
 
 
-def decide_reach(facts: EngineFacts, setting: str) -> Reach:
+def decide_reach(facts: EngineFacts, setting: str, placement: str = "local") -> Reach:
     """Where sessions are reached: at their address on minibinder's Docker network, which only a
     rootful engine on this machine routes to the host, else at a port the engine publishes on
-    its host's loopback (rootless engines, Docker Desktop's VM). `setting` is session_reach:
-    "auto", or the operator's own "network" / "published"."""
+    its host's loopback (rootless engines, Docker Desktop's VM); in a swarm (`placement`), at
+    the port each session's node publishes for it. `setting` is session_reach: "auto", or the
+    operator's own "network" / "published" (which a swarm cannot honour: its sessions run on
+    other machines)."""
+    if placement == "swarm":
+        return "node"
     if setting in ("network", "published"):
         return setting  # type: ignore[return-value]
     if facts.rootless or facts.desktop or facts.remote:
@@ -138,6 +142,7 @@ class Capability:
 REACH_TEXT = {
     "network": "their address on the session network",
     "published": "a port published on the engine host's loopback",
+    "node": "a port published on the swarm node each runs on",
 }
 
 

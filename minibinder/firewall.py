@@ -266,3 +266,30 @@ def uninstall(prefix: str, run: Runner = subprocess.run) -> None:
     for chain in chains:
         run(["iptables", "-w", "-F", chain], capture_output=True)
         run(["iptables", "-w", "-X", chain], capture_output=True)
+
+
+# -- a swarm node's session ports: the manager only ----------------------------------------------
+
+
+def inbound_text(chain: str, sources: Sequence[str]) -> str:
+    """`iptables-restore --noflush` input for the chain that guards what enters a swarm node's
+    session bridge: replies, and new connections from `sources` (the manager's addresses, which
+    relay to the sessions' published ports); nothing else."""
+    lines = ["*filter", f":{chain} - [0:0]"]
+    lines.append(f"-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN")
+    lines += [f"-A {chain} -s {source}/32 -j RETURN" for source in sources]
+    lines += [f"-A {chain} -p tcp -j REJECT --reject-with tcp-reset", f"-A {chain} -j REJECT"]
+    return "\n".join(lines + ["COMMIT"]) + "\n"
+
+
+def install_inbound(
+    chain: str, interface: str, sources: Sequence[str], run: Runner = subprocess.run
+) -> None:
+    """Only `sources` open connections into `interface`'s containers (forwarded packets,
+    the way a published port's traffic goes after Docker's DNAT); idempotent."""
+    if shutil.which("iptables") is None or shutil.which("iptables-restore") is None:
+        raise FirewallError("iptables is not installed (Debian: apt install iptables)")
+    _iptables(run, ["iptables-restore", "--noflush"], policy_text=inbound_text(chain, sources))
+    rule = ["-o", interface, "-j", chain]
+    if run(["iptables", "-w", "-C", "DOCKER-USER", *rule], capture_output=True).returncode != 0:
+        _iptables(run, ["iptables", "-w", "-I", "DOCKER-USER", "1", *rule])

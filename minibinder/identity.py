@@ -54,6 +54,12 @@ def cookie_secret(config: Config) -> str:
     return _kept(config, "cookie_secret", secrets.token_hex(32))
 
 
+def agent_key(config: Config) -> bytes:
+    """The per-cluster key `minibinder agent` signs its reports with (swarm placement): made
+    once and kept in the data directory, readable by minibinder only; never logged."""
+    return _kept(config, "agent_key", secrets.token_hex(32)).encode()
+
+
 ITERATIONS = 200_000
 
 

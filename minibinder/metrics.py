@@ -85,16 +85,18 @@ def note_front(app_threads_busy: int, upstream_connections: int, client_connecti
 
 
 class SessionCollector(Collector):
-    """Running sessions, read from the shared store at scrape time; and kept work (count,
-    bytes) from its shelf, when `kept_work` is given."""
+    """Running sessions, read from the shared store at scrape time (in a swarm, also per
+    node); and kept work (count, bytes) from its shelf, when `kept_work` is given."""
 
     def __init__(
         self,
         count_running: Callable[[], int],
         kept_work: Callable[[], tuple[int, int]] | None = None,
+        running_by_node: Callable[[], dict[str, int]] | None = None,
     ):
         self.count_running = count_running
         self.kept_work = kept_work
+        self.running_by_node = running_by_node
 
     def collect(self):
         gauge = GaugeMetricFamily("minibinder_sessions_running", "Sessions running now")
@@ -110,6 +112,15 @@ class SessionCollector(Collector):
             kept_bytes = GaugeMetricFamily("minibinder_kept_work_bytes", "Bytes of kept work")
             kept_bytes.add_metric([], size)
             yield kept_bytes
+        if self.running_by_node is not None:
+            per_node = GaugeMetricFamily(
+                "minibinder_node_sessions_running",
+                "Sessions running now on each swarm node",
+                labels=["node"],
+            )
+            for node, count in sorted(self.running_by_node().items()):
+                per_node.add_metric([node], count)
+            yield per_node
 
 
 class _ThisProcess(Collector):
@@ -120,7 +131,9 @@ class _ThisProcess(Collector):
 
 
 def render_metrics(
-    count_running: Callable[[], int], kept_work: Callable[[], tuple[int, int]] | None = None
+    count_running: Callable[[], int],
+    kept_work: Callable[[], tuple[int, int]] | None = None,
+    running_by_node: Callable[[], dict[str, int]] | None = None,
 ) -> tuple[bytes, str]:
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -129,5 +142,5 @@ def render_metrics(
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_ThisProcess())
-    registry.register(SessionCollector(count_running, kept_work))
+    registry.register(SessionCollector(count_running, kept_work, running_by_node))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -30,7 +30,7 @@ from .docker_client import Docker
 from .engines import REACH_TEXT, check_limits_policy, decide_reach
 from .errors import ConfigError
 from .events import Event
-from .identity import cookie_secret, instance_id
+from .identity import agent_key, cookie_secret, instance_id
 from .networks import ensure_egress
 from .proxy.connection import Limits
 from .proxy.front import Front
@@ -292,6 +292,8 @@ def run_server(
     docker = Docker.lazy()
     ensure_egress(config, docker, instance_id(config))
     cookie_secret(config)  # made once here: workers that raced to make it would disagree
+    if config.placement == "swarm":
+        agent_key(config)  # made before the workers fork: the nodes' agents sign with it
     facts = docker.engine_facts()
     engine_warning = (
         check_limits_policy(facts, bind, config.allow_unlimited_sessions) if facts else ""
@@ -304,7 +306,7 @@ def run_server(
         _listen(config.admin_address, "admin_bind", admin=True),
     ]
     if facts is not None:
-        reach = decide_reach(facts, config.session_reach)
+        reach = decide_reach(facts, config.session_reach, config.placement)
         print(
             f"container engine: {facts.label}; sessions reached by {REACH_TEXT[reach]}"
             + (f"; {engine_warning}" if engine_warning else ""),

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from .config import Config
 from .docker_client import Docker
 from .proxy.routes import RouteTable
-from .sessions.launcher import Sessions
+from .sessions.launcher import JUPYTER_PORT, Sessions
 from .store import Store
+from .swarm.placement import SwarmPlacement
 
 
 @dataclass
@@ -30,5 +31,8 @@ def create_services(config: Config, docker: Docker | None = None) -> Services:
 
     routes = RouteTable(running_target, store.touch_sessions)
     docker = docker or Docker.lazy()
-    sessions = Sessions(config, docker, store, routes.forget)
+    placement = (
+        SwarmPlacement(config, docker, store, JUPYTER_PORT) if config.placement == "swarm" else None
+    )
+    sessions = Sessions(config, docker, store, routes.forget, placement)
     return Services(config, store, sessions, docker, routes)

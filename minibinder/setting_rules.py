@@ -44,6 +44,17 @@ def check_consistency(config: Config) -> Config:
         )
     if config.keep_work_hours <= 0:
         raise ConfigError('keep_work_hours must be more than 0 (keep_work = "off" keeps none)')
+    if config.placement == "swarm" and config.keep_work != "off":
+        raise ConfigError(
+            f'keep_work = "{config.keep_work}" needs placement = "local": kept work is copied '
+            "out of a session's container through this machine's engine, and a swarm's "
+            'sessions run on other nodes; set keep_work = "off" or placement = "local"'
+        )
+    if config.placement == "swarm" and not config.registry:
+        raise ConfigError(
+            'placement = "swarm" needs registry: the nodes pull session images from it '
+            '(set registry = "host:port" of your lab\'s registry)'
+        )
     for limit in ("idle_timeout", "max_age"):
         if config.cull_warning >= getattr(config, limit):
             raise ConfigError(

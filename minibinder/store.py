@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     client TEXT NOT NULL DEFAULT '',
     path_prefix TEXT NOT NULL DEFAULT '',
     address TEXT NOT NULL DEFAULT '',
-    keeper TEXT NOT NULL DEFAULT ''
+    keeper TEXT NOT NULL DEFAULT '',
+    node TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions (state);
 CREATE TABLE IF NOT EXISTS access_failures (
@@ -107,6 +108,7 @@ MIGRATIONS = (
     ("launches", "private", "INTEGER NOT NULL DEFAULT 0"),
     ("sessions", "keeper", "TEXT NOT NULL DEFAULT ''"),
     ("launches", "restored", "INTEGER NOT NULL DEFAULT 0"),
+    ("sessions", "node", "TEXT NOT NULL DEFAULT ''"),
 )
 
 
@@ -133,6 +135,7 @@ class SessionRecord:
     path_prefix: str = ""  # where minibinder is served ("/binder"), when it started
     address: str = ""  # the address it was launched (or claimed) from
     keeper: str = ""  # whose work it is, kept as it ends (keeping.owner_of); "": not kept
+    node: str = ""  # the swarm node it runs on ("": this machine)
 
     @property
     def prefix(self) -> str:

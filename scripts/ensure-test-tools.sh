@@ -4,7 +4,7 @@
 # JavaScript Binder clients from tests/js/package-lock.json, openssl (test certificates),
 # systemd-analyze (the service unit is verified), iptables (egress rules), nginx (a
 # reverse proxy in front, as in a lab) and R (the tests build a package for their own CRAN-like
-# repository with `R CMD build`).
+# repository with `R CMD build`) and Debian's docker-registry (the swarm tests' registry).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,7 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v Rscript >/dev/null 2>&1 || missing+=(r-base-core)
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing ${missing[*]} ..."
   export DEBIAN_FRONTEND=noninteractive

@@ -1,6 +1,6 @@
 """The command-line face: `minibinder build | open | prebuild | base-image | serve | sessions |
-stop | doctor | install-service | settings | access-code | admin-token | launches`. May import
-everything below it, never the web face."""
+stop | doctor | install-service | settings | access-code | admin-token | launches | agent`.
+May import everything below it, never the web face."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ..config import Config
 from ..errors import MinibinderError
 from ..events import Event
 from ..settings_load import Loaded, load_settings
+from .agent_command import agent as agent_command
 
 
 class Progress:
@@ -53,7 +54,7 @@ class Progress:
 CONFIG_PATH = "minibinder.config_path"  # in ctx.meta, which every nested context shares
 # Commands that read no settings file: install-service writes one (--settings), access-code
 # makes a line for one (--write).
-NO_SETTINGS = {"install-service", "access-code"}
+NO_SETTINGS = {"install-service", "access-code", "agent"}
 
 
 def _config_path(ctx: click.Context) -> str | None:
@@ -545,3 +546,6 @@ def serve(ctx: click.Context, bind: str | None, admin_bind: str | None) -> None:
         )
     except MinibinderError as error:
         raise click.ClickException(str(error)) from None
+
+
+main.add_command(agent_command)

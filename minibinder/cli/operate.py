@@ -41,9 +41,14 @@ def _duration(seconds: float) -> str:
 
 
 def session_table(services: Services, now: float | None = None) -> list[list[str]]:
-    """One row per session: id, repository, state, age, idle, memory, client."""
+    """One row per session: id, repository, state, age, idle, memory, client (and in a swarm,
+    the node it runs on)."""
     now = now or time.time()
-    rows = [["ID", "REPOSITORY", "STATE", "AGE", "IDLE", "MEMORY", "CLIENT"]]
+    swarm = services.config.placement == "swarm"
+    rows = [
+        ["ID", "REPOSITORY", "STATE", "AGE", "IDLE", "MEMORY", "CLIENT"]
+        + (["NODE"] if swarm else [])
+    ]
     for record in services.store.sessions():
         memory = None
         if record.container_id:
@@ -58,6 +63,7 @@ def session_table(services: Services, now: float | None = None) -> list[list[str
                 f"{memory / 2**20:.0f} MiB" if memory else "-",
                 record.client or "-",
             ]
+            + ([record.node or "-"] if swarm else [])
         )
     return rows
 
@@ -174,6 +180,11 @@ def diagnose(config: Config, docker: Docker, probe: Probe = reachable) -> list[C
     checks.append(_reach("git provider", config.github_url, probe, "github_url"))
     if daemon:
         checks.append(_egress(config, docker))
+    if daemon and config.placement == "swarm":
+        from ..swarm.health import swarm_findings
+
+        checks += [Check(f.name, f.ok, f.found, f.fix, f.warning)
+                   for f in swarm_findings(config, docker)]  # fmt: skip
     return checks
 
 
@@ -241,7 +252,7 @@ def _engine(config: Config, docker: Docker) -> list[Check]:
     facts = docker.engine_facts()
     if facts is None:
         return []
-    reach = decide_reach(facts, config.session_reach)
+    reach = decide_reach(facts, config.session_reach, config.placement)
     database = config.data_path / "minibinder.sqlite"  # read, never made, by the doctor
     enforced = Store(database).fact(limits_fact(facts)) if database.exists() else None
     found = capabilities(

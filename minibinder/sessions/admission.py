@@ -51,6 +51,7 @@ class Occupancy:
     client_sessions: int = 0  # launched or claimed by the client asking
     address_sessions: int = 0  # of every client behind the asking client's address
     client: str = ""  # the client_key asking ("": nobody in particular, the warm pool)
+    seats: int | None = None  # room the cluster's nodes have in all (None: host_memory decides)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,10 @@ def repo_limit(config: Config, provider_spec: str) -> int:
 def check_admission(provider_spec: str, occupancy: Occupancy, config: Config) -> None:
     """Raise QuotaExceeded with a polite, specific message when the session may not start."""
     limit = total_limit(config, occupancy.host_memory)
+    if occupancy.seats is not None:
+        limit = (
+            min(config.max_sessions, occupancy.seats) if config.max_sessions else occupancy.seats
+        )
     if occupancy.sessions >= limit:
         raise QuotaExceeded(
             f"This server is full: {occupancy.sessions} sessions are running and it has room "

@@ -27,6 +27,7 @@ from ..engines import (
 from ..errors import LaunchError, MinibinderError
 from ..identity import INSTANCE_LABEL, instance_id
 from ..networks import session_bridge
+from ..placement import Endpoint, LocalPlacement, Placement, SessionContainer
 from ..store import SessionRecord, Store
 from . import jupyter
 from .admission import (
@@ -101,11 +102,18 @@ class Sessions:
     changes or goes (the proxy caches routes briefly)."""
 
     def __init__(
-        self, config: Config, docker: Docker, store: Store, forget_route: Callable[[str], None]
+        self,
+        config: Config,
+        docker: Docker,
+        store: Store,
+        forget_route: Callable[[str], None],
+        placement: Placement | None = None,
     ):
         self.config, self.docker, self.store = config, docker, store
         self.forget_route = forget_route
         self.instance = instance_id(config)
+        self.placement = placement or LocalPlacement(docker, config.session_network)
+        self.local = isinstance(self.placement, LocalPlacement)
         self.shelf = Shelf(config.data_path / KEPT_FOLDER)
 
     def reach(self) -> Reach:
@@ -113,17 +121,7 @@ class Sessions:
         facts = self.docker.engine_facts()
         if facts is None:
             raise LaunchError("the container engine does not answer")
-        return decide_reach(facts, self.config.session_reach)
-
-    def _endpoint(self, container_id: str, reach: str) -> str:
-        """host:port the proxy relays a session's requests to."""
-        if reach == "published":
-            port = self.docker.published_port(container_id, JUPYTER_PORT)
-            if port is None:
-                raise LaunchError("the engine published no port for the session")
-            return f"127.0.0.1:{port}"
-        address = self.docker.container_address(container_id, self.config.session_network)
-        return f"{address}:{JUPYTER_PORT}"
+        return decide_reach(facts, self.config.session_reach, self.config.placement)
 
     @property
     def own_label(self) -> str:
@@ -167,41 +165,47 @@ class Sessions:
             self.admit(Ask.session(spec, request.repo_url, request.client, request.address))
             self.store.add_session(record)
         try:
-            session_bridge(config, self.docker, self.instance)
-            container_id = self.docker.start_container(
-                image=request.image,
-                name=f"minibinder-session-{session_id}",
-                command=jupyter_command(record.prefix, config),
-                environment={
-                    **request.binder_env,
-                    "JUPYTER_TOKEN": token,
-                    # The memory indicator (jupyter-resource-usage) shows use against these.
-                    "MEM_LIMIT": str(config.session_memory_limit),
-                    "CPU_LIMIT": str(config.session_cpu_limit),
-                },
-                labels={
-                    SESSION_LABEL: session_id,
-                    INSTANCE_LABEL: self.instance,
-                    "minibinder.image": request.image,
-                    "minibinder.spec": f"{request.provider}/{request.spec}",
-                    "minibinder.repo": request.repo_url,
-                    "minibinder.ref": request.resolved_ref,
-                    "minibinder.version": __version__,
-                    REACH_LABEL: reach,
-                },
-                network=config.session_network,
-                user="1000",
-                mem_limit=config.session_memory_limit,
-                mem_reservation=config.session_memory_reservation,
-                nano_cpus=int(config.session_cpu_limit * 1e9),
-                pids_limit=config.session_pids_limit,
-                disk_limit=config.session_disk_limit if self.docker.disk_quota_supported() else 0,
-                publish=JUPYTER_PORT if reach == "published" else 0,
-                before_start=before_start,
+            if self.local:
+                session_bridge(config, self.docker, self.instance)
+            handle = self.placement.start(
+                SessionContainer(
+                    image=request.image,
+                    name=f"minibinder-session-{session_id}",
+                    command=jupyter_command(record.prefix, config),
+                    environment={
+                        **request.binder_env,
+                        "JUPYTER_TOKEN": token,
+                        # The memory indicator (jupyter-resource-usage) shows use against these.
+                        "MEM_LIMIT": str(config.session_memory_limit),
+                        "CPU_LIMIT": str(config.session_cpu_limit),
+                    },
+                    labels={
+                        SESSION_LABEL: session_id,
+                        INSTANCE_LABEL: self.instance,
+                        "minibinder.image": request.image,
+                        "minibinder.spec": f"{request.provider}/{request.spec}",
+                        "minibinder.repo": request.repo_url,
+                        "minibinder.ref": request.resolved_ref,
+                        "minibinder.version": __version__,
+                        REACH_LABEL: reach,
+                    },
+                    user="1000",
+                    mem_limit=config.session_memory_limit,
+                    mem_reservation=config.session_memory_reservation,
+                    nano_cpus=int(config.session_cpu_limit * 1e9),
+                    pids_limit=config.session_pids_limit,
+                    port=JUPYTER_PORT,
+                    reach=reach,
+                    disk_limit=config.session_disk_limit
+                    if self.local and self.docker.disk_quota_supported()
+                    else 0,
+                    before_start=before_start,
+                )
             )
-            self.store.update_session(session_id, container_id=container_id)
-            target = self._endpoint(container_id, reach)
-            self._wait_until_ready(container_id, target, record.prefix)
+            container_id = handle
+            self.store.update_session(session_id, container_id=handle)
+            endpoint = self._wait_until_ready(handle, reach, record.prefix)
+            target = endpoint.target
         except BaseException:
             self.stop(session_id)
             raise
@@ -210,8 +214,10 @@ class Sessions:
             target=target,
             state="warm" if warm else "running",
             last_activity=time.time(),
+            node=endpoint.node,
         )
-        self._learn_limits(container_id)
+        if self.local:  # a session on another node cannot be asked from here (the agent's)
+            self._learn_limits(container_id)
         return self.store.get_session(session_id) or record
 
     def ended_by_itself(self, container_id: str, exit_code: int) -> str | None:
@@ -223,8 +229,7 @@ class Sessions:
             return None
         for record in self.store.sessions():
             if record.container_id == container_id and record.state == "running":
-                state = self.docker.container_state(container_id)
-                if state is not None and state.get("Running"):
+                if self.placement.state(container_id) == "running":
                     return None  # it came back: not a shut down after all
                 self.stop(record.id, "shut down")
                 return record.id
@@ -287,6 +292,9 @@ class Sessions:
                 load.sessions if load else 0,
                 load.address_sessions if load else 0,
                 ask.client,
+                self.placement.seats(
+                    self.config.session_memory_reservation, self.config.memory_headroom
+                ),
             )
             check_admission(ask.provider_spec, occupancy, self.config)
         elif ask.what == "stream":
@@ -313,22 +321,26 @@ class Sessions:
         finally:
             os.close(fd)
 
-    def _wait_until_ready(self, container_id: str, target: str, prefix: str) -> None:
+    def _wait_until_ready(self, handle: str, reach: str, prefix: str) -> Endpoint:
+        """Where the session is reached, once its Jupyter answers there (a swarm places it and
+        its node pulls the image first: the endpoint is asked again until it is known)."""
         deadline = time.monotonic() + self.config.launch_timeout
         delay = 0.05
+        endpoint = Endpoint("")
         while time.monotonic() < deadline:
-            if jupyter.answers(target, prefix):
-                return
-            state = self.docker.container_state(container_id)
-            if not state or not state.get("Running"):
-                logs = self.docker.container_logs(container_id)
+            if not endpoint.target:
+                endpoint = self.placement.endpoint(handle, reach, JUPYTER_PORT)
+            if endpoint.target and jupyter.answers(endpoint.target, prefix):
+                return endpoint
+            if self.placement.state(handle) == "ended":
+                logs = self.placement.logs(handle)
                 raise LaunchError(
                     "the session stopped while starting"
                     + (f"; its last output:\n{logs}" if logs else "")
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
-        logs = self.docker.container_logs(container_id)
+        logs = self.placement.logs(handle)
         raise LaunchError(
             f"the session did not answer within {self.config.launch_timeout} s "
             f"(launch_timeout); its last output:\n{logs}"
@@ -346,7 +358,7 @@ class Sessions:
         if record and record.state == "running" and record.keeper and record.container_id:
             self.keep_work(record)
         if record and record.container_id:
-            self.docker.remove_container(record.container_id)
+            self.placement.remove(record.container_id)
         self.store.delete_session(session_id)
         if record and record.state == "running":
             self.store.end_launch(session_id, reason)
@@ -413,6 +425,12 @@ class Sessions:
                 last_activity = max(last_activity, reported)
             if status.get("kernels"):
                 busy = jupyter.busy_kernels(record)
+        if not self.local:  # in a swarm the node's agent reports it (take_reported)
+            reported = with_cpu and record.cpu_checked_at > 0
+            cpu = record.cpu_seconds if reported else None
+            advanced_at = (record.cpu_advanced_at or record.created) if reported else None
+            return Usage(record.created, last_activity, busy, cpu, record.extra_seconds,
+                         advanced_at, None)  # fmt: skip
         cpu = self.docker.usage(record.container_id)[0] if with_cpu else None
         advanced_at = record.cpu_advanced_at or None
         if cpu is not None:
@@ -427,6 +445,25 @@ class Sessions:
         return Usage(
             record.created, last_activity, busy, cpu, record.extra_seconds, advanced_at, disk
         )
+
+    def take_reported(
+        self, session_id: str, cpu: float | None, oom_kills: int, now: float | None = None
+    ) -> bool:
+        """What a node's agent saw of one session: its CPU time so far and new out-of-memory
+        kills (swarm placement). False when the session is not this installation's."""
+        record = self.store.get_session(session_id)
+        if record is None:
+            return False
+        for _ in range(oom_kills):
+            self.store.add_oom(session_id)
+        if cpu is not None:
+            now = now if now is not None else time.time()
+            advanced = computing(record.cpu_seconds, record.cpu_checked_at, cpu, now)
+            self.store.update_session(
+                session_id, cpu_seconds=cpu, cpu_checked_at=now,
+                cpu_advanced_at=now if advanced else record.cpu_advanced_at,
+            )  # fmt: skip
+        return True
 
     def cull(self, now: float | None = None) -> list[tuple[str, str]]:
         """Stop every running session past a limit; return (session id, reason) pairs."""

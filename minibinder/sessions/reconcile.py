@@ -56,8 +56,18 @@ def plan_reconcile(
             continue
         if launching_now(record):
             continue
+        if container["State"] == "lost":  # its swarm node left or died
+            plan.stop.append((session_id, "node lost"))
+            continue
+        moved = record.node and container.get("Node") and container["Node"] != record.node
+        if moved and record.state != "launching":
+            # The swarm restarted it elsewhere: a new server, its files left behind.
+            plan.stop.append((session_id, "moved to another node"))
+            continue
+        if container["State"] == "starting" and record.state != "launching":
+            continue  # the engine brings it back (a restart after a crash): asked next round
         if container["State"] != "running":
-            plan.stop.append((session_id, "container exited"))
+            plan.stop.append((session_id, container.get("EndReason") or "container exited"))
             continue
         target = endpoint_of(container, network)
         if record.state == "launching":
@@ -78,8 +88,11 @@ def plan_reconcile(
 def endpoint_of(container: dict[str, Any], network: str) -> str:
     """Where the proxy reaches a session's container now (it changes when the engine restarts),
     by the reach it was started with: its port published on loopback, or its address on the
-    session network; "" when it has none."""
-    if container.get("Labels", {}).get(REACH_LABEL) == "published":
+    session network, or (a swarm) the port its node publishes; "" when it has none."""
+    reach = container.get("Labels", {}).get(REACH_LABEL)
+    if reach == "node":
+        return container.get("Endpoint", "")
+    if reach == "published":
         for port in container.get("Ports") or []:
             if port.get("PrivatePort") == JUPYTER_PORT and port.get("PublicPort"):
                 return f"127.0.0.1:{port['PublicPort']}"
@@ -91,26 +104,26 @@ def endpoint_of(container: dict[str, Any], network: str) -> str:
 
 def reconcile(sessions: Sessions, now: float) -> ReconcilePlan:
     config, store = sessions.config, sessions.store
+    found = sessions.placement.found(sessions.own_label)
+    nodes = {c["Labels"].get(SESSION_LABEL, ""): c["Node"] for c in found if c.get("Node")}
     plan = plan_reconcile(
-        store.sessions(),
-        sessions.docker.containers(sessions.own_label),
-        config.session_network,
-        now,
-        grace=config.launch_timeout + 30,
+        store.sessions(), found, config.session_network, now, grace=config.launch_timeout + 30
     )
     for container_id in plan.remove_containers:
-        sessions.docker.remove_container(container_id)
-    # A session's volumes go with its container; these are what a removal outside minibinder
-    # (`docker rm` without -v) left behind.
-    sessions.docker.remove_unused_volumes([sessions.own_label, SESSION_LABEL])
+        sessions.placement.remove(container_id)
+    if sessions.local:
+        # A session's volumes go with its container; these are what a removal outside
+        # minibinder (`docker rm` without -v) left behind.
+        sessions.docker.remove_unused_volumes([sessions.own_label, SESSION_LABEL])
     for session_id, reason in plan.stop:
         sessions.stop(session_id, reason)
     for session_id, (container_id, target) in plan.maybe_adopt.items():
         record = store.get_session(session_id)
         if record and jupyter.answers(target, record.prefix):
             store.update_session(
-                session_id, state="running", target=target, container_id=container_id
-            )
+                session_id, state="running", target=target, container_id=container_id,
+                node=nodes.get(session_id, record.node),
+            )  # fmt: skip
         else:
             sessions.stop(session_id, "launch abandoned")
     for session_id, target in plan.new_targets.items():

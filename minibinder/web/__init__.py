@@ -53,7 +53,7 @@ def create_app(
     )
     services = services or create_services(config, docker)
     app.extensions["minibinder"] = services
-    from . import access_form, admin, api, pages
+    from . import access_form, admin, agents, api, pages
 
     secret = cookie_secret(config)
     app.config["MINIBINDER_COOKIE_SECRET"] = secret
@@ -69,6 +69,7 @@ def create_app(
     app.register_blueprint(access_form.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(admin.blueprint)
+    app.register_blueprint(agents.blueprint)
     # Sessions are decided outside Flask (the front relays them): no routing, no request objects.
     helpers = SessionHelpers(services.sessions, strip_own_cookies)
     proxied = SessionDispatch(

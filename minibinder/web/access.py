@@ -26,7 +26,10 @@ ACCESS_COOKIE = "minibinder-access"
 USER = "minibinder.user"  # environ key: the name the authenticating proxy gave
 COOKIE_DAYS = 7
 OPEN_PATHS = ("/static/", "/user/", "/access")
-OPEN_EXACT = ("/health", "/versions", "/metrics", "/favicon.ico", "/badge_logo.svg")
+# /agent/report: agents sign their reports with the cluster key (web/agents.py).
+OPEN_EXACT = (
+    "/health", "/versions", "/metrics", "/favicon.ico", "/badge_logo.svg", "/agent/report",
+)  # fmt: skip
 
 
 def sign(value: str, secret: str, now: float | None = None) -> str:

@@ -173,6 +173,7 @@ def overview():
         version=__version__,
         docker_ok=app_services.docker.ping(),
         now=now,
+        swarm=app_services.config.placement == "swarm",
     )
 
 

@@ -177,5 +177,14 @@ def metrics():
         works = shelf.all()
         return len(works), sum(work.size for work in works)
 
-    body, content_type = render_metrics(lambda: len(store.sessions("running")), kept_work)
+    def running_by_node() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for record in store.sessions("running"):
+            counts[record.node or "-"] = counts.get(record.node or "-", 0) + 1
+        return counts
+
+    swarm = app_services.config.placement == "swarm"
+    body, content_type = render_metrics(
+        lambda: len(store.sessions("running")), kept_work, running_by_node if swarm else None
+    )
     return Response(body, content_type=content_type)

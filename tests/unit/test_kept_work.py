@@ -321,6 +321,8 @@ def test_the_launch_log_counts_restored_files_without_names():
          "keep_work_limit"),
         ({"keep_work": "browser", "keep_work_hours": 0}, "keep_work_hours"),
         ({"keep_work": "sometimes"}, "keep_work"),
+        ({"keep_work": "browser", "placement": "swarm", "registry": "r.lab:5000"},
+         'needs placement = "local"'),
     ],
 )  # fmt: skip
 def test_kept_work_settings_that_cannot_hold_refuse_to_start(settings, message):

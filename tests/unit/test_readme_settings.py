@@ -19,6 +19,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 COMPANIONS = {
     'access = "header"': {"trusted_proxies": ["127.0.0.1"]},
     'access = "code"': {"access_code_hash": hash_code("the code", iterations=1)},
+    'placement = "swarm"': {"registry": "registry.lab.example:5000"},
 }
 # Lines of the git_credentials file the README shows, which are not settings.
 CREDENTIAL_FILE_LINES = {'token = "..."', 'username = "..."'}

@@ -1,0 +1,263 @@
+"""minibinder across a Docker Swarm (#23): three namespaced Docker daemons on this machine, a
+registry on their bridge, `minibinder serve` in the host namespace talking to the manager.
+
+In order (one cluster for the module): six sessions spread over the nodes, each running a cell
+over the proxy's WebSocket; `doctor` reads every node's agent; a worker's session ports open to
+the manager only, and its sessions reach neither the node nor the manager; an out-of-memory
+kill on a worker is counted; a session over its CPU budget on a worker is culled; a restart of
+serve re-adopts them all with the same tokens; a node killed ends its sessions as `node lost`
+within one culler round and the next launch lands on a live node.
+
+`minibinder agent` runs as a process in each node's network namespace against that node's
+engine (tests/support/swarm_cluster.start_agents), not as the global service production runs:
+that would need minibinder's own image built and loaded into every node."""
+
+from __future__ import annotations
+
+import collections
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from minibinder.store import Store
+from minibinder.swarm.reports import SIGNATURE_HEADER, TIME_HEADER, Report, report_body, sign
+
+from ..support.jupyter import execute, start_kernel
+from ..support.serving import ServeProcess
+from ..support.swarm_cluster import SUBNET, SwarmCluster
+from .conftest import ADMIN_TOKEN, launch, serve_config, wait_for
+from .test_cli import minibinder
+from .test_lifecycle import NOTEBOOK, get_status
+
+pytestmark = pytest.mark.swarm
+CULL_INTERVAL = 2
+AGENT_INTERVAL = 2
+CPU_BUDGET = 15  # CPU-seconds: far above what an idle session uses while the module runs
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, build_config):
+    cluster = SwarmCluster(tmp_path_factory.mktemp("swarm")).start()
+    try:
+        cluster.load_images((build_config.base_images[build_config.default_python],))
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def served(cluster, tmp_path_factory, build_config, git_server):
+    folder = tmp_path_factory.mktemp("swarm-serve")
+    git_server.create("swarm/demo", {"index.ipynb": NOTEBOOK})
+    config = serve_config(folder / "minibinder.toml", folder / "data", build_config, git_server,
+                          admin_token=ADMIN_TOKEN, placement="swarm", registry=cluster.registry,
+                          cull_interval=CULL_INTERVAL, idle_timeout=3600, cpu_budget=CPU_BUDGET,
+                          launch_timeout=180)  # fmt: skip
+    state = {"folder": folder, "config": config, "sessions": []}
+    # On every address: the nodes' agents report to it over the cluster's bridge.
+    state["serve"] = ServeProcess(config, folder / "serve.log", bind_host="0.0.0.0",
+                                  docker_host=cluster.manager.docker_host).start()  # fmt: skip
+    state["manager_url"] = f"http://{SUBNET}.1:{state['serve'].port}/"
+    key_file = folder / "data" / "agent_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    cluster.start_agents(state["manager_url"], key_file, AGENT_INTERVAL)
+    yield state
+    state["serve"].stop()
+
+
+def store_of(served) -> Store:
+    return Store(served["folder"] / "data" / "minibinder.sqlite")
+
+
+def session_id(ready) -> str:
+    return ready["url"].rstrip("/").rsplit("/", 1)[1]
+
+
+def test_six_sessions_spread_over_the_nodes(cluster, served, measured):
+    serve = served["serve"]
+    started = time.monotonic()
+    readies = [launch(serve, "gh/swarm/demo/HEAD") for _ in range(6)]
+    measured(f"swarm: 6 launches (one build, one push) ready in {time.monotonic() - started:.1f} s")
+    served["sessions"] = readies
+    store = store_of(served)
+    records = [store.get_session(session_id(ready)) for ready in readies]
+    by_node = collections.Counter(record.node for record in records)
+    addresses = {node.address for node in cluster.nodes}
+    assert {name.rsplit(" ", 1)[1] for name in by_node} == addresses, by_node
+    assert all(record.target.split(":")[0] in addresses for record in records)
+    # The operator sees where each session runs: the shell, and per-node gauges.
+    listed = minibinder("sessions", config_file=served["config"],
+                        env={"DOCKER_HOST": cluster.manager.docker_host})  # fmt: skip
+    assert listed.stdout.splitlines()[0].split()[-1] == "NODE", listed.stdout + listed.stderr
+    assert {line.split()[-1] for line in listed.stdout.splitlines()[1:]} == addresses
+    with urllib.request.urlopen(f"{serve.url}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    for name, count in by_node.items():
+        assert f'minibinder_node_sessions_running{{node="{name}"}} {count}.0' in metrics
+    for ready in readies:
+        kernel = start_kernel(ready)
+        assert execute(ready, kernel, "print(6 * 7)")["stdout"].strip() == "42"
+    # The images went through the registry, pulled by digest.
+    service = cluster.manager.client().services.get(records[0].container_id)
+    image = service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    assert image.startswith(f"{cluster.registry}/") and "@sha256:" in image
+    limits = service.attrs["Spec"]["TaskTemplate"]["Resources"]["Limits"]
+    assert limits["Pids"] == 512 and limits["MemoryBytes"] == 2 * 2**30
+
+
+def test_doctor_checks_the_swarm(cluster, served):
+    checked = minibinder("doctor", config_file=served["config"],
+                         env={"DOCKER_HOST": cluster.manager.docker_host})  # fmt: skip
+    lines = checked.stdout.splitlines()
+    assert any(line.startswith("ok    swarm manager: this engine manages a swarm of 3")
+               for line in lines), checked.stdout  # fmt: skip
+    assert any(line.startswith(f"ok    registry: {cluster.registry} takes pushes")
+               for line in lines), checked.stdout  # fmt: skip
+    assert "ok    swarm nodes: 3 ready" in lines, checked.stdout
+    # What only the nodes can tell, from their agents' reports.
+    assert "ok    agents: 3 of 3 ready node(s) report" in lines, checked.stdout
+    assert any(line.startswith("ok    agent version: every agent runs") for line in lines)
+    assert "ok    no-new-privileges: sessions run with it on every node" in lines, checked.stdout
+    assert any(line.startswith("ok    node rules: egress rules and manager-only")
+               for line in lines), checked.stdout  # fmt: skip
+    assert any(line.startswith("ok    nodes can pull: every reporting node pulled")
+               for line in lines), checked.stdout  # fmt: skip
+    # The agents' CPU readings reached the sessions (what the culler holds to cpu_budget).
+    for record in store_of(served).sessions("running"):
+        assert record.cpu_checked_at > 0 and 0 < record.cpu_seconds < CPU_BUDGET, record
+
+
+def post_report(served, key: bytes, sent_at: str, body: bytes) -> tuple[int, str]:
+    request = urllib.request.Request(
+        f"{served['manager_url']}agent/report", data=body, method="POST",
+        headers={TIME_HEADER: sent_at, SIGNATURE_HEADER: sign(key, sent_at, body)},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_a_report_is_taken_only_signed_with_the_cluster_key_and_once(served):
+    key = (served["folder"] / "data" / "agent_key").read_text().strip().encode()
+    body = report_body(Report("test-node", "nowhere", "0", None, ()))
+    sent_at = f"{time.time():.6f}"
+    status, said = post_report(served, b"not the key" * 4, sent_at, body)
+    assert status == 403 and "does not match the cluster key" in said, said
+    assert key.decode() not in (served["folder"] / "serve.log").read_text()
+    assert post_report(served, key, sent_at, body)[0] == 200
+    status, said = post_report(served, key, sent_at, body)  # the same report again
+    assert status == 403 and "replay" in said, said
+
+
+def on_worker(cluster, served) -> list[tuple[dict, object]]:
+    """(ready event, record) of the running sessions on the first worker."""
+    store, worker = store_of(served), cluster.workers[0]
+    found = [(ready, store.get_session(session_id(ready))) for ready in served["sessions"]]
+    return [(r, record) for r, record in found if record and record.node.endswith(worker.address)]
+
+
+PROBE = """
+import socket
+def probe(host, port):
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+        return "open"
+    except OSError as error:
+        return type(error).__name__
+print(probe({node!r}, 7946), probe({manager!r}, {port}))
+"""
+
+
+def reaches(cluster, node, host: str, port: int) -> bool:
+    code = f"import socket; socket.create_connection(({host!r}, {port}), timeout=3).close()"
+    return cluster.in_node(node, sys.executable, "-c", code, check=False).returncode == 0
+
+
+def test_a_workers_sessions_reach_neither_node_nor_manager_and_only_the_manager_them(
+    cluster, served
+):
+    worker, port = cluster.workers[0], served["serve"].port
+    ready, record = on_worker(cluster, served)[0]
+    # Listeners that exist: the worker's gossip port (7946) and the manager's minibinder, both
+    # reached from the worker's host (its agent reports that way).
+    assert reaches(cluster, worker, worker.address, 7946)
+    assert reaches(cluster, worker, f"{SUBNET}.1", port)
+    kernel = start_kernel(ready)
+    said = execute(ready, kernel, PROBE.format(node=worker.address, manager=f"{SUBNET}.1",
+                                               port=port))["stdout"].split()  # fmt: skip
+    assert len(said) == 2 and "open" not in said, said
+    # The session's published port on the worker: the manager relays to it; another node
+    # cannot open it.
+    host, published = record.target.split(":")
+    assert reaches(cluster, cluster.manager, worker.address, 7946)  # the node is reachable
+    assert not reaches(cluster, cluster.manager, host, int(published))
+
+
+def test_an_out_of_memory_kill_on_a_worker_is_counted(cluster, served):
+    ready, record = on_worker(cluster, served)[0]
+    kernel = start_kernel(ready)
+    execute(ready, kernel, "x = bytearray(3 * 2**30)", wait=False)  # over the 2 GiB limit
+    store = store_of(served)
+    wait_for(lambda: store.get_session(record.id).oom_count >= 1, 10 * AGENT_INTERVAL + 10,
+             message="the agent's report of the kill")  # fmt: skip
+    with urllib.request.urlopen(f"{served['serve'].url}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    counted = [line for line in metrics.splitlines()
+               if line.startswith("minibinder_oom_events_total ")]  # fmt: skip
+    assert counted and float(counted[0].split()[1]) >= 1, counted
+
+
+def test_a_session_over_its_cpu_budget_on_a_worker_is_culled(cluster, served, measured):
+    ready, record = on_worker(cluster, served)[-1]
+    kernel = start_kernel(ready)
+    burn = "import threading\ndef burn():\n    while True: pass\n" \
+           "threading.Thread(target=burn, daemon=True).start()"  # fmt: skip
+    execute(ready, kernel, burn, timeout=30)
+    store = store_of(served)
+    started = time.monotonic()
+    wait_for(lambda: store.get_session(record.id) is None, 4 * CPU_BUDGET,
+             message="the session over its CPU budget to be culled")  # fmt: skip
+    ended = {row["session"]: row["ended"] for row in store.launches(limit=50)}
+    assert ended.get(record.id) == "cpu", ended
+    measured(f"swarm: culled for cpu {time.monotonic() - started:.1f} s after the burn began")
+    served["sessions"] = [r for r in served["sessions"] if session_id(r) != record.id]
+
+
+def test_a_restart_of_serve_re_adopts_every_session(cluster, served):
+    serve = served["serve"]
+    serve.stop()
+    again = ServeProcess(served["config"], served["folder"] / "serve2.log", bind_host="0.0.0.0",
+                         docker_host=cluster.manager.docker_host)  # fmt: skip
+    again.port, again.admin_port, again.url, again.admin_url = (
+        serve.port, serve.admin_port, serve.url, serve.admin_url)  # fmt: skip
+    served["serve"] = again.start()
+    time.sleep(CULL_INTERVAL * 2)  # a reconcile round has run
+    for ready in served["sessions"]:
+        path = ready["url"].split(serve.url, 1)[1]
+        status = get_status(f"{again.url}{path}api/status?token={ready['token']}")
+        assert status == 200, (ready["url"], status)
+
+
+def test_a_lost_node_ends_its_sessions(cluster, served):
+    store = store_of(served)
+    victim = cluster.workers[-1]
+    on_victim = [r.id for r in store.sessions("running") if r.node.endswith(victim.address)]
+    assert on_victim
+    cluster.kill_node(victim)
+    wait_for(lambda: cluster.node_state_by_address(victim.address) == "down", 60,
+             message="the swarm to see the node down")  # fmt: skip
+    down_at = time.monotonic()
+    wait_for(lambda: not any(store.get_session(i) for i in on_victim), 3 * CULL_INTERVAL + 10,
+             message="the lost node's sessions to end")  # fmt: skip
+    ended_after = time.monotonic() - down_at
+    assert ended_after <= CULL_INTERVAL + 3, ended_after
+    ended = {row["session"]: row["ended"] for row in store.launches(limit=50)}
+    assert all(ended.get(i) == "node lost" for i in on_victim), ended
+    ready = launch(served["serve"], "gh/swarm/demo/HEAD")
+    record = store.get_session(session_id(ready))
+    assert not record.node.endswith(victim.address)
