@@ -15,7 +15,7 @@ from typing import IO, Any
 import docker
 import docker.errors
 import requests.exceptions
-from docker.types import Mount
+from docker.types import Mount, Ulimit
 
 from .cgroups import cgroup_usage
 from .engines import EngineFacts, facts_of
@@ -233,11 +233,12 @@ class Docker:
         pids_limit: int,
         disk_limit: int = 0,
         publish: int = 0,
+        ulimits: dict[str, int] | None = None,
     ) -> str:
         """Create and start a hardened container; return its id. `publish`: a container port
         published on the engine host's loopback only, on a port the engine picks (0: nothing
         is published). `disk_limit` caps its writable layer where the storage driver can (0:
-        not asked).
+        not asked). `ulimits`: name -> number, soft and hard alike (None: the engine's).
 
         Every volume the image declares (a Dockerfile's `VOLUME`) is mounted as an anonymous
         volume carrying the container's `labels`: `written_bytes` counts it, `remove_container`
@@ -268,6 +269,11 @@ class Docker:
                     restart_policy={"Name": "on-failure"},
                     shm_size=64 * 2**20,
                     port_bindings={publish: ("127.0.0.1", None)} if publish else None,
+                    ulimits=[
+                        Ulimit(name=limit, soft=value, hard=value)
+                        for limit, value in sorted((ulimits or {}).items())
+                    ]
+                    or None,
                 )
                 created = api.create_container(
                     image=image,
@@ -300,6 +306,8 @@ class Docker:
                         mem_reservation=mem_reservation,
                         nano_cpus=nano_cpus,
                         pids_limit=pids_limit,
+                        publish=publish,
+                        ulimits=ulimits,
                     )
                 message = f"Docker could not start the session: {_short(error)}"
                 raise LaunchError(message) from None

@@ -184,6 +184,7 @@ class Sessions:
                 pids_limit=config.session_pids_limit,
                 disk_limit=config.session_disk_limit if self.docker.disk_quota_supported() else 0,
                 publish=JUPYTER_PORT if reach == "published" else 0,
+                ulimits=config.session_ulimits,
             )
             self.store.update_session(session_id, container_id=container_id)
             target = self._endpoint(container_id, reach)

@@ -1,0 +1,95 @@
+"""minibinder on Podman (#20), through its Docker-compatible socket: rootful `podman system
+service` (Debian's podman 4.3). Rootless Podman on this cgroup v1 host drops every limit and
+puts compat-API containers in a network namespace of its own at addresses that collide with the
+rootful engines' (docs/engines-measured.md); the rootful service is what runs here.
+
+The launch path end to end: /build (Podman's builder) → ready → a kernel runs a cell over the
+proxy's WebSocket → a restart re-adopts → cull → the session's container is gone. Rootful
+Podman here starts a container only with nofile and nproc within its service's hard limits:
+the test gives them through `session_ulimits`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from minibinder.store import Store
+
+from ..support.engines import ensure
+from ..support.jupyter import execute, start_kernel
+from ..support.serving import ServeProcess
+from .conftest import ADMIN_TOKEN, launch, serve_config, wait_for
+from .test_lifecycle import NOTEBOOK, get_status
+
+
+@pytest.fixture(scope="module")
+def podman(build_config):
+    base = build_config.base_images[build_config.default_python]
+    return ensure("podman", (base,))
+
+
+def remove_sessions(podman) -> None:
+    client = podman.client()
+    for container in client.containers.list(all=True, filters={"label": "minibinder.session"}):
+        container.remove(force=True, v=True)
+
+
+def test_the_launch_path_on_podman(podman, tmp_path, build_config, git_server):
+    git_server.create("podman/demo", {"index.ipynb": NOTEBOOK})
+    folder = tmp_path / "serve"
+    folder.mkdir()
+    ulimits = podman.hard_limits()
+    settings = dict(admin_token=ADMIN_TOKEN, session_ulimits=ulimits, cull_interval=1)
+    config = serve_config(folder / "minibinder.toml", folder / "data", build_config,
+                          git_server, idle_timeout=3600, **settings)  # fmt: skip
+    serve = ServeProcess(config, folder / "serve.log", docker_host=podman.docker_host).start()
+    store = Store(folder / "data" / "minibinder.sqlite")
+    try:
+        assert "Podman" in serve.log_file.read_text()
+        started = time.monotonic()
+        ready = launch(serve, "gh/podman/demo/HEAD")
+        took = time.monotonic() - started
+        record = store.get_session(ready["url"].rstrip("/").rsplit("/", 1)[1])
+        client = podman.client()
+        (container,) = client.containers.list(
+            filters={"label": f"minibinder.session={record.id}"}
+        )
+        # Podman lists what it built or loaded under a registry's name; found by the short one.
+        assert client.images.get(ready["image"]).id == container.image.id
+        assert container.attrs["HostConfig"]["Memory"] > 0
+        kernel = start_kernel(ready)
+        assert execute(ready, kernel, "print(6 * 7)")["stdout"].strip() == "42"
+        wait_for(lambda: store.fact("limits enforced by Podman "
+                                    + client.version()["Version"]) == "yes", 30,
+                 message="the limits read back from the session")  # fmt: skip
+        # A restart of minibinder finds the session again.
+        for pid in [*serve.worker_pids(), serve.process.pid]:
+            os.kill(pid, signal.SIGKILL)
+        serve.process.wait()
+        again = ServeProcess(serve.config_file, folder / "serve2.log",
+                             docker_host=podman.docker_host)  # fmt: skip
+        again.port, again.admin_port = serve.port, serve.admin_port
+        again.url, again.admin_url = serve.url, serve.admin_url
+        again.start()
+        path = ready["url"].split(serve.url, 1)[1]
+        assert get_status(f"{again.url}{path}api/status?token={ready['token']}") == 200
+        again.stop()
+        # Culled when idle.
+        shorter = serve_config(folder / "culling.toml", folder / "data", build_config,
+                               git_server, idle_timeout=4, cull_warning=1,
+                               **settings)  # fmt: skip
+        culling = ServeProcess(shorter, folder / "serve3.log", docker_host=podman.docker_host)
+        culling.start()
+        wait_for(lambda: get_status(f"{culling.url}{path}api/status") == 404, 60,
+                 message="the idle Podman session to be culled")  # fmt: skip
+        assert not client.containers.list(
+            filters={"label": f"minibinder.session={record.id}"}, all=True
+        )
+        culling.stop()
+        print(f"podman: first launch (build included) {took:.1f} s")
+    finally:
+        serve.stop()
+        remove_sessions(podman)
