@@ -18,7 +18,7 @@ import requests.exceptions
 from docker.types import Mount, Ulimit
 
 from .cgroups import cgroup_usage
-from .engines import EngineFacts, facts_of
+from .engines import EngineFacts, facts_of, short_image_name
 from .errors import BuildError, DockerUnavailable, LaunchError
 
 _UNREACHABLE = (requests.exceptions.ConnectionError, docker.errors.DockerException)
@@ -478,8 +478,13 @@ class Docker:
                 yield stdout
 
     def images(self, label: str) -> list[dict[str, Any]]:
+        """The images carrying `label`, their RepoTags as minibinder named them (Podman's
+        registry prefixes taken off)."""
         with _daemon():
-            return self._client.api.images(filters={"label": label})
+            found = self._client.api.images(filters={"label": label})
+        for image in found:
+            image["RepoTags"] = [short_image_name(tag) for tag in image.get("RepoTags") or []]
+        return found
 
     def ping(self) -> bool:
         try:

@@ -106,6 +106,19 @@ def decide_reach(facts: EngineFacts, setting: str) -> Reach:
     return "network"
 
 
+# What Podman puts before the names of the images it loaded or built (Docker lists them as given).
+PODMAN_NAME_PREFIXES = ("localhost/", "docker.io/library/")
+
+
+def short_image_name(name: str) -> str:
+    """An image's name as minibinder gave it, from the name an engine lists it under: Podman
+    lists a loaded `base:tag` as `localhost/base:tag` and a built one under docker.io/library/."""
+    for prefix in PODMAN_NAME_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
 # Read inside a session: its memory limit as the kernel holds it (cgroup v2, else v1).
 MEMORY_LIMIT_COMMAND = [
     "sh",

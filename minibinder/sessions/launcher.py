@@ -48,6 +48,11 @@ JUPYTER_PORT = 8888
 # Jupyter server answering minibinder's own questions uses a few percent.
 COMPUTING_CPU_SHARE = 0.2
 SESSION_LABEL = "minibinder.session"
+# While a session starts: how often Jupyter is asked whether it answers (a backoff to 0.5 s
+# used to leave ~0.25 s between Jupyter's first answer and the probe that saw it), and how
+# often the engine whether the container still runs.
+READY_PROBE_SECONDS = 0.05
+STATE_CHECK_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -301,20 +306,24 @@ class Sessions:
             os.close(fd)
 
     def _wait_until_ready(self, container_id: str, target: str, prefix: str) -> None:
-        deadline = time.monotonic() + self.config.launch_timeout
-        delay = 0.05
+        """Ask Jupyter every READY_PROBE_SECONDS (a refused connection costs next to nothing,
+        and every moment between its first answer and the probe is the user's wait); ask the
+        engine whether the container still runs only every STATE_CHECK_SECONDS."""
+        now = time.monotonic()
+        deadline, state_checked = now + self.config.launch_timeout, now
         while time.monotonic() < deadline:
             if jupyter.answers(target, prefix):
                 return
-            state = self.docker.container_state(container_id)
-            if not state or not state.get("Running"):
-                logs = self.docker.container_logs(container_id)
-                raise LaunchError(
-                    "the session stopped while starting"
-                    + (f"; its last output:\n{logs}" if logs else "")
-                )
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
+            if time.monotonic() - state_checked >= STATE_CHECK_SECONDS:
+                state_checked = time.monotonic()
+                state = self.docker.container_state(container_id)
+                if not state or not state.get("Running"):
+                    logs = self.docker.container_logs(container_id)
+                    raise LaunchError(
+                        "the session stopped while starting"
+                        + (f"; its last output:\n{logs}" if logs else "")
+                    )
+            time.sleep(READY_PROBE_SECONDS)
         logs = self.docker.container_logs(container_id)
         raise LaunchError(
             f"the session did not answer within {self.config.launch_timeout} s "

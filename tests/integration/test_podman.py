@@ -54,9 +54,7 @@ def test_the_launch_path_on_podman(podman, tmp_path, build_config, git_server):
         took = time.monotonic() - started
         record = store.get_session(ready["url"].rstrip("/").rsplit("/", 1)[1])
         client = podman.client()
-        (container,) = client.containers.list(
-            filters={"label": f"minibinder.session={record.id}"}
-        )
+        (container,) = client.containers.list(filters={"label": f"minibinder.session={record.id}"})
         # Podman lists what it built or loaded under a registry's name; found by the short one.
         assert client.images.get(ready["image"]).id == container.image.id
         assert container.attrs["HostConfig"]["Memory"] > 0
