@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from minibinder.cgroups import cgroup_usage
 from minibinder.store import Store
 
 from ..support.engines import ensure
@@ -58,6 +59,8 @@ def test_the_launch_path_on_podman(podman, tmp_path, build_config, git_server):
         # Podman lists what it built or loaded under a registry's name; found by the short one.
         assert client.images.get(ready["image"]).id == container.image.id
         assert container.attrs["HostConfig"]["Memory"] > 0
+        # Its cgroup files are where minibinder reads them (no stats API call per session).
+        assert cgroup_usage(container.id) is not None
         kernel = start_kernel(ready)
         assert execute(ready, kernel, "print(6 * 7)")["stdout"].strip() == "42"
         wait_for(lambda: store.fact("limits enforced by Podman "
