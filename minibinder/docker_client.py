@@ -310,6 +310,11 @@ class Docker:
                         ulimits=ulimits,
                     )
                 message = f"Docker could not start the session: {_short(error)}"
+                if "setting rlimit" in str(error):  # rootful Podman asks for nofile=1048576
+                    message += (
+                        "; give session_ulimits = { nofile = N, nproc = M } within the "
+                        "engine's hard limits (`ulimit -Hn`, `ulimit -Hu` where it runs)"
+                    )
                 raise LaunchError(message) from None
         return created["Id"]
 

@@ -22,6 +22,7 @@ from minibinder.store import Store
 from ..support.engines import ensure
 from ..support.jupyter import execute, start_kernel
 from ..support.serving import ServeProcess
+from ..support.sse import events
 from .conftest import ADMIN_TOKEN, launch, serve_config, wait_for
 from .test_lifecycle import NOTEBOOK, get_status
 
@@ -91,6 +92,25 @@ def test_the_launch_path_on_podman(podman, tmp_path, build_config, git_server):
         )
         culling.stop()
         print(f"podman: first launch (build included) {took:.1f} s")
+    finally:
+        serve.stop()
+        remove_sessions(podman)
+
+
+def test_without_ulimits_the_failure_says_what_to_set(podman, tmp_path, build_config, git_server):
+    """Rootful Podman without CAP_SYS_RESOURCE (this host) starts no container unless told its
+    limits: the launch fails with runc's error and the setting that fixes it."""
+    git_server.create("podman/limits", {"index.ipynb": NOTEBOOK})
+    config = serve_config(tmp_path / "minibinder.toml", tmp_path / "data", build_config,
+                          git_server, admin_token=ADMIN_TOKEN)  # fmt: skip
+    serve = ServeProcess(config, tmp_path / "serve.log", docker_host=podman.docker_host).start()
+    try:
+        last = events(f"{serve.url}/build/gh/podman/limits/HEAD")[-1]
+        assert last["phase"] == "failed", last
+        assert "setting rlimit" in last["message"] and "session_ulimits" in last["message"]
+        assert not podman.client().containers.list(
+            all=True, filters={"label": "minibinder.session"}
+        )
     finally:
         serve.stop()
         remove_sessions(podman)
