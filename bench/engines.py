@@ -5,7 +5,8 @@
 2. requests/s through minibinder's proxy to a session reached at a port published on 127.0.0.1
    vs one reached at its bridge address, both on rootful Docker (the path is all that differs;
    target >= 0.9x), with rootless Docker's published path beside them; wrk on Jupyter's
-   /api/status, c=1 and c=10;
+   /api/status, c=1 and c=10, through minibinder and straight at the session's endpoint (what
+   the engine's own path costs: docker-proxy, rootlesskit);
 3. the culler's round at 40 sessions on the stats-API path (where cgroup files are not visible:
    forced here by hiding them), in this process: CPU-seconds and wall time per round, with the
    sessions asked at once (the culler) vs one after another (before, one round; target <= 1
