@@ -287,7 +287,14 @@ class Docker:
                     ports=[publish] if publish else None,
                     stop_signal="SIGKILL",
                 )
-                api.start(created["Id"])
+                try:
+                    api.start(created["Id"])
+                except docker.errors.APIError:
+                    # Made but not started (Podman's runc refusing its rlimits): nobody knows
+                    # its id yet, so it goes here or never.
+                    with contextlib.suppress(docker.errors.APIError):
+                        api.remove_container(created["Id"], force=True, v=True)
+                    raise
             except docker.errors.ImageNotFound:
                 raise LaunchError(f"image {image} is gone; build it again") from None
             except docker.errors.APIError as error:
