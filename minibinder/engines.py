@@ -47,8 +47,10 @@ def facts_of(info: Mapping[str, Any], version: Mapping[str, Any], docker_host: s
     )
     security = " ".join(str(option) for option in info.get("SecurityOptions") or [])
     operating_system = str(info.get("OperatingSystem", ""))
-    rootless = "rootless" in security or bool(
-        (info.get("host") or {}).get("security", {}).get("rootless")  # Podman's own info
+    rootless = (
+        "rootless" in security
+        or info.get("Rootless") is True  # Podman's compat info: no name=rootless there (measured)
+        or bool((info.get("host") or {}).get("security", {}).get("rootless"))  # Podman's own
     )
     desktop = "docker desktop" in operating_system.lower()
     cgroup_driver = str(info.get("CgroupDriver", ""))

@@ -42,6 +42,11 @@ PODMAN_VERSION = {"Version": "4.3.1", "Components": [{"Name": "Podman Engine"}]}
          "network"),
         ({**ROOTFUL, "SecurityOptions": ["name=rootless"]}, PODMAN_VERSION, "", "podman", True,
          False, False, "published"),
+        # Rootless Podman 4.3's compat info as measured: its own key, no name=rootless.
+        ({**ROOTFUL, "Rootless": True}, PODMAN_VERSION, "unix:///run/user/1002/podman/podman.sock",
+         "podman", True, False, False, "published"),
+        ({**ROOTFUL, "Rootless": False}, PODMAN_VERSION, "", "podman", False, False, False,
+         "network"),
         (ROOTFUL, DOCKER_VERSION, "tcp://build-box.lab:2376", "docker", False, False, True,
          "published"),
         (ROOTFUL, DOCKER_VERSION, "tcp://127.0.0.1:2375", "docker", False, False, False,
