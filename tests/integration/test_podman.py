@@ -1,7 +1,8 @@
-"""minibinder on Podman (#20), through its Docker-compatible socket: rootful `podman system
-service` (Debian's podman 4.3). Rootless Podman on this cgroup v1 host drops every limit and
-puts compat-API containers in a network namespace of its own at addresses that collide with the
-rootful engines' (docs/engines-measured.md); the rootful service is what runs here.
+"""minibinder on Podman (#20), through its Docker-compatible socket (`podman system service`,
+Debian's podman 4.3), rootful and rootless. Rootless Podman on this cgroup v1 host drops every
+limit and puts compat-API containers in a network namespace of its own at addresses that
+collide with the rootful engines' (docs/engines-measured.md): its sessions are reached at a
+port published on 127.0.0.1, and it is said to enforce no limits.
 
 The launch path end to end: /build (Podman's builder) → ready → a kernel runs a cell over the
 proxy's WebSocket → a restart re-adopts → cull → the session's container is gone. Rootful
@@ -27,6 +28,12 @@ from .conftest import ADMIN_TOKEN, launch, serve_config, wait_for
 from .test_lifecycle import NOTEBOOK, get_status
 
 
+@pytest.fixture(scope="module", params=["podman", "podman-rootless"])
+def any_podman(request, build_config):
+    base = build_config.base_images[build_config.default_python]
+    return ensure(request.param, (base,))
+
+
 @pytest.fixture(scope="module")
 def podman(build_config):
     base = build_config.base_images[build_config.default_python]
@@ -39,18 +46,22 @@ def remove_sessions(podman) -> None:
         container.remove(force=True, v=True)
 
 
-def test_the_launch_path_on_podman(podman, tmp_path, build_config, git_server):
+def test_the_launch_path_on_podman(any_podman, tmp_path, build_config, git_server):
+    podman = any_podman
     git_server.create("podman/demo", {"index.ipynb": NOTEBOOK})
     folder = tmp_path / "serve"
     folder.mkdir()
-    ulimits = podman.hard_limits()
+    ulimits = {} if podman.rootless else podman.hard_limits()
     settings = dict(admin_token=ADMIN_TOKEN, session_ulimits=ulimits, cull_interval=1)
     config = serve_config(folder / "minibinder.toml", folder / "data", build_config,
                           git_server, idle_timeout=3600, **settings)  # fmt: skip
     serve = ServeProcess(config, folder / "serve.log", docker_host=podman.docker_host).start()
     store = Store(folder / "data" / "minibinder.sqlite")
     try:
-        assert "Podman" in serve.log_file.read_text()
+        log = serve.log_file.read_text()
+        assert ("rootless Podman" in log) == podman.rootless
+        reached_at = "published on the engine host's loopback" if podman.rootless else "network"
+        assert reached_at in log
         started = time.monotonic()
         ready = launch(serve, "gh/podman/demo/HEAD")
         took = time.monotonic() - started
@@ -59,13 +70,18 @@ def test_the_launch_path_on_podman(podman, tmp_path, build_config, git_server):
         (container,) = client.containers.list(filters={"label": f"minibinder.session={record.id}"})
         # Podman lists what it built or loaded under a registry's name; found by the short one.
         assert client.images.get(ready["image"]).id == container.image.id
-        assert container.attrs["HostConfig"]["Memory"] > 0
-        # Its cgroup files are where minibinder reads them (no stats API call per session).
-        assert cgroup_usage(container.id) is not None
+        if podman.rootless:  # limits dropped (cgroup v1), the session at a published port
+            assert container.attrs["HostConfig"]["Memory"] == 0
+            assert record.target.startswith("127.0.0.1:")
+        else:
+            assert container.attrs["HostConfig"]["Memory"] > 0
+            # Its cgroup files are where minibinder reads them (no stats API call per session).
+            assert cgroup_usage(container.id) is not None
         kernel = start_kernel(ready)
         assert execute(ready, kernel, "print(6 * 7)")["stdout"].strip() == "42"
-        wait_for(lambda: store.fact("limits enforced by Podman "
-                                    + client.version()["Version"]) == "yes", 30,
+        label = ("rootless " if podman.rootless else "") + "Podman " + client.version()["Version"]
+        enforced = "no" if podman.rootless else "yes"
+        wait_for(lambda: store.fact(f"limits enforced by {label}") == enforced, 30,
                  message="the limits read back from the session")  # fmt: skip
         # A restart of minibinder finds the session again.
         for pid in [*serve.worker_pids(), serve.process.pid]:
@@ -91,7 +107,7 @@ def test_the_launch_path_on_podman(podman, tmp_path, build_config, git_server):
             filters={"label": f"minibinder.session={record.id}"}, all=True
         )
         culling.stop()
-        print(f"podman: first launch (build included) {took:.1f} s")
+        print(f"{podman.name}: first launch (build included) {took:.1f} s")
     finally:
         serve.stop()
         remove_sessions(podman)
