@@ -48,7 +48,7 @@ def remove_sessions(podman) -> None:
 
 def test_the_launch_path_on_podman(any_podman, tmp_path, build_config, git_server):
     podman = any_podman
-    git_server.create("podman/demo", {"index.ipynb": NOTEBOOK})
+    git_server.create(f"{podman.name}/demo", {"index.ipynb": NOTEBOOK})
     folder = tmp_path / "serve"
     folder.mkdir()
     ulimits = {} if podman.rootless else podman.hard_limits()
@@ -63,7 +63,7 @@ def test_the_launch_path_on_podman(any_podman, tmp_path, build_config, git_serve
         reached_at = "published on the engine host's loopback" if podman.rootless else "network"
         assert reached_at in log
         started = time.monotonic()
-        ready = launch(serve, "gh/podman/demo/HEAD")
+        ready = launch(serve, f"gh/{podman.name}/demo/HEAD")
         took = time.monotonic() - started
         record = store.get_session(ready["url"].rstrip("/").rsplit("/", 1)[1])
         client = podman.client()
