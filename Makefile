@@ -9,7 +9,7 @@ export MINIBINDER_EXTRA_CA_FILE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt
 
 BIN := $(VENV)/bin
 
-.PHONY: serve test unit lint docker base-image test-base-images venv test-tools bench-launch bench-proxy bench-workshop bench-build bench-environments bench-r bench-base-image bench-kept-work bench-swarm
+.PHONY: serve test unit lint docker base-image test-base-images venv test-tools bench-launch bench-proxy bench-workshop bench-build bench-environments bench-r bench-base-image bench-kept-work bench-swarm bench-engines
 
 serve: venv docker base-image
 	$(BIN)/minibinder serve
@@ -51,7 +51,7 @@ test-base-images: venv docker
 		--from minibinder-rootfs:trixie --python 3.13
 
 # Benchmarks (see bench/README.md); each prints its ratios side by side.
-bench-launch bench-workshop bench-build bench-environments bench-r bench-base-image bench-kept-work bench-swarm: venv docker base-image
+bench-launch bench-workshop bench-build bench-environments bench-r bench-base-image bench-kept-work bench-swarm bench-engines: venv docker base-image
 	$(BIN)/python -m bench.$(subst -,_,$(subst bench-,,$@))
 
 bench-proxy: venv

@@ -28,7 +28,8 @@ class Bench:
         self.git = GitServer(self.folder / "git").start()
         self.serves: list[ServeProcess] = []
 
-    def serve(self, **settings) -> ServeProcess:
+    def serve(self, docker_host: str = "", **settings) -> ServeProcess:
+        """`minibinder serve` with `settings`; `docker_host`: another engine than the host's."""
         name = f"serve{len(self.serves)}"
         (self.folder / name).mkdir()
         config = write_config(
@@ -41,7 +42,9 @@ class Bench:
             extra_ca_file=os.environ.get("MINIBINDER_EXTRA_CA_FILE", ""),
             **settings,
         )
-        serve = ServeProcess(config, self.folder / name / "serve.log").start()
+        serve = ServeProcess(
+            config, self.folder / name / "serve.log", docker_host=docker_host
+        ).start()
         serve.data_dir = self.folder / name / "data"
         self.serves.append(serve)
         return serve

@@ -1,5 +1,6 @@
 """A container's CPU time and memory read straight from its cgroup files: a file read, where
-Docker's stats API takes about a second per container (it samples twice)."""
+Docker's stats API takes about a second per container (it samples twice). Docker's layouts and
+rootful Podman's (libpod-ID under libpod_parent, or machine.slice with systemd)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ def cgroup_usage(container_id: str, root: Path = ROOT) -> tuple[float, int] | No
     (another cgroup layout, or minibinder itself runs in a container)."""
     for folder in (
         root / "system.slice" / f"docker-{container_id}.scope",  # v2, systemd
-        root / "docker" / container_id,
-    ):  # v2, cgroupfs
+        root / "docker" / container_id,  # v2, cgroupfs
+        root / "machine.slice" / f"libpod-{container_id}.scope",  # v2, Podman with systemd
+        root / "libpod_parent" / f"libpod-{container_id}",  # v2, Podman with cgroupfs
+    ):
         stat, memory = _read(folder / "cpu.stat"), _read(folder / "memory.current")
         if stat is not None and memory is not None:
             fields = dict(line.split() for line in stat.splitlines() if len(line.split()) == 2)
@@ -33,6 +36,10 @@ def cgroup_usage(container_id: str, root: Path = ROOT) -> tuple[float, int] | No
         (
             root / "cpuacct" / "system.slice" / f"docker-{container_id}.scope",
             root / "memory" / "system.slice" / f"docker-{container_id}.scope",
+        ),
+        (  # rootful Podman with cgroupfs (measured here)
+            root / "cpuacct" / "libpod_parent" / f"libpod-{container_id}",
+            root / "memory" / "libpod_parent" / f"libpod-{container_id}",
         ),
     ):
         nanoseconds = _read(cpu_folder / "cpuacct.usage")
@@ -50,4 +57,7 @@ def cgroups_visible(root: Path = ROOT) -> bool:
         or (root / "docker").is_dir()
         or (root / "memory" / "docker").is_dir()
         or (root / "cpuacct" / "docker").is_dir()
+        or (root / "libpod_parent").is_dir()
+        or (root / "memory" / "libpod_parent").is_dir()
+        or any((root / "machine.slice").glob("libpod-*.scope"))
     )

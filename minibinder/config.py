@@ -35,6 +35,7 @@ from .setting_kinds import (
     regex,
     regex_key,
     registry,
+    ulimit_key,
     version_key,
 )
 
@@ -47,6 +48,7 @@ VERSION_URLS = Table(
 )
 LIMITS = Table(int, "a table of regular expression = limit", "REGEX=NUMBER,...", key=regex_key)
 COUNTS = Table(int, "a table of `<provider>/<spec>` = count", "SPEC=NUMBER,...")
+ULIMITS = Table(int, "a table of limit = number", "NAME=NUMBER,...", key=ulimit_key)
 
 
 def setting(
@@ -480,6 +482,14 @@ class Config:
         kind=Size(),
     )
     session_pids_limit: int = setting(512, "Processes and threads a session may run at most.")
+    session_ulimits: dict = setting(
+        {},
+        "Resource limits (soft and hard alike) given to every session, e.g. "
+        "{ nofile = 20000, nproc = 32768 }; empty: the engine's defaults. Rootful Podman "
+        "asks for nofile = 1048576 unless told, which fails where root may not raise its "
+        "hard limits: give values within those of the Podman service.",
+        kind=ULIMITS,
+    )
     session_reach: str = setting(
         "auto",
         'Where the proxy reaches a session: "network" at its address on session_network (a '

@@ -16,10 +16,10 @@ from typing import IO, Any
 import docker
 import docker.errors
 import requests.exceptions
-from docker.types import Mount
+from docker.types import Mount, Ulimit
 
 from .cgroups import cgroup_usage
-from .engines import EngineFacts, facts_of
+from .engines import EngineFacts, facts_of, short_image_name
 from .errors import BuildError, DockerUnavailable, LaunchError
 
 _UNREACHABLE = (requests.exceptions.ConnectionError, docker.errors.DockerException)
@@ -240,12 +240,14 @@ class Docker:
         disk_limit: int = 0,
         publish: int = 0,
         before_start: Callable[[str], None] | None = None,
+        ulimits: dict[str, int] | None = None,
     ) -> str:
         """Create and start a hardened container; return its id. `before_start(id)` runs on
         the created container before it starts (kept work is put back then). `publish`: a
         container port published on the engine host's loopback only, on a port the engine
         picks (0: nothing is published). `disk_limit` caps its writable layer where the storage
-        driver can (0: not asked).
+        driver can (0: not asked). `ulimits`: name -> number, soft and hard alike (None: the
+        engine's).
 
         Every volume the image declares (a Dockerfile's `VOLUME`) is mounted as an anonymous
         volume carrying the container's `labels`: `written_bytes` counts it, `remove_container`
@@ -276,6 +278,11 @@ class Docker:
                     restart_policy={"Name": "on-failure"},
                     shm_size=64 * 2**20,
                     port_bindings={publish: ("127.0.0.1", None)} if publish else None,
+                    ulimits=[
+                        Ulimit(name=limit, soft=value, hard=value)
+                        for limit, value in sorted((ulimits or {}).items())
+                    ]
+                    or None,
                 )
                 created = api.create_container(
                     image=image,
@@ -295,7 +302,14 @@ class Docker:
                     except BaseException:
                         api.remove_container(created["Id"], force=True, v=True)
                         raise
-                api.start(created["Id"])
+                try:
+                    api.start(created["Id"])
+                except docker.errors.APIError:
+                    # Made but not started (Podman's runc refusing its rlimits): nobody knows
+                    # its id yet, so it goes here or never.
+                    with contextlib.suppress(docker.errors.APIError):
+                        api.remove_container(created["Id"], force=True, v=True)
+                    raise
             except docker.errors.ImageNotFound:
                 raise LaunchError(f"image {image} is gone; build it again") from None
             except docker.errors.APIError as error:
@@ -316,8 +330,14 @@ class Docker:
                         pids_limit=pids_limit,
                         publish=publish,
                         before_start=before_start,
+                        ulimits=ulimits,
                     )
                 message = f"Docker could not start the session: {_short(error)}"
+                if "setting rlimit" in str(error):  # rootful Podman asks for nofile=1048576
+                    message += (
+                        "; give session_ulimits = { nofile = N, nproc = M } within the "
+                        "engine's hard limits (`ulimit -Hn`, `ulimit -Hu` where it runs)"
+                    )
                 raise LaunchError(message) from None
         return created["Id"]
 
@@ -515,8 +535,13 @@ class Docker:
                 yield stdout
 
     def images(self, label: str) -> list[dict[str, Any]]:
+        """The images carrying `label`, their RepoTags as minibinder named them (Podman's
+        registry prefixes taken off)."""
         with _daemon():
-            return self._client.api.images(filters={"label": label})
+            found = self._client.api.images(filters={"label": label})
+        for image in found:
+            image["RepoTags"] = [short_image_name(tag) for tag in image.get("RepoTags") or []]
+        return found
 
     def ping(self) -> bool:
         try:

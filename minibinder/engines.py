@@ -47,8 +47,10 @@ def facts_of(info: Mapping[str, Any], version: Mapping[str, Any], docker_host: s
     )
     security = " ".join(str(option) for option in info.get("SecurityOptions") or [])
     operating_system = str(info.get("OperatingSystem", ""))
-    rootless = "rootless" in security or bool(
-        (info.get("host") or {}).get("security", {}).get("rootless")  # Podman's own info
+    rootless = (
+        "rootless" in security
+        or info.get("Rootless") is True  # Podman's compat info: no name=rootless there (measured)
+        or bool((info.get("host") or {}).get("security", {}).get("rootless"))  # Podman's own
     )
     desktop = "docker desktop" in operating_system.lower()
     cgroup_driver = str(info.get("CgroupDriver", ""))
@@ -108,6 +110,19 @@ def decide_reach(facts: EngineFacts, setting: str, placement: str = "local") -> 
     if facts.rootless or facts.desktop or facts.remote:
         return "published"
     return "network"
+
+
+# What Podman puts before the names of the images it loaded or built (Docker lists them as given).
+PODMAN_NAME_PREFIXES = ("localhost/", "docker.io/library/")
+
+
+def short_image_name(name: str) -> str:
+    """An image's name as minibinder gave it, from the name an engine lists it under: Podman
+    lists a loaded `base:tag` as `localhost/base:tag` and a built one under docker.io/library/."""
+    for prefix in PODMAN_NAME_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
 
 
 # Read inside a session: its memory limit as the kernel holds it (cgroup v2, else v1).

@@ -38,6 +38,7 @@ class SessionContainer:
     disk_limit: int = 0  # local only: its writable layer's cap, where the driver can
     # local only: called with the created container's id before it starts (kept work goes in)
     before_start: Callable[[str], None] | None = None
+    ulimits: dict[str, int] | None = None  # local only: session_ulimits (Podman needs them)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class LocalPlacement:
             disk_limit=container.disk_limit,
             publish=container.port if container.reach == "published" else 0,
             before_start=container.before_start,
+            ulimits=container.ulimits,
         )
 
     def endpoint(self, handle: str, reach: str, port: int) -> Endpoint:

@@ -208,6 +208,14 @@ def regex_key(name: str, pattern: str) -> None:
     regex(name, pattern)
 
 
+ULIMIT_NAMES = ("core", "fsize", "memlock", "nofile", "nproc", "stack")
+
+
+def ulimit_key(name: str, key: str) -> None:
+    if key not in ULIMIT_NAMES:
+        raise ConfigError(f"{name}: keys are limits among {', '.join(ULIMIT_NAMES)}, got {key!r}")
+
+
 def version_key(name: str, version: str) -> None:
     if not re.fullmatch(r"\d+\.\d+", version):
         raise ConfigError(f'{name}: keys are versions like "3.11", got {version!r}')

@@ -22,6 +22,10 @@ def write(root, files):
         {f"docker/{ID}/cpu.stat": "usage_usec 2500000\n", f"docker/{ID}/memory.current": "1048576"},
         {f"cpuacct/docker/{ID}/cpuacct.usage": "2500000000\n",
          f"memory/docker/{ID}/memory.usage_in_bytes": "1048576\n"},
+        {f"cpuacct/libpod_parent/libpod-{ID}/cpuacct.usage": "2500000000\n",
+         f"memory/libpod_parent/libpod-{ID}/memory.usage_in_bytes": "1048576\n"},
+        {f"machine.slice/libpod-{ID}.scope/cpu.stat": "usage_usec 2500000\n",
+         f"machine.slice/libpod-{ID}.scope/memory.current": "1048576\n"},
     ],
 )  # fmt: skip
 def test_layouts(tmp_path, files):

@@ -266,3 +266,14 @@ def test_the_readmes_settings_snippets_are_valid_toml_and_valid_values():
         except tomllib.TOMLDecodeError as error:
             raise AssertionError(f"README: `{name} = {value}` is not TOML: {error}") from None
         by_name[name].metadata["kind"].read(name, parsed, False)
+
+
+def test_session_ulimits_are_named_limits_with_counts():
+    config = load_config(environ={}, overrides={"session_ulimits": {"nofile": 20000}})
+    assert config.session_ulimits == {"nofile": 20000}
+    read = load_config(environ={"MINIBINDER_SESSION_ULIMITS": "nofile=20000,nproc=32768"})
+    assert read.session_ulimits == {"nofile": 20000, "nproc": 32768}
+    with pytest.raises(ConfigError, match="session_ulimits: keys are limits among"):
+        load_config(environ={}, overrides={"session_ulimits": {"files": 10}})
+    with pytest.raises(ConfigError, match="session_ulimits"):
+        load_config(environ={}, overrides={"session_ulimits": {"nofile": -1}})

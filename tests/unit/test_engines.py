@@ -13,6 +13,7 @@ from minibinder.engines import (
     facts_of,
     is_remote,
     limits_hold,
+    short_image_name,
 )
 from minibinder.errors import ConfigError
 from minibinder.sessions.reconcile import endpoint_of
@@ -41,6 +42,11 @@ PODMAN_VERSION = {"Version": "4.3.1", "Components": [{"Name": "Podman Engine"}]}
          "network"),
         ({**ROOTFUL, "SecurityOptions": ["name=rootless"]}, PODMAN_VERSION, "", "podman", True,
          False, False, "published"),
+        # Rootless Podman 4.3's compat info as measured: its own key, no name=rootless.
+        ({**ROOTFUL, "Rootless": True}, PODMAN_VERSION, "unix:///run/user/1002/podman/podman.sock",
+         "podman", True, False, False, "published"),
+        ({**ROOTFUL, "Rootless": False}, PODMAN_VERSION, "", "podman", False, False, False,
+         "network"),
         (ROOTFUL, DOCKER_VERSION, "tcp://build-box.lab:2376", "docker", False, False, True,
          "published"),
         (ROOTFUL, DOCKER_VERSION, "tcp://127.0.0.1:2375", "docker", False, False, False,
@@ -128,3 +134,16 @@ def test_an_engine_without_limits_is_refused_on_a_public_bind_unless_allowed():
     assert "no session limits" in check_limits_policy(unlimited, "0.0.0.0:8585", True)
     assert "no session limits" in check_limits_policy(unlimited, "127.0.0.1:8585", False)
     assert check_limits_policy(facts(), "0.0.0.0:8585", allow_unlimited=False) == ""
+
+
+@pytest.mark.parametrize(
+    "listed, given",
+    [
+        ("localhost/minibinder-base:py3.11", "minibinder-base:py3.11"),
+        ("docker.io/library/minibinder-x-demo:abc", "minibinder-x-demo:abc"),
+        ("minibinder-x-demo:abc", "minibinder-x-demo:abc"),
+        ("registry.example.org/lab/image:1", "registry.example.org/lab/image:1"),
+    ],
+)
+def test_podman_names_of_images_are_taken_back_to_those_minibinder_gave(listed, given):
+    assert short_image_name(listed) == given
