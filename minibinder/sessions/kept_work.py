@@ -329,10 +329,13 @@ def restore_work(
             {path: details.get("mine", "") for path, details in work.files.items()},
             now_in_image,
         )
-    data = (shelf.folder(key) / ARCHIVE).read_bytes()
+    archive = shelf.folder(key) / ARCHIVE
     if clash:
-        data = _renamed(data, {path: mine_name(path) for path in clash})
-    docker.put_archive(container_id, HOME, data)
+        renamed = _renamed(archive.read_bytes(), {path: mine_name(path) for path in clash})
+        docker.put_archive(container_id, HOME, renamed)
+    else:
+        with archive.open("rb") as stream:  # streamed: not the whole home in memory
+            docker.put_archive(container_id, HOME, stream)
     return Restored(
         work.saved_at,
         len(work.files),

@@ -203,8 +203,8 @@ class FakeDocker:
     def image_archive(self, image: str, path: str):
         return [_home_tar(self.image_home)]
 
-    def put_archive(self, container_id: str, path: str, data: bytes) -> None:
-        self.put.append((container_id, path, data))
+    def put_archive(self, container_id: str, path: str, data) -> None:
+        self.put.append((container_id, path, data if isinstance(data, bytes) else data.read()))
 
 
 def _home_tar(files: dict[str, bytes]) -> bytes:
