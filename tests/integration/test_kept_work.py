@@ -154,13 +154,13 @@ def test_work_kept_on_a_newer_commit_does_not_go_back_to_an_older_one(serve_with
 
 
 def test_work_is_gone_after_keep_work_hours(serve_with, repo):
-    serve = serve_with(keep_work="browser", keep_work_hours=0.003, **CULLING)  # 10.8 s
+    serve = serve_with(keep_work="browser", keep_work_hours=0.0012, **CULLING)  # 4.3 s
     student = Browser(serve)
     first = student.launch(repo.spec)
     put(first, "notes.ipynb", {"type": "notebook", "content": NOTEBOOK})
     culled(first)
     assert any((serve.data_dir / "kept-work").iterdir())
-    time.sleep(11)
+    time.sleep(5)
     later = student.launch(repo.spec)
     assert "kept_work" not in later and read(later, "notes.ipynb") is None
     assert not [e for e in (serve.data_dir / "kept-work").iterdir() if e.name[0] != "."]
