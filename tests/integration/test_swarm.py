@@ -145,6 +145,9 @@ def start_agent_service(cluster, manager_url: str, key_file, build_config, folde
     for command in (secret, service):
         cluster.manager.docker(*command[1:])
     cluster.wait_for_service(AGENT_SERVICE)
+    # The image's VOLUME gives each agent container an anonymous volume: `service rm` must
+    # remove it with the container (the fixture's teardown checks).
+    assert all(cluster.service_volumes(AGENT_SERVICE).values())
     return (
         f"swarm: agent image built in {built:.1f} s, in the registry "
         f"{pushed - started:.1f} s after the start, the global service running on 3 nodes "

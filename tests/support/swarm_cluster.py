@@ -313,20 +313,38 @@ class SwarmCluster:
             time.sleep(0.5)
         raise RuntimeError(f"service {name} did not run on every node in {timeout} s: {said}")
 
+    def service_volumes(self, name: str) -> dict[str, set[str]]:
+        """Each live node's name → the volumes the containers of service `name` there have."""
+        label = f"label=com.docker.swarm.service.name={name}"
+        volumes = {}
+        for node in self.nodes:
+            if node.processes["dockerd"].poll() is not None:
+                continue  # a node killed by the test: its containers died with it
+            found = node.docker("ps", "-aq", "--filter", label).stdout.split()
+            volumes[node.name] = {
+                mount["Name"]
+                for container in found
+                for mount in node.client().api.inspect_container(container)["Mounts"]
+                if mount["Type"] == "volume"
+            }
+        return volumes
+
     def remove_service(self, name: str, timeout: float = 60) -> list[str]:
-        """Remove the service `name` and wait until no live node holds a container of it; what
-        remains (node: container) if some still do at the end."""
+        """Remove the service `name` and wait until no live node holds a container of it, nor a
+        volume its containers had; what remains (node: what) if some still do at the end."""
+        label = f"label=com.docker.swarm.service.name={name}"
+        volumes = self.service_volumes(name)
+        live = [node for node in self.nodes if node.name in volumes]
         self.manager.docker("service", "rm", name, check=False)
         deadline, left = time.monotonic() + timeout, []
         while time.monotonic() < deadline:
             left = []
-            for node in self.nodes:
-                if node.processes["dockerd"].poll() is not None:
-                    continue  # a node the test killed: its containers died with it
-                found = node.docker("ps", "-aq", "--filter",
-                                    f"label=com.docker.swarm.service.name={name}",
-                                    check=False).stdout.split()  # fmt: skip
-                left += [f"{node.name}: {container}" for container in found]
+            for node in live:
+                found = node.docker("ps", "-aq", "--filter", label, check=False).stdout.split()
+                left += [f"{node.name}: container {container}" for container in found]
+                if not found:
+                    kept = set(node.docker("volume", "ls", "-q").stdout.split())
+                    left += [f"{node.name}: volume {v}" for v in volumes[node.name] & kept]
             if not left:
                 return []
             time.sleep(0.5)
