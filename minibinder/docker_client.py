@@ -514,8 +514,9 @@ class Docker:
             with contextlib.suppress(docker.errors.APIError):
                 self._client.api.remove_container(created["Id"], force=True, v=True)
 
-    def put_archive(self, container_id: str, path: str, data: bytes) -> None:
-        """Unpack a tar into a container at `path`; files get the owners the tar names."""
+    def put_archive(self, container_id: str, path: str, data: bytes | IO[bytes]) -> None:
+        """Unpack a tar (bytes, or a file streamed as it is sent) into a container at `path`;
+        files get the owners the tar names."""
         with _daemon():
             try:
                 self._client.api.put_archive(container_id, path, data)

@@ -199,7 +199,8 @@ NOT_RESTORED = (
 
 KEPT_FOR_NEWER = (
     "Your kept work was made on a newer commit of this repository than the one launched; it "
-    "was not put back (it stays kept for a launch of that commit or a newer one).\n"
+    "was not put back. It stays kept for a launch of that commit or a newer one, unless this "
+    "session changes files: its work then replaces it.\n"
 )
 
 

@@ -7,11 +7,24 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .config import Config
+
+
+def _served_to_others(config: Config) -> bool:
+    """Whether people other than this machine's user reach minibinder: a bind address or a
+    public_url that is not loopback."""
+    public = urlsplit(config.public_url).hostname or "" if config.public_url else ""
+    hosts = [config.bind.rpartition(":")[0].strip("[]"), public]
+    return any(host and not _is_loopback(host) for host in hosts)
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def check_consistency(config: Config) -> Config:
@@ -41,6 +54,13 @@ def check_consistency(config: Config) -> Config:
             f"keep_work_limit ({_size(config.keep_work_limit)}) is above keep_work_total "
             f"({_size(config.keep_work_total)}): one person's work could never fit; lower "
             "keep_work_limit or raise keep_work_total"
+        )
+    if config.keep_work != "off" and not config.session_domain and _served_to_others(config):
+        raise ConfigError(
+            f'keep_work = "{config.keep_work}" on a server others reach needs session_domain: '
+            "without it every session shares minibinder's origin, and a page of one "
+            "repository could launch another in the visitor's name and read the work kept for "
+            'it; set session_domain (a wildcard name: see the README), or keep_work = "off"'
         )
     if config.keep_work_hours <= 0:
         raise ConfigError('keep_work_hours must be more than 0 (keep_work = "off" keeps none)')

@@ -158,7 +158,8 @@ def fetch_commit(
             ]
             return _watch(args, dest, limits, deadline, what, env=remote.env)
 
-        through_redirects(url, pinned, limits.allowed_schemes, limits.internal_hosts, what, attempt)
+        through_redirects(url, pinned, limits.allowed_schemes, limits.internal_hosts, what,
+                          attempt, limits.credentials_file)  # fmt: skip
 
     try:
         fetch_through_redirects(sha)

@@ -91,7 +91,7 @@ def resolve_ref(
 
     try:
         output = through_redirects(
-            repo_url, pinned, allowed_schemes, internal_hosts, what, ls_remote
+            repo_url, pinned, allowed_schemes, internal_hosts, what, ls_remote, credentials_file
         )
     except GitFailed as error:
         if error.reason == NEEDS_CREDENTIALS:

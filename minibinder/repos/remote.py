@@ -22,6 +22,7 @@ from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from ..errors import FetchError, SpecError
+from ..git_credentials import current_credentials
 from .git import GitFailed
 from .urlpolicy import check_clone_host, check_clone_url
 
@@ -115,11 +116,14 @@ def through_redirects(
     internal_hosts: Sequence[str],
     what: str,
     attempt: Callable[[Remote], T],
+    credentials_file: str = "",
 ) -> T:
     """`attempt(remote)` runs git against `remote`: first `url` with `options`, its
     `checked_connection`; when git failed on a redirect, the new URL passes the clone URL
     policy and the host check, and git runs again against it, pinned; at most MAX_REDIRECTS
-    times."""
+    times. With `credentials_file`, a redirect from a repository it gives no credentials for
+    to one it does (or back) is refused: whether a repository is private was decided for
+    `url`, and git would hand the target's token to wherever the redirect came from."""
     current = url
     for hop in range(MAX_REDIRECTS + 1):
         with tempfile.TemporaryDirectory(prefix="minibinder-git-") as folder:
@@ -141,6 +145,10 @@ def through_redirects(
             raise FetchError(f"{what} failed: it redirects more than {MAX_REDIRECTS} times")
         try:
             check_clone_url(target, allowed_schemes)
+            if credentials_file:
+                credentials = current_credentials(credentials_file)
+                if credentials.covers_url(target) != credentials.covers_url(url):
+                    raise FetchError("the redirect crosses between a private and a public URL")
             options = checked_connection(target, internal_hosts)
         except (SpecError, FetchError) as error:
             log.info("%s: redirect to %s refused: %s", what, target, error)  # operator only

@@ -6,7 +6,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Callable, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ..errors import SpecError
 from ..hostnames import HOST_RE, canonical_host, internal_host_entry, is_ip_address
@@ -70,6 +70,10 @@ def check_clone_url(url: str, allowed_schemes: Sequence[str]) -> str:
         raise SpecError(
             f"repository URL {url!r} has a path segment that could be read as an option"
         )
+    if any(unquote(seg) in (".", "..") for seg in parts.path.split("/")):
+        # git removes them before it asks for credentials: the path a private repository is
+        # decided by must be the path git asks for.
+        raise SpecError(f"repository URL {url!r} has a '.' or '..' path segment")
     return url
 
 

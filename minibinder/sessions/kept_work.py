@@ -262,6 +262,7 @@ def save_work(
     selection = choose_kept(sizes, limit)
     kept, folders = set(selection.kept), ancestors(selection.kept)
     files: dict[str, dict] = {}
+    total = 0
     shelf.ready()
     handle, name = tempfile.mkstemp(prefix=".archive-", dir=shelf.root)
     try:
@@ -270,6 +271,11 @@ def save_work(
                 if member.isdir() and path in folders:
                     out.addfile(_as_users(member, path))
                 elif member.isreg() and path in kept:
+                    # The session may still be writing: a file that grew since it was
+                    # chosen is left out, so the limit holds whatever it does meanwhile.
+                    if member.size != sizes[path] or total + member.size > limit:
+                        continue
+                    total += member.size
                     source = archive.extractfile(member)
                     if source is None:
                         continue
@@ -323,10 +329,13 @@ def restore_work(
             {path: details.get("mine", "") for path, details in work.files.items()},
             now_in_image,
         )
-    data = (shelf.folder(key) / ARCHIVE).read_bytes()
+    archive = shelf.folder(key) / ARCHIVE
     if clash:
-        data = _renamed(data, {path: mine_name(path) for path in clash})
-    docker.put_archive(container_id, HOME, data)
+        renamed = _renamed(archive.read_bytes(), {path: mine_name(path) for path in clash})
+        docker.put_archive(container_id, HOME, renamed)
+    else:
+        with archive.open("rb") as stream:  # streamed: not the whole home in memory
+            docker.put_archive(container_id, HOME, stream)
     return Restored(
         work.saved_at,
         len(work.files),

@@ -56,6 +56,7 @@ from .reports import (
     parse_answer,
     report_body,
     sign,
+    verify_answer,
 )
 
 log = logging.getLogger(__name__)
@@ -304,14 +305,20 @@ class Agent:
     def _send(self, report: Report) -> Answer:
         body = report_body(report)
         sent_at = f"{time.time():.6f}"
+        signature = sign(self.key, sent_at, body)
         request = urllib.request.Request(
             self.manager_url + REPORT_PATH, data=body, method="POST",
             headers={"Content-Type": "application/json", TIME_HEADER: sent_at,
-                     SIGNATURE_HEADER: sign(self.key, sent_at, body)},
+                     SIGNATURE_HEADER: signature},
         )  # fmt: skip
         try:
             with urllib.request.urlopen(request, timeout=15) as response:
-                return parse_answer(response.read(64 * 1024))
+                answer = response.read(64 * 1024)
+                # What it says to pull (with the registry's credentials) and which images to
+                # remove is taken only from the manager: a signed answer to this report.
+                verify_answer(self.key, signature, answer,
+                              response.headers.get(SIGNATURE_HEADER, ""))  # fmt: skip
+                return parse_answer(answer)
         except urllib.error.HTTPError as error:
             said = error.read(500).decode("utf-8", "replace").strip()
             raise ReportError(f"the manager refused the report ({error.code}): {said}") from None

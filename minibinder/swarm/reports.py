@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
 from dataclasses import dataclass
 
@@ -71,12 +72,16 @@ def verify(key: bytes, sent_at: str, body: bytes, signature: str, now: float) ->
         when = float(sent_at)
     except ValueError:
         raise ReportError("the report's time is not a number") from None
+    if not math.isfinite(when):
+        raise ReportError("the report's time is not a number")
     if abs(now - when) > MAX_SKEW:
         raise ReportError(
             f"the report is {abs(now - when):.0f} s away from the manager's clock "
             f"(at most {MAX_SKEW:.0f} s): a replay, or a node's clock is off"
         )
-    if not hmac.compare_digest(sign(key, sent_at, body), signature.strip().lower()):
+    # As bytes: compare_digest refuses str with characters past ASCII (a 500, not a 403).
+    given = signature.strip().lower().encode("utf-8", "replace")
+    if not hmac.compare_digest(sign(key, sent_at, body).encode(), given):
         raise ReportError("the report's signature does not match the cluster key")
 
 
@@ -148,6 +153,18 @@ def answer_body(answer: Answer) -> bytes:
             "gc_low": answer.gc_low,
         }  # fmt: skip
     ).encode()
+
+
+def sign_answer(key: bytes, report_signature: str, body: bytes) -> str:
+    """The manager's signature of its answer, bound to the report it answers: an answer is
+    taken only from whoever holds the key, and only for that report (no answer replayed)."""
+    return sign(key, "answer:" + report_signature, body)
+
+
+def verify_answer(key: bytes, report_signature: str, body: bytes, signature: str) -> None:
+    expected = sign_answer(key, report_signature, body).encode()
+    if not hmac.compare_digest(expected, signature.strip().lower().encode("utf-8", "replace")):
+        raise ReportError("the manager's answer is not signed with the cluster key")
 
 
 def parse_answer(body: bytes) -> Answer:

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, request
 from .. import metrics
 from ..identity import agent_key
 from ..swarm.intake import take_report
-from ..swarm.reports import SIGNATURE_HEADER, TIME_HEADER, ReportError, answer_body
+from ..swarm.reports import SIGNATURE_HEADER, TIME_HEADER, ReportError, answer_body, sign_answer
 from .api import services
 
 blueprint = Blueprint("agents", __name__)
@@ -35,10 +35,10 @@ def report() -> Response:
     body = request.get_data(cache=False)[: MAX_REPORT_BYTES + 1]
     if len(body) > MAX_REPORT_BYTES:
         return _refuse(413, "the report is too large")
+    key, signature = agent_key(config), request.headers.get(SIGNATURE_HEADER, "")
     try:
         taken, answer = take_report(
-            config, app_services.store, agent_key(config),
-            request.headers.get(TIME_HEADER, ""), request.headers.get(SIGNATURE_HEADER, ""),
+            config, app_services.store, key, request.headers.get(TIME_HEADER, ""), signature,
             body, time.time(),
         )  # fmt: skip
     except ReportError as error:
@@ -47,4 +47,7 @@ def report() -> Response:
     for usage in taken.sessions:
         if app_services.sessions.take_reported(usage.session, usage.cpu_seconds, usage.oom_kills):
             metrics.OOM_EVENTS.inc(usage.oom_kills)
-    return Response(answer_body(answer), mimetype="application/json")
+    reply = answer_body(answer)
+    response = Response(reply, mimetype="application/json")
+    response.headers[SIGNATURE_HEADER] = sign_answer(key, signature, reply)
+    return response

@@ -203,8 +203,8 @@ class FakeDocker:
     def image_archive(self, image: str, path: str):
         return [_home_tar(self.image_home)]
 
-    def put_archive(self, container_id: str, path: str, data: bytes) -> None:
-        self.put.append((container_id, path, data))
+    def put_archive(self, container_id: str, path: str, data) -> None:
+        self.put.append((container_id, path, data if isinstance(data, bytes) else data.read()))
 
 
 def _home_tar(files: dict[str, bytes]) -> bytes:
@@ -276,6 +276,30 @@ def test_save_keeps_the_changed_files_within_the_limit_and_restore_puts_them_bac
     assert restored.as_event_data()["skipped"] == [{"path": "big.bin", "size": 5000}]
 
 
+class GrowingDocker(FakeDocker):
+    """A session still writing while its work is saved: the second read finds bigger files."""
+
+    def __init__(self, before: dict[str, bytes], after: dict[str, bytes], changes: list):
+        super().__init__(before, {}, changes)
+        self.after, self.reads = after, 0
+
+    def archive(self, container_id: str, path: str):
+        self.reads += 1
+        return [_home_tar(self.home if self.reads == 1 else self.after)]
+
+
+def test_a_file_that_grows_while_it_is_saved_is_left_out(tmp_path):
+    changes = [{"Path": "/home/jovyan/small.txt", "Kind": ADDED},
+               {"Path": "/home/jovyan/notes.ipynb", "Kind": ADDED}]  # fmt: skip
+    docker = GrowingDocker({"small.txt": b"x", "notes.ipynb": b"{}"},
+                           {"small.txt": b"x" * 5000, "notes.ipynb": b"{}"}, changes)  # fmt: skip
+    shelf = Shelf(tmp_path / "kept-work")
+    saved = save_work(docker, shelf, container_id="c", image="i", owner="o", key="k",
+                      repo_url="u", resolved_ref="r", limit=1000)  # fmt: skip
+    assert saved is not None and sorted(saved.files) == ["notes.ipynb"]
+    assert saved.size <= 1000 + 10240  # the archive's own blocks; never the grown file
+
+
 def test_work_goes_back_to_the_same_or_a_newer_commit_only(tmp_path):
     docker = FakeDocker({"notes.ipynb": b"{}"}, {}, [
         {"Path": "/home/jovyan/notes.ipynb", "Kind": ADDED},
@@ -323,11 +347,20 @@ def test_the_launch_log_counts_restored_files_without_names():
         ({"keep_work": "sometimes"}, "keep_work"),
         ({"keep_work": "browser", "placement": "swarm", "registry": "r.lab:5000"},
          'needs placement = "local"'),
+        ({"keep_work": "browser", "bind": "0.0.0.0:8585"}, "needs session_domain"),
+        ({"keep_work": "browser", "public_url": "https://binder.lab.example/"},
+         "needs session_domain"),
     ],
 )  # fmt: skip
 def test_kept_work_settings_that_cannot_hold_refuse_to_start(settings, message):
     with pytest.raises(ConfigError, match=message):
         load_config(overrides=settings)
+
+
+def test_keep_work_on_a_public_bind_loads_with_sessions_on_their_own_origins():
+    config = load_config(overrides={"keep_work": "browser", "bind": "0.0.0.0:8585",
+                                    "session_domain": "sessions.lab.example"})  # fmt: skip
+    assert config.keep_work == "browser"
 
 
 def test_keep_work_user_loads_behind_a_sign_in_proxy():

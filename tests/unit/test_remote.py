@@ -132,6 +132,30 @@ def test_a_redirect_the_policy_refuses_is_not_tried(public_resolver, target):
     assert "which minibinder may not or cannot reach" in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    "start, target",
+    [
+        ("https://old.example/o/r", "https://new.example/lab/secret"),  # public to private
+        ("https://new.example/lab/old", "https://old.example/o/r"),  # private to public
+    ],
+)
+def test_a_redirect_between_a_private_and_a_public_repository_is_not_tried(
+    public_resolver, tmp_path, start, target
+):
+    # git would give the target's token to a launch decided public (git_credentials, #24).
+    credentials = tmp_path / "git-credentials.toml"
+    credentials.write_text('["new.example/lab"]\ntoken = "t0ken"\n')
+    credentials.chmod(0o600)
+    git = FakeGit({start: f"->{target}", target: "sha"})
+    with pytest.raises(FetchError):
+        through_redirects(start, [], ("https",), (), "looking up", git, str(credentials))
+    assert len(git.seen) == 1
+    within = FakeGit({"https://new.example/lab/a": "->https://new.example/lab/b",
+                      "https://new.example/lab/b": "sha"})  # fmt: skip
+    assert through_redirects("https://new.example/lab/a", [], ("https",), (), "looking up",
+                             within, str(credentials)) == "sha"  # fmt: skip
+
+
 def test_refused_and_unreachable_redirects_read_the_same(public_resolver):
     old, new = "https://old.example/o/r", "https://127.0.0.1:8443/o/r"
     answers = {old: f"->{new}", new: "!nothing answers at that address"}

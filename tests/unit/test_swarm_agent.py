@@ -47,6 +47,7 @@ def test_a_signed_report_is_taken_within_the_window():
         (KEY, "1000", 1000, True, "does not match the cluster key"),
         (KEY, "1000", 1100, False, "away from the manager's clock"),
         (KEY, "soon", 1000, False, "not a number"),
+        (KEY, "nan", 1000, False, "not a number"),
     ],
 )
 def test_a_report_is_refused(key, sent_at, now, tampered, said):
@@ -57,6 +58,23 @@ def test_a_report_is_refused(key, sent_at, now, tampered, said):
     with pytest.raises(ReportError, match=said) as refused:
         verify(KEY, sent_at, body, signature, now)
     assert KEY.decode() not in str(refused.value)
+
+
+def test_a_signature_past_ascii_is_refused_not_an_error():
+    with pytest.raises(ReportError, match="does not match"):
+        verify(KEY, "1000", report_body(REPORT), "é" * 64, 1000)
+
+
+def test_an_answer_counts_only_signed_for_its_report():
+    from minibinder.swarm.reports import sign_answer, verify_answer
+
+    answer = b'{"pull": "r.lab/probe:1"}'
+    verify_answer(KEY, "sig-1", answer, sign_answer(KEY, "sig-1", answer))
+    for key, report, body in ((b"x" * 32, "sig-1", answer), (KEY, "sig-2", answer),
+                              (KEY, "sig-1", b'{"pull": "evil.example/x"}')):  # fmt: skip
+        with pytest.raises(ReportError, match="not signed"):
+            verify_answer(KEY, "sig-1", answer if body is answer else body,
+                          sign_answer(key, report, answer))  # fmt: skip
 
 
 def test_the_same_report_twice_is_a_replay():

@@ -15,6 +15,10 @@ HTTPS_ONLY = ["https"]
 
 HOSTILE = [
     "",
+    # git drops dot segments before it asks for credentials (a private prefix sidestepped)
+    "https://github.com/x/../our-lab/secret",
+    "https://github.com/x/%2e%2E/our-lab/secret",
+    "https://github.com/our-lab/./secret",
     "-",
     "--upload-pack=touch /tmp/pwned",
     "-oProxyCommand=id",
