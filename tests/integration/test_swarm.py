@@ -140,6 +140,9 @@ def start_agent_service(cluster, manager_url: str, key_file, build_config, folde
     assert [command[:3] for command in commands] == [
         ["docker", "secret", "create"], ["docker", "service", "create"]], commands  # fmt: skip
     secret, service = commands
+    # Never this machine's own engine (the shared daemon) for an agent of the test's cluster.
+    sources = [part for word in service for part in word.split(",") if part.startswith("source=")]
+    assert not any(s.startswith(("source=/var/run/", "source=/var/lib/")) for s in sources)
     # Not waiting in the CLI (it would wait for ever for a task that cannot start): here.
     service = [*service[:3], "--detach", *service[3:], "--interval", str(AGENT_INTERVAL)]
     for command in (secret, service):
