@@ -647,28 +647,17 @@ def test_behind_a_sign_in_proxy_that_names_the_user(tmp_path, build_config, git_
 def test_minibinder_in_a_container_launches_a_session(tmp_path, build_config, git_server):
     """deploy/Dockerfile, built from this checkout's wheel on the same Debian base the tests
     bootstrap, run as deploy/compose.yaml runs it (host network, the Docker socket)."""
-    import shutil
-    import subprocess
-    import sys
-
     import docker as docker_sdk
 
+    from ..support.deploy_image import build_minibinder_image
     from ..support.gitserver import free_port
     from ..support.serving import remove_test_sessions, write_config
     from ..support.sse import events
-    from .test_e2e import ROOT
 
-    context = tmp_path / "deploy"
-    shutil.copytree(ROOT / "deploy", context, ignore=shutil.ignore_patterns("dist", "*.pem"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
-                    str(context / "dist"), str(ROOT)], check=True, cwd=tmp_path)  # fmt: skip
-    # The CA a TLS-intercepting proxy needs (make test passes the host's bundle), for pip.
     ca = build_config.extra_ca_file
-    (context / "extra-ca.pem").write_text(Path(ca).read_text() if ca else "")
-    sdk = docker_sdk.from_env()
     tag = f"{build_config.image_prefix}minibinder-itself:test"
-    sdk.images.build(path=str(context), dockerfile="Dockerfile", tag=tag, rm=True,
-                     buildargs={"BASE": "minibinder-rootfs:bookworm"})  # fmt: skip
+    build_minibinder_image(tmp_path, tag, ca)
+    sdk = docker_sdk.from_env()
     port = free_port()
     git_server.create("ops/container", {"README.md": "x"})
     settings = write_config(

@@ -8,13 +8,19 @@ kill on a worker is counted; a session over its CPU budget on a worker is culled
 serve re-adopts them all with the same tokens; a node killed ends its sessions as `node lost`
 within one culler round and the next launch lands on a live node.
 
-`minibinder agent` runs as a process in each node's network namespace against that node's
-engine (tests/support/swarm_cluster.start_agents), not as the global service production runs:
-that would need minibinder's own image built and loaded into every node."""
+`minibinder agent` runs as the README says an operator starts it: minibinder's own image
+(deploy/Dockerfile, built from this checkout, pushed to the registry) as a global Swarm service
+with the node's Docker socket, its network and NET_ADMIN, the cluster key a Swarm secret. The
+README's commands are read from the README and run on the manager, with this cluster's
+addresses for its example ones and each node's own socket for /var/run/docker.sock (the nodes
+share one filesystem here: tests/support/swarm_cluster, `by_node`)."""
 
 from __future__ import annotations
 
 import collections
+import re
+import shlex
+import subprocess
 import sys
 import time
 import urllib.error
@@ -22,9 +28,11 @@ import urllib.request
 
 import pytest
 
+from minibinder import __version__
 from minibinder.store import Store
 from minibinder.swarm.reports import SIGNATURE_HEADER, TIME_HEADER, Report, report_body, sign
 
+from ..support.deploy_image import ROOT, build_minibinder_image
 from ..support.jupyter import execute, start_kernel
 from ..support.serving import ServeProcess
 from ..support.swarm_cluster import SUBNET, SwarmCluster
@@ -63,9 +71,91 @@ def served(cluster, tmp_path_factory, build_config, git_server):
     state["manager_url"] = f"http://{SUBNET}.1:{state['serve'].port}/"
     key_file = folder / "data" / "agent_key"
     assert key_file.stat().st_mode & 0o777 == 0o600
-    cluster.start_agents(state["manager_url"], key_file, AGENT_INTERVAL)
-    yield state
-    state["serve"].stop()
+    try:
+        state["agent_timing"] = start_agent_service(cluster, state["manager_url"], key_file,
+                                                    build_config, folder)  # fmt: skip
+        yield state
+    finally:
+        try:
+            left = cluster.remove_service(AGENT_SERVICE)
+            cluster.manager.docker("secret", "rm", AGENT_SECRET, check=False)
+        finally:
+            state["serve"].stop()
+        assert not left, f"the agent service left containers behind: {left}"
+
+
+# -- the agent as a global service, as the README starts it -------------------------------------
+
+AGENT_SERVICE, AGENT_SECRET = "minibinder-agent", "minibinder-agent-key"
+SERVICE_LABEL = "com.docker.swarm.service.name"  # on every container of a service
+CGROUP_READ = ("from pathlib import Path; from minibinder.swarm.agent import cpu_of_cgroup; "
+               "print(cpu_of_cgroup({!r}, Path('/host/cgroup')))")  # fmt: skip
+# The README's example addresses (a manager at 10.0.3.10 with its registry on port 5000).
+EXAMPLE_MANAGER, EXAMPLE_REGISTRY = "http://10.0.3.10:8585/", "10.0.3.10:5000"
+EXAMPLE_KEY = "/var/lib/minibinder/agent_key"
+
+
+def readme_agent_commands() -> list[list[str]]:
+    """The commands of the README's block that starts the agent service, as written."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("\n## Outgrowing one machine\n")
+    section = text[start : text.index("\n## ", start + 1)]
+    for block in re.findall(r"```sh\n(.*?)```", section, re.S):
+        if "docker service create" in block:
+            lines = block.replace("\\\n", " ").splitlines()
+            return [shlex.split(line) for line in lines if line.strip() and line[0] != "#"]
+    raise AssertionError("the README shows no `docker service create` for the agent")
+
+
+def for_this_cluster(command: list[str], cluster, manager_url: str, key_file, image: str):
+    """The README's command with this cluster's addresses for the example's; each node's own
+    engine socket and data for the one path a real node has (`{{.Node.ID}}` picks it)."""
+    by_node = f"{cluster.by_node}/{{{{.Node.ID}}}}"
+    mounts = {"source=/var/run/docker.sock,": f"source={by_node}/docker.sock,",
+              "source=/var/lib/docker,": f"source={by_node}/docker-data,"}  # fmt: skip
+    changed = []
+    for word in command:
+        if word == EXAMPLE_MANAGER:
+            word = manager_url
+        elif word == EXAMPLE_KEY:
+            word = str(key_file)
+        elif word.startswith(f"{EXAMPLE_REGISTRY}/minibinder:"):
+            word = image
+        for path, here in mounts.items():
+            word = word.replace(path, here)
+        assert "10.0.3.10" not in word, f"an example address the test does not know: {word}"
+        changed.append(word)
+    return changed
+
+
+def start_agent_service(cluster, manager_url: str, key_file, build_config, folder) -> str:
+    """Build and push the image, run the README's commands; what it took, to report."""
+    started = time.monotonic()
+    local = f"{build_config.image_prefix}minibinder-itself:test"
+    built = build_minibinder_image(folder / "image", local, build_config.extra_ca_file)
+    image = cluster.push_image(local, f"minibinder:{__version__}")
+    pushed = time.monotonic()
+    commands = [for_this_cluster(command, cluster, manager_url, key_file, image)
+                for command in readme_agent_commands()]  # fmt: skip
+    assert [command[:3] for command in commands] == [
+        ["docker", "secret", "create"], ["docker", "service", "create"]], commands  # fmt: skip
+    secret, service = commands
+    # Never this machine's own engine (the shared daemon) for an agent of the test's cluster.
+    sources = [part for word in service for part in word.split(",") if part.startswith("source=")]
+    assert not any(s.startswith(("source=/var/run/", "source=/var/lib/")) for s in sources)
+    # Not waiting in the CLI (it would wait for ever for a task that cannot start): here.
+    service = [*service[:3], "--detach", *service[3:], "--interval", str(AGENT_INTERVAL)]
+    for command in (secret, service):
+        cluster.manager.docker(*command[1:])
+    cluster.wait_for_service(AGENT_SERVICE)
+    # The image's VOLUME gives each agent container an anonymous volume: `service rm` must
+    # remove it with the container (the fixture's teardown checks).
+    assert all(cluster.service_volumes(AGENT_SERVICE).values())
+    return (
+        f"swarm: agent image built in {built:.1f} s, in the registry "
+        f"{pushed - started:.1f} s after the start, the global service running on 3 nodes "
+        f"{time.monotonic() - pushed:.1f} s later"
+    )
 
 
 def store_of(served) -> Store:
@@ -108,7 +198,8 @@ def test_six_sessions_spread_over_the_nodes(cluster, served, measured):
     assert limits["Pids"] == 512 and limits["MemoryBytes"] == 2 * 2**30
 
 
-def test_doctor_checks_the_swarm(cluster, served):
+def test_doctor_checks_the_swarm(cluster, served, measured):
+    measured(served["agent_timing"])
     checked = minibinder("doctor", config_file=served["config"],
                          env={"DOCKER_HOST": cluster.manager.docker_host})  # fmt: skip
     lines = checked.stdout.splitlines()
@@ -125,9 +216,26 @@ def test_doctor_checks_the_swarm(cluster, served):
                for line in lines), checked.stdout  # fmt: skip
     assert any(line.startswith("ok    nodes can pull: every reporting node pulled")
                for line in lines), checked.stdout  # fmt: skip
-    # The agents' CPU readings reached the sessions (what the culler holds to cpu_budget).
-    for record in store_of(served).sessions("running"):
+    # The agents' CPU readings reached the sessions (what the culler holds to cpu_budget), those
+    # on the workers too: read there by the agent's container, from the node's cgroups.
+    running = store_of(served).sessions("running")
+    for record in running:
         assert record.cpu_checked_at > 0 and 0 < record.cpu_seconds < CPU_BUDGET, record
+    assert {r.node.rsplit(" ", 1)[1] for r in running} >= {w.address for w in cluster.workers}
+    # From the cgroup files the service mounts (not the engine's stats, the agent's fallback).
+    worker = cluster.workers[0]
+    record = next(r for r in running if r.node.endswith(worker.address))
+    client = worker.client()
+    (agent,) = client.containers.list(filters={"label": f"{SERVICE_LABEL}={AGENT_SERVICE}"})
+    (container,) = client.containers.list(filters={"label": f"minibinder.session={record.id}"})
+    read = agent.exec_run(["python", "-c", CGROUP_READ.format(container.id)])
+    assert read.exit_code == 0 and float(read.output) > 0, read
+    # The agents' rules went into each node's own network (the service's "host" network),
+    # never into this machine's.
+    for node in cluster.nodes:
+        assert "MB-agent" in cluster.in_node(node, "iptables", "-w", "-S").stdout, node.name
+    assert "MB-agent" not in subprocess.run(["iptables", "-w", "-S"], capture_output=True,
+                                            text=True, check=True).stdout  # fmt: skip
 
 
 def post_report(served, key: bytes, sent_at: str, body: bytes) -> tuple[int, str]:

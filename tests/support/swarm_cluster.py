@@ -16,6 +16,11 @@ host-mode published ports over the bridge.
 The daemons run with `nsenter --net=…`, not `ip netns exec` (which remounts /sys and hides the
 cgroup mounts). The shared host daemon is never put into swarm mode.
 
+The nodes share one filesystem, so what is one path on every real node (the engine's socket,
+/var/run/docker.sock; its data, /var/lib/docker) is a path per node here: `by_node/<node ID>/`
+holds `docker.sock` and `docker-data`, links to that node's own, for a service's mount to name
+with the template `{{.Node.ID}}` (as the agent's global service does in test_swarm).
+
 `stop()` leaves the host as it began: the swarm left, every daemon, containerd and shim this
 cluster started ended (by pid), their mounts undone, the namespaces, veths, bridge and the one
 FORWARD rule removed, the registry stopped and every file under the work folder deleted.
@@ -29,7 +34,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -102,7 +106,6 @@ class SwarmCluster:
         self.heartbeat = heartbeat
         self.nodes = [Node(name, i, folder / name) for i, name in enumerate(NODE_NAMES)]
         self.registry_process: subprocess.Popen | None = None
-        self.agents: dict[str, subprocess.Popen] = {}
         # Not 5000: Debian's docker-registry service may listen there on every address.
         self.registry_port = free_port()
         self._rule_added = False
@@ -118,6 +121,11 @@ class SwarmCluster:
     @property
     def registry(self) -> str:
         return f"{SUBNET}.1:{self.registry_port}"
+
+    @property
+    def by_node(self) -> Path:
+        """`<node ID>/docker.sock` and `<node ID>/docker-data` under it: each node's own."""
+        return self.folder / "by-node"
 
     # -- up ---------------------------------------------------------------------------------
 
@@ -254,9 +262,17 @@ class SwarmCluster:
         while time.monotonic() < deadline:
             nodes = manager.client().nodes.list()
             if len(nodes) == 3 and all(n.attrs["Status"]["State"] == "ready" for n in nodes):
+                self._link_by_node()
                 return
             time.sleep(0.5)
         raise RuntimeError("the workers did not become ready in the swarm")
+
+    def _link_by_node(self) -> None:
+        for node in self.nodes:
+            folder = self.by_node / node.node_id()
+            folder.mkdir(parents=True)
+            (folder / "docker.sock").symlink_to(node.socket)
+            (folder / "docker-data").symlink_to(node.folder / "data")
 
     # -- what tests do ----------------------------------------------------------------------
 
@@ -273,20 +289,66 @@ class SwarmCluster:
             if save.returncode or loaded.returncode:
                 raise RuntimeError(f"loading {names} into {node.name}: {loaded.stderr!r}")
 
-    def start_agents(self, manager_url: str, key_file: Path, interval: float = 2.0) -> None:
-        """`minibinder agent` on every node, as a process in the node's network namespace
-        against its own engine: the node's "host network". (Not as the global service
-        production runs: that needs minibinder's own image built and loaded on every node.)"""
-        minibinder = Path(sys.executable).with_name("minibinder")
+    def push_image(self, local: str, repository: str) -> str:
+        """Put `local`, an image of the host's daemon, into the registry as `repository`
+        (through the manager, which trusts the registry): its reference there."""
+        self.load_images((local,))
+        target = f"{self.registry}/{repository}"
+        self.manager.docker("tag", local, target)
+        self.manager.docker("push", target, timeout=300)
+        return target
+
+    def wait_for_service(self, name: str, timeout: float = 180) -> dict[str, dict]:
+        """Wait until the global service `name` has a running task on every node; each node's
+        ID → its running task. A task that failed on the way says why in the error."""
+        manager, wanted = self.manager.client(), {node.node_id() for node in self.nodes}
+        deadline, said = time.monotonic() + timeout, set()
+        while time.monotonic() < deadline:
+            tasks = manager.services.get(name).tasks()
+            running = {t["NodeID"]: t for t in tasks if t["Status"]["State"] == "running"}
+            if set(running) >= wanted:
+                return running
+            said |= {f"{t['NodeID'][:12]}: {t['Status'].get('Err') or t['Status']['State']}"
+                     for t in tasks if t["Status"]["State"] in ("failed", "rejected")}  # fmt: skip
+            time.sleep(0.5)
+        raise RuntimeError(f"service {name} did not run on every node in {timeout} s: {said}")
+
+    def service_volumes(self, name: str) -> dict[str, set[str]]:
+        """Each live node's name → the volumes the containers of service `name` there have."""
+        label = f"label=com.docker.swarm.service.name={name}"
+        volumes = {}
         for node in self.nodes:
-            log = open(node.folder / "agent.log", "ab")  # noqa: SIM115 - the process holds it
-            self.agents[node.name] = subprocess.Popen(
-                ["nsenter", f"--net=/var/run/netns/{node.netns}", str(minibinder), "agent",
-                 "--manager", manager_url, "--key-file", str(key_file),
-                 "--interval", str(interval)],
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                env={**os.environ, "DOCKER_HOST": node.docker_host},
-            )  # fmt: skip
+            if node.processes["dockerd"].poll() is not None:
+                continue  # a node killed by the test: its containers died with it
+            found = node.docker("ps", "-aq", "--filter", label).stdout.split()
+            volumes[node.name] = {
+                mount["Name"]
+                for container in found
+                for mount in node.client().api.inspect_container(container)["Mounts"]
+                if mount["Type"] == "volume"
+            }
+        return volumes
+
+    def remove_service(self, name: str, timeout: float = 60) -> list[str]:
+        """Remove the service `name` and wait until no live node holds a container of it, nor a
+        volume its containers had; what remains (node: what) if some still do at the end."""
+        label = f"label=com.docker.swarm.service.name={name}"
+        volumes = self.service_volumes(name)
+        live = [node for node in self.nodes if node.name in volumes]
+        self.manager.docker("service", "rm", name, check=False)
+        deadline, left = time.monotonic() + timeout, []
+        while time.monotonic() < deadline:
+            left = []
+            for node in live:
+                found = node.docker("ps", "-aq", "--filter", label, check=False).stdout.split()
+                left += [f"{node.name}: container {container}" for container in found]
+                if not found:
+                    kept = set(node.docker("volume", "ls", "-q").stdout.split())
+                    left += [f"{node.name}: volume {v}" for v in volumes[node.name] & kept]
+            if not left:
+                return []
+            time.sleep(0.5)
+        return left
 
     def in_node(self, node: Node, *command: str, **kwargs) -> subprocess.CompletedProcess:
         """Run `command` in the node's network namespace (as the node's host would)."""
@@ -306,14 +368,6 @@ class SwarmCluster:
     # -- down -------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        for agent in self.agents.values():
-            if agent.poll() is None:
-                agent.terminate()
-                try:
-                    agent.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    agent.kill()
-                    agent.wait()
         for node in reversed(self.nodes):  # the workers leave first
             if node.processes.get("dockerd") and node.processes["dockerd"].poll() is None:
                 node.docker("swarm", "leave", "--force", check=False, timeout=60)
@@ -332,6 +386,7 @@ class SwarmCluster:
             self._rule_added = False
         for node in self.nodes:
             shutil.rmtree(node.folder, ignore_errors=True)
+        shutil.rmtree(self.by_node, ignore_errors=True)
         shutil.rmtree(self.folder / "registry", ignore_errors=True)
 
     def _end_processes(self, node: Node, how: signal.Signals) -> None:
