@@ -16,7 +16,7 @@ from pathlib import Path
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import metrics
-from .builds.disk import collect_images, docker_disk, docker_disk_path
+from .builds.disk import collect_images, disk_used_and_total, docker_disk_path
 from .builds.sharing import sweep_build_logs, sweep_work_folders
 from .errors import ConfigError, DockerUnavailable
 from .networks import ensure_egress, sweep_build_networks
@@ -104,12 +104,7 @@ def trim_kept_work_for_disk(
     """Kept work counts in the disk watermarks where it shares the measured disk: still above
     image_gc_high once images went, the oldest kept work goes until below image_gc_low."""
     config, shelf = services.config, services.sessions.shelf
-
-    def measure() -> tuple[int, int]:
-        disk = docker_disk(config)
-        return disk.used, disk.total
-
-    usage = usage or measure
+    usage = usage or (lambda: disk_used_and_total(config))
     used, total = usage()
     if used * 100 < config.image_gc_high * total:
         return []

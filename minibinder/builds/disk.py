@@ -35,6 +35,12 @@ def docker_disk(config: Config):  # shutil.disk_usage's (total, used, free)
     return shutil.disk_usage(docker_disk_path(config))
 
 
+def disk_used_and_total(config: Config) -> tuple[int, int]:
+    """What the watermarks compare (image collection, kept work): bytes used and in all."""
+    disk = docker_disk(config)
+    return disk.used, disk.total
+
+
 def check_build_space(config: Config, free_bytes: int | None = None) -> None:
     """Refuse a build, before anything is made, when the disk is below its floor."""
     free = docker_disk(config).free if free_bytes is None else free_bytes
@@ -65,12 +71,7 @@ def collect_images(
 ) -> list[str]:
     """Above the high watermark, remove this installation's images (labelled with `instance`)
     until disk use is below the low one."""
-
-    def measure() -> tuple[int, int]:
-        disk = docker_disk(config)
-        return disk.used, disk.total
-
-    usage = usage or measure
+    usage = usage or (lambda: disk_used_and_total(config))
     used, total = usage()
     if used * 100 < config.image_gc_high * total:
         return []
