@@ -11,8 +11,6 @@ the test gives them through `session_ulimits`."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -93,14 +91,8 @@ def test_the_launch_path_on_podman(any_podman, tmp_path, build_config, git_serve
         wait_for(lambda: store.fact(f"limits enforced by {label}") == enforced, 30,
                  message="the limits read back from the session")  # fmt: skip
         # A restart of minibinder finds the session again.
-        for pid in [*serve.worker_pids(), serve.process.pid]:
-            os.kill(pid, signal.SIGKILL)
-        serve.process.wait()
-        again = ServeProcess(serve.config_file, folder / "serve2.log",
-                             docker_host=podman.docker_host)  # fmt: skip
-        again.port, again.admin_port = serve.port, serve.admin_port
-        again.url, again.admin_url = serve.url, serve.admin_url
-        again.start()
+        serve.kill_9()
+        again = serve.again(folder / "serve2.log").start()
         path = ready["url"].split(serve.url, 1)[1]
         assert get_status(f"{again.url}{path}api/status?token={ready['token']}") == 200
         again.stop()

@@ -7,8 +7,6 @@ cull → a restart re-adopts; and the refusal of an engine without limits on a p
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 import pytest
@@ -56,14 +54,8 @@ def test_the_launch_path_on_rootless_docker(rootless, tmp_path, build_config, gi
                                     + rootless.client().version()["Version"]) == "no", 30,
                  message="the limits read back from the session")  # fmt: skip
         # A restart of minibinder finds the session at its published port again.
-        for pid in [*serve.worker_pids(), serve.process.pid]:
-            os.kill(pid, signal.SIGKILL)
-        serve.process.wait()
-        again = ServeProcess(serve.config_file, folder / "serve2.log",
-                             docker_host=rootless.docker_host)  # fmt: skip
-        again.port, again.admin_port = serve.port, serve.admin_port
-        again.url, again.admin_url = serve.url, serve.admin_url
-        again.start()
+        serve.kill_9()
+        again = serve.again(folder / "serve2.log").start()
         path = ready["url"].split(serve.url, 1)[1]
         assert get_status(f"{again.url}{path}api/status?token={ready['token']}") == 200
         # Culled when idle, through the engine's API (no cgroup files beside rootless Docker).

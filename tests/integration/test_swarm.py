@@ -342,10 +342,7 @@ def test_a_session_over_its_cpu_budget_on_a_worker_is_culled(cluster, served, me
 def test_a_restart_of_serve_re_adopts_every_session(cluster, served):
     serve = served["serve"]
     serve.stop()
-    again = ServeProcess(served["config"], served["folder"] / "serve2.log", bind_host="0.0.0.0",
-                         docker_host=cluster.manager.docker_host)  # fmt: skip
-    again.port, again.admin_port, again.url, again.admin_url = (
-        serve.port, serve.admin_port, serve.url, serve.admin_url)  # fmt: skip
+    again = serve.again(served["folder"] / "serve2.log")
     served["serve"] = again.start()
     time.sleep(CULL_INTERVAL * 2)  # a reconcile round has run
     for ready in served["sessions"]:

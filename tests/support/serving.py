@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -69,6 +70,22 @@ class ServeProcess:
                     ) from None
                 time.sleep(0.1)
         raise RuntimeError(f"minibinder serve did not answer: {self.log_file.read_text()}")
+
+    def again(self, log_file: Path) -> ServeProcess:
+        """Another serve of the same settings, engine and ports (not started): the service
+        after a restart, at the addresses its users already have."""
+        prefix = self.url.split(f":{self.port}", 1)[1]
+        again = ServeProcess(self.config_file, log_file, self.tls_context, prefix,
+                             self.docker_host, self.bind_host)  # fmt: skip
+        again.port, again.admin_port = self.port, self.admin_port
+        again.url, again.admin_url = self.url, self.admin_url
+        return again
+
+    def kill_9(self) -> None:
+        """Kill the master and its workers at once, as a crash or an OOM kill would."""
+        for pid in [*self.worker_pids(), self.process.pid]:
+            os.kill(pid, signal.SIGKILL)
+        self.process.wait()
 
     def worker_pids(self) -> list[int]:
         out = subprocess.run(
