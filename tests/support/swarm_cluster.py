@@ -21,6 +21,11 @@ The nodes share one filesystem, so what is one path on every real node (the engi
 holds `docker.sock` and `docker-data`, links to that node's own, for a service's mount to name
 with the template `{{.Node.ID}}` (as the agent's global service does in test_swarm).
 
+One cluster runs on a machine at a time: it holds a lock file (CLAIM) that names its folder.
+A cluster whose test was killed (SIGKILL: no teardown) leaves its bridge, namespaces and
+daemons behind; the next `start()` finds the lock free and the leftovers named in it, and
+clears them first (its processes by their folder and cgroups, then mounts, links, the rule).
+
 `stop()` leaves the host as it began: the swarm left, every daemon, containerd and shim this
 cluster started ended (by pid), their mounts undone, the namespaces, veths, bridge and the one
 FORWARD rule removed, the registry stopped and every file under the work folder deleted.
@@ -29,6 +34,7 @@ FORWARD rule removed, the registry stopped and every file under the work folder 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -38,6 +44,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import docker
 
@@ -47,6 +54,7 @@ BRIDGE = "mbswbr0"
 SUBNET = "10.231.7"
 RULE = ["FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"]
 NODE_NAMES = ("mgr", "w1", "w2")
+CLAIM = Path("/run/lock/minibinder-test-swarm.lock")
 
 
 def _run(*command: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -109,6 +117,7 @@ class SwarmCluster:
         # Not 5000: Debian's docker-registry service may listen there on every address.
         self.registry_port = free_port()
         self._rule_added = False
+        self._claim: IO[str] | None = None
 
     @property
     def manager(self) -> Node:
@@ -130,6 +139,7 @@ class SwarmCluster:
     # -- up ---------------------------------------------------------------------------------
 
     def start(self) -> SwarmCluster:
+        self._claim_the_host()
         try:
             self._network()
             self._registry()
@@ -143,10 +153,65 @@ class SwarmCluster:
             raise
         return self
 
+    def _claim_the_host(self) -> None:
+        """Hold CLAIM for this cluster's life; clear what a killed cluster left behind."""
+        CLAIM.parent.mkdir(parents=True, exist_ok=True)
+        claim = open(CLAIM, "a+")  # noqa: SIM115 - held until stop()
+        try:
+            fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            claim.close()
+            raise RuntimeError(f"another swarm test cluster runs here: {CLAIM}") from None
+        claim.seek(0)
+        previous = claim.read().strip()
+        if previous or _run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
+            self._clear_leftovers(Path(previous) if previous else None)
+        claim.seek(0)
+        claim.truncate()
+        claim.write(str(self.folder))
+        claim.flush()
+        self._claim = claim
+
+    def _clear_leftovers(self, folder: Path | None) -> None:
+        """End every process of a killed cluster: those naming its folder (daemons,
+        containerds, shims, the registry), those in its namespaces, those in its nodes'
+        cgroups (the sessions); then undo its mounts, links, rule and files."""
+        names = [f"mbsw-{name}" for name in NODE_NAMES]
+        doomed: set[int] = set()
+        for netns in names:
+            listed = _run("ip", "netns", "pids", netns, check=False).stdout.split()
+            doomed |= {int(pid) for pid in listed}
+        cgroups = Path("/sys/fs/cgroup")  # v1: <controller>/mbsw-…; v2: mbsw-…
+        for tasks in [*cgroups.glob("*/mbsw-*/**/cgroup.procs"),
+                      *cgroups.glob("mbsw-*/**/cgroup.procs")]:  # fmt: skip
+            if set(tasks.relative_to(cgroups).parts[:2]) & set(names):
+                with contextlib.suppress(OSError):
+                    doomed |= {int(pid) for pid in tasks.read_text().split()}
+        if folder is not None:
+            needle = str(folder).encode()
+            for entry in Path("/proc").iterdir():
+                with contextlib.suppress(OSError):
+                    if entry.name.isdigit() and needle in (entry / "cmdline").read_bytes():
+                        doomed.add(int(entry.name))
+        doomed.discard(os.getpid())
+        for pid in doomed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in doomed):
+            time.sleep(0.1)
+        if folder is not None:
+            self._unmount_under(folder)
+        for index, netns in enumerate(names):
+            _run("ip", "netns", "del", netns, check=False)
+            _run("ip", "link", "del", f"mbswh{index}", check=False)
+        _run("ip", "link", "del", BRIDGE, check=False)
+        while _run("iptables", "-w", "-C", *RULE, check=False).returncode == 0:
+            _run("iptables", "-w", "-D", *RULE)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
     def _network(self) -> None:
-        leftover = _run("ip", "link", "show", BRIDGE, check=False).returncode == 0
-        if leftover:
-            raise RuntimeError(f"{BRIDGE} exists already: another cluster runs, or one leaked")
         _run("ip", "link", "add", BRIDGE, "type", "bridge")
         _run("ip", "addr", "add", f"{SUBNET}.1/24", "dev", BRIDGE)
         _run("ip", "link", "set", BRIDGE, "up")
@@ -388,6 +453,10 @@ class SwarmCluster:
             shutil.rmtree(node.folder, ignore_errors=True)
         shutil.rmtree(self.by_node, ignore_errors=True)
         shutil.rmtree(self.folder / "registry", ignore_errors=True)
+        if self._claim is not None:
+            self._claim.truncate(0)
+            self._claim.close()
+            self._claim = None
 
     def _end_processes(self, node: Node, how: signal.Signals) -> None:
         """End this node's dockerd, then its containerd and the shims it started (found by
