@@ -64,6 +64,39 @@ def _run(*command: str, check: bool = True, **kwargs) -> subprocess.CompletedPro
     return done
 
 
+def _cgroups(names: list[str]) -> list[Path]:
+    """The cgroups under the top-level groups `names` (the nodes' cgroup parents), in every
+    hierarchy: cgroup v1 has one per controller (<controller>/mbsw-…), v2 one (mbsw-…)."""
+    root = Path("/sys/fs/cgroup")
+    found = [*root.glob("*/mbsw-*/**/cgroup.procs"), *root.glob("mbsw-*/**/cgroup.procs")]
+    return [tasks.parent for tasks in found if set(tasks.relative_to(root).parts[:2]) & set(names)]
+
+
+def _cgroup_pids(names: list[str]) -> set[int]:
+    pids: set[int] = set()
+    for group in _cgroups(names):
+        with contextlib.suppress(OSError):
+            pids |= {int(pid) for pid in (group / "cgroup.procs").read_text().split()}
+    return pids
+
+
+def _kill(pids: set[int], timeout: float = 30) -> None:
+    """SIGKILL each of `pids` and wait until they are gone."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:  # a zombie has ended: only its parent's wait() is missing
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 @dataclass
 class Node:
     name: str
@@ -116,7 +149,6 @@ class SwarmCluster:
         self.registry_process: subprocess.Popen | None = None
         # Not 5000: Debian's docker-registry service may listen there on every address.
         self.registry_port = free_port()
-        self._rule_added = False
         self._claim: IO[str] | None = None
 
     @property
@@ -164,8 +196,7 @@ class SwarmCluster:
             raise RuntimeError(f"another swarm test cluster runs here: {CLAIM}") from None
         claim.seek(0)
         previous = claim.read().strip()
-        if previous or _run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
-            self._clear_leftovers(Path(previous) if previous else None)
+        self._clear_leftovers(Path(previous) if previous else None)
         claim.seek(0)
         claim.truncate()
         claim.write(str(self.folder))
@@ -173,33 +204,23 @@ class SwarmCluster:
         self._claim = claim
 
     def _clear_leftovers(self, folder: Path | None) -> None:
-        """End every process of a killed cluster: those naming its folder (daemons,
-        containerds, shims, the registry), those in its namespaces, those in its nodes'
-        cgroups (the sessions); then undo its mounts, links, rule and files."""
+        """End every process of a cluster (`folder`: its work folder, when known): those
+        naming a file in it (daemons, containerds, shims, the registry), those in its
+        namespaces, those in its nodes' cgroups (the containers); then undo its mounts, links,
+        rule, cgroups and files. What `stop()` ends with; what `start()` begins with after a
+        killed run."""
         names = [f"mbsw-{name}" for name in NODE_NAMES]
-        doomed: set[int] = set()
+        doomed = _cgroup_pids(names)
         for netns in names:
             listed = _run("ip", "netns", "pids", netns, check=False).stdout.split()
             doomed |= {int(pid) for pid in listed}
-        cgroups = Path("/sys/fs/cgroup")  # v1: <controller>/mbsw-…; v2: mbsw-…
-        for tasks in [*cgroups.glob("*/mbsw-*/**/cgroup.procs"),
-                      *cgroups.glob("mbsw-*/**/cgroup.procs")]:  # fmt: skip
-            if set(tasks.relative_to(cgroups).parts[:2]) & set(names):
-                with contextlib.suppress(OSError):
-                    doomed |= {int(pid) for pid in tasks.read_text().split()}
         if folder is not None:
-            needle = str(folder).encode()
+            needle = f"{folder}/".encode()
             for entry in Path("/proc").iterdir():
                 with contextlib.suppress(OSError):
                     if entry.name.isdigit() and needle in (entry / "cmdline").read_bytes():
                         doomed.add(int(entry.name))
-        doomed.discard(os.getpid())
-        for pid in doomed:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in doomed):
-            time.sleep(0.1)
+        _kill(doomed - {os.getpid()})
         if folder is not None:
             self._unmount_under(folder)
         for index, netns in enumerate(names):
@@ -208,6 +229,9 @@ class SwarmCluster:
         _run("ip", "link", "del", BRIDGE, check=False)
         while _run("iptables", "-w", "-C", *RULE, check=False).returncode == 0:
             _run("iptables", "-w", "-D", *RULE)
+        for group in sorted(_cgroups(names), key=lambda path: len(path.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                group.rmdir()
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -217,7 +241,6 @@ class SwarmCluster:
         _run("ip", "link", "set", BRIDGE, "up")
         # The host's FORWARD policy is DROP (Docker's): traffic between the nodes crosses it.
         _run("iptables", "-w", "-I", *RULE[:1], "1", *RULE[1:])
-        self._rule_added = True
         for node in self.nodes:
             node.folder.mkdir(parents=True, exist_ok=True)
             _run("ip", "netns", "add", node.netns)
@@ -422,6 +445,7 @@ class SwarmCluster:
     def kill_node(self, node: Node) -> None:
         """The node dies: its daemon, containerd and containers end at once (SIGKILL)."""
         self._end_processes(node, signal.SIGKILL)
+        _kill(_cgroup_pids([node.netns]))  # its containers, orphaned by their shims' end
 
     def node_state_by_address(self, address: str) -> str:
         """The manager's view of the node at `address` (ready, down, unknown…)."""
@@ -441,18 +465,7 @@ class SwarmCluster:
         if self.registry_process and self.registry_process.poll() is None:
             self.registry_process.terminate()
             self.registry_process.wait(timeout=30)
-        for node in self.nodes:
-            self._unmount_under(node.folder)
-            _run("ip", "netns", "del", node.netns, check=False)
-            _run("ip", "link", "del", node.host_veth, check=False)
-        _run("ip", "link", "del", BRIDGE, check=False)
-        if self._rule_added:
-            _run("iptables", "-w", "-D", *RULE, check=False)
-            self._rule_added = False
-        for node in self.nodes:
-            shutil.rmtree(node.folder, ignore_errors=True)
-        shutil.rmtree(self.by_node, ignore_errors=True)
-        shutil.rmtree(self.folder / "registry", ignore_errors=True)
+        self._clear_leftovers(self.folder)  # containers of a killed node too
         if self._claim is not None:
             self._claim.truncate(0)
             self._claim.close()
