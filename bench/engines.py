@@ -6,7 +6,7 @@
    vs one reached at its bridge address, both on rootful Docker (the path is all that differs;
    target >= 0.9x), with rootless Docker's published path beside them; wrk on Jupyter's
    /api/status, c=1 and c=10, through minibinder and straight at the session's endpoint (what
-   the engine's own path costs: docker-proxy, rootlesskit);
+   the engine's own path costs: docker-proxy, rootlesskit), in interleaved rounds;
 3. the culler's round at 40 sessions on the stats-API path (where cgroup files are not visible:
    forced here by hiding them), in this process: CPU-seconds and wall time per round, with the
    sessions asked at once (the culler) vs one after another (before, one round; target <= 1
@@ -58,32 +58,39 @@ def cached_launches(bench: Bench, rootless_host: str, runs: int) -> dict[str, li
     return times
 
 
-def proxy_rates(bench: Bench, rootless_host: str, seconds: int) -> dict[str, tuple[float, float]]:
-    """(req/s at c=1, at c=10) through minibinder to one session, per way of reaching it."""
+def proxy_rates(
+    bench: Bench, rootless_host: str, seconds: int, rounds: int
+) -> dict[str, tuple[float, float]]:
+    """(req/s at c=1, at c=10) through minibinder to one session, per way of reaching it, and
+    straight at the session's endpoint ("without minibinder": what the engine's own path
+    costs). Every way is up at once and measured in interleaved rounds (medians), so the
+    machine's drift falls on all of them alike."""
     ways = {
         "rootful, bridge address": ("", "network"),
         "rootful, published port": ("", "published"),
         "rootless, published port": (rootless_host, "published"),
     }
-    rates = {}
+    urls = {}
     for name, (host, reach) in ways.items():
         serve = bench.serve(host, idle_timeout=3600, cull_interval=3600, session_reach=reach)
         ready = launch(serve, SPEC)[1]
-        url = f"{ready['url']}api/status?token={ready['token']}"
-        wrk(url, 1, 1)  # connections made, Jupyter warm
-        rates[name] = (wrk(url, 1, seconds)[0], wrk(url, 10, seconds)[0])
-        # The same session without minibinder: what the engine's own path costs.
         record = Store(serve.data_dir / "minibinder.sqlite").get_session(
             ready["url"].rstrip("/").rsplit("/", 1)[1]
         )
         assert record is not None
-        direct = f"http://{record.target}{record.prefix}api/status?token={ready['token']}"
-        rates[f"  {name}, without minibinder"] = (
-            wrk(direct, 1, seconds)[0],
-            wrk(direct, 10, seconds)[0],
-        )
-        serve.stop()
-    return rates
+        query = f"api/status?token={ready['token']}"
+        urls[name] = f"{ready['url']}{query}"
+        urls[f"  {name}, without minibinder"] = f"http://{record.target}{record.prefix}{query}"
+    for url in urls.values():
+        wrk(url, 1, 1)  # connections made, Jupyter warm
+    measured: dict[str, list[tuple[float, float]]] = {name: [] for name in urls}
+    for _ in range(rounds):
+        for name, url in urls.items():
+            measured[name].append((wrk(url, 1, seconds)[0], wrk(url, 10, seconds)[0]))
+    return {
+        name: (median([one for one, _ in values]), median([ten for _, ten in values]))
+        for name, values in measured.items()
+    }
 
 
 def culler_rounds(bench: Bench, sessions: int, rounds: int) -> Rounds:
@@ -131,7 +138,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="cached launches per engine")
     parser.add_argument("--sessions", type=int, default=40, help="sessions in a culler round")
     parser.add_argument("--rounds", type=int, default=3, help="culler rounds measured")
-    parser.add_argument("--seconds", type=int, default=5, help="seconds per wrk line")
+    parser.add_argument("--seconds", type=int, default=4, help="seconds per wrk line")
+    parser.add_argument("--proxy-rounds", type=int, default=3, help="interleaved wrk rounds")
     args = parser.parse_args()
     ensure_wrk()
     bench = Bench()
@@ -142,7 +150,7 @@ def main() -> None:
         launches = cached_launches(bench, rootless.docker_host, args.runs)
         bench.close_sessions()
         _remove_sessions(rootless.client())
-        rates = proxy_rates(bench, rootless.docker_host, args.seconds)
+        rates = proxy_rates(bench, rootless.docker_host, args.seconds, args.proxy_rounds)
         bench.close_sessions()
         _remove_sessions(rootless.client())
         rounds = culler_rounds(bench, args.sessions, args.rounds)
@@ -158,11 +166,15 @@ def main() -> None:
     print(f"   {'':<44} {'c=1':>8} {'c=10':>8}")
     for name, (one, ten) in rates.items():
         print(f"   {name:<44} {one:>8.0f} {ten:>8.0f}")
-    bridge, published = rates["rootful, bridge address"], rates["rootful, published port"]
-    print(
-        f"   published / bridge: c=1 {published[0] / bridge[0]:.2f}x, c=10 "
-        f"{published[1] / bridge[1]:.2f}x  (target >= 0.9x)"
+    through = _ratios(rates["rootful, published port"], rates["rootful, bridge address"])
+    without = _ratios(
+        rates["  rootful, published port, without minibinder"],
+        rates["  rootful, bridge address, without minibinder"],
     )
+    print(f"   published / bridge, through minibinder: {_said(through)}  (target >= 0.9x)")
+    print(f"   published / bridge, without minibinder: {_said(without)}  (docker-proxy's hop)")
+    share = (through[0] / without[0], through[1] / without[1])
+    print(f"   the two ratios' quotient (minibinder's own part): {_said(share)}  (1.00x: none)")
     print(f"3. culler round at {args.sessions} sessions, stats API (per round, medians)")
     for name, measured in rounds.items():
         cpu, engine, wall = ([value[i] for value in measured] for i in range(3))
@@ -171,6 +183,17 @@ def main() -> None:
             f"dockerd CPU {median(engine):.2f} s, wall {median(wall):.1f} s (n={len(measured)})"
         )
     print("   target: <= 1 CPU-second per round")
+
+
+Rates = tuple[float, float]  # req/s at c=1, at c=10
+
+
+def _ratios(numerator: Rates, denominator: Rates) -> Rates:
+    return numerator[0] / denominator[0], numerator[1] / denominator[1]
+
+
+def _said(ratios: Rates) -> str:
+    return f"c=1 {ratios[0]:.2f}x, c=10 {ratios[1]:.2f}x"
 
 
 def _remove_sessions(client: docker.DockerClient) -> None:
