@@ -15,8 +15,10 @@ serve: venv docker base-image
 	$(BIN)/minibinder serve
 
 # The pure tier first (seconds, no set-up), then the real thing; the slowest tests are named.
+# The suites on engines of their own run beside the rest (scripts/integration-tests.sh).
+OWN_ENGINE_SUITES := $(addprefix tests/integration/,test_swarm.py test_podman.py test_rootless.py test_pipx.py)
 test: unit docker base-image test-base-images test-tools
-	$(BIN)/pytest --durations=25 --ignore=tests/unit
+	scripts/integration-tests.sh $(BIN)/pytest $(OWN_ENGINE_SUITES)
 
 # The pure tier alone, in seconds: no Docker, no processes, no sockets.
 unit: venv

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The integration tiers of `make test`: PYTEST SUITE... where each SUITE runs on an engine of its
+# own (a swarm of namespaced daemons, Podman, rootless Docker). Those run beside the main suite:
+# most of their time is spent waiting on their own daemons, not the host's. Their report follows
+# the main one's. The tests that restart the host's Docker run last, alone. The exit status is
+# the first failing tier's.
+set -uo pipefail
+pytest=$1
+shift
+side_log=$(mktemp)
+trap 'rm -f "$side_log"' EXIT
+
+MINIBINDER_TESTS_BESIDE=1 "$pytest" -p no:cacheprovider --durations=10 "$@" >"$side_log" 2>&1 &
+side=$!
+
+ignored=()
+for suite in "$@"; do ignored+=("--ignore=$suite"); done
+"$pytest" --durations=25 --ignore=tests/unit "${ignored[@]}" -m "not restarts_docker"
+main_status=$?
+
+wait "$side"
+side_status=$?
+echo "=============== beside it: the suites on engines of their own ($*) ==============="
+cat "$side_log"
+
+"$pytest" -p no:cacheprovider tests/integration tests/security -m restarts_docker
+last_status=$?
+
+for status in "$main_status" "$side_status" "$last_status"; do
+    if [ "$status" -ne 0 ]; then exit "$status"; fi
+done
