@@ -117,7 +117,13 @@ class LocalPlacement:
         self.docker.remove_container(handle)
 
     def found(self, label: str) -> list[dict[str, Any]]:
-        return self.docker.containers(label)
+        found = self.docker.containers(label)
+        for container in found:
+            # Between a crash and the engine's restart (on-failure) Docker says "restarting":
+            # the session is on its way back, not ended.
+            if container.get("State") == "restarting":
+                container["State"] = "starting"
+        return found
 
     def seats(self, reservation: int, headroom: int) -> int | None:
         return None

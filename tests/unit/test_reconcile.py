@@ -1,5 +1,6 @@
 """Restart safety as a pure plan: which containers and records go, which routes change."""
 
+from minibinder.placement import LocalPlacement
 from minibinder.sessions.launcher import INSTANCE_LABEL, SESSION_LABEL
 from minibinder.sessions.reconcile import ReconcilePlan, plan_reconcile
 from minibinder.store import SessionRecord
@@ -55,6 +56,17 @@ def test_a_container_nobody_holds_a_token_for_is_removed():
 
 def test_an_exited_container_stops_its_session():
     assert plan([record("a")], [container("a", state="exited")]).stop == [("a", "container exited")]
+
+
+def test_a_server_the_engine_is_restarting_keeps_its_session():
+    class Engine:
+        def containers(self, label):
+            return [container("a", state="restarting", address="")]
+
+    found = LocalPlacement(Engine(), NET).found("me")  # type: ignore[arg-type]
+    assert [c["State"] for c in found] == ["starting"]
+    result = plan([record("a")], found)
+    assert (result.stop, result.new_targets, result.drop_records) == ([], {}, [])
 
 
 def test_a_new_address_after_a_docker_restart_moves_the_route():
