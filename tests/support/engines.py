@@ -71,7 +71,12 @@ class Engine:
         listed = subprocess.run(
             ["pgrep", "-u", str(owner), *pattern], capture_output=True, text=True
         ).stdout
-        return [int(pid) for pid in listed.split()]
+        pids = [int(pid) for pid in listed.split()]
+        if self.podman:
+            return pids
+        # Other dockerds of the same user may run (a test swarm's, in namespaces of their own):
+        # this engine's is the one listening where DOCKER_HOST points.
+        return [pid for pid in pids if _dockerd_host(pid) == self.docker_host]
 
     def bridge_network_namespace(self) -> str:
         """The network namespace that holds the engine's container bridge ("net:[inode]"):
@@ -142,3 +147,18 @@ def remove_labelled(client: docker.DockerClient, value: str | None = None) -> li
         client.images.remove(image.id, force=True)
         removed.append(f"image {image.tags or image.id}")
     return removed
+
+
+def _dockerd_host(pid: int) -> str | None:
+    """Where the dockerd `pid` listens: its last -H/--host, else dockerd's default socket."""
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return None
+    host = "unix:///var/run/docker.sock"
+    for index, argument in enumerate(arguments):
+        if argument in ("-H", "--host") and index + 1 < len(arguments):
+            host = arguments[index + 1]
+        elif argument.startswith(("-H=", "--host=")):
+            host = argument.split("=", 1)[1]
+    return host
