@@ -15,10 +15,12 @@ serve: venv docker base-image
 	$(BIN)/minibinder serve
 
 # The pure tier first (seconds, no set-up), then the real thing; the slowest tests are named.
-# The suites on engines of their own run beside the rest (scripts/integration-tests.sh).
-OWN_ENGINE_SUITES := $(addprefix tests/integration/,test_swarm.py test_podman.py test_rootless.py test_pipx.py)
+# Some suites run beside the rest (scripts/integration-tests.sh): those on engines of their own,
+# then three that share nothing with the rest but the host's Docker, under their own image prefix.
+BESIDE_SUITES := $(addprefix tests/integration/,test_swarm.py test_podman.py test_rootless.py \
+	test_pipx.py test_kept_work.py test_r.py test_build.py)
 test: unit docker base-image test-base-images test-tools
-	scripts/integration-tests.sh $(BIN)/pytest $(OWN_ENGINE_SUITES)
+	scripts/integration-tests.sh $(BIN)/pytest $(BESIDE_SUITES)
 
 # The pure tier alone, in seconds: no Docker, no processes, no sockets.
 unit: venv

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The integration tiers of `make test`: PYTEST SUITE... where each SUITE runs on an engine of its
-# own (a swarm of namespaced daemons, Podman, rootless Docker). Those run beside the main suite:
-# most of their time is spent waiting on their own daemons, not the host's. Their report follows
-# the main one's. The tests that restart the host's Docker run last, alone. The exit status is
-# the first failing tier's.
+# The integration tiers of `make test`: PYTEST SUITE... where the SUITEs run beside the main
+# suite, in a second pytest: most of their time is spent waiting (on engines of their own, or on
+# builds), and the machine has room for two. They share nothing with the main suite but the host's
+# Docker, under their own image prefix (tests/conftest.py). Their report follows the main one's.
+# The tests that restart the host's Docker run last, alone. The exit status is the first failing
+# tier's.
 set -uo pipefail
 pytest=$1
 shift
@@ -20,7 +21,7 @@ main_status=$?
 
 wait "$side"
 side_status=$?
-echo "=============== beside it: the suites on engines of their own ($*) ==============="
+echo "=============== beside it: $* ==============="
 cat "$side_log"
 
 "$pytest" -p no:cacheprovider tests/integration tests/security -m restarts_docker

@@ -17,7 +17,12 @@ from minibinder.settings_load import load_config
 
 from .support.gitserver import GitServer
 
-TEST_IMAGE_PREFIX = "minibinder-test-"
+# `make test` runs some suites beside the rest (scripts/integration-tests.sh), sharing the host's
+# Docker. That run names its images apart, so each run's cleanup by prefix (images, session
+# containers) touches only its own; the host's netfilter and build networks it leaves to the
+# main run's end-of-run sweep.
+BESIDE = os.environ.get("MINIBINDER_TESTS_BESIDE") == "1"
+TEST_IMAGE_PREFIX = "minibinder-beside-" if BESIDE else "minibinder-test-"
 
 
 def make_config(data_dir: Path, server: GitServer | None = None, **overrides):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import time
 
@@ -16,18 +15,13 @@ from minibinder.errors import DockerUnavailable
 from minibinder.firewall import uninstall
 from minibinder.repos.providers import parse_spec
 
-from ..conftest import TEST_IMAGE_PREFIX, make_config
+from ..conftest import BESIDE, TEST_IMAGE_PREFIX, make_config
 from ..support.gitserver import GitServer
 from ..support.serving import ServeProcess, remove_test_sessions, write_config
 from ..support.sse import events
 
 # The operator's token in every test service (at least 32 characters).
 ADMIN_TOKEN = "operator-secret-0123456789abcdef0123"
-# `make test` runs the suites on engines of their own beside the rest
-# (scripts/integration-tests.sh). That run leaves what the host's engine and netfilter share
-# (egress chains, build networks, test images) to the main run, which sweeps them once at its
-# end: a sweep at the end of the shorter run would take the main run's from under it.
-BESIDE = os.environ.get("MINIBINDER_TESTS_BESIDE") == "1"
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +40,8 @@ def config(tmp_path, git_server):
 def egress_rules_removed():
     """Every `minibinder serve` and `build` a test runs installs its egress rules (as it would
     for an operator): remove the chains and build networks the test run added once it is
-    over."""
+    over. The run beside the main one leaves them to the main run (tests/conftest.py): its
+    sweep would take the main run's from under it."""
     if BESIDE:
         yield
         return
@@ -81,8 +76,6 @@ def docker():
     except DockerUnavailable as error:  # never skip: CI must exercise the real daemon
         pytest.fail(f"{error}. `make test` starts one.")
     yield client
-    if BESIDE:
-        return
     sdk = docker_sdk.from_env()
     for image in sdk.images.list():
         for tag in image.tags:

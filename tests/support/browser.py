@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +14,10 @@ from typing import Any
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update",
         "--disable-sync"]  # fmt: skip
+# Chromium aborts a navigation in flight when the host's network interfaces change, as Docker's
+# do whenever a container or network comes or goes (other tests' too): a reader would reload.
+NETWORK_CHANGED = "net::ERR_NETWORK_CHANGED"
+NAVIGATION_TRIES = 3
 
 
 @contextmanager
@@ -26,10 +32,36 @@ def chromium(profile: Path, **options: Any) -> Iterator[Any]:
         context = playwright.chromium.launch_persistent_context(
             str(profile), executable_path=executable, headless=True, args=ARGS, **options
         )
+        for page in context.pages:
+            _reload_when_the_network_changed(page)
+        open_page = context.new_page
+        context.new_page = lambda: _reload_when_the_network_changed(open_page())
         try:
             yield context
         finally:
             context.close()
+
+
+def _reload_when_the_network_changed(page: Any) -> Any:
+    """Make `page.goto` try again (up to NAVIGATION_TRIES) when Chromium aborted it because
+    the host's interfaces changed; any other failure is raised at once. Returns the page."""
+    from playwright.sync_api import Error
+
+    navigate = page.goto
+
+    @functools.wraps(navigate)
+    def goto(url: str, **options: Any) -> Any:
+        for attempt in range(NAVIGATION_TRIES):
+            try:
+                return navigate(url, **options)
+            except Error as error:
+                if NETWORK_CHANGED not in str(error) or attempt == NAVIGATION_TRIES - 1:
+                    raise
+                time.sleep(0.5)
+        raise AssertionError("unreachable")
+
+    page.goto = goto
+    return page
 
 
 def run_cell(page: Any, cell: Any, check: Callable[[Any], None], code: str = "") -> None:
