@@ -126,8 +126,11 @@ def culler_rounds(bench: Bench, sessions: int, rounds: int) -> Rounds:
 
 def _timed(work) -> tuple[float, float, float]:
     """(this process's CPU-seconds, the root dockerd's, wall seconds) of `work()`."""
-    daemon = int(subprocess.run(["pgrep", "-o", "-u", "0", "-x", "dockerd"],
-                                capture_output=True, text=True, check=True).stdout)  # fmt: skip
+    daemon = int(
+        subprocess.run(
+            ["pgrep", "-o", "-u", "0", "-x", "dockerd"], capture_output=True, text=True, check=True
+        ).stdout
+    )
     cpu, engine, wall = time.process_time(), cpu_seconds(daemon), time.perf_counter()
     work()
     return (time.process_time() - cpu, cpu_seconds(daemon) - engine, time.perf_counter() - wall)

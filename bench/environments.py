@@ -79,12 +79,16 @@ def main() -> None:
         bench.git.create(
             "bench/env-reqs", {"requirements.txt": salt + "\n" + "\n".join(PACKAGES) + "\n"}
         )
-        config = load_config(overrides={
-            "data_dir": str(bench.folder / "data"), "image_prefix": IMAGE_PREFIX,
-            "allowed_clone_schemes": ["https", "git"], "github_url": bench.git.base_url,
-            "extra_ca_file": os.environ.get("MINIBINDER_EXTRA_CA_FILE", ""),
-            "internal_hosts": ["127.0.0.1"],
-        })  # fmt: skip
+        config = load_config(
+            overrides={
+                "data_dir": str(bench.folder / "data"),
+                "image_prefix": IMAGE_PREFIX,
+                "allowed_clone_schemes": ["https", "git"],
+                "github_url": bench.git.base_url,
+                "extra_ca_file": os.environ.get("MINIBINDER_EXTRA_CA_FILE", ""),
+                "internal_hosts": ["127.0.0.1"],
+            }
+        )
         docker = Docker.connect()
         # Interleaved, three of each, medians: downloads through a proxy are noisy.
         reqs_times, pypi_times = [], []
@@ -98,22 +102,32 @@ def main() -> None:
         reqs, pypi = statistics.median(reqs_times), statistics.median(pypi_times)
         solve, lock = lock_reuse(bench.folder / "lock")
         with CondaChannel(bench.folder / "tools").add("tinytool", "1.0") as channel:
-            repo = bench.git.create("bench/env-conda", {
-                "environment.yml": f"channels: [{channel.url}]\ndependencies: [tinytool]\n",
-                "a.ipynb": NOTEBOOK})  # fmt: skip
+            repo = bench.git.create(
+                "bench/env-conda",
+                {
+                    "environment.yml": f"channels: [{channel.url}]\ndependencies: [tinytool]\n",
+                    "a.ipynb": NOTEBOOK,
+                },
+            )
             timed_build("gh/bench/env-conda/HEAD", config, docker)
             repo.commit({"b.ipynb": NOTEBOOK}, "a notebook-only commit")
             rebuild, rebuild_log = timed_build("gh/bench/env-conda/HEAD", config, docker)
         print(f"packages: {', '.join(PACKAGES)}")
         print(f"requirements.txt build (median of 3)   : {reqs:6.1f} s")
-        print(f"environment.yml, PyPI path (median of 3): {pypi:6.1f} s  "
-              f"ratio {pypi / reqs:.2f}x (target <= 1.2x)")  # fmt: skip
+        print(
+            f"environment.yml, PyPI path (median of 3): {pypi:6.1f} s  "
+            f"ratio {pypi / reqs:.2f}x (target <= 1.2x)"
+        )
         print(f"local channel: solve + install (60 pkgs): {solve * 1000:6.0f} ms")
-        print(f"local channel: install from the lock    : {lock * 1000:6.0f} ms  "
-              f"ratio {solve / lock:.2f}x")  # fmt: skip
+        print(
+            f"local channel: install from the lock    : {lock * 1000:6.0f} ms  "
+            f"ratio {solve / lock:.2f}x"
+        )
         reused = "image reused" in rebuild_log
-        print(f"conda repository, notebook-only rebuild : {rebuild:6.1f} s  "
-              f"(environment image reused: {reused}; target <= 15 s)")  # fmt: skip
+        print(
+            f"conda repository, notebook-only rebuild : {rebuild:6.1f} s  "
+            f"(environment image reused: {reused}; target <= 15 s)"
+        )
     finally:
         bench.close()
 

@@ -100,8 +100,13 @@ def main() -> None:
     try:
         bench.git.create("bench/kept", {"index.ipynb": NOTEBOOK})
         spec = "gh/bench/kept/HEAD"
-        serve = bench.serve(keep_work="browser", keep_work_limit="200M", idle_timeout=3600,
-                            cull_interval=3600, admin_token=ADMIN_TOKEN)  # fmt: skip
+        serve = bench.serve(
+            keep_work="browser",
+            keep_work_limit="200M",
+            idle_timeout=3600,
+            cull_interval=3600,
+            admin_token=ADMIN_TOKEN,
+        )
         student = Browser(serve.url)
         _, ready = student.launch(spec)  # builds the image once; not measured
         write_work(ready, args.files, args.megabytes)

@@ -99,10 +99,23 @@ def wrk(url: str, connections: int, seconds: int = 5) -> tuple[float, float, flo
     """(requests/s, p50 ms, p99 ms) of `connections` keep-alive connections for `seconds`."""
     threads = max(1, min(2, connections))
     done = subprocess.run(
-        ["wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
-         "--timeout", "10s", url],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            "wrk",
+            "--latency",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--timeout",
+            "10s",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     rate, found = 0.0, {}
     for line in done.stdout.splitlines():
         words = line.split()
@@ -220,9 +233,12 @@ def workshop(port: int, sessions: list[str], pid: int, seconds: int = 30) -> dic
     cpu = (cpu_seconds(pid) - cpu_before) / (time.monotonic() - started) * 100
     latencies = [value for student in students for value in student.latencies]
     return {
-        "p99": percentile(latencies, 0.99) * 1000, "p50": percentile(latencies, 0.5) * 1000,
-        "requests": len(latencies), "errors": sum(s.errors for s in students), "cpu": cpu,
-    }  # fmt: skip
+        "p99": percentile(latencies, 0.99) * 1000,
+        "p50": percentile(latencies, 0.5) * 1000,
+        "requests": len(latencies),
+        "errors": sum(s.errors for s in students),
+        "cpu": cpu,
+    }
 
 
 def add_chp_route(api_port: int, token: str, session: str, target: str) -> None:
@@ -321,10 +337,16 @@ def measure(name: str, port: int, host: str = "127.0.0.1") -> dict:
     rps50, _, p99_50 = wrk(small, 50)
     big_rps, _, big_p99 = wrk(big, 10)
     return {
-        "name": name, "p50": p50, "rps1": rps1, "rps10": rps10, "rps50": rps50,
-        "p99_50": p99_50, "big_rps": big_rps, "big_p99": big_p99,
+        "name": name,
+        "p50": p50,
+        "rps1": rps1,
+        "rps10": rps10,
+        "rps50": rps50,
+        "p99_50": p99_50,
+        "big_rps": big_rps,
+        "big_p99": big_p99,
         "ws_p50": percentile(ws_round_trips(host, port, 2000), 0.5) * 1000,
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -350,8 +372,10 @@ def main() -> None:
         max_streams_per_client=100000,
     )
     store = Store(folder / "data" / "minibinder.sqlite")
-    students = [SessionBackend(folder / "data", f"{index:016x}", f"s{index}")
-                for index in range(1, args.sessions + 1)]  # fmt: skip
+    students = [
+        SessionBackend(folder / "data", f"{index:016x}", f"s{index}")
+        for index in range(1, args.sessions + 1)
+    ]
     for student in students:
         student.add_route(store, last_activity=time.time())
     serve = ServeProcess(config, folder / "serve.log").start()
@@ -382,37 +406,51 @@ def main() -> None:
             student.remove()
     direct, mini, chp_row = rows[0], rows[1], rows[2]
     print(f"minibinder with {args.workers} worker(s); load from wrk, 5 s per line")
-    print(f"{'':<24} {'p50 c=1':>9} {'req/s c=1':>10} {'c=10':>8} {'c=50':>8} {'p99 c=50':>9} "
-          f"{'1MB req/s':>10} {'1MB p99':>9} {'WS rtt':>8}")  # fmt: skip
+    print(
+        f"{'':<24} {'p50 c=1':>9} {'req/s c=1':>10} {'c=10':>8} {'c=50':>8} {'p99 c=50':>9} "
+        f"{'1MB req/s':>10} {'1MB p99':>9} {'WS rtt':>8}"
+    )
     for row in rows:
-        print(f"{row['name']:<24} {row['p50']:>7.3f}ms {row['rps1']:>10.0f} {row['rps10']:>8.0f} "
-              f"{row['rps50']:>8.0f} {row['p99_50']:>7.2f}ms {row['big_rps']:>10.0f} "
-              f"{row['big_p99']:>7.2f}ms {row['ws_p50']:>6.3f}ms")  # fmt: skip
+        print(
+            f"{row['name']:<24} {row['p50']:>7.3f}ms {row['rps1']:>10.0f} {row['rps10']:>8.0f} "
+            f"{row['rps50']:>8.0f} {row['p99_50']:>7.2f}ms {row['big_rps']:>10.0f} "
+            f"{row['big_p99']:>7.2f}ms {row['ws_p50']:>6.3f}ms"
+        )
 
     def versus(key: str) -> str:
         return f"{mini[key] / chp_row[key]:.2f}x" if chp_row[key] else "n/a"
 
     print("targets (#10), minibinder vs configurable-http-proxy:")
-    print(f"  added p50 at c=1        : {mini['p50'] - direct['p50']:+.3f} ms vs "
-          f"{chp_row['p50'] - direct['p50']:+.3f} ms (target <=)")  # fmt: skip
+    print(
+        f"  added p50 at c=1        : {mini['p50'] - direct['p50']:+.3f} ms vs "
+        f"{chp_row['p50'] - direct['p50']:+.3f} ms (target <=)"
+    )
     print(
         f"  req/s c=1, c=10, c=50   : {versus('rps1')}, {versus('rps10')}, {versus('rps50')}"
         " (target >= 1.0x each)"
     )
-    print(f"  1 MB req/s, p99         : {versus('big_rps')}, {mini['big_p99']:.1f} ms vs "
-          f"{chp_row['big_p99']:.1f} ms (target >= 1.0x, <=)")  # fmt: skip
-    print(f"  WebSocket rtt added     : {mini['ws_p50'] - direct['ws_p50']:+.3f} ms vs "
-          f"{chp_row['ws_p50'] - direct['ws_p50']:+.3f} ms (target <=)")  # fmt: skip
+    print(
+        f"  1 MB req/s, p99         : {versus('big_rps')}, {mini['big_p99']:.1f} ms vs "
+        f"{chp_row['big_p99']:.1f} ms (target >= 1.0x, <=)"
+    )
+    print(
+        f"  WebSocket rtt added     : {mini['ws_p50'] - direct['ws_p50']:+.3f} ms vs "
+        f"{chp_row['ws_p50'] - direct['ws_p50']:+.3f} ms (target <=)"
+    )
     print(
         f"  1,000 WebSockets held   : minibinder {held[0]} errors, {held[1] / 2**20:.0f} MiB RSS;"
         f" CHP {held_chp[0]} errors, {held_chp[1] / 2**20:.0f} MiB RSS (target 0 errors)"
     )
-    print(f"  workshop, {len(sessions)} sessions   : minibinder CPU {room['cpu']:.0f}%, p50 "
-          f"{room['p50']:.2f} ms, p99 {room['p99']:.2f} ms, {room['requests']} requests, "
-          f"{room['errors']} errors;")  # fmt: skip
-    print(f"{'':<28}CHP CPU {room_chp['cpu']:.0f}%, p50 {room_chp['p50']:.2f} ms, p99 "
-          f"{room_chp['p99']:.2f} ms, {room_chp['requests']} requests, {room_chp['errors']} "
-          "errors (CPU: % of one core)")  # fmt: skip
+    print(
+        f"  workshop, {len(sessions)} sessions   : minibinder CPU {room['cpu']:.0f}%, p50 "
+        f"{room['p50']:.2f} ms, p99 {room['p99']:.2f} ms, {room['requests']} requests, "
+        f"{room['errors']} errors;"
+    )
+    print(
+        f"{'':<28}CHP CPU {room_chp['cpu']:.0f}%, p50 {room_chp['p50']:.2f} ms, p99 "
+        f"{room_chp['p99']:.2f} ms, {room_chp['requests']} requests, {room_chp['errors']} "
+        "errors (CPU: % of one core)"
+    )
 
 
 if __name__ == "__main__":

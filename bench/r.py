@@ -34,9 +34,10 @@ def main() -> None:
             for round_ in range(ROUNDS):  # interleaved: drift hits both alike
                 salt = f"# bench {secrets.token_hex(4)}\n"  # a new commit: a new build
                 bench.git.create(f"bench/plain{round_}", {"README.md": salt, "a.ipynb": NOTEBOOK})
-                bench.git.create(f"bench/r{round_}", {
-                    "install.R": salt + 'install.packages("tinypkg")\n', "a.ipynb": NOTEBOOK,
-                })  # fmt: skip
+                bench.git.create(
+                    f"bench/r{round_}",
+                    {"install.R": salt + 'install.packages("tinypkg")\n', "a.ipynb": NOTEBOOK},
+                )
                 pair = [
                     ("plain", f"gh/bench/plain{round_}/HEAD"),
                     ("r", f"gh/bench/r{round_}/HEAD"),
@@ -45,8 +46,10 @@ def main() -> None:
                     seconds, _ = launch(serve, spec)
                     (plain_times if name == "plain" else r_times).append(seconds)
                 bench.close_sessions()
-            repo = bench.git.create("bench/r-rebuild", {
-                "install.R": 'install.packages("tinypkg")\n', "a.ipynb": NOTEBOOK})  # fmt: skip
+            repo = bench.git.create(
+                "bench/r-rebuild",
+                {"install.R": 'install.packages("tinypkg")\n', "a.ipynb": NOTEBOOK},
+            )
             launch(serve, "gh/bench/r-rebuild/HEAD")
             bench.close_sessions()
             repo.commit({"b.ipynb": NOTEBOOK}, "a notebook-only commit")
@@ -54,26 +57,40 @@ def main() -> None:
             bench.close_sessions()
             # The R layer from nothing: every step built again (no layer cache), with and
             # without R, through the same builder.
-            config = load_config(overrides={
-                "data_dir": str(bench.folder / "cold"), "image_prefix": IMAGE_PREFIX,
-                "allowed_clone_schemes": ["https", "git"], "github_url": bench.git.base_url,
-                "extra_ca_file": os.environ.get("MINIBINDER_EXTRA_CA_FILE", ""),
-                "internal_hosts": ["127.0.0.1"], "r_package_repository": cran.url,
-            })  # fmt: skip
+            config = load_config(
+                overrides={
+                    "data_dir": str(bench.folder / "cold"),
+                    "image_prefix": IMAGE_PREFIX,
+                    "allowed_clone_schemes": ["https", "git"],
+                    "github_url": bench.git.base_url,
+                    "extra_ca_file": os.environ.get("MINIBINDER_EXTRA_CA_FILE", ""),
+                    "internal_hosts": ["127.0.0.1"],
+                    "r_package_repository": cran.url,
+                }
+            )
             docker = Docker.connect()
             cold_plain, _ = timed_build("gh/bench/plain0/HEAD", config, docker, fresh=True)
             cold_r, _ = timed_build("gh/bench/r0/HEAD", config, docker, fresh=True)
         plain, r = statistics.median(plain_times), statistics.median(r_times)
         rows = [
             (f"click to ready, no R (median of {ROUNDS})", f"{plain:6.1f} s", ""),
-            (f"click to ready, install.R, R layer cached (median of {ROUNDS})", f"{r:6.1f} s",
-             f"ratio {r / plain:.2f}x"),
+            (
+                f"click to ready, install.R, R layer cached (median of {ROUNDS})",
+                f"{r:6.1f} s",
+                f"ratio {r / plain:.2f}x",
+            ),
             ("build from nothing, no R", f"{cold_plain:6.1f} s", ""),
-            ("build from nothing, install.R (the R layer too)", f"{cold_r:6.1f} s",
-             f"the R layer once per host and base: +{cold_r - cold_plain:.0f} s"),
-            ("click to ready after a notebook-only commit (R)", f"{rebuild:6.1f} s",
-             "target <= 15 s"),
-        ]  # fmt: skip
+            (
+                "build from nothing, install.R (the R layer too)",
+                f"{cold_r:6.1f} s",
+                f"the R layer once per host and base: +{cold_r - cold_plain:.0f} s",
+            ),
+            (
+                "click to ready after a notebook-only commit (R)",
+                f"{rebuild:6.1f} s",
+                "target <= 15 s",
+            ),
+        ]
         width = max(len(label) for label, _, _ in rows)
         for label, value, note in rows:
             print(f"{label:<{width}} : {value}  {note}".rstrip())

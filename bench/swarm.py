@@ -45,11 +45,16 @@ BASE_IMAGE = "minibinder-base:py3.11"
 def serve_on(bench: Bench, name: str, docker_host: str = "", **settings) -> ServeProcess:
     (bench.folder / name).mkdir()
     config = write_config(
-        bench.folder / name / "minibinder.toml", bench.folder / name / "data",
-        image_prefix=IMAGE_PREFIX, allowed_clone_schemes=["https", "git"],
-        internal_hosts=["127.0.0.1"], github_url=bench.git.base_url,
-        extra_ca_file=os.environ.get("MINIBINDER_EXTRA_CA_FILE", ""), **SMALL, **settings,
-    )  # fmt: skip
+        bench.folder / name / "minibinder.toml",
+        bench.folder / name / "data",
+        image_prefix=IMAGE_PREFIX,
+        allowed_clone_schemes=["https", "git"],
+        internal_hosts=["127.0.0.1"],
+        github_url=bench.git.base_url,
+        extra_ca_file=os.environ.get("MINIBINDER_EXTRA_CA_FILE", ""),
+        **SMALL,
+        **settings,
+    )
     serve = ServeProcess(config, bench.folder / name / "serve.log", docker_host=docker_host)
     serve.data_dir = bench.folder / name / "data"
     bench.serves.append(serve)
@@ -119,20 +124,34 @@ def main() -> None:
         started = time.perf_counter()
         cluster.start()
         cluster.load_images((BASE_IMAGE,))
-        print(f"cluster of 3 up, base image loaded into the manager: "
-              f"{time.perf_counter() - started:.0f} s")  # fmt: skip
+        print(
+            f"cluster of 3 up, base image loaded into the manager: "
+            f"{time.perf_counter() - started:.0f} s"
+        )
         bench.git.create("bench/swarm", {"index.ipynb": NOTEBOOK})
         spec = "gh/bench/swarm/HEAD"
-        serve = serve_on(bench, "swarm", cluster.manager.docker_host, placement="swarm",
-                         registry=cluster.registry)  # fmt: skip
+        serve = serve_on(
+            bench,
+            "swarm",
+            cluster.manager.docker_host,
+            placement="swarm",
+            registry=cluster.registry,
+        )
         _, first = launch(serve, spec)  # the build and the push: not measured
         image = subprocess.run(
-            ["docker", "service", "inspect", "--format",
-             "{{.Spec.TaskTemplate.ContainerSpec.Image}}", f"minibinder-session-"
-             f"{first['url'].rstrip('/').rsplit('/', 1)[1]}"],
-            capture_output=True, text=True, check=True,
+            [
+                "docker",
+                "service",
+                "inspect",
+                "--format",
+                "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+                f"minibinder-session-{first['url'].rstrip('/').rsplit('/', 1)[1]}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
             env={**os.environ, "DOCKER_HOST": cluster.manager.docker_host},
-        ).stdout.strip()  # fmt: skip
+        ).stdout.strip()
         for node in cluster.workers:
             node.docker("pull", image)  # every node has the image: a round measures starts
         end_all(cluster, serve)
@@ -147,10 +166,13 @@ def main() -> None:
         end_all(cluster, serve)
         availability(cluster, cluster.workers, "active")
         for name, (total, p50, errors), used in (
-            ("3 nodes", spread, spread_nodes), ("1 node", single, single_nodes)
-        ):  # fmt: skip
-            print(f"{args.sessions} cold launches on {name}: all ready after {total:.1f} s, "
-                  f"p50 {p50:.2f} s, errors {errors}; sessions per node {used}")  # fmt: skip
+            ("3 nodes", spread, spread_nodes),
+            ("1 node", single, single_nodes),
+        ):
+            print(
+                f"{args.sessions} cold launches on {name}: all ready after {total:.1f} s, "
+                f"p50 {p50:.2f} s, errors {errors}; sessions per node {used}"
+            )
         print(f"3 nodes / 1 node, all ready: {spread[0] / single[0]:.2f}x (issue: <= 1.1x)")
 
         # A session on a worker (the manager drained for the launch), and a local one.
@@ -160,12 +182,15 @@ def main() -> None:
         local_serve = serve_on(bench, "local")
         _, local = launch(local_serve, spec)
         targets = {}
-        for name, ready, data in (("worker", on_worker, serve.data_dir),
-                                  ("local", local, local_serve.data_dir)):  # fmt: skip
+        for name, ready, data in (
+            ("worker", on_worker, serve.data_dir),
+            ("local", local, local_serve.data_dir),
+        ):
             with sqlite3.connect(data / "minibinder.sqlite") as db:
                 session = ready["url"].rstrip("/").rsplit("/", 1)[1]
-                targets[name] = db.execute("SELECT target FROM sessions WHERE id = ?",
-                                           (session,)).fetchone()[0]  # fmt: skip
+                targets[name] = db.execute(
+                    "SELECT target FROM sessions WHERE id = ?", (session,)
+                ).fetchone()[0]
         samples: dict[str, list[float]] = {
             key: [] for key in ("worker", "local", "worker direct", "local direct")
         }
@@ -179,9 +204,11 @@ def main() -> None:
         p50 = {name: percentile(values, 0.5) * 1000 for name, values in samples.items()}
         for name, value in p50.items():
             print(f"p50 {name:<14}: {value:.3f} ms (n={len(samples[name])})")
-        print(f"added by a worker: {p50['worker'] - p50['local']:+.3f} ms through the proxy "
-              f"(issue: <= +0.2 ms), {p50['worker direct'] - p50['local direct']:+.3f} ms "
-              "straight to the session")  # fmt: skip
+        print(
+            f"added by a worker: {p50['worker'] - p50['local']:+.3f} ms through the proxy "
+            f"(issue: <= +0.2 ms), {p50['worker direct'] - p50['local direct']:+.3f} ms "
+            "straight to the session"
+        )
     finally:
         for serve_ in bench.serves:
             serve_.stop()

@@ -112,8 +112,7 @@ def main() -> None:
             f"{held['PSS of all']:.0f} MiB (target <= 150 MB), sum of RSS {rss_sum(held):.0f} "
             f"MiB (shared pages counted in each process); {rss_line(held)}"
         )
-        print(f"minibinder RSS just started, no session: {rss_sum(idle):.0f} MiB; "
-              f"{rss_line(idle)}")  # fmt: skip
+        print(f"minibinder RSS just started, no session: {rss_sum(idle):.0f} MiB; {rss_line(idle)}")
     finally:
         bench.close()
 

@@ -83,8 +83,9 @@ class SwarmApi:
             try:
                 self._api.login(user, password=password, registry=registry, reauth=True)
             except docker.errors.APIError as error:
-                raise LaunchError(f"the registry {registry} refused the login: "
-                                  f"{_short(error)}") from None  # fmt: skip
+                raise LaunchError(
+                    f"the registry {registry} refused the login: {_short(error)}"
+                ) from None
 
     def push(self, image: str, repository: str, tag: str) -> str:
         """Tag `image` as repository:tag, push it, return the digest the registry gave it."""

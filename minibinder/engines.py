@@ -182,8 +182,12 @@ def capabilities(
     if netfilter and root:
         egress = Capability("egress filter", True, "rules installed for minibinder's bridges")
     elif netfilter:
-        egress = Capability("egress filter", False, "not installed: minibinder is not root",
-                            "run minibinder as root, or firewall the bridges yourself")  # fmt: skip
+        egress = Capability(
+            "egress filter",
+            False,
+            "not installed: minibinder is not root",
+            "run minibinder as root, or firewall the bridges yourself",
+        )
     else:
         egress = Capability(
             "egress filter",

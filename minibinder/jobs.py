@@ -114,8 +114,11 @@ def trim_kept_work_for_disk(
             break
         shelf.delete(work.key)
         gone.append(work.key)
-        log.info("removed kept work of %d bytes, the oldest (disk above %s%%)", work.size,
-                 config.image_gc_high)  # fmt: skip
+        log.info(
+            "removed kept work of %d bytes, the oldest (disk above %s%%)",
+            work.size,
+            config.image_gc_high,
+        )
         used, total = usage()
     return gone
 
@@ -198,9 +201,13 @@ class JobRunner:
             collect, "interval", args=[services], minutes=5, id="images", next_run_time=_soon()
         )
         scheduler.add_job(
-            expire_kept_work, "interval", args=[services], hours=1, id="kept-work",
+            expire_kept_work,
+            "interval",
+            args=[services],
+            hours=1,
+            id="kept-work",
             next_run_time=_soon(),
-        )  # fmt: skip
+        )
         scheduler.start()
         self.scheduler = scheduler
         threading.Thread(

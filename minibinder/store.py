@@ -280,7 +280,7 @@ class Store:
                     address,
                     address_limit,
                 ),
-            )  # fmt: skip
+            )
             .fetchone()
         )
         return SessionRecord(*row) if row else None

@@ -48,11 +48,14 @@ def ensure_rootfs(docker: Docker, rootfs: str, mirror: str = DEBIAN_MIRROR) -> I
     if not suite or why_not:
         raise BuildError(
             f"the base image needs a root filesystem: pulling {rootfs} failed ({pulled}), and "
-            + (f"debootstrap cannot make one here ({why_not})" if suite else
-               f"debootstrap knows no Debian suite for {rootfs!r}")
+            + (
+                f"debootstrap cannot make one here ({why_not})"
+                if suite
+                else f"debootstrap knows no Debian suite for {rootfs!r}"
+            )
             + "; let the engine reach its registry (or set base_rootfs to an image it has), "
             "or run minibinder as root on Linux with debootstrap installed"
-        )  # fmt: skip
+        )
     why = "" if rootfs == local else f"Pulling {rootfs} failed ({pulled}); m"
     yield Event("building", f"{why or 'M'}aking {local} with debootstrap ...\n")
     yield from debootstrap(docker, suite, local, mirror)

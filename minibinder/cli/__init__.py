@@ -185,9 +185,12 @@ def open_(ctx: click.Context, repository: str, no_browser: bool, detach: bool) -
     config = _load(ctx)
     try:
         opened = open_repository(
-            config, _config_path(ctx), repository, lambda events: _run_events(events, False),
+            config,
+            _config_path(ctx),
+            repository,
+            lambda events: _run_events(events, False),
             lambda line: click.echo(line, err=True),
-        )  # fmt: skip
+        )
         hold(config, opened, browser=not no_browser, wait=not detach, echo=click.echo)
     except MinibinderError as error:
         raise click.ClickException(str(error)) from None

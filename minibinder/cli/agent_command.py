@@ -90,9 +90,19 @@ def read_key(path: str) -> bytes:
 )
 @click.option("--no-rules", is_flag=True, help="Install no firewall rules (not for production).")
 @click.option("--once", is_flag=True, help="Report once and exit.")
-def agent(manager_url: str, key_file: str, interval: float, bridge: str,
-          allow_from: tuple[str, ...], proc_root: str, cgroup_root: str, docker_root: str,
-          registry_credentials_file: str, no_rules: bool, once: bool) -> None:  # fmt: skip
+def agent(
+    manager_url: str,
+    key_file: str,
+    interval: float,
+    bridge: str,
+    allow_from: tuple[str, ...],
+    proc_root: str,
+    cgroup_root: str,
+    docker_root: str,
+    registry_credentials_file: str,
+    no_rules: bool,
+    once: bool,
+) -> None:
     """Report this swarm node's sessions (CPU, out-of-memory kills), its no-new-privileges
     default, disk and pulls to the manager; keep its session rules and collect its images."""
     import docker
@@ -110,10 +120,24 @@ def agent(manager_url: str, key_file: str, interval: float, bridge: str,
             credentials = read_credentials(text, registry_credentials_file)
         except (OSError, ConfigError) as error:
             raise click.ClickException(str(error)) from None
-    api = docker.APIClient(base_url=os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock",
-                           version="auto", timeout=60)  # fmt: skip
-    runner = Agent(api, manager_url, key, interval, bridge, allow_from, Path(proc_root),
-                   Path(cgroup_root), docker_root, not no_rules, credentials)  # fmt: skip
+    api = docker.APIClient(
+        base_url=os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock",
+        version="auto",
+        timeout=60,
+    )
+    runner = Agent(
+        api,
+        manager_url,
+        key,
+        interval,
+        bridge,
+        allow_from,
+        Path(proc_root),
+        Path(cgroup_root),
+        docker_root,
+        not no_rules,
+        credentials,
+    )
     if once:
         runner.round()
         return

@@ -183,8 +183,9 @@ def diagnose(config: Config, docker: Docker, probe: Probe = reachable) -> list[C
     if daemon and config.placement == "swarm":
         from ..swarm.health import swarm_findings
 
-        checks += [Check(f.name, f.ok, f.found, f.fix, f.warning)
-                   for f in swarm_findings(config, docker)]  # fmt: skip
+        checks += [
+            Check(f.name, f.ok, f.found, f.fix, f.warning) for f in swarm_findings(config, docker)
+        ]
     return checks
 
 

@@ -119,8 +119,13 @@ def _watch(
 def commit_time(repo_dir: Path, allowed_schemes: Sequence[str]) -> int | None:
     """When the checked-out commit was committed (seconds since the epoch), or None."""
     try:
-        out = run_git(["log", "-1", "--format=%ct", "HEAD"], allowed_schemes, 30,
-                      cwd=str(repo_dir), what="git log")  # fmt: skip
+        out = run_git(
+            ["log", "-1", "--format=%ct", "HEAD"],
+            allowed_schemes,
+            30,
+            cwd=str(repo_dir),
+            what="git log",
+        )
     except FetchError:
         return None
     return int(out.strip()) if out.strip().isdigit() else None
@@ -158,8 +163,15 @@ def fetch_commit(
             ]
             return _watch(args, dest, limits, deadline, what, env=remote.env)
 
-        through_redirects(url, pinned, limits.allowed_schemes, limits.internal_hosts, what,
-                          attempt, limits.credentials_file)  # fmt: skip
+        through_redirects(
+            url,
+            pinned,
+            limits.allowed_schemes,
+            limits.internal_hosts,
+            what,
+            attempt,
+            limits.credentials_file,
+        )
 
     try:
         fetch_through_redirects(sha)

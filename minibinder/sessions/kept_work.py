@@ -286,8 +286,17 @@ def save_work(
         bases = file_hashes(docker.image_archive(image, HOME), modified) if modified else {}
         for path, details in files.items():
             details["base"] = bases.get(path)
-        work = KeptWork(key, owner, repo_url, now or time.time(), image, resolved_ref, files,
-                        selection.skipped, commit_time=commit_time)  # fmt: skip
+        work = KeptWork(
+            key,
+            owner,
+            repo_url,
+            now or time.time(),
+            image,
+            resolved_ref,
+            files,
+            selection.skipped,
+            commit_time=commit_time,
+        )
         return shelf.put(work, Path(name))
     finally:
         with contextlib.suppress(FileNotFoundError):

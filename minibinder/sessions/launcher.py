@@ -279,9 +279,13 @@ class Sessions:
         client_limit = config.max_sessions_per_client if person else 0
         address_limit = config.max_sessions_per_address if (browser or not person) else 0
         record = self.store.claim_warm(
-            image, time.time(), client, client_limit if client else 0, address,
+            image,
+            time.time(),
+            client,
+            client_limit if client else 0,
+            address,
             address_limit if client else 0,
-        )  # fmt: skip
+        )
         if record:
             self.forget_route(record.id)
         return record
@@ -408,8 +412,11 @@ class Sessions:
             metrics.WORK_SAVED_SECONDS.observe(time.monotonic() - started)
             log.info(
                 "session %s: kept %d files (%d bytes), %d left out",
-                record.id, len(saved.files), saved.size, len(saved.skipped),
-            )  # fmt: skip
+                record.id,
+                len(saved.files),
+                saved.size,
+                len(saved.skipped),
+            )
 
     def extend(self, session_id: str, seconds: float) -> None:
         record = self.store.get_session(session_id)
@@ -441,8 +448,9 @@ class Sessions:
             reported = with_cpu and record.cpu_checked_at > 0
             cpu = record.cpu_seconds if reported else None
             advanced_at = (record.cpu_advanced_at or record.created) if reported else None
-            return Usage(record.created, last_activity, busy, cpu, record.extra_seconds,
-                         advanced_at, None)  # fmt: skip
+            return Usage(
+                record.created, last_activity, busy, cpu, record.extra_seconds, advanced_at, None
+            )
         cpu = self.docker.usage(record.container_id)[0] if with_cpu else None
         advanced_at = record.cpu_advanced_at or None
         if cpu is not None:
@@ -472,9 +480,11 @@ class Sessions:
             now = now if now is not None else time.time()
             advanced = computing(record.cpu_seconds, record.cpu_checked_at, cpu, now)
             self.store.update_session(
-                session_id, cpu_seconds=cpu, cpu_checked_at=now,
+                session_id,
+                cpu_seconds=cpu,
+                cpu_checked_at=now,
                 cpu_advanced_at=now if advanced else record.cpu_advanced_at,
-            )  # fmt: skip
+            )
         return True
 
     def cull(self, now: float | None = None) -> list[tuple[str, str]]:

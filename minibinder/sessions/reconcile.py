@@ -121,9 +121,12 @@ def reconcile(sessions: Sessions, now: float) -> ReconcilePlan:
         record = store.get_session(session_id)
         if record and jupyter.answers(target, record.prefix):
             store.update_session(
-                session_id, state="running", target=target, container_id=container_id,
+                session_id,
+                state="running",
+                target=target,
+                container_id=container_id,
                 node=nodes.get(session_id, record.node),
-            )  # fmt: skip
+            )
         else:
             sessions.stop(session_id, "launch abandoned")
     for session_id, target in plan.new_targets.items():

@@ -150,8 +150,9 @@ class Agent:
     # -- the loop --------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        threading.Thread(target=self._watch_ooms, args=(stop,), daemon=True,
-                         name="minibinder-agent-oom").start()  # fmt: skip
+        threading.Thread(
+            target=self._watch_ooms, args=(stop,), daemon=True, name="minibinder-agent-oom"
+        ).start()
         while not stop.is_set():
             try:
                 self.round()
@@ -307,17 +308,23 @@ class Agent:
         sent_at = f"{time.time():.6f}"
         signature = sign(self.key, sent_at, body)
         request = urllib.request.Request(
-            self.manager_url + REPORT_PATH, data=body, method="POST",
-            headers={"Content-Type": "application/json", TIME_HEADER: sent_at,
-                     SIGNATURE_HEADER: signature},
-        )  # fmt: skip
+            self.manager_url + REPORT_PATH,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                TIME_HEADER: sent_at,
+                SIGNATURE_HEADER: signature,
+            },
+        )
         try:
             with urllib.request.urlopen(request, timeout=15) as response:
                 answer = response.read(64 * 1024)
                 # What it says to pull (with the registry's credentials) and which images to
                 # remove is taken only from the manager: a signed answer to this report.
-                verify_answer(self.key, signature, answer,
-                              response.headers.get(SIGNATURE_HEADER, ""))  # fmt: skip
+                verify_answer(
+                    self.key, signature, answer, response.headers.get(SIGNATURE_HEADER, "")
+                )
                 return parse_answer(answer)
         except urllib.error.HTTPError as error:
             said = error.read(500).decode("utf-8", "replace").strip()

@@ -80,9 +80,13 @@ def node_findings(nodes: list[dict[str, Any]]) -> list[Finding]:
 
 
 def agent_findings(
-    nodes: list[dict[str, Any]], records: dict[str, NodeRecord | None], probe: str, now: float,
-    version: str = __version__, floor: int = 0,
-) -> list[Finding]:  # fmt: skip
+    nodes: list[dict[str, Any]],
+    records: dict[str, NodeRecord | None],
+    probe: str,
+    now: float,
+    version: str = __version__,
+    floor: int = 0,
+) -> list[Finding]:
     """What the ready nodes' agents said: that they run (and which version), the node's
     no-new-privileges default, its disk (against `floor`), its rules, and whether it pulled
     `probe` ("": not pushed)."""
@@ -96,48 +100,72 @@ def agent_findings(
             f"{len(fresh)} of {len(ready)} ready node(s) report"
             + (f"; silent: {', '.join(silent)}" if silent else ""),
             AGENT_FIX,
-        )  # fmt: skip
+        )
     ]
     if not fresh:
         return findings
     other = [f"{ready[i]} runs {r.version}" for i, r in fresh.items() if r.version != version]
     findings.append(
-        Finding("agent version", not other,
-                "; ".join(other) if other else f"every agent runs {version}, as this manager",
-                "run the same minibinder image on every node (update the agent's service)")
-    )  # fmt: skip
+        Finding(
+            "agent version",
+            not other,
+            "; ".join(other) if other else f"every agent runs {version}, as this manager",
+            "run the same minibinder image on every node (update the agent's service)",
+        )
+    )
     without = [ready[i] for i, r in fresh.items() if r.no_new_privileges is False]
     unknown = [ready[i] for i, r in fresh.items() if r.no_new_privileges is None]
     findings.append(
-        Finding("no-new-privileges", not without,
-                f"sessions run without it on: {', '.join(without)}" if without
-                else "sessions run with it on every node"
-                + (f" that ran one (not known yet on {', '.join(unknown)})" if unknown else ""),
-                'add "no-new-privileges": true to /etc/docker/daemon.json on those nodes and '
-                "restart their engine (Docker 20.10 services cannot ask for it)")
-    )  # fmt: skip
-    low = [f"{ready[i]}: {r.disk_free / 2**30:.1f} GiB free" for i, r in fresh.items()
-           if r.disk_free is not None and r.disk_free < floor]  # fmt: skip
+        Finding(
+            "no-new-privileges",
+            not without,
+            f"sessions run without it on: {', '.join(without)}"
+            if without
+            else "sessions run with it on every node"
+            + (f" that ran one (not known yet on {', '.join(unknown)})" if unknown else ""),
+            'add "no-new-privileges": true to /etc/docker/daemon.json on those nodes and '
+            "restart their engine (Docker 20.10 services cannot ask for it)",
+        )
+    )
+    low = [
+        f"{ready[i]}: {r.disk_free / 2**30:.1f} GiB free"
+        for i, r in fresh.items()
+        if r.disk_free is not None and r.disk_free < floor
+    ]
     findings.append(
-        Finding("node disk", not low, "; ".join(low) if low else "every node has room for images",
-                "the agent removes unused images above image_gc_high; free space on those "
-                "nodes, or drain them (`docker node update --availability drain`)",
-                warning=True)
-    )  # fmt: skip
+        Finding(
+            "node disk",
+            not low,
+            "; ".join(low) if low else "every node has room for images",
+            "the agent removes unused images above image_gc_high; free space on those "
+            "nodes, or drain them (`docker node update --availability drain`)",
+            warning=True,
+        )
+    )
     broken = [f"{ready[i]}: {r.rules}" for i, r in fresh.items() if r.rules]
     findings.append(
-        Finding("node rules", not broken,
-                "; ".join(broken) if broken else "egress rules and manager-only session ports "
-                "in place on every node", "the agent needs NET_ADMIN, host network and iptables")
-    )  # fmt: skip
+        Finding(
+            "node rules",
+            not broken,
+            "; ".join(broken)
+            if broken
+            else "egress rules and manager-only session ports in place on every node",
+            "the agent needs NET_ADMIN, host network and iptables",
+        )
+    )
     if not probe:
-        findings.append(Finding("nodes can pull", False, "not checked: the registry took no push",
-                                warning=True))  # fmt: skip
+        findings.append(
+            Finding("nodes can pull", False, "not checked: the registry took no push", warning=True)
+        )
         return findings
-    failed = [f"{ready[i]}: {r.pull_error}" for i, r in fresh.items()
-              if r.pull_error.startswith(probe)]  # fmt: skip
-    waiting = [ready[i] for i, r in fresh.items()
-               if r.pulled != probe and not r.pull_error.startswith(probe)]  # fmt: skip
+    failed = [
+        f"{ready[i]}: {r.pull_error}" for i, r in fresh.items() if r.pull_error.startswith(probe)
+    ]
+    waiting = [
+        ready[i]
+        for i, r in fresh.items()
+        if r.pulled != probe and not r.pull_error.startswith(probe)
+    ]
     if failed:
         found = "pull failed on " + "; ".join(failed)
     elif waiting:
@@ -145,18 +173,25 @@ def agent_findings(
     else:
         found = f"every reporting node pulled {probe.rsplit('@', 1)[-1][:19]}…"
     findings.append(
-        Finding("nodes can pull", not failed and not waiting, found,
-                "every node's daemon must trust the registry (TLS, or insecure-registries) "
-                "and reach it; with credentials, give the agent registry_credentials_file",
-                warning=bool(waiting) and not failed)
-    )  # fmt: skip
+        Finding(
+            "nodes can pull",
+            not failed and not waiting,
+            found,
+            "every node's daemon must trust the registry (TLS, or insecure-registries) "
+            "and reach it; with credentials, give the agent registry_credentials_file",
+            warning=bool(waiting) and not failed,
+        )
+    )
     return findings
 
 
 def swarm_findings(
-    config: Config, docker: Docker, wait: float = PULL_WAIT_SECONDS,
-    clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-) -> list[Finding]:  # fmt: skip
+    config: Config,
+    docker: Docker,
+    wait: float = PULL_WAIT_SECONDS,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Finding]:
     api = SwarmApi(docker)
     try:
         manager = manager_finding(api.swarm_state())
@@ -171,8 +206,14 @@ def swarm_findings(
     findings += node_findings(nodes)
     database = config.data_path / "minibinder.sqlite"
     if not database.exists():
-        findings.append(Finding("agents", False, "no agent has reported: minibinder serve has "
-                                "not run with this data directory", AGENT_FIX))  # fmt: skip
+        findings.append(
+            Finding(
+                "agents",
+                False,
+                "no agent has reported: minibinder serve has not run with this data directory",
+                AGENT_FIX,
+            )
+        )
         return findings
     store = Store(database)
     if probe:
@@ -180,8 +221,9 @@ def swarm_findings(
     ids = [node["ID"] for node in nodes]
     deadline = clock() + (wait if probe else 0)
     while True:
-        found = agent_findings(nodes, node_records(store, ids), probe, clock(),
-                               floor=config.disk_free_floor)  # fmt: skip
+        found = agent_findings(
+            nodes, node_records(store, ids), probe, clock(), floor=config.disk_free_floor
+        )
         pending = [f for f in found if f.name in ("agents", "nodes can pull") and not f.ok]
         if not pending or clock() >= deadline:
             return findings + found

@@ -23,9 +23,8 @@ PROBE_FACT = "agent probe image"  # what the doctor last pushed for every node t
 
 
 def take_report(
-    config: Config, store: Store, key: bytes, sent_at: str, signature: str, body: bytes,
-    now: float,
-) -> tuple[Report, Answer]:  # fmt: skip
+    config: Config, store: Store, key: bytes, sent_at: str, signature: str, body: bytes, now: float
+) -> tuple[Report, Answer]:
     """The report in `body`, checked and kept, and the answer to it; ReportError says why
     one is refused (and nothing is kept)."""
     verify(key, sent_at, body, signature, now)
@@ -33,8 +32,9 @@ def take_report(
     fact = agent_fact(report.node)
     check_newer(read_node_record(store.fact(fact)), sent_at)
     store.remember(fact, node_record(report, float(sent_at)))
-    answer = Answer(store.fact(PROBE_FACT) or "", config.registry, config.image_gc_high,
-                    config.image_gc_low)  # fmt: skip
+    answer = Answer(
+        store.fact(PROBE_FACT) or "", config.registry, config.image_gc_high, config.image_gc_low
+    )
     return report, answer
 
 

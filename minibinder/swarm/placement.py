@@ -92,9 +92,7 @@ class SwarmPlacement:
         for task in self.api.tasks([service["ID"] for service in services]):
             tasks_by_service.setdefault(task.get("ServiceID", ""), []).append(task)
         return [
-            found_entry(
-                service, view_of(tasks_by_service.get(service["ID"], []), nodes, self.port)
-            )  # fmt: skip
+            found_entry(service, view_of(tasks_by_service.get(service["ID"], []), nodes, self.port))
             for service in services
         ]
 

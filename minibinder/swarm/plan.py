@@ -97,11 +97,15 @@ def view_of(tasks: list[dict[str, Any]], nodes: dict[str, dict[str, Any]], port:
     ordered = sorted(tasks, key=lambda t: (t.get("Version") or {}).get("Index", 0), reverse=True)
     for task in ordered:
         node_id = task.get("NodeID", "")
-        had_container = bool(((task.get("Status") or {}).get("ContainerStatus") or {}).get(
-            "ContainerID"))  # fmt: skip
+        had_container = bool(
+            ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+        )
         if node_id and had_container and not node_ready(nodes.get(node_id)):
-            return TaskView("lost", node=node_name(nodes.get(node_id) or {"ID": node_id}),
-                            message="its node left the swarm or stopped answering")  # fmt: skip
+            return TaskView(
+                "lost",
+                node=node_name(nodes.get(node_id) or {"ID": node_id}),
+                message="its node left the swarm or stopped answering",
+            )
     current = ordered[0]
     status = current.get("Status") or {}
     state = status.get("State", "")
@@ -118,16 +122,22 @@ def view_of(tasks: list[dict[str, Any]], nodes: dict[str, dict[str, Any]], port:
         return TaskView("running", target, node_name(node), message)
     if state in STARTING_STATES or state in RESTARTING_STATES:
         return TaskView("starting", node=node_name(node) if node else "", message=message)
-    return TaskView("ended", node=node_name(node) if node else "", message=message,
-                    task_state=state)  # fmt: skip
+    return TaskView(
+        "ended", node=node_name(node) if node else "", message=message, task_state=state
+    )
 
 
 def found_entry(service: dict[str, Any], view: TaskView) -> dict[str, Any]:
     """One session's service in the shape the reconciler reads (sessions.reconcile)."""
     labels = (service.get("Spec") or {}).get("Labels") or {}
     state = {"running": "running", "starting": "starting", "lost": "lost"}.get(view.state, "exited")
-    entry = {"Id": service["ID"], "State": state, "Labels": labels, "Endpoint": view.target,
-             "Node": view.node}  # fmt: skip
+    entry = {
+        "Id": service["ID"],
+        "State": state,
+        "Labels": labels,
+        "Endpoint": view.target,
+        "Node": view.node,
+    }
     if view.state == "ended":
         # Exited with 0 by itself (File → Shut Down), or refused by the engine.
         entry["EndReason"] = "shut down" if view.task_state == "complete" else "container exited"

@@ -93,9 +93,10 @@ def parse_report(body: bytes) -> Report:
         raise ReportError("the report is not JSON") from None
     if not isinstance(data, dict):
         raise ReportError("the report is not a JSON object")
-    node, hostname, version = (data.get(k) for k in ("node", "hostname", "version"))
-    if not all(isinstance(v, str) and 0 < len(v) <= 200 for v in (node, hostname, version)):
+    names = [data.get(k) for k in ("node", "hostname", "version")]
+    if not all(isinstance(v, str) and 0 < len(v) <= 200 for v in names):
         raise ReportError("node, hostname and version must be short strings")
+    node, hostname, version = (str(v) for v in names)
     privileges = data.get("no_new_privileges")
     if privileges is not None and not isinstance(privileges, bool):
         raise ReportError("no_new_privileges must be true, false or null")
@@ -115,13 +116,21 @@ def parse_report(body: bytes) -> Report:
     disk = data.get("disk_free")
     if disk is not None and (not isinstance(disk, int) or isinstance(disk, bool) or disk < 0):
         raise ReportError("disk_free must be a number of bytes or null")
+    free: int | None = disk
     texts = {k: data.get(k, "") for k in ("rules", "pulled", "pull_error")}
     if not all(isinstance(v, str) and len(v) <= 1000 for v in texts.values()):
         raise ReportError("rules, pulled and pull_error must be short strings")
     return Report(
-        node, hostname, version, privileges, tuple(sessions), disk,  # type: ignore[arg-type]
-        texts["rules"], texts["pulled"], texts["pull_error"],
-    )  # fmt: skip
+        node,
+        hostname,
+        version,
+        privileges,
+        tuple(sessions),
+        free,
+        texts["rules"],
+        texts["pulled"],
+        texts["pull_error"],
+    )
 
 
 def report_body(report: Report) -> bytes:
@@ -151,7 +160,7 @@ def answer_body(answer: Answer) -> bytes:
             "registry": answer.registry,
             "gc_high": answer.gc_high,
             "gc_low": answer.gc_low,
-        }  # fmt: skip
+        }
     ).encode()
 
 
@@ -174,8 +183,12 @@ def parse_answer(body: bytes) -> Answer:
         high, low = data["gc_high"], data["gc_low"]
     except (ValueError, KeyError, TypeError):
         raise ReportError("the manager's answer is not what an agent expects") from None
-    if not (isinstance(pull, str) and isinstance(registry, str)
-            and isinstance(high, int) and isinstance(low, int)):  # fmt: skip
+    if not (
+        isinstance(pull, str)
+        and isinstance(registry, str)
+        and isinstance(high, int)
+        and isinstance(low, int)
+    ):
         raise ReportError("the manager's answer is not what an agent expects")
     return Answer(pull, registry, high, low)
 

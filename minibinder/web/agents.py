@@ -38,9 +38,14 @@ def report() -> Response:
     key, signature = agent_key(config), request.headers.get(SIGNATURE_HEADER, "")
     try:
         taken, answer = take_report(
-            config, app_services.store, key, request.headers.get(TIME_HEADER, ""), signature,
-            body, time.time(),
-        )  # fmt: skip
+            config,
+            app_services.store,
+            key,
+            request.headers.get(TIME_HEADER, ""),
+            signature,
+            body,
+            time.time(),
+        )
     except ReportError as error:
         log.warning("agent report from %s refused: %s", request.remote_addr, error)
         return _refuse(403, f"report refused: {error}")

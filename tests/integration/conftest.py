@@ -65,8 +65,11 @@ def egress_rules_removed():
 
 def _minibinder_chains() -> list[str]:
     listed = subprocess.run(["iptables", "-w", "-S"], capture_output=True, text=True).stdout
-    return [line.split()[1].rsplit("-", 1)[0] for line in listed.splitlines()
-            if line.startswith("-N MB-")]  # fmt: skip
+    return [
+        line.split()[1].rsplit("-", 1)[0]
+        for line in listed.splitlines()
+        if line.startswith("-N MB-")
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -131,12 +134,19 @@ def log_text(events) -> str:
 
 def serve_config(path, data_dir, build_config, git_server, **settings):
     """A settings file for `minibinder serve` against the test's git server and base image."""
-    settings = {"allowed_clone_schemes": ["https", "git"], "internal_hosts": ["127.0.0.1"],
-                **settings}  # fmt: skip
+    settings = {
+        "allowed_clone_schemes": ["https", "git"],
+        "internal_hosts": ["127.0.0.1"],
+        **settings,
+    }
     return write_config(
-        path, data_dir, image_prefix=build_config.image_prefix,
-        github_url=git_server.base_url, extra_ca_file=build_config.extra_ca_file, **settings,
-    )  # fmt: skip
+        path,
+        data_dir,
+        image_prefix=build_config.image_prefix,
+        github_url=git_server.base_url,
+        extra_ca_file=build_config.extra_ca_file,
+        **settings,
+    )
 
 
 @pytest.fixture
@@ -147,9 +157,14 @@ def serve_with(tmp_path, git_server, build_config):
     def start(data_dir=None, **settings):
         folder = tmp_path / f"serve{len(started)}"
         folder.mkdir()
-        config = serve_config(folder / "minibinder.toml", data_dir or (tmp_path / "data"),
-                              build_config, git_server, admin_token=ADMIN_TOKEN,
-                              **settings)  # fmt: skip
+        config = serve_config(
+            folder / "minibinder.toml",
+            data_dir or (tmp_path / "data"),
+            build_config,
+            git_server,
+            admin_token=ADMIN_TOKEN,
+            **settings,
+        )
         serve = ServeProcess(config, folder / "serve.log").start()
         serve.data_dir = data_dir or (tmp_path / "data")
         started.append(serve)

@@ -17,9 +17,13 @@ from .test_lifecycle import NOTEBOOK
 
 
 def test_node_20_and_global_npm_installs_as_the_notebook_user(builder, git_server):
-    git_server.create("base/npm", {
-        "postBuild": "#!/bin/bash\nset -e\nnpm install --global is-number@7.0.0\n",
-        "index.ipynb": NOTEBOOK})  # fmt: skip
+    git_server.create(
+        "base/npm",
+        {
+            "postBuild": "#!/bin/bash\nset -e\nnpm install --global is-number@7.0.0\n",
+            "index.ipynb": NOTEBOOK,
+        },
+    )
     image, _ = builder.built("gh/base/npm/HEAD")
     assert builder.run(image, "node --version").startswith("v2")
     assert int(builder.run(image, "node --version")[1:].split(".")[0]) >= 20
@@ -34,8 +38,7 @@ def test_the_default_environment_and_the_memory_indicator(serve_with, builder, g
     listed = builder.run(image, "pip list --format=json")
     # As PEP 503 normalises them: jupyter_server_proxy 4.6 calls itself with underscores.
     names = {re.sub(r"[-_.]+", "-", package["name"]).lower() for package in json.loads(listed)}
-    assert {"ipywidgets", "jupyter-resource-usage", "jupyter-server-proxy",
-            "nbgitpuller"} <= names  # fmt: skip
+    assert {"ipywidgets", "jupyter-resource-usage", "jupyter-server-proxy", "nbgitpuller"} <= names
     page_config = json.loads(builder.run(image, "cat /etc/jupyter/labconfig/page_config.json"))
     assert page_config["disabledExtensions"]["@jupyterlab/apputils-extension:announcements"]
     serve = serve_with(session_memory_limit="768M", session_memory_reservation="512M")
@@ -51,9 +54,21 @@ def test_an_nbgitpuller_link_lands_on_the_pulled_notebook(serve_with, git_server
     from ..support.browser import chromium
     from ..support.private_git import ADDRESS, PrivateGitServer
 
-    intro = json.dumps({"cells": [{"cell_type": "markdown", "id": "a1", "metadata": {},
-                                   "source": "# Pulled by nbgitpuller"}],
-                        "metadata": {}, "nbformat": 4, "nbformat_minor": 5})  # fmt: skip
+    intro = json.dumps(
+        {
+            "cells": [
+                {
+                    "cell_type": "markdown",
+                    "id": "a1",
+                    "metadata": {},
+                    "source": "# Pulled by nbgitpuller",
+                }
+            ],
+            "metadata": {},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+    )
     git_server.create("base/puller-env", {"index.ipynb": NOTEBOOK})
     git_server.create("content/workshop", {"intro.ipynb": intro, "data/rows.csv": "a,b\n1,2\n"})
     # A sessions' network of the test's own: on a shared one, other test installations' rules
@@ -61,10 +76,13 @@ def test_an_nbgitpuller_link_lands_on_the_pulled_notebook(serve_with, git_server
     network = f"mbtest-sessions-{secrets.token_hex(3)}"
     with PrivateGitServer(git_server.root) as content:
         serve = serve_with(egress_allow=[ADDRESS], session_network=network)
-        pull = "git-pull?" + urlencode({
-            "repo": content.url("content/workshop"), "branch": "main",
-            "urlpath": "lab/tree/workshop/intro.ipynb",
-        })  # fmt: skip
+        pull = "git-pull?" + urlencode(
+            {
+                "repo": content.url("content/workshop"),
+                "branch": "main",
+                "urlpath": "lab/tree/workshop/intro.ipynb",
+            }
+        )
         with chromium(tmp_path / "profile") as browser:
             page = browser.new_page()
             page.goto(f"{serve.url}/v2/gh/base/puller-env/HEAD?{urlencode({'urlpath': pull})}")

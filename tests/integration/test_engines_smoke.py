@@ -65,11 +65,18 @@ def start_server(engine, client, run_id, **settings) -> docker.models.containers
     no capabilities, no-new-privileges, memory, pids and CPU limits, the port published on the
     engine host's loopback only."""
     options = dict(
-        detach=True, user="1000", cap_drop=["ALL"], security_opt=["no-new-privileges"],
-        mem_limit=MEMORY, memswap_limit=MEMORY, pids_limit=PIDS, nano_cpus=500_000_000,
-        ports={"8000/tcp": ("127.0.0.1", None)}, labels={LABEL: run_id},
+        detach=True,
+        user="1000",
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        mem_limit=MEMORY,
+        memswap_limit=MEMORY,
+        pids_limit=PIDS,
+        nano_cpus=500_000_000,
+        ports={"8000/tcp": ("127.0.0.1", None)},
+        labels={LABEL: run_id},
         name=f"mbengines-{engine.name}-{run_id}",
-    )  # fmt: skip
+    )
     options.update(engine.run_defaults())
     options.update(settings)
     return client.containers.run(BASE_IMAGE, ["python3", "-m", "http.server", "8000"], **options)
@@ -206,9 +213,11 @@ def test_events_report_oom_and_die(engine, run_id, measured):
 
     def listen():
         stream = client.events(
-            since=since, until=int(time.time()) + 60, decode=True,
+            since=since,
+            until=int(time.time()) + 60,
+            decode=True,
             filters={"label": f"{LABEL}={run_id}", "type": "container"},
-        )  # fmt: skip
+        )
         for event in stream:
             got.append(event.get("status") or event.get("Action", "?"))
             if got[-1] == "die":
@@ -217,9 +226,13 @@ def test_events_report_oom_and_die(engine, run_id, measured):
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
     options = dict(
-        detach=True, user="1000", mem_limit=MEMORY, memswap_limit=MEMORY,
-        labels={LABEL: run_id}, name=f"mbengines-oom-{run_id}",
-    )  # fmt: skip
+        detach=True,
+        user="1000",
+        mem_limit=MEMORY,
+        memswap_limit=MEMORY,
+        labels={LABEL: run_id},
+        name=f"mbengines-oom-{run_id}",
+    )
     options.update(engine.run_defaults())
     container = client.containers.run(BASE_IMAGE, ["python3", "-c", OVER_THE_LIMIT], **options)
     status = container.wait(timeout=60)
@@ -346,9 +359,13 @@ def test_what_a_container_needs_to_start_at_all(engine, run_id, measured):
     def start(**options) -> str:
         try:
             container = client.containers.run(
-                BASE_IMAGE, ["sh", "-c", "ulimit -n; ulimit -Hn"], detach=True,
-                labels={LABEL: run_id}, user="1000", **options,
-            )  # fmt: skip
+                BASE_IMAGE,
+                ["sh", "-c", "ulimit -n; ulimit -Hn"],
+                detach=True,
+                labels={LABEL: run_id},
+                user="1000",
+                **options,
+            )
         except docker.errors.APIError as error:
             return f"refused: {error.explanation}"
         container.wait(timeout=30)

@@ -46,9 +46,11 @@ def env_config(tmp_path_factory, git_server, docker):
         if docker.image_labels(image) is None:
             pytest.fail(f"{image} is missing; `make test` builds it (test-base-images)")
     return make_config(
-        tmp_path_factory.mktemp("env-data"), git_server, base_images=BASE_IMAGES,
+        tmp_path_factory.mktemp("env-data"),
+        git_server,
+        base_images=BASE_IMAGES,
         internal_hosts=["127.0.0.1"],
-    )  # fmt: skip
+    )
 
 
 def environment_yml(channel_url: str, *specs: str) -> str:
@@ -66,9 +68,11 @@ def layers(image: str) -> list[str]:
 def test_a_conda_environment_from_a_channel(builder, env_config, channel, git_server):
     repo = git_server.create(
         "env/conda-tools",
-        {"binder/environment.yml": environment_yml(channel.url, "tinylib"),
-         "index.ipynb": NOTEBOOK},
-    )  # fmt: skip
+        {
+            "binder/environment.yml": environment_yml(channel.url, "tinylib"),
+            "index.ipynb": NOTEBOOK,
+        },
+    )
     image, events = builder.built("gh/env/conda-tools/HEAD", config=env_config)
     log = log_text(events)
     assert "Solving the conda environment from http://127.0.0.1:" in log
@@ -99,24 +103,34 @@ def test_a_conda_environment_from_a_channel(builder, env_config, channel, git_se
     # Environment images are this installation's: image collection may remove them.
     from minibinder.identity import instance_id
 
-    environments = [found for found in builder.docker.images("minibinder.conda-env")
-                    if any(tag.startswith(f"{env_config.image_prefix}conda-env:")
-                           for tag in found.get("RepoTags") or [])]  # fmt: skip
-    assert environments and all(found["Labels"].get("minibinder.instance")
-                                == instance_id(env_config) for found in environments)  # fmt: skip
+    environments = [
+        found
+        for found in builder.docker.images("minibinder.conda-env")
+        if any(
+            tag.startswith(f"{env_config.image_prefix}conda-env:")
+            for tag in found.get("RepoTags") or []
+        )
+    ]
+    assert environments and all(
+        found["Labels"].get("minibinder.instance") == instance_id(env_config)
+        for found in environments
+    )
 
 
-def test_a_repositorys_own_lock_is_installed_without_solving(builder, env_config, channel,
-                                                           git_server):  # fmt: skip
+def test_a_repositorys_own_lock_is_installed_without_solving(
+    builder, env_config, channel, git_server
+):
     # A solve would pick tinytool 2.0; the lock says 1.0, and 1.0 it is.
     archive = channel.folder / "noarch" / "tinytool-1.0-0.tar.bz2"
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     lock = f"@EXPLICIT\n{channel.url}/noarch/tinytool-1.0-0.tar.bz2#{digest}\n"
     git_server.create(
         "env/locked",
-        {"binder/conda-linux-64.lock": lock,
-         "binder/environment.yml": environment_yml(channel.url, "tinytool")},
-    )  # fmt: skip
+        {
+            "binder/conda-linux-64.lock": lock,
+            "binder/environment.yml": environment_yml(channel.url, "tinytool"),
+        },
+    )
     image, events = builder.built("gh/env/locked/HEAD", config=env_config)
     log = log_text(events)
     assert "binder/conda-linux-64.lock: conda environment from the repository's lock" in log
@@ -167,12 +181,20 @@ def test_the_channel_stopped_follows_conda_fallback(builder, env_config, git_ser
         "mamba: environment.yml was installed from the Python package index because no conda "
         'channel answered when this image was built (conda_fallback = "pypi"), so this image has '
         "no conda environment to install into; use pip install, or launch again when the channel "
-        "answers", "rc=1", said.splitlines()[2], "rc=1",
-    ], said  # fmt: skip
+        "answers",
+        "rc=1",
+        said.splitlines()[2],
+        "rc=1",
+    ], said
     assert said.splitlines()[2].startswith("conda: environment.yml was installed from the")
 
-    fail = make_config(tmp_path / "fail", git_server, base_images=BASE_IMAGES,
-                       internal_hosts=["127.0.0.1"], conda_fallback="fail")  # fmt: skip
+    fail = make_config(
+        tmp_path / "fail",
+        git_server,
+        base_images=BASE_IMAGES,
+        internal_hosts=["127.0.0.1"],
+        conda_fallback="fail",
+    )
     _, events = builder.build("gh/env/offline/HEAD", config=fail, no_cache=True)
     assert events[-1].phase == "failed"
     assert f"conda channel {url} unreachable" in events[-1].message
@@ -187,14 +209,23 @@ def test_a_silent_mirror_is_named_by_the_build_and_doctor(builder, git_server, t
     mirror = stopped.url
     stopped.stop()
     git_server.create("env/mirrored", {"environment.yml": "dependencies: [tabulate=0.9]\n"})
-    config = make_config(tmp_path / "data", git_server, base_images=BASE_IMAGES,
-                         conda_channels=[mirror], conda_fallback="fail")  # fmt: skip
+    config = make_config(
+        tmp_path / "data",
+        git_server,
+        base_images=BASE_IMAGES,
+        conda_channels=[mirror],
+        conda_fallback="fail",
+    )
     _, built = builder.build("gh/env/mirrored/HEAD", config=config)
     assert built[-1].phase == "failed"
     assert f"conda channel {mirror} unreachable" in built[-1].message
     assert "(the mirror set in conda_channels)" in built[-1].message
-    settings = write_config(tmp_path / "doctor.toml", tmp_path / "data", conda_channels=[mirror],
-                            internal_hosts=["127.0.0.1"])  # fmt: skip
+    settings = write_config(
+        tmp_path / "doctor.toml",
+        tmp_path / "data",
+        conda_channels=[mirror],
+        internal_hosts=["127.0.0.1"],
+    )
     doctor = minibinder("doctor", config_file=settings).stdout
     assert f"warn  conda channel: {mirror}/noarch/repodata.json, the mirror set in " in doctor
     assert "conda.anaconda.org" not in doctor
@@ -221,24 +252,32 @@ dependencies:
 
 
 def test_a_data_science_environment_launches_from_the_package_index(serve_with, git_server):
-    git_server.create("env/data-science",
-                      {"environment.yml": DATA_SCIENCE, "index.ipynb": NOTEBOOK})  # fmt: skip
+    git_server.create(
+        "env/data-science", {"environment.yml": DATA_SCIENCE, "index.ipynb": NOTEBOOK}
+    )
     serve = serve_with(launch_timeout=120)
     received = events(f"{serve.url}/build/gh/env/data-science/HEAD")
     ready = received[-1]
     assert ready["phase"] == "ready", ready
     # The launch page shows these lines above the log: which path ran, what was renamed.
     notices = [event["message"] for event in received if event.get("notice")]
-    assert any('(conda_fallback = "pypi")' in line and "matplotlib-base → matplotlib" in line
-               for line in notices), notices  # fmt: skip
+    assert any(
+        '(conda_fallback = "pypi")' in line and "matplotlib-base → matplotlib" in line
+        for line in notices
+    ), notices
     kernel = start_kernel(ready)
-    result = execute(ready, kernel, (
-        "import numpy, pandas, matplotlib, bokeh, dask, scipy, ipywidgets, voila\n"
-        "import subprocess, sys\n"
-        "subprocess.Popen([sys.executable, '-m', 'http.server', '9753'],"
-        " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
-        "print('imported', matplotlib.__version__)"
-    ), timeout=120)  # fmt: skip
+    result = execute(
+        ready,
+        kernel,
+        (
+            "import numpy, pandas, matplotlib, bokeh, dask, scipy, ipywidgets, voila\n"
+            "import subprocess, sys\n"
+            "subprocess.Popen([sys.executable, '-m', 'http.server', '9753'],"
+            " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+            "print('imported', matplotlib.__version__)"
+        ),
+        timeout=120,
+    )
     assert result["status"] == "ok", result
     assert result["stdout"].startswith("imported ")
     # jupyter-server-proxy, named in the pip: section, is loaded by the session's server.
@@ -264,16 +303,18 @@ def test_a_second_python_version_exactly(serve_with, env_config, git_server):
     assert result["status"] == "ok" and result["stdout"].strip() == "(3, 13)", result
 
 
-def test_a_missing_python_version_follows_python_fallback(builder, env_config, git_server,
-                                                          tmp_path):  # fmt: skip
+def test_a_missing_python_version_follows_python_fallback(
+    builder, env_config, git_server, tmp_path
+):
     git_server.create("env/py310", {"runtime.txt": "python-3.10\n"})
     image, events = builder.built("gh/env/py310/HEAD", config=env_config)
     log = log_text(events)
     assert "WARNING: runtime.txt asks for Python 3.10" in log
     assert 'using Python 3.11 instead (python_fallback = "newer")' in log
     assert builder.run(image, "python --version").startswith("Python 3.11.")
-    fail = make_config(tmp_path / "fail", git_server, base_images=BASE_IMAGES,
-                       python_fallback="fail")  # fmt: skip
+    fail = make_config(
+        tmp_path / "fail", git_server, base_images=BASE_IMAGES, python_fallback="fail"
+    )
     _, events = builder.build("gh/env/py310/HEAD", config=fail, no_cache=True)
     assert events[-1].phase == "failed"
     assert "asks for Python 3.10, but this server provides only 3.11, 3.13" in events[-1].message
@@ -282,9 +323,11 @@ def test_a_missing_python_version_follows_python_fallback(builder, env_config, g
 def test_postbuild_has_node_and_npm(builder, env_config, git_server):
     git_server.create(
         "env/node",
-        {"postBuild": "#!/bin/bash\nset -e\nnode --version\nnpm --version\n"
-                      "mkdir -p ~/js && cd ~/js && npm install --no-audit is-number@7.0.0\n"},
-    )  # fmt: skip
+        {
+            "postBuild": "#!/bin/bash\nset -e\nnode --version\nnpm --version\n"
+            "mkdir -p ~/js && cd ~/js && npm install --no-audit is-number@7.0.0\n"
+        },
+    )
     image, _ = builder.built("gh/env/node/HEAD", config=env_config)
     output = builder.run(
         image, "cd ~/js && node -e \"console.log(require('is-number')(5))\"; node --version"
@@ -298,16 +341,23 @@ def test_hostile_environment_files_run_nothing(builder, env_config, git_server):
     assert events[-1].phase == "failed" and "command-line option" in events[-1].message
 
 
-def test_r_from_a_conda_channel_gets_its_kernel_registered(builder, env_config, git_server,
-                                                           tmp_path):  # fmt: skip
+def test_r_from_a_conda_channel_gets_its_kernel_registered(
+    builder, env_config, git_server, tmp_path
+):
     # Hand-made stand-ins for conda-forge's r-base and r-irkernel: what matters here is that the
     # environment is solved with R's kernel added and that Jupyter finds the kernel it brings.
     argv = ["R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"]
     kernel = json.dumps({"argv": argv, "display_name": "R", "language": "R"})
-    channel = CondaChannel(tmp_path / "r-channel").add(
-        "r-base", "4.4.1", files={"bin/R": "#!/bin/sh\necho 'R stand-in'\n"}
-    ).add("r-irkernel", "1.3.2", depends=["r-base"],
-          files={"share/jupyter/kernels/ir/kernel.json": kernel})  # fmt: skip
+    channel = (
+        CondaChannel(tmp_path / "r-channel")
+        .add("r-base", "4.4.1", files={"bin/R": "#!/bin/sh\necho 'R stand-in'\n"})
+        .add(
+            "r-irkernel",
+            "1.3.2",
+            depends=["r-base"],
+            files={"share/jupyter/kernels/ir/kernel.json": kernel},
+        )
+    )
     with channel:
         git_server.create(
             "env/r-conda", {"environment.yml": environment_yml(channel.url, "r-base")}
@@ -349,12 +399,19 @@ def test_mamba_in_postbuild_installs_into_the_environment(
     builder, docker, gateway_channel, git_server, tmp_path, measured
 ):
     channel = gateway_channel
-    config = make_config(tmp_path / "data", git_server, conda_channels=[channel.url],
-                         internal_hosts=["127.0.0.1", channel.host])  # fmt: skip
-    git_server.create("env/mamba", {
-        "environment.yml": "dependencies: [tinytool]\n",
-        "postBuild": "#!/bin/bash\nset -e\nmamba install -y make\nconda list\n",
-    })  # fmt: skip
+    config = make_config(
+        tmp_path / "data",
+        git_server,
+        conda_channels=[channel.url],
+        internal_hosts=["127.0.0.1", channel.host],
+    )
+    git_server.create(
+        "env/mamba",
+        {
+            "environment.yml": "dependencies: [tinytool]\n",
+            "postBuild": "#!/bin/bash\nset -e\nmamba install -y make\nconda list\n",
+        },
+    )
     instance = instance_id(config)
     ensure_egress(config, docker, instance)  # as serve does: the mirror passes, the host not
     try:
@@ -371,19 +428,27 @@ def test_mamba_in_postbuild_installs_into_the_environment(
     assert [row[:2] for row in listed] == [["make", "4.4"], ["tinytool", "1.0"]], log
     output = builder.run(image, "command -v mamba conda make; make; conda --version")
     prefix = "/srv/conda/envs/notebook/bin"
-    assert output.splitlines()[:4] == [f"{prefix}/mamba", f"{prefix}/conda", f"{prefix}/make",
-                                       "GNU Make 4.4 (a test package)"]  # fmt: skip
+    assert output.splitlines()[:4] == [
+        f"{prefix}/mamba",
+        f"{prefix}/conda",
+        f"{prefix}/make",
+        "GNU Make 4.4 (a test package)",
+    ]
     assert output.splitlines()[4].startswith("conda (minibinder's, over py-rattler ")
     refused = builder.run(image, "conda create -n other python 2>&1; echo rc=$?")
     assert refused.splitlines() == [
         "conda: `conda create` is not supported here: minibinder's conda does install, update, "
         "remove, list and clean in the notebook environment (/srv/conda/envs/notebook); use pip "
-        "for Python packages from PyPI", "rc=1"]  # fmt: skip
+        "for Python packages from PyPI",
+        "rc=1",
+    ]
     client = docker_sdk.from_env()
     try:
         history = client.images.get(image).history()
     finally:
         client.close()
     layer = sum(row["Size"] for row in history if "postBuild" in row["CreatedBy"]) / 2**20
-    measured(f"environment.yml + `mamba install -y make` in postBuild: built in {seconds:.1f} s;"
-             f" the postBuild layer (rattler fetched on first use) is {layer:.0f} MiB")  # fmt: skip
+    measured(
+        f"environment.yml + `mamba install -y make` in postBuild: built in {seconds:.1f} s;"
+        f" the postBuild layer (rattler fetched on first use) is {layer:.0f} MiB"
+    )

@@ -77,8 +77,9 @@ def text_file(content: str) -> dict:
 @pytest.fixture
 def repo(git_server):
     name = f"work/kept{time.monotonic_ns()}"
-    repository = git_server.create(name, {"README.md": "from the repository\n",
-                                          "analysis.py": "print(1)\n"})  # fmt: skip
+    repository = git_server.create(
+        name, {"README.md": "from the repository\n", "analysis.py": "print(1)\n"}
+    )
     repository.spec = f"gh/{name}/HEAD"
     return repository
 

@@ -90,8 +90,11 @@ def test_a_kernel_busy_without_using_cpu_does_not_keep_the_session(serve_with, r
     ready = launch(serve, repo)
     execute(ready, start_kernel(ready), "import time; time.sleep(600)", wait=False)
     # Gone about when idle_timeout ends (10 s measured), not merely at some point.
-    wait_for(lambda: session_container(ready) is None, 8 + 15,
-             message="the stuck session to go by idle_timeout and a few rounds")  # fmt: skip
+    wait_for(
+        lambda: session_container(ready) is None,
+        8 + 15,
+        message="the stuck session to go by idle_timeout and a few rounds",
+    )
     assert 'reason="idle"' in (metric(serve, "minibinder_sessions_ended_total") or "")
 
 

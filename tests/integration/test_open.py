@@ -14,10 +14,22 @@ from .test_lifecycle import NOTEBOOK
 
 def minibinder_open(config_file, what):
     done = subprocess.run(
-        [sys.executable, "-m", "minibinder", "--config", str(config_file), "open", what,
-         "--no-browser", "--detach"],
-        capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "minibinder",
+            "--config",
+            str(config_file),
+            "open",
+            what,
+            "--no-browser",
+            "--detach",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return re.search(r"^(http\S+\?token=\S+)$", done.stdout, re.MULTILINE).group(1)
 
@@ -33,8 +45,14 @@ def test_a_directory_and_a_spec_open_beside_the_running_service(
 ):
     serve = serve_with()
     # `open` finds the service through the same settings: bind names its port.
-    config_file = serve_config(tmp_path / "open.toml", serve.data_dir, build_config, git_server,
-                               admin_token=ADMIN_TOKEN, bind=f"127.0.0.1:{serve.port}")  # fmt: skip
+    config_file = serve_config(
+        tmp_path / "open.toml",
+        serve.data_dir,
+        build_config,
+        git_server,
+        admin_token=ADMIN_TOKEN,
+        bind=f"127.0.0.1:{serve.port}",
+    )
     work = tmp_path / "work"
     work.mkdir()
     (work / "requirements.txt").write_text("")

@@ -23,8 +23,9 @@ CLIENT = "198.51.100.23"  # a documentation address: only ever a header's text h
 
 
 def stream(serve, path: str, headers: dict, source: str = "127.0.0.1") -> tuple[int, list]:
-    connection = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=300,
-                                            source_address=(source, 0))  # fmt: skip
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", serve.port, timeout=300, source_address=(source, 0)
+    )
     connection.request("GET", path, headers=headers)
     response = connection.getresponse()
     received = []
@@ -60,8 +61,7 @@ def test_a_trusted_proxy_names_the_client(serve_with, git_server):
     # A trusted proxy sending nonsense gets a clear 400.
     status, _ = stream(serve, path, {"X-Forwarded-For": "<script>"})
     assert status == 400
-    clients = [row["client_ip"] for row in
-               Store(serve.data_dir / "minibinder.sqlite").launches()]  # fmt: skip
+    clients = [row["client_ip"] for row in Store(serve.data_dir / "minibinder.sqlite").launches()]
     assert clients.count(CLIENT) == 1 and "198.51.100.24" in clients and "127.0.0.2" in clients
     assert "6.6.6.6" not in clients and "198.51.100.99" not in clients
 
@@ -71,8 +71,9 @@ def test_forwarding_headers_are_ignored_without_trusted_proxies(serve_with, git_
     serve = serve_with()
     ready = launch(serve, "gh/ops/plain/HEAD")
     assert ready["url"].startswith("http://")
-    _, received = stream(serve, "/build/gh/ops/plain/HEAD",
-                         {"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"})  # fmt: skip
+    _, received = stream(
+        serve, "/build/gh/ops/plain/HEAD", {"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"}
+    )
     assert received[-1]["url"].startswith("http://")  # gunicorn's own trust of loopback is off
     clients = [row["client_ip"] for row in Store(serve.data_dir / "minibinder.sqlite").launches()]
     assert CLIENT not in clients
@@ -104,8 +105,9 @@ def test_sessions_and_stop_from_the_shell_while_serve_runs(serve_with, git_serve
     # Bad input: a clear message and nothing else happens.
     unknown = minibinder("stop", "0123456789abcdef", config_file=config)
     assert unknown.returncode == 1 and "no such session: 0123456789abcdef" in unknown.stderr
-    assert "not a regular expression" in minibinder("stop", "--repo", "(",
-                                                    config_file=config).stderr  # fmt: skip
+    assert (
+        "not a regular expression" in minibinder("stop", "--repo", "(", config_file=config).stderr
+    )
     assert minibinder("stop", config_file=config).returncode == 2  # usage: nothing named
 
 
@@ -130,18 +132,32 @@ def test_doctor_says_what_is_wrong_and_what_to_do(tmp_path, build_config, git_se
     from ..support.serving import write_config
     from .test_cli import minibinder
 
-    healthy = write_config(tmp_path / "ok.toml", tmp_path / "data",
-                           github_url=git_server.base_url,
-                           conda_channel_alias=git_server.base_url)  # fmt: skip
+    healthy = write_config(
+        tmp_path / "ok.toml",
+        tmp_path / "data",
+        github_url=git_server.base_url,
+        conda_channel_alias=git_server.base_url,
+    )
     result = minibinder("doctor", config_file=healthy)
     lines = result.stdout.splitlines()
     assert result.returncode == 0, result.stdout
-    for name in ("docker", "cgroup memory limits", "base image", "disk", "extra CA file",
-                 "package index", "git provider"):  # fmt: skip
+    for name in (
+        "docker",
+        "cgroup memory limits",
+        "base image",
+        "disk",
+        "extra CA file",
+        "package index",
+        "git provider",
+    ):
         assert any(line.startswith(f"ok    {name}:") for line in lines), (name, result.stdout)
-    broken = write_config(tmp_path / "broken.toml", tmp_path / "data",
-                          github_url="git://127.0.0.1:1", extra_ca_file=str(tmp_path / "no.pem"),
-                          base_images={"3.11": "minibinder-test-no-such-base:1"})  # fmt: skip
+    broken = write_config(
+        tmp_path / "broken.toml",
+        tmp_path / "data",
+        github_url="git://127.0.0.1:1",
+        extra_ca_file=str(tmp_path / "no.pem"),
+        base_images={"3.11": "minibinder-test-no-such-base:1"},
+    )
     result = minibinder("doctor", config_file=broken)
     assert result.returncode == 1
     text = result.stdout
@@ -184,9 +200,12 @@ def binder_client_cell(url: str, spec: str, ca) -> dict:
 
     node = subprocess.run(
         [shutil.which("node") or "node", "binder_client.mjs", url + "/", spec, "print(6 * 7)"],
-        cwd=ROOT / "tests" / "js", capture_output=True, text=True, timeout=300,
+        cwd=ROOT / "tests" / "js",
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={"PATH": "/usr/bin:/bin", "NODE_EXTRA_CA_CERTS": str(ca)},
-    )  # fmt: skip
+    )
     assert node.returncode == 0, node.stdout + node.stderr
     return json.loads(node.stdout.strip().splitlines()[-1])
 
@@ -199,8 +218,14 @@ def cell_in_the_browser(tmp_path, launch_url: str) -> str:
     with chromium(tmp_path / "profile", ignore_https_errors=True) as browser:
         page = browser.new_page()
         landings: list[str] = []  # the launch page sends the browser on with the token
-        page.on("request", lambda request: landings.append(request.url)
-                if "/user/" in request.url and "token=" in request.url else None)  # fmt: skip
+        page.on(
+            "request",
+            lambda request: (
+                landings.append(request.url)
+                if "/user/" in request.url and "token=" in request.url
+                else None
+            ),
+        )
         page.goto(launch_url)
         page.wait_for_url("**/user/**", timeout=300_000)
         landing = urllib.parse.urlsplit(landings[0])
@@ -221,25 +246,36 @@ def test_https_directly_with_websockets(tmp_path, build_config, git_server):
 
     certs = make_certificates(tmp_path / "tls")
     git_server.create("ops/tls", {"README.md": "x"})
-    config = serve_config(tmp_path / "minibinder.toml", tmp_path / "data", build_config,
-                          git_server, tls_certificate=str(certs.certificate),
-                          tls_key=str(certs.key))  # fmt: skip
+    config = serve_config(
+        tmp_path / "minibinder.toml",
+        tmp_path / "data",
+        build_config,
+        git_server,
+        tls_certificate=str(certs.certificate),
+        tls_key=str(certs.key),
+    )
     serve = ServeProcess(config, tmp_path / "serve.log", certs.client_context()).start()
     try:
         ready = events(f"{serve.url}/build/gh/ops/tls/HEAD", context=certs.client_context())[-1]
         assert ready["phase"] == "ready" and ready["url"].startswith("https://127.0.0.1:")
         # A kernel's WebSocket over TLS, from Python.
-        connection = http.client.HTTPSConnection("127.0.0.1", serve.port, timeout=30,
-                                                 context=certs.client_context())  # fmt: skip
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", serve.port, timeout=30, context=certs.client_context()
+        )
         path = ready["url"].split(str(serve.port), 1)[1]
-        connection.request("POST", f"{path}api/kernels", body="{}",
-                           headers={"Authorization": f"token {ready['token']}"})  # fmt: skip
+        connection.request(
+            "POST",
+            f"{path}api/kernels",
+            body="{}",
+            headers={"Authorization": f"token {ready['token']}"},
+        )
         kernel = json.loads(connection.getresponse().read())["id"]
         ws = websocket.create_connection(
             f"{ready['url'].replace('https', 'wss', 1)}api/kernels/{kernel}/channels",
-            header=[f"Authorization: token {ready['token']}"], timeout=30,
+            header=[f"Authorization: token {ready['token']}"],
+            timeout=30,
             sslopt={"ca_certs": str(certs.ca)},
-        )  # fmt: skip
+        )
         ws.close()
         # The BinderHub JavaScript client, trusting the test's CA, runs a cell.
         assert binder_client_cell(serve.url, "gh/ops/tls/HEAD", certs.ca)["output"] == "42\n"
@@ -258,8 +294,9 @@ def test_https_directly_with_websockets(tmp_path, build_config, git_server):
         with socket.create_connection(("127.0.0.1", serve.port), timeout=30) as silent:
             silent.settimeout(30)
             assert silent.recv(1) == b""  # closed after request_header_timeout
-        https = http.client.HTTPSConnection("127.0.0.1", serve.port, timeout=10,
-                                            context=certs.client_context())  # fmt: skip
+        https = http.client.HTTPSConnection(
+            "127.0.0.1", serve.port, timeout=10, context=certs.client_context()
+        )
         https.request("GET", "/versions")
         assert https.getresponse().status == 200
     finally:
@@ -277,11 +314,15 @@ def test_tls_settings_that_cannot_work_stop_the_start(tmp_path):
     other = make_certificates(tmp_path / "other")
     cases = [
         ({"tls_certificate": str(certs.certificate)}, "tls_key: HTTPS needs both"),
-        ({"tls_certificate": str(tmp_path / "none.pem"), "tls_key": str(certs.key)},
-         "is not a readable file"),
-        ({"tls_certificate": str(certs.certificate), "tls_key": str(other.key)},
-         "cannot serve HTTPS"),
-    ]  # fmt: skip
+        (
+            {"tls_certificate": str(tmp_path / "none.pem"), "tls_key": str(certs.key)},
+            "is not a readable file",
+        ),
+        (
+            {"tls_certificate": str(certs.certificate), "tls_key": str(other.key)},
+            "cannot serve HTTPS",
+        ),
+    ]
     for settings, message in cases:
         try:  # checked as the settings are read: `minibinder serve` says so and stops
             load_config(overrides={"data_dir": str(tmp_path / "d"), **settings})
@@ -299,8 +340,16 @@ def test_install_service_writes_a_unit_systemd_accepts(tmp_path):
 
     unit, settings = tmp_path / "minibinder.service", tmp_path / "etc" / "minibinder.toml"
     (tmp_path / "unused.toml").write_text("")
-    result = minibinder("install-service", "--unit", str(unit), "--settings", str(settings),
-                        "--link", "", config_file=tmp_path / "unused.toml")  # fmt: skip
+    result = minibinder(
+        "install-service",
+        "--unit",
+        str(unit),
+        "--settings",
+        str(settings),
+        "--link",
+        "",
+        config_file=tmp_path / "unused.toml",
+    )
     assert result.returncode == 0, result.stderr
     assert "systemctl enable --now minibinder" in result.stdout
     text = unit.read_text()
@@ -315,9 +364,16 @@ def test_install_service_writes_a_unit_systemd_accepts(tmp_path):
     # An unwritable place is named.
     blocked = tmp_path / "file"
     blocked.write_text("")
-    result = minibinder("install-service", "--unit", str(blocked / "x.service"),
-                        "--settings", str(settings), "--link", "",
-                        config_file=tmp_path / "unused.toml")  # fmt: skip
+    result = minibinder(
+        "install-service",
+        "--unit",
+        str(blocked / "x.service"),
+        "--settings",
+        str(settings),
+        "--link",
+        "",
+        config_file=tmp_path / "unused.toml",
+    )
     assert result.returncode == 1 and f"cannot write {blocked}" in result.stderr
 
 
@@ -344,9 +400,19 @@ def test_the_shell_sees_the_installation_the_service_runs(tmp_path, build_config
     data, link = root / "var/lib/minibinder", root / "usr/local/bin/minibinder"
     (tmp_path / "none.toml").write_text("")
     env_ca = {"MINIBINDER_EXTRA_CA_FILE": build_config.extra_ca_file or ""}
-    result = minibinder("install-service", "--unit", str(unit), "--settings", str(settings),
-                        "--data-dir", str(data), "--link", str(link),
-                        config_file=tmp_path / "none.toml", env=env_ca)  # fmt: skip
+    result = minibinder(
+        "install-service",
+        "--unit",
+        str(unit),
+        "--settings",
+        str(settings),
+        "--data-dir",
+        str(data),
+        "--link",
+        str(link),
+        config_file=tmp_path / "none.toml",
+        env=env_ca,
+    )
     assert result.returncode == 0, result.stderr
     written = settings.read_text()
     assert f'data_dir = "{data}"' in written
@@ -355,25 +421,40 @@ def test_the_shell_sees_the_installation_the_service_runs(tmp_path, build_config
     assert oct(settings.stat().st_mode & 0o777) == "0o600"
     assert link.is_symlink() and link.resolve().name == "minibinder"
     # The service, started exactly as the unit says (other ports: this one is a test).
-    exec_start = next(line for line in unit.read_text().splitlines()
-                      if line.startswith("ExecStart="))  # fmt: skip
+    exec_start = next(
+        line for line in unit.read_text().splitlines() if line.startswith("ExecStart=")
+    )
     port, admin = free_port(), free_port()
-    command = [*shlex.split(exec_start.split("=", 1)[1]), "--bind", f"127.0.0.1:{port}",
-               "--admin-bind", f"127.0.0.1:{admin}"]  # fmt: skip
+    command = [
+        *shlex.split(exec_start.split("=", 1)[1]),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--admin-bind",
+        f"127.0.0.1:{admin}",
+    ]
     # The unit's environment: none of the test run's MINIBINDER_* settings.
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINIBINDER_")}
-    service = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, env=env)  # fmt: skip
+    service = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
     try:
-        wait_for(lambda: get_or_none(f"http://127.0.0.1:{port}/health") is not None, 60,
-                 message="the service to answer")  # fmt: skip
+        wait_for(
+            lambda: get_or_none(f"http://127.0.0.1:{port}/health") is not None,
+            60,
+            message="the service to answer",
+        )
         for shell in (["admin-token"], ["doctor"], ["sessions"], ["stop", "--all"]):
             ran = minibinder(*shell, config_file=settings)
             assert ran.returncode in (0, 1), (shell, ran.stderr)
             if shell == ["admin-token"]:  # the service's token, not a new one of the shell's
                 request = urllib.request.Request(
                     f"http://127.0.0.1:{admin}/admin/",
-                    headers={"Authorization": f"Bearer {ran.stdout.strip()}"})  # fmt: skip
+                    headers={"Authorization": f"Bearer {ran.stdout.strip()}"},
+                )
                 with urllib.request.urlopen(request, timeout=30) as page:
                     assert page.status == 200
             if shell == ["doctor"]:
@@ -385,8 +466,9 @@ def test_the_shell_sees_the_installation_the_service_runs(tmp_path, build_config
 
 def post_form(serve, path: str, fields: dict, source: str = "127.0.0.1", cookie: str = ""):
     body = urllib.parse.urlencode(fields)
-    connection = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=60,
-                                            source_address=(source, 0))  # fmt: skip
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", serve.port, timeout=60, source_address=(source, 0)
+    )
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     if cookie:
         headers["Cookie"] = cookie
@@ -397,8 +479,9 @@ def post_form(serve, path: str, fields: dict, source: str = "127.0.0.1", cookie:
 
 
 def get(serve, path: str, headers: dict | None = None, source: str = "127.0.0.1", port=None):
-    connection = http.client.HTTPConnection("127.0.0.1", port or serve.port, timeout=60,
-                                            source_address=(source, 0))  # fmt: skip
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", port or serve.port, timeout=60, source_address=(source, 0)
+    )
     connection.request("GET", path, headers=headers or {})
     response = connection.getresponse()
     response.body = response.read()
@@ -423,13 +506,21 @@ def test_a_workshop_access_code(serve_with, git_server):
     status, received = stream(serve, "/build/gh/ops/code/HEAD", {"Cookie": value})
     assert status == 200 and received[-1]["phase"] == "ready"
     # The session itself needs only its token.
-    assert get(serve, f"{urllib.parse.urlsplit(received[-1]['url']).path}api/status",
-               {"Authorization": f"token {received[-1]['token']}"}).status == 200  # fmt: skip
+    assert (
+        get(
+            serve,
+            f"{urllib.parse.urlsplit(received[-1]['url']).path}api/status",
+            {"Authorization": f"token {received[-1]['token']}"},
+        ).status
+        == 200
+    )
     forged = value.rsplit(".", 1)[0] + ".0000"
     assert get(serve, "/", {"Cookie": forged}).status == 302
     # 1,000 wrong codes from one address: ten are checked, the rest wait; others are not held up.
-    statuses = [post_form(serve, "/access", {"code": f"guess{n}"}, source="127.0.0.3").status
-                for n in range(1000)]  # fmt: skip
+    statuses = [
+        post_form(serve, "/access", {"code": f"guess{n}"}, source="127.0.0.3").status
+        for n in range(1000)
+    ]
     assert statuses[:10] == [403] * 10 and set(statuses[10:]) == {429}
     assert post_form(serve, "/access", {"code": "sesame"}, source="127.0.0.3").status == 429
     assert post_form(serve, "/access", {"code": "sesame"}).status == 302
@@ -440,16 +531,22 @@ def test_typos_lock_out_one_browser_not_the_room(serve_with):
     ceiling sized for a room."""
     from minibinder.identity import hash_code
 
-    serve = serve_with(access="code", access_code_hash=hash_code("sesame"),
-                       access_code_attempts=3, access_code_attempts_per_address=5)  # fmt: skip
+    serve = serve_with(
+        access="code",
+        access_code_hash=hash_code("sesame"),
+        access_code_attempts=3,
+        access_code_attempts_per_address=5,
+    )
 
     def browser(source):
         page = get(serve, "/access", source=source)
         return page.getheader("Set-Cookie").split(";", 1)[0]
 
     careless, careful = browser("127.0.0.4"), browser("127.0.0.4")  # one classroom address
-    statuses = [post_form(serve, "/access", {"code": f"typo{n}"}, "127.0.0.4", careless).status
-                for n in range(4)]  # fmt: skip
+    statuses = [
+        post_form(serve, "/access", {"code": f"typo{n}"}, "127.0.0.4", careless).status
+        for n in range(4)
+    ]
     assert statuses == [403, 403, 403, 429]
     assert post_form(serve, "/access", {"code": "sesame"}, "127.0.0.4", careless).status == 429
     # The careful student behind the same address gets in.
@@ -463,9 +560,14 @@ def test_typos_lock_out_one_browser_not_the_room(serve_with):
 
 def test_a_lab_sign_in_proxy_names_the_user(serve_with, git_server):
     git_server.create("ops/header", {"README.md": "x"})
-    serve = serve_with(access="header", trusted_proxies=["127.0.0.1"], auth_users=["alice"],
-                       auth_email_domains=["lab.example.edu"], admin_users=["bob"],
-                       max_sessions_per_client=1)  # fmt: skip
+    serve = serve_with(
+        access="header",
+        trusted_proxies=["127.0.0.1"],
+        auth_users=["alice"],
+        auth_email_domains=["lab.example.edu"],
+        admin_users=["bob"],
+        max_sessions_per_client=1,
+    )
     path = "/build/gh/ops/header/HEAD"
     status, received = stream(serve, path, {"X-Forwarded-User": "alice"})
     assert status == 200 and received[-1]["phase"] == "ready"
@@ -493,11 +595,22 @@ def serve_under_prefix(tmp_path, build_config, git_server, prefix="/binder", **s
     from .conftest import serve_config
 
     config_file = tmp_path / "minibinder.toml"
-    serve = ServeProcess(config_file, tmp_path / "serve.log", prefix=prefix,
-                         tls_context=settings.pop("tls_context", None))  # fmt: skip
+    serve = ServeProcess(
+        config_file,
+        tmp_path / "serve.log",
+        prefix=prefix,
+        tls_context=settings.pop("tls_context", None),
+    )
     public = settings.pop("public_url", f"http://127.0.0.1:{serve.port}{prefix}/")
-    serve_config(config_file, tmp_path / "data", build_config, git_server, public_url=public,
-                 admin_token=ADMIN_TOKEN, **settings)  # fmt: skip
+    serve_config(
+        config_file,
+        tmp_path / "data",
+        build_config,
+        git_server,
+        public_url=public,
+        admin_token=ADMIN_TOKEN,
+        **settings,
+    )
     serve.data_dir = tmp_path / "data"
     return serve.start()
 
@@ -524,8 +637,10 @@ def test_everything_lives_under_a_path_prefix(tmp_path, build_config, git_server
         lab = get(serve, f"{session_path}lab?token={ready['token']}")
         assert lab.status in (200, 302)
         kernel = start_kernel(ready)
-        assert execute(ready, kernel, "import os; print(os.environ['BINDER_LAUNCH_HOST'])"
-                       )["stdout"] == f"{root}/binder/\n"  # fmt: skip
+        assert (
+            execute(ready, kernel, "import os; print(os.environ['BINDER_LAUNCH_HOST'])")["stdout"]
+            == f"{root}/binder/\n"
+        )
         page = get(serve, f"{session_path}lab", {"Authorization": f"token {ready['token']}"})
         assert page.status == 200 and b"/binder/static/session_notice.js" in page.body
         assert f'"baseUrl": "{session_path}"'.encode() in page.body.replace(b"'", b'"')
@@ -533,8 +648,12 @@ def test_everything_lives_under_a_path_prefix(tmp_path, build_config, git_server
         admin = get(serve, f"/binder/admin/?token={ADMIN_TOKEN}", port=serve.admin_port)
         assert admin.status == 302 and admin.getheader("Location") == "/binder/admin/"
         assert "Path=/binder/admin" in admin.getheader("Set-Cookie")
-        overview = get(serve, "/binder/admin/", {"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                       port=serve.admin_port)  # fmt: skip
+        overview = get(
+            serve,
+            "/binder/admin/",
+            {"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            port=serve.admin_port,
+        )
         assert ready["url"].encode() in overview.body
     finally:
         serve.stop()
@@ -566,10 +685,15 @@ def test_behind_nginx_with_tls_and_a_prefix(tmp_path, build_config, git_server):
     git_server.create("ops/nginx", {"README.md": "x"})
     serve = ServeProcess(tmp_path / "minibinder.toml", tmp_path / "serve.log", prefix="/binder")
     proxy = Nginx(tmp_path / "nginx", serve.port, certs)
-    serve_config(tmp_path / "minibinder.toml", tmp_path / "data", build_config, git_server,
-                 public_url=f"https://127.0.0.1:{proxy.port}/binder/",
-                 allowed_hosts=[f"127.0.0.1:{serve.port}"],  # the test's own direct look
-                 trusted_proxies=["127.0.0.1"])  # fmt: skip
+    serve_config(
+        tmp_path / "minibinder.toml",
+        tmp_path / "data",
+        build_config,
+        git_server,
+        public_url=f"https://127.0.0.1:{proxy.port}/binder/",
+        allowed_hosts=[f"127.0.0.1:{serve.port}"],  # the test's own direct look
+        trusted_proxies=["127.0.0.1"],
+    )
     serve.data_dir = tmp_path / "data"
     serve.start()
     proxy.start()
@@ -581,9 +705,13 @@ def test_behind_nginx_with_tls_and_a_prefix(tmp_path, build_config, git_server):
         # A real browser launches through nginx's launch page and talks to a kernel.
         assert cell_in_the_browser(tmp_path, f"{proxy.url}/v2/gh/ops/nginx/HEAD") == "https: 42"
         # The launch log records the browser's address, as nginx forwarded it.
-        connection = http.client.HTTPSConnection("127.0.0.1", proxy.port, timeout=300,
-                                                 context=certs.client_context(),
-                                                 source_address=("127.0.0.2", 0))  # fmt: skip
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1",
+            proxy.port,
+            timeout=300,
+            context=certs.client_context(),
+            source_address=("127.0.0.2", 0),
+        )
         connection.request("GET", "/binder/build/gh/ops/nginx/HEAD")
         body = connection.getresponse().read().decode()
         assert '"phase": "ready"' in body
@@ -608,19 +736,28 @@ def test_behind_a_sign_in_proxy_that_names_the_user(tmp_path, build_config, git_
     certs = make_certificates(tmp_path / "tls")
     git_server.create("ops/basic", {"README.md": "x"})
     serve = ServeProcess(tmp_path / "minibinder.toml", tmp_path / "serve.log", prefix="/binder")
-    proxy = Nginx(tmp_path / "nginx", serve.port, certs,
-                  users={"alice": "wonderland", "mallory": "guess"})  # fmt: skip
-    serve_config(tmp_path / "minibinder.toml", tmp_path / "data", build_config, git_server,
-                 public_url=f"https://127.0.0.1:{proxy.port}/binder/",
-                 allowed_hosts=[f"127.0.0.1:{serve.port}"], trusted_proxies=["127.0.0.1"],
-                 access="header", auth_users=["alice"])  # fmt: skip
+    proxy = Nginx(
+        tmp_path / "nginx", serve.port, certs, users={"alice": "wonderland", "mallory": "guess"}
+    )
+    serve_config(
+        tmp_path / "minibinder.toml",
+        tmp_path / "data",
+        build_config,
+        git_server,
+        public_url=f"https://127.0.0.1:{proxy.port}/binder/",
+        allowed_hosts=[f"127.0.0.1:{serve.port}"],
+        trusted_proxies=["127.0.0.1"],
+        access="header",
+        auth_users=["alice"],
+    )
     serve.data_dir = tmp_path / "data"
     serve.start()
     proxy.start()
 
     def through_nginx(user: str, password: str, extra: dict | None = None):
-        connection = http.client.HTTPSConnection("127.0.0.1", proxy.port, timeout=300,
-                                                 context=certs.client_context())  # fmt: skip
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", proxy.port, timeout=300, context=certs.client_context()
+        )
         credentials = base64.b64encode(f"{user}:{password}".encode()).decode()
         headers = {"Authorization": f"Basic {credentials}", **(extra or {})}
         connection.request("GET", "/binder/build/gh/ops/basic/HEAD", headers=headers)
@@ -661,21 +798,29 @@ def test_minibinder_in_a_container_launches_a_session(tmp_path, build_config, gi
     port = free_port()
     git_server.create("ops/container", {"README.md": "x"})
     settings = write_config(
-        tmp_path / "minibinder.toml", Path("/var/lib/minibinder"),
-        bind=f"127.0.0.1:{port}", admin_bind=f"127.0.0.1:{free_port()}",
-        image_prefix=build_config.image_prefix, allowed_clone_schemes=["https", "git"],
-        internal_hosts=["127.0.0.1"], github_url=git_server.base_url,
+        tmp_path / "minibinder.toml",
+        Path("/var/lib/minibinder"),
+        bind=f"127.0.0.1:{port}",
+        admin_bind=f"127.0.0.1:{free_port()}",
+        image_prefix=build_config.image_prefix,
+        allowed_clone_schemes=["https", "git"],
+        internal_hosts=["127.0.0.1"],
+        github_url=git_server.base_url,
         extra_ca_file="/usr/local/share/ca-certificates/extra-ca.crt" if ca else "",
         egress_filter="off",  # the tests' own rules stay the host's business here
-    )  # fmt: skip
+    )
     container = sdk.containers.run(
-        tag, detach=True, network_mode="host",
-        volumes={"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
-                 str(tmp_path / "data"): {"bind": "/var/lib/minibinder", "mode": "rw"},
-                 str(settings): {"bind": "/etc/minibinder/minibinder.toml", "mode": "ro"}},
+        tag,
+        detach=True,
+        network_mode="host",
+        volumes={
+            "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+            str(tmp_path / "data"): {"bind": "/var/lib/minibinder", "mode": "rw"},
+            str(settings): {"bind": "/etc/minibinder/minibinder.toml", "mode": "ro"},
+        },
         environment={"MINIBINDER_CONFIG": "/etc/minibinder/minibinder.toml"},
         name=f"minibinder-itself-{port}",
-    )  # fmt: skip
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -690,9 +835,12 @@ def test_minibinder_in_a_container_launches_a_session(tmp_path, build_config, gi
                 time.sleep(0.5)
         ready = events(f"{url}/build/gh/ops/container/HEAD")[-1]
         assert ready["phase"] == "ready", (ready, container.logs().decode()[-2000:])
-        status = urllib.request.urlopen(urllib.request.Request(
-            f"{ready['url']}api/status", headers={"Authorization": f"token {ready['token']}"}),
-            timeout=30).status  # fmt: skip
+        status = urllib.request.urlopen(
+            urllib.request.Request(
+                f"{ready['url']}api/status", headers={"Authorization": f"token {ready['token']}"}
+            ),
+            timeout=30,
+        ).status
         assert status == 200
     finally:
         container.remove(force=True)

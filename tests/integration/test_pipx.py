@@ -34,9 +34,11 @@ def ensure_pipx() -> str:
     if not shutil.which("pipx"):
         subprocess.run(
             ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "pipx"],
-            check=True, capture_output=True, timeout=600,
+            check=True,
+            capture_output=True,
+            timeout=600,
             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )  # fmt: skip
+        )
     return shutil.which("pipx") or "pipx"
 
 
@@ -49,34 +51,58 @@ def test_pipx_install_then_serve_as_an_unprivileged_user(rootless, tmp_path, bui
     started = time.monotonic()
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = tmp_path.glob("minibinder-*.whl")
     shutil.copy(wheel, work / wheel.name)
     for path in (work, work / wheel.name):
         os.chown(path, user.pw_uid, user.pw_gid)
     as_user = [
-        "setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups",
-        "env", "-i", f"HOME={user.pw_dir}", f"USER={user.pw_name}", "PATH=/usr/bin:/bin",
-        f"PIPX_HOME={work / 'pipx'}", f"PIPX_BIN_DIR={work / 'bin'}",
+        "setpriv",
+        f"--reuid={user.pw_uid}",
+        f"--regid={user.pw_gid}",
+        "--init-groups",
+        "env",
+        "-i",
+        f"HOME={user.pw_dir}",
+        f"USER={user.pw_name}",
+        "PATH=/usr/bin:/bin",
+        f"PIPX_HOME={work / 'pipx'}",
+        f"PIPX_BIN_DIR={work / 'bin'}",
         f"PIP_CERT={build_config.extra_ca_file or '/etc/ssl/certs/ca-certificates.crt'}",
-        f"XDG_DATA_HOME={work / 'data'}", f"XDG_RUNTIME_DIR=/run/user/{user.pw_uid}",
+        f"XDG_DATA_HOME={work / 'data'}",
+        f"XDG_RUNTIME_DIR=/run/user/{user.pw_uid}",
         f"DOCKER_HOST={rootless.docker_host}",
-    ]  # fmt: skip
+    ]
     installed = subprocess.run(
         [*as_user, pipx, "install", str(work / wheel.name)],
-        capture_output=True, text=True, timeout=600, cwd=work,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=work,
+    )
     assert installed.returncode == 0, installed.stdout + installed.stderr
     install_seconds = time.monotonic() - started
     port, admin_port = free_port(), free_port()
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
         serve = subprocess.Popen(
-            [*as_user, str(work / "bin" / "minibinder"), "serve", "--bind", f"127.0.0.1:{port}",
-             "--admin-bind", f"127.0.0.1:{admin_port}"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=work,
-        )  # fmt: skip
+            [
+                *as_user,
+                str(work / "bin" / "minibinder"),
+                "serve",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--admin-bind",
+                f"127.0.0.1:{admin_port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=work,
+        )
     try:
         page = _wait_for_page(f"http://127.0.0.1:{port}/", serve, log_path)
         assert "Turn a git repository into a collection of interactive notebooks" in page

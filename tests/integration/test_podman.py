@@ -61,8 +61,14 @@ def test_the_launch_path_on_podman(any_podman, tmp_path, build_config, git_serve
     folder.mkdir()
     ulimits = {} if podman.rootless else podman.hard_limits()
     settings = dict(admin_token=ADMIN_TOKEN, session_ulimits=ulimits, cull_interval=1)
-    config = serve_config(folder / "minibinder.toml", folder / "data", build_config,
-                          git_server, idle_timeout=3600, **settings)  # fmt: skip
+    config = serve_config(
+        folder / "minibinder.toml",
+        folder / "data",
+        build_config,
+        git_server,
+        idle_timeout=3600,
+        **settings,
+    )
     serve = ServeProcess(config, folder / "serve.log", docker_host=podman.docker_host).start()
     store = Store(folder / "data" / "minibinder.sqlite")
     try:
@@ -88,8 +94,11 @@ def test_the_launch_path_on_podman(any_podman, tmp_path, build_config, git_serve
         assert execute(ready, kernel, "print(6 * 7)")["stdout"].strip() == "42"
         label = ("rootless " if podman.rootless else "") + "Podman " + client.version()["Version"]
         enforced = "no" if podman.rootless else "yes"
-        wait_for(lambda: store.fact(f"limits enforced by {label}") == enforced, 30,
-                 message="the limits read back from the session")  # fmt: skip
+        wait_for(
+            lambda: store.fact(f"limits enforced by {label}") == enforced,
+            30,
+            message="the limits read back from the session",
+        )
         # A restart of minibinder finds the session again.
         serve.kill_9()
         again = serve.again(folder / "serve2.log").start()
@@ -97,13 +106,22 @@ def test_the_launch_path_on_podman(any_podman, tmp_path, build_config, git_serve
         assert get_status(f"{again.url}{path}api/status?token={ready['token']}") == 200
         again.stop()
         # Culled when idle.
-        shorter = serve_config(folder / "culling.toml", folder / "data", build_config,
-                               git_server, idle_timeout=4, cull_warning=1,
-                               **settings)  # fmt: skip
+        shorter = serve_config(
+            folder / "culling.toml",
+            folder / "data",
+            build_config,
+            git_server,
+            idle_timeout=4,
+            cull_warning=1,
+            **settings,
+        )
         culling = ServeProcess(shorter, folder / "serve3.log", docker_host=podman.docker_host)
         culling.start()
-        wait_for(lambda: get_status(f"{culling.url}{path}api/status") == 404, 60,
-                 message="the idle Podman session to be culled")  # fmt: skip
+        wait_for(
+            lambda: get_status(f"{culling.url}{path}api/status") == 404,
+            60,
+            message="the idle Podman session to be culled",
+        )
         assert not client.containers.list(
             filters={"label": f"minibinder.session={record.id}"}, all=True
         )
@@ -120,8 +138,13 @@ def test_without_ulimits_the_failure_says_what_to_set(podman, tmp_path, build_co
     if not without_cap_sys_resource() or podman.hard_limits()["nofile"] >= 1048576:
         pytest.skip("root here may raise its limits: Podman's nofile=1048576 starts")
     git_server.create("podman/limits", {"index.ipynb": NOTEBOOK})
-    config = serve_config(tmp_path / "minibinder.toml", tmp_path / "data", build_config,
-                          git_server, admin_token=ADMIN_TOKEN)  # fmt: skip
+    config = serve_config(
+        tmp_path / "minibinder.toml",
+        tmp_path / "data",
+        build_config,
+        git_server,
+        admin_token=ADMIN_TOKEN,
+    )
     serve = ServeProcess(config, tmp_path / "serve.log", docker_host=podman.docker_host).start()
     try:
         last = events(f"{serve.url}/build/gh/podman/limits/HEAD")[-1]

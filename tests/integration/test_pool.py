@@ -135,9 +135,11 @@ def set_on_the_page(serve, spec: str, size: int) -> None:
     request = urllib.request.Request(
         f"{serve.admin_url}/admin/pool",
         data=urllib.parse.urlencode({"csrf": csrf, "spec": spec, "size": size}).encode(),
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}",
-                 "Content-Type": "application/x-www-form-urlencoded"},
-    )  # fmt: skip
+        headers={
+            "Authorization": f"Bearer {ADMIN_TOKEN}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 200
 
@@ -174,8 +176,11 @@ def test_serve_stops_its_unclaimed_warm_sessions_when_it_stops(serve_with, pool_
     wait_for(lambda: warm_sessions(serve) == 2, 90, message="two warm sessions")
     claimed = events(f"{serve.url}/build/{SPEC}")[-1]
     claimed_id = claimed["url"].rstrip("/").rsplit("/", 1)[1]
-    wait_for(lambda: warm_sessions(serve) == 2 and len(installation_containers(serve)) == 3,
-             90, message="the pool to refill")  # fmt: skip
+    wait_for(
+        lambda: warm_sessions(serve) == 2 and len(installation_containers(serve)) == 3,
+        90,
+        message="the pool to refill",
+    )
     serve.stop()
     left = installation_containers(serve)
     assert [c.labels["minibinder.session"] for c in left] == [claimed_id]  # work stays
@@ -190,11 +195,13 @@ def test_stop_all_empties_the_pool_and_keep_pool_keeps_it(serve_with, pool_repo)
     wait_for(lambda: warm_sessions(serve) == 1, 90, message="a warm session")
     claimed = events(f"{serve.url}/build/{SPEC}")[-1]
     claimed_id = claimed["url"].rstrip("/").rsplit("/", 1)[1]
-    wait_for(lambda: warm_sessions(serve) == 1 and len(installation_containers(serve)) == 2,
-             90, message="the pool to refill")  # fmt: skip
+    wait_for(
+        lambda: warm_sessions(serve) == 1 and len(installation_containers(serve)) == 2,
+        90,
+        message="the pool to refill",
+    )
     kept = minibinder("stop", "--all", "--keep-pool", config_file=serve.config_file)
-    assert kept.returncode == 0 and kept.stdout.split() == ["stopped", claimed_id,
-                                                            f"({SPEC})"]  # fmt: skip
+    assert kept.returncode == 0 and kept.stdout.split() == ["stopped", claimed_id, f"({SPEC})"]
     assert len(installation_containers(serve)) == 1 and warm_sessions(serve) == 1
     emptied = minibinder("stop", "--all", config_file=serve.config_file)
     assert emptied.returncode == 0, emptied.stderr
@@ -212,9 +219,12 @@ def test_a_pool_short_of_memory_says_why_on_the_page_and_in_doctor(serve_with, p
     # Room for exactly one session on this host, whatever its memory.
     room = host_memory_bytes() - 2**30
     reservation = int(room * 0.6)
-    serve = serve_with(warm_pool={SPEC: 3}, memory_headroom="1G",
-                       session_memory_reservation=reservation,
-                       session_memory_limit=reservation)  # fmt: skip
+    serve = serve_with(
+        warm_pool={SPEC: 3},
+        memory_headroom="1G",
+        session_memory_reservation=reservation,
+        session_memory_limit=reservation,
+    )
     wait_for(lambda: warm_sessions(serve) == 1, 90, message="the one warm session that fits")
     wait_for(lambda: "the host is full" in admin_page(serve), 30, message="the page's reason")
     page = admin_page(serve)

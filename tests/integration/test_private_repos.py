@@ -61,9 +61,12 @@ def test_a_private_repository_launches_with_the_servers_credentials_only(
     git_server.create("elsewhere/closed", {"README.md": "not ours\n"})
     secret_file = credentials_file(tmp_path, private_server)
     serve = serve_with(
-        access="header", trusted_proxies=["127.0.0.1"], private_repo_users=["alice"],
-        git_credentials=str(secret_file), allowed_clone_schemes=["https", "http"],
-    )  # fmt: skip
+        access="header",
+        trusted_proxies=["127.0.0.1"],
+        private_repo_users=["alice"],
+        git_credentials=str(secret_file),
+        allowed_clone_schemes=["https", "http"],
+    )
     secret = spec_of(private_server, "lab/secret")
 
     ready = launch_as(serve, "alice", secret)[-1]
@@ -109,9 +112,11 @@ def test_a_private_repository_launches_with_the_servers_credentials_only(
         if container.attrs["Config"]["Image"] == ready["image"]:
             assert TOKEN not in json.dumps(container.attrs)
     found = sdk.containers.run(
-        ready["image"], ["sh", "-c", f"grep -rl {TOKEN} /home/jovyan /tmp; echo done"],
-        remove=True, user="1000",
-    )  # fmt: skip
+        ready["image"],
+        ["sh", "-c", f"grep -rl {TOKEN} /home/jovyan /tmp; echo done"],
+        remove=True,
+        user="1000",
+    )
     assert found.decode().strip() == "done"
 
 

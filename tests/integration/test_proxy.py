@@ -25,9 +25,13 @@ def proxy(tmp_path_factory, docker):
     data = folder / "data"
     # Idle sessions would be culled: these must stay for the whole module.
     config = write_config(
-        folder / "minibinder.toml", data, threads=32, idle_timeout=86400, cull_interval=3600,
+        folder / "minibinder.toml",
+        data,
+        threads=32,
+        idle_timeout=86400,
+        cull_interval=3600,
         allowed_hosts=["binder.example:8585"],
-    )  # fmt: skip
+    )
     backends = [
         SessionBackend(data, SESSION_A, "A"),
         SessionBackend(data, SESSION_B, "B"),
@@ -172,7 +176,10 @@ def test_hop_by_hop_headers_and_forwarding(proxy):
     # session, nor with a Domain.
     own = f"/user/{SESSION_A}/"
     assert response.headers.get_all("Set-Cookie") == [
-        f"b=2; Path={own}", "e=5", f"f=6; path={own}lab; HttpOnly"]  # fmt: skip
+        f"b=2; Path={own}",
+        "e=5",
+        f"f=6; path={own}lab; HttpOnly",
+    ]
 
 
 def test_websocket_echo_with_subprotocol_and_binary_frames(proxy):

@@ -147,14 +147,18 @@ def own_address() -> str:
 def failures(doctor: str) -> list[str]:
     """What `doctor` found wrong, besides the public hosts this machine cannot reach (GitHub:
     only PyPI, Debian and npm answer here)."""
-    return [line for line in doctor.splitlines()
-            if line.startswith("FAIL") and "does not answer" not in line]  # fmt: skip
+    return [
+        line
+        for line in doctor.splitlines()
+        if line.startswith("FAIL") and "does not answer" not in line
+    ]
 
 
 def status_of(url: str, headers: dict | None = None) -> int:
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}),
-                                    timeout=10) as response:  # fmt: skip
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers or {}), timeout=10
+        ) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
@@ -212,15 +216,17 @@ class Operator:
         return command
 
     def run(self, command: str, stdin: str = "", env: dict | None = None, cwd=ROOT, **more):
-        result = self.root.run(self.text(command, **more), env if env is not None else self.env,
-                               cwd, stdin=stdin)  # fmt: skip
+        result = self.root.run(
+            self.text(command, **more), env if env is not None else self.env, cwd, stdin=stdin
+        )
         return result
 
     def start(self, command: str, env: dict | None = None, **more):
         self.logs += 1
         log = self.folder / f"service{self.logs}.log"
-        process = self.root.start(self.text(command, **more),
-                                  env if env is not None else self.env, ROOT, log)  # fmt: skip
+        process = self.root.start(
+            self.text(command, **more), env if env is not None else self.env, ROOT, log
+        )
         return process, log
 
     def serve(self, command: str, env: dict | None = None, **more):
@@ -258,9 +264,13 @@ def test_running_and_operating_a_server_as_the_readme_says(operator):
     service = operator.serve("MINIBINDER_BIND=0.0.0.0:8585 make serve", env=named)
     assert operator.text("make serve") and operator.text(".venv/bin/minibinder serve")
     # Exactly these names are answered: public_url's, loopback's, any IP address (on 0.0.0.0).
-    for host, status in ((f"workshop.example.org:{port}", 200), (f"127.0.0.1:{port}", 200),
-                         (f"localhost:{port}", 200), (f"{own_address()}:{port}", 200),
-                         (f"attacker.example:{port}", 400)):  # fmt: skip
+    for host, status in (
+        (f"workshop.example.org:{port}", 200),
+        (f"127.0.0.1:{port}", 200),
+        (f"localhost:{port}", 200),
+        (f"{own_address()}:{port}", 200),
+        (f"attacker.example:{port}", 400),
+    ):
         assert status_of(f"http://127.0.0.1:{port}/health", {"Host": host}) == status, host
     for host in (f"workshop.example.org:{admin}", f"127.0.0.1:{admin}"):
         assert status_of(f"http://127.0.0.1:{admin}/admin/", {"Host": host}) in (401, 403), host
@@ -269,8 +279,9 @@ def test_running_and_operating_a_server_as_the_readme_says(operator):
     # MINIBINDER_ADMIN_BIND keeps them on the VM itself.
     admin_bind = operator.text("MINIBINDER_ADMIN_BIND=127.0.0.1:8586")
     effective = operator.root.run(f"{admin_bind} minibinder settings --effective", env, ROOT)
-    assert re.search(rf"admin_bind = \"127.0.0.1:{operator.port + 1}\".*environment",
-                     effective.stdout), effective.stdout + effective.stderr  # fmt: skip
+    assert re.search(
+        rf"admin_bind = \"127.0.0.1:{operator.port + 1}\".*environment", effective.stdout
+    ), effective.stdout + effective.stderr
 
     # Repositories from this machine.
     git_daemon = operator.text(
@@ -284,9 +295,12 @@ def test_running_and_operating_a_server_as_the_readme_says(operator):
     )
     # The shell's commands see what `make serve` was given (an operator exports it).
     git_url = f"git://127.0.0.1:{operator.replacements['9418']}"
-    shell = {**env, "MINIBINDER_ALLOWED_CLONE_SCHEMES": "https,git",
-             "MINIBINDER_INTERNAL_HOSTS": "127.0.0.1",
-             "MINIBINDER_GITHUB_URL": git_url}  # fmt: skip
+    shell = {
+        **env,
+        "MINIBINDER_ALLOWED_CLONE_SCHEMES": "https,git",
+        "MINIBINDER_INTERNAL_HOSTS": "127.0.0.1",
+        "MINIBINDER_GITHUB_URL": git_url,
+    }
     built = operator.run("minibinder prebuild gh/org/workshop/HEAD", env=shell)
     assert built.returncode == 0, built.stderr[-3000:]
     link = operator.text("open http://127.0.0.1:8585/v2/gh/<owner>/<repo>/HEAD").split()[1]
@@ -297,8 +311,7 @@ def test_running_and_operating_a_server_as_the_readme_says(operator):
 
     listed = operator.run("minibinder sessions", env=shell)
     assert listed.returncode == 0 and "org/workshop" in listed.stdout, listed
-    session = next(line.split()[0] for line in listed.stdout.splitlines()
-                   if "org/workshop" in line)  # fmt: skip
+    session = next(line.split()[0] for line in listed.stdout.splitlines() if "org/workshop" in line)
     exported = operator.run(
         'curl -H "Authorization: Bearer $(minibinder admin-token)" '
         "http://127.0.0.1:8586/admin/launches.jsonl",
@@ -324,8 +337,9 @@ def test_running_and_operating_a_server_as_the_readme_says(operator):
     # A workshop's access code, into a settings file that ends with a table.
     settings = operator.folder / "minibinder.toml"
     settings.write_text('bind = "127.0.0.1:8585"\n\n[warm_pool]\n"gh/org/workshop/HEAD" = 2\n')
-    wrote = operator.run("minibinder access-code --write minibinder.toml",
-                         stdin="open sesame\n", cwd=operator.folder)  # fmt: skip
+    wrote = operator.run(
+        "minibinder access-code --write minibinder.toml", stdin="open sesame\n", cwd=operator.folder
+    )
     assert wrote.returncode == 0, wrote.stderr
     from minibinder.identity import code_matches
     from minibinder.settings_load import load_config
@@ -351,20 +365,27 @@ def test_installed_as_a_service_as_the_readme_says(operator):
     assert root.path("/usr/local/bin/minibinder").is_symlink()
     # The operator moves it to free ports (and the tests' image prefix) in the file.
     # (Inside the root: an overlay's upper folder is not to be changed from outside.)
-    lines = {"bind": f'"127.0.0.1:{operator.port}"',
-             "admin_bind": f'"127.0.0.1:{operator.port + 1}"',
-             "image_prefix": f'"{TEST_IMAGE_PREFIX}"'}  # fmt: skip
-    edit = (f"{shlex.quote(sys.executable)} -c 'import sys; from minibinder.settings_file "
-            "import set_top_level; set_top_level(sys.argv[1], eval(sys.argv[2]))' "
-            f"/etc/minibinder/minibinder.toml {shlex.quote(repr(lines))}")  # fmt: skip
+    lines = {
+        "bind": f'"127.0.0.1:{operator.port}"',
+        "admin_bind": f'"127.0.0.1:{operator.port + 1}"',
+        "image_prefix": f'"{TEST_IMAGE_PREFIX}"',
+    }
+    edit = (
+        f"{shlex.quote(sys.executable)} -c 'import sys; from minibinder.settings_file "
+        "import set_top_level; set_top_level(sys.argv[1], eval(sys.argv[2]))' "
+        f"/etc/minibinder/minibinder.toml {shlex.quote(repr(lines))}"
+    )
     edited = root.run(edit, operator.env, ROOT)
     assert edited.returncode == 0, edited.stderr
     unit = root.path("/etc/systemd/system/minibinder.service").read_text()
-    exec_start = next(line.split("=", 1)[1] for line in unit.splitlines()
-                      if line.startswith("ExecStart="))  # fmt: skip
+    exec_start = next(
+        line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart=")
+    )
     # systemd starts it with an empty environment: no MINIBINDER_* variable.
-    bare = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "LANG": "C.UTF-8"}  # fmt: skip
+    bare = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "LANG": "C.UTF-8",
+    }
     process = root.start(exec_start, bare, ROOT, operator.folder / "unit.log")
     wait_health(f"http://127.0.0.1:{operator.port}", process, operator.folder / "unit.log")
     assert (root.path("/var/lib/minibinder") / "minibinder.sqlite").exists()
@@ -376,13 +397,19 @@ def test_installed_as_a_service_as_the_readme_says(operator):
         ran = root.run(f"sudo minibinder {case}", operator.env, ROOT)
         assert ran.returncode == 0, (case, ran.stdout, ran.stderr)
         if case == "admin-token":  # the service's token, not one of the shell's own
-            assert status_of(f"http://127.0.0.1:{operator.port + 1}/admin/",
-                             {"Authorization": f"Bearer {ran.stdout.strip()}"}) == 200  # fmt: skip
+            assert (
+                status_of(
+                    f"http://127.0.0.1:{operator.port + 1}/admin/",
+                    {"Authorization": f"Bearer {ran.stdout.strip()}"},
+                )
+                == 200
+            )
     root.stop(process)
 
     # The Settings section, with the file install-service wrote.
-    doctor = operator.run(".venv/bin/minibinder --config /etc/minibinder/minibinder.toml doctor",
-                          env=bare)  # fmt: skip
+    doctor = operator.run(
+        ".venv/bin/minibinder --config /etc/minibinder/minibinder.toml doctor", env=bare
+    )
     assert "/var/lib/minibinder" in doctor.stdout, doctor.stdout + doctor.stderr
     assert doctor.returncode in (0, 1) and not failures(doctor.stdout), doctor.stdout
     for command in (
@@ -392,7 +419,8 @@ def test_installed_as_a_service_as_the_readme_says(operator):
         ran = operator.run(command, env=bare)
         assert ran.returncode == 0, (command, ran.stdout, ran.stderr)
         assert 'data_dir = "/var/lib/minibinder"  # file /etc/minibinder/minibinder.toml' in (
-            ran.stdout), (command, ran.stdout)  # fmt: skip
+            ran.stdout
+        ), (command, ran.stdout)
     for command in (
         ".venv/bin/minibinder serve --config /etc/minibinder/minibinder.toml",
         "MINIBINDER_CONFIG=/etc/minibinder/minibinder.toml make serve",

@@ -27,32 +27,48 @@ def rootless(build_config):
 
 
 def serve_on(rootless, folder, build_config, git_server, bind_host="127.0.0.1", **settings):
-    config = serve_config(folder / "minibinder.toml", folder / "data", build_config, git_server,
-                          admin_token=ADMIN_TOKEN, **settings)  # fmt: skip
-    return ServeProcess(config, folder / "serve.log", docker_host=rootless.docker_host,
-                        bind_host=bind_host)  # fmt: skip
+    config = serve_config(
+        folder / "minibinder.toml",
+        folder / "data",
+        build_config,
+        git_server,
+        admin_token=ADMIN_TOKEN,
+        **settings,
+    )
+    return ServeProcess(
+        config, folder / "serve.log", docker_host=rootless.docker_host, bind_host=bind_host
+    )
 
 
 def test_the_launch_path_on_rootless_docker(rootless, tmp_path, build_config, git_server):
     git_server.create("rootless/demo", {"index.ipynb": NOTEBOOK})
     folder = tmp_path / "serve"
     folder.mkdir()
-    serve = serve_on(rootless, folder, build_config, git_server, idle_timeout=3600,
-                     cull_interval=1).start()  # fmt: skip
+    serve = serve_on(
+        rootless, folder, build_config, git_server, idle_timeout=3600, cull_interval=1
+    ).start()
     try:
         log = serve.log_file.read_text()
         assert "rootless Docker" in log and "published on the engine host's loopback" in log
         assert "enforces no session limits" in log  # said at start, on loopback allowed
         ready = launch(serve, "gh/rootless/demo/HEAD")
         record = Store(folder / "data" / "minibinder.sqlite").get_session(
-            ready["url"].rstrip("/").rsplit("/", 1)[1])  # fmt: skip
+            ready["url"].rstrip("/").rsplit("/", 1)[1]
+        )
         assert record.target.startswith("127.0.0.1:")
         kernel = start_kernel(ready)
         assert execute(ready, kernel, "print(6 * 7)")["stdout"].strip() == "42"
         store = Store(folder / "data" / "minibinder.sqlite")
-        wait_for(lambda: store.fact("limits enforced by rootless Docker "
-                                    + rootless.client().version()["Version"]) == "no", 30,
-                 message="the limits read back from the session")  # fmt: skip
+        wait_for(
+            lambda: (
+                store.fact(
+                    "limits enforced by rootless Docker " + rootless.client().version()["Version"]
+                )
+                == "no"
+            ),
+            30,
+            message="the limits read back from the session",
+        )
         # A restart of minibinder finds the session at its published port again.
         serve.kill_9()
         again = serve.again(folder / "serve2.log").start()
@@ -60,15 +76,26 @@ def test_the_launch_path_on_rootless_docker(rootless, tmp_path, build_config, gi
         assert get_status(f"{again.url}{path}api/status?token={ready['token']}") == 200
         # Culled when idle, through the engine's API (no cgroup files beside rootless Docker).
         again.stop()
-        shorter = serve_config(folder / "culling.toml", folder / "data", build_config,
-                               git_server, admin_token=ADMIN_TOKEN, idle_timeout=4, cull_warning=1,
-                               cull_interval=1)  # fmt: skip
+        shorter = serve_config(
+            folder / "culling.toml",
+            folder / "data",
+            build_config,
+            git_server,
+            admin_token=ADMIN_TOKEN,
+            idle_timeout=4,
+            cull_warning=1,
+            cull_interval=1,
+        )
         culling = ServeProcess(shorter, folder / "serve3.log", docker_host=rootless.docker_host)
         culling.start()
-        wait_for(lambda: get_status(f"{culling.url}{path}api/status") == 404, 60,
-                 message="the idle rootless session to be culled")  # fmt: skip
+        wait_for(
+            lambda: get_status(f"{culling.url}{path}api/status") == 404,
+            60,
+            message="the idle rootless session to be culled",
+        )
         assert not rootless.client().containers.list(
-            filters={"label": f"minibinder.session={record.id}"}, all=True)  # fmt: skip
+            filters={"label": f"minibinder.session={record.id}"}, all=True
+        )
         culling.stop()
     finally:
         serve.stop()
@@ -86,8 +113,14 @@ def test_an_engine_without_limits_is_refused_on_a_public_bind(
     refused = serve_on(rootless, folder, build_config, git_server, bind_host="0.0.0.0")
     with pytest.raises(RuntimeError, match="allow_unlimited_sessions = true"):
         refused.start()
-    allowed = serve_on(rootless, folder, build_config, git_server, bind_host="0.0.0.0",
-                       allow_unlimited_sessions=True)  # fmt: skip
+    allowed = serve_on(
+        rootless,
+        folder,
+        build_config,
+        git_server,
+        bind_host="0.0.0.0",
+        allow_unlimited_sessions=True,
+    )
     allowed.start()
     try:
         time.sleep(0.5)

@@ -48,6 +48,9 @@ def test_a_crashed_server_is_started_again_and_the_session_goes_on(serve_with, r
         "    if b'jupyter-lab' in open(f'/proc/{pid}/cmdline', 'rb').read(): os.kill(int(pid), 9)"
     )
     container.exec_run(["python3", "-c", kill_server], user="1000")
-    wait_for(lambda: session_container(ready).attrs["RestartCount"] >= 1, 30,
-             message="the engine to start the server again")  # fmt: skip
+    wait_for(
+        lambda: session_container(ready).attrs["RestartCount"] >= 1,
+        30,
+        message="the engine to start the server again",
+    )
     wait_for(lambda: api(ready, "api/status")[0] == 200, 60, message="the session to answer")

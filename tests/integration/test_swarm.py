@@ -61,20 +61,31 @@ def cluster(tmp_path_factory, build_config):
 def served(cluster, tmp_path_factory, build_config, git_server):
     folder = tmp_path_factory.mktemp("swarm-serve")
     git_server.create("swarm/demo", {"index.ipynb": NOTEBOOK})
-    config = serve_config(folder / "minibinder.toml", folder / "data", build_config, git_server,
-                          admin_token=ADMIN_TOKEN, placement="swarm", registry=cluster.registry,
-                          cull_interval=CULL_INTERVAL, idle_timeout=3600, cpu_budget=CPU_BUDGET,
-                          launch_timeout=180)  # fmt: skip
+    config = serve_config(
+        folder / "minibinder.toml",
+        folder / "data",
+        build_config,
+        git_server,
+        admin_token=ADMIN_TOKEN,
+        placement="swarm",
+        registry=cluster.registry,
+        cull_interval=CULL_INTERVAL,
+        idle_timeout=3600,
+        cpu_budget=CPU_BUDGET,
+        launch_timeout=180,
+    )
     state = {"folder": folder, "config": config, "sessions": []}
     # On every address: the nodes' agents report to it over the cluster's bridge.
-    state["serve"] = ServeProcess(config, folder / "serve.log", bind_host="0.0.0.0",
-                                  docker_host=cluster.manager.docker_host).start()  # fmt: skip
+    state["serve"] = ServeProcess(
+        config, folder / "serve.log", bind_host="0.0.0.0", docker_host=cluster.manager.docker_host
+    ).start()
     state["manager_url"] = f"http://{SUBNET}.1:{state['serve'].port}/"
     key_file = folder / "data" / "agent_key"
     assert key_file.stat().st_mode & 0o777 == 0o600
     try:
-        state["agent_timing"] = start_agent_service(cluster, state["manager_url"], key_file,
-                                                    build_config, folder)  # fmt: skip
+        state["agent_timing"] = start_agent_service(
+            cluster, state["manager_url"], key_file, build_config, folder
+        )
         yield state
     finally:
         try:
@@ -89,8 +100,10 @@ def served(cluster, tmp_path_factory, build_config, git_server):
 
 AGENT_SERVICE, AGENT_SECRET = "minibinder-agent", "minibinder-agent-key"
 SERVICE_LABEL = "com.docker.swarm.service.name"  # on every container of a service
-CGROUP_READ = ("from pathlib import Path; from minibinder.swarm.agent import cpu_of_cgroup; "
-               "print(cpu_of_cgroup({!r}, Path('/host/cgroup')))")  # fmt: skip
+CGROUP_READ = (
+    "from pathlib import Path; from minibinder.swarm.agent import cpu_of_cgroup; "
+    "print(cpu_of_cgroup({!r}, Path('/host/cgroup')))"
+)
 # The README's example addresses (a manager at 10.0.3.10 with its registry on port 5000).
 EXAMPLE_MANAGER, EXAMPLE_REGISTRY = "http://10.0.3.10:8585/", "10.0.3.10:5000"
 EXAMPLE_KEY = "/var/lib/minibinder/agent_key"
@@ -112,8 +125,10 @@ def for_this_cluster(command: list[str], cluster, manager_url: str, key_file, im
     """The README's command with this cluster's addresses for the example's; each node's own
     engine socket and data for the one path a real node has (`{{.Node.ID}}` picks it)."""
     by_node = f"{cluster.by_node}/{{{{.Node.ID}}}}"
-    mounts = {"source=/var/run/docker.sock,": f"source={by_node}/docker.sock,",
-              "source=/var/lib/docker,": f"source={by_node}/docker-data,"}  # fmt: skip
+    mounts = {
+        "source=/var/run/docker.sock,": f"source={by_node}/docker.sock,",
+        "source=/var/lib/docker,": f"source={by_node}/docker-data,",
+    }
     changed = []
     for word in command:
         if word == EXAMPLE_MANAGER:
@@ -136,10 +151,14 @@ def start_agent_service(cluster, manager_url: str, key_file, build_config, folde
     built = build_minibinder_image(folder / "image", local, build_config.extra_ca_file)
     image = cluster.push_image(local, f"minibinder:{__version__}")
     pushed = time.monotonic()
-    commands = [for_this_cluster(command, cluster, manager_url, key_file, image)
-                for command in readme_agent_commands()]  # fmt: skip
+    commands = [
+        for_this_cluster(command, cluster, manager_url, key_file, image)
+        for command in readme_agent_commands()
+    ]
     assert [command[:3] for command in commands] == [
-        ["docker", "secret", "create"], ["docker", "service", "create"]], commands  # fmt: skip
+        ["docker", "secret", "create"],
+        ["docker", "service", "create"],
+    ], commands
     secret, service = commands
     # Never this machine's own engine (the shared daemon) for an agent of the test's cluster.
     sources = [part for word in service for part in word.split(",") if part.startswith("source=")]
@@ -182,8 +201,9 @@ def test_six_sessions_spread_over_the_nodes(cluster, served, measured):
     assert {name.rsplit(" ", 1)[1] for name in by_node} == addresses, by_node
     assert all(record.target.split(":")[0] in addresses for record in records)
     # The operator sees where each session runs: the shell, and per-node gauges.
-    listed = minibinder("sessions", config_file=served["config"],
-                        env={"DOCKER_HOST": cluster.manager.docker_host})  # fmt: skip
+    listed = minibinder(
+        "sessions", config_file=served["config"], env={"DOCKER_HOST": cluster.manager.docker_host}
+    )
     assert listed.stdout.splitlines()[0].split()[-1] == "NODE", listed.stdout + listed.stderr
     assert {line.split()[-1] for line in listed.stdout.splitlines()[1:]} == addresses
     with urllib.request.urlopen(f"{serve.url}/metrics", timeout=10) as response:
@@ -203,22 +223,27 @@ def test_six_sessions_spread_over_the_nodes(cluster, served, measured):
 
 def test_doctor_checks_the_swarm(cluster, served, measured):
     measured(served["agent_timing"])
-    checked = minibinder("doctor", config_file=served["config"],
-                         env={"DOCKER_HOST": cluster.manager.docker_host})  # fmt: skip
+    checked = minibinder(
+        "doctor", config_file=served["config"], env={"DOCKER_HOST": cluster.manager.docker_host}
+    )
     lines = checked.stdout.splitlines()
-    assert any(line.startswith("ok    swarm manager: this engine manages a swarm of 3")
-               for line in lines), checked.stdout  # fmt: skip
-    assert any(line.startswith(f"ok    registry: {cluster.registry} takes pushes")
-               for line in lines), checked.stdout  # fmt: skip
+    assert any(
+        line.startswith("ok    swarm manager: this engine manages a swarm of 3") for line in lines
+    ), checked.stdout
+    assert any(
+        line.startswith(f"ok    registry: {cluster.registry} takes pushes") for line in lines
+    ), checked.stdout
     assert "ok    swarm nodes: 3 ready" in lines, checked.stdout
     # What only the nodes can tell, from their agents' reports.
     assert "ok    agents: 3 of 3 ready node(s) report" in lines, checked.stdout
     assert any(line.startswith("ok    agent version: every agent runs") for line in lines)
     assert "ok    no-new-privileges: sessions run with it on every node" in lines, checked.stdout
-    assert any(line.startswith("ok    node rules: egress rules and manager-only")
-               for line in lines), checked.stdout  # fmt: skip
-    assert any(line.startswith("ok    nodes can pull: every reporting node pulled")
-               for line in lines), checked.stdout  # fmt: skip
+    assert any(
+        line.startswith("ok    node rules: egress rules and manager-only") for line in lines
+    ), checked.stdout
+    assert any(
+        line.startswith("ok    nodes can pull: every reporting node pulled") for line in lines
+    ), checked.stdout
     # The agents' CPU readings reached the sessions (what the culler holds to cpu_budget), those
     # on the workers too: read there by the agent's container, from the node's cgroups.
     running = store_of(served).sessions("running")
@@ -237,15 +262,21 @@ def test_doctor_checks_the_swarm(cluster, served, measured):
     # never into this machine's.
     for node in cluster.nodes:
         assert "MB-agent" in cluster.in_node(node, "iptables", "-w", "-S").stdout, node.name
-    assert "MB-agent" not in subprocess.run(["iptables", "-w", "-S"], capture_output=True,
-                                            text=True, check=True).stdout  # fmt: skip
+    assert (
+        "MB-agent"
+        not in subprocess.run(
+            ["iptables", "-w", "-S"], capture_output=True, text=True, check=True
+        ).stdout
+    )
 
 
 def post_report(served, key: bytes, sent_at: str, body: bytes) -> tuple[int, str]:
     request = urllib.request.Request(
-        f"{served['manager_url']}agent/report", data=body, method="POST",
+        f"{served['manager_url']}agent/report",
+        data=body,
+        method="POST",
         headers={TIME_HEADER: sent_at, SIGNATURE_HEADER: sign(key, sent_at, body)},
-    )  # fmt: skip
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read().decode()
@@ -299,8 +330,9 @@ def test_a_workers_sessions_reach_neither_node_nor_manager_and_only_the_manager_
     assert reaches(cluster, worker, worker.address, 7946)
     assert reaches(cluster, worker, f"{SUBNET}.1", port)
     kernel = start_kernel(ready)
-    said = execute(ready, kernel, PROBE.format(node=worker.address, manager=f"{SUBNET}.1",
-                                               port=port))["stdout"].split()  # fmt: skip
+    said = execute(
+        ready, kernel, PROBE.format(node=worker.address, manager=f"{SUBNET}.1", port=port)
+    )["stdout"].split()
     assert len(said) == 2 and "open" not in said, said
     # The session's published port on the worker: the manager relays to it; another node
     # cannot open it.
@@ -314,25 +346,34 @@ def test_an_out_of_memory_kill_on_a_worker_is_counted(cluster, served):
     kernel = start_kernel(ready)
     execute(ready, kernel, "x = bytearray(3 * 2**30)", wait=False)  # over the 2 GiB limit
     store = store_of(served)
-    wait_for(lambda: store.get_session(record.id).oom_count >= 1, 10 * AGENT_INTERVAL + 10,
-             message="the agent's report of the kill")  # fmt: skip
+    wait_for(
+        lambda: store.get_session(record.id).oom_count >= 1,
+        10 * AGENT_INTERVAL + 10,
+        message="the agent's report of the kill",
+    )
     with urllib.request.urlopen(f"{served['serve'].url}/metrics", timeout=10) as response:
         metrics = response.read().decode()
-    counted = [line for line in metrics.splitlines()
-               if line.startswith("minibinder_oom_events_total ")]  # fmt: skip
+    counted = [
+        line for line in metrics.splitlines() if line.startswith("minibinder_oom_events_total ")
+    ]
     assert counted and float(counted[0].split()[1]) >= 1, counted
 
 
 def test_a_session_over_its_cpu_budget_on_a_worker_is_culled(cluster, served, measured):
     ready, record = on_worker(cluster, served)[-1]
     kernel = start_kernel(ready)
-    burn = "import threading\ndef burn():\n    while True: pass\n" \
-           "threading.Thread(target=burn, daemon=True).start()"  # fmt: skip
+    burn = (
+        "import threading\ndef burn():\n    while True: pass\n"
+        "threading.Thread(target=burn, daemon=True).start()"
+    )
     execute(ready, kernel, burn, timeout=30)
     store = store_of(served)
     started = time.monotonic()
-    wait_for(lambda: store.get_session(record.id) is None, 4 * CPU_BUDGET,
-             message="the session over its CPU budget to be culled")  # fmt: skip
+    wait_for(
+        lambda: store.get_session(record.id) is None,
+        4 * CPU_BUDGET,
+        message="the session over its CPU budget to be culled",
+    )
     ended = {row["session"]: row["ended"] for row in store.launches(limit=50)}
     assert ended.get(record.id) == "cpu", ended
     measured(f"swarm: culled for cpu {time.monotonic() - started:.1f} s after the burn began")
@@ -357,11 +398,17 @@ def test_a_lost_node_ends_its_sessions(cluster, served):
     on_victim = [r.id for r in store.sessions("running") if r.node.endswith(victim.address)]
     assert on_victim
     cluster.kill_node(victim)
-    wait_for(lambda: cluster.node_state_by_address(victim.address) == "down", 60,
-             message="the swarm to see the node down")  # fmt: skip
+    wait_for(
+        lambda: cluster.node_state_by_address(victim.address) == "down",
+        60,
+        message="the swarm to see the node down",
+    )
     down_at = time.monotonic()
-    wait_for(lambda: not any(store.get_session(i) for i in on_victim), 3 * CULL_INTERVAL + 10,
-             message="the lost node's sessions to end")  # fmt: skip
+    wait_for(
+        lambda: not any(store.get_session(i) for i in on_victim),
+        3 * CULL_INTERVAL + 10,
+        message="the lost node's sessions to end",
+    )
     ended_after = time.monotonic() - down_at
     assert ended_after <= CULL_INTERVAL + 3, ended_after
     ended = {row["session"]: row["ended"] for row in store.launches(limit=50)}

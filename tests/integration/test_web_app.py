@@ -18,8 +18,9 @@ from minibinder.web import api, create_app
 
 def settings(tmp_path, values):
     # Flask's test client says "Host: localhost".
-    return load_config(overrides={"data_dir": str(tmp_path), "allowed_hosts": ["localhost"],
-                                  **values})  # fmt: skip
+    return load_config(
+        overrides={"data_dir": str(tmp_path), "allowed_hosts": ["localhost"], **values}
+    )
 
 
 class FakeDocker:

@@ -117,8 +117,9 @@ def test_the_installed_package_serves_every_page(installed):
         assert status == 200 and b"<svg" in body
         status, body = get(f"{base}/v2/gh/owner/repo/HEAD")
         assert status == 200 and b"data-build-url" in body
-        status, body = get(f"http://127.0.0.1:{admin_port}/admin/",
-                           {"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
+        status, body = get(
+            f"http://127.0.0.1:{admin_port}/admin/", {"Authorization": f"Bearer {TOKEN}"}
+        )
         assert status == 200 and b"Sessions" in body
     finally:
         process.terminate()

@@ -40,10 +40,17 @@ def bad_name(text: str) -> bool:
 def bad_ref(text: str) -> bool:
     """Not a ref git would accept (git check-ref-format, written down independently)."""
     return (
-        not text or len(text) > 255 or any(ord(c) <= 32 or ord(c) == 127 for c in text)
-        or any(c in text for c in "~^:?*[\\") or ".." in text or "@{" in text or "//" in text
-        or "/." in text or text.startswith(("-", "/", ".")) or text.endswith(("/", ".", ".lock"))
-    )  # fmt: skip
+        not text
+        or len(text) > 255
+        or any(ord(c) <= 32 or ord(c) == 127 for c in text)
+        or any(c in text for c in "~^:?*[\\")
+        or ".." in text
+        or "@{" in text
+        or "//" in text
+        or "/." in text
+        or text.startswith(("-", "/", "."))
+        or text.endswith(("/", ".", ".lock"))
+    )
 
 
 def hostile_specs() -> list[str]:
@@ -53,19 +60,32 @@ def hostile_specs() -> list[str]:
     for payload in PAYLOADS:
         quoted = quote(payload, safe="")
         if bad_name(payload):
-            specs += [f"gh/{quoted}/repo/HEAD", f"gh/owner/{quoted}/HEAD",
-                      f"gist/{quoted}/abc123"]  # fmt: skip
+            specs += [f"gh/{quoted}/repo/HEAD", f"gh/owner/{quoted}/HEAD", f"gist/{quoted}/abc123"]
         if bad_name(payload.strip("/")):  # a namespace's outer slashes are dropped
             specs.append(f"gl/group%2F{quoted}/HEAD")
         if bad_ref(payload):
-            specs += [f"gh/owner/repo/{quoted}", f"gl/group%2Fproject/{quoted}",
-                      f"gist/user/abc123/{quoted}",
-                      f"git/https%3A%2F%2Fexample.org%2Fr/{quoted}"]  # fmt: skip
+            specs += [
+                f"gh/owner/repo/{quoted}",
+                f"gl/group%2Fproject/{quoted}",
+                f"gist/user/abc123/{quoted}",
+                f"git/https%3A%2F%2Fexample.org%2Fr/{quoted}",
+            ]
         specs.append(f"git/{quoted}/HEAD")  # never a clone URL
     for url in HOSTILE_URLS:
         specs += [f"git/{quote(url, safe='')}/HEAD", f"git/{quote(quote(url, safe=''))}/HEAD"]
-    specs += ["", "gh", "gh/", "svn/o/r/HEAD", "GH/o/r/HEAD", "gh/o", "gh//r/HEAD",
-              "gl/nons/HEAD", "gist/u", "git//HEAD", "gist/u/not-hex!"]  # fmt: skip
+    specs += [
+        "",
+        "gh",
+        "gh/",
+        "svn/o/r/HEAD",
+        "GH/o/r/HEAD",
+        "gh/o",
+        "gh//r/HEAD",
+        "gl/nons/HEAD",
+        "gist/u",
+        "git//HEAD",
+        "gist/u/not-hex!",
+    ]
     return specs
 
 
@@ -74,8 +94,13 @@ def hostile_landings() -> list[dict[str, str]]:
     landings = []
     # Each place starts at a different depth inside the session: "lab/…" one folder down,
     # filepath under "tree/", labpath under "doc/tree/". Enough steps up must leave it.
-    places = [("urlpath", "", 1), ("urlpath", "/", 1), ("urlpath", "lab/", 2),
-              ("filepath", "", 2), ("labpath", "", 3)]  # fmt: skip
+    places = [
+        ("urlpath", "", 1),
+        ("urlpath", "/", 1),
+        ("urlpath", "lab/", 2),
+        ("filepath", "", 2),
+        ("labpath", "", 3),
+    ]
     for escape in ("..", "%2e%2e", "%2E%2e", ".%2e", "%252e%252e", "..%2f..", "..\\.."):
         for key, lead, needed in places:
             for extra in (0, 1, 2):
@@ -101,25 +126,51 @@ def hostile_paths() -> list[str]:
     paths = []
     for payload in PAYLOADS:
         quoted = quote(payload, safe="")
-        paths += [f"/v2/gh/{quoted}/r/HEAD", f"/build/gh/o/{quoted}/HEAD",
-                  f"/user/{session}/{quoted}", f"/user/{quoted}/lab", f"/?repo={quoted}",
-                  f"/v2/gh/o/r/HEAD?urlpath={quoted}", f"/badge_logo.svg?x={quoted}"]  # fmt: skip
+        paths += [
+            f"/v2/gh/{quoted}/r/HEAD",
+            f"/build/gh/o/{quoted}/HEAD",
+            f"/user/{session}/{quoted}",
+            f"/user/{quoted}/lab",
+            f"/?repo={quoted}",
+            f"/v2/gh/o/r/HEAD?urlpath={quoted}",
+            f"/badge_logo.svg?x={quoted}",
+        ]
     for traversal in ("%2e%2e", "..", ".%2E", "%2F..%2F", "%5c..%5c", "%252e%252e"):
-        paths += [f"/user/{session}/{traversal}/{session[::-1]}/api",
-                  f"/user/{traversal}/{session}/api", f"/static/{traversal}/{traversal}/etc/passwd",
-                  f"/admin/builds/{traversal}%2f{traversal}%2fetc%2fpasswd"]  # fmt: skip
+        paths += [
+            f"/user/{session}/{traversal}/{session[::-1]}/api",
+            f"/user/{traversal}/{session}/api",
+            f"/static/{traversal}/{traversal}/etc/passwd",
+            f"/admin/builds/{traversal}%2f{traversal}%2fetc%2fpasswd",
+        ]
     return paths
 
 
 def hostile_headers() -> list[dict[str, str]]:
     """Request headers a client controls: none may turn into a 5xx or be believed."""
     headers = []
-    for host in ("attacker.example", "attacker.example:8585", "", "127.0.0.1:1", "a" * 300,
-                 "[::1", "127.0.0.1:8585@evil", "xn--80ak6aa92e.com"):  # fmt: skip
+    for host in (
+        "attacker.example",
+        "attacker.example:8585",
+        "",
+        "127.0.0.1:1",
+        "a" * 300,
+        "[::1",
+        "127.0.0.1:8585@evil",
+        "xn--80ak6aa92e.com",
+    ):
         headers.append({"Host": host})
-    for name in ("X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded",
-                 "X-Real-IP", "Cookie", "Authorization", "Origin", "Referer",
-                 "Upgrade"):  # fmt: skip
+    for name in (
+        "X-Forwarded-For",
+        "X-Forwarded-Host",
+        "X-Forwarded-Proto",
+        "Forwarded",
+        "X-Real-IP",
+        "Cookie",
+        "Authorization",
+        "Origin",
+        "Referer",
+        "Upgrade",
+    ):
         for payload in PAYLOADS[:12]:
             headers.append(
                 {name: payload.replace("\n", " ").replace("\r", " ").replace("\x00", "")}
@@ -163,6 +214,14 @@ def framing_shapes() -> dict[str, str]:
 def unnormalised_paths(path: str) -> list[str]:
     """Spellings of `path` (e.g. /admin/) that routing reads as the same path."""
     inner = path.lstrip("/")
-    return [f"//{inner}", f"///{inner}", f"/./{inner}", f"/x/../{inner}", f"/%2F{inner}",
-            f"/%2e/{inner}", f"/static/../{inner}", f"/%2e%2e/{inner}",
-            f"//{inner.rstrip('/')}"]  # fmt: skip
+    return [
+        f"//{inner}",
+        f"///{inner}",
+        f"/./{inner}",
+        f"/x/../{inner}",
+        f"/%2F{inner}",
+        f"/%2e/{inner}",
+        f"/static/../{inner}",
+        f"/%2e%2e/{inner}",
+        f"//{inner.rstrip('/')}",
+    ]

@@ -57,9 +57,15 @@ def test_builds_nobody_waits_for_are_stopped_and_given_up(serve_with, build_conf
     # keepalive comment (25 s: it was 52 s for both), then acted on.
     noticed = KEEPALIVE_SECONDS / 2
     leave(waiting)  # the second requester leaves while queued
-    wait_for(lambda: "cancelled while waiting" in message_of(serve, "sec/queued"), noticed,
-             message="the queued build to be given up")  # fmt: skip
+    wait_for(
+        lambda: "cancelled while waiting" in message_of(serve, "sec/queued"),
+        noticed,
+        message="the queued build to be given up",
+    )
     leave(running)  # the first leaves during its long step
-    wait_for(lambda: "nobody is waiting" in message_of(serve, "sec/slow"), noticed,
-             message="the running build to be stopped")  # fmt: skip
+    wait_for(
+        lambda: "nobody is waiting" in message_of(serve, "sec/slow"),
+        noticed,
+        message="the running build to be stopped",
+    )
     assert last_event(serve, "sec/slow")["phase"] == "failed"

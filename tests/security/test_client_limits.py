@@ -17,8 +17,9 @@ OTHER_CLIENT = "127.0.0.2"  # a second source address on loopback: another clien
 def request(
     serve, path: str, source: str = "127.0.0.1", cookie: str = ""
 ) -> http.client.HTTPResponse:
-    connection = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=300,
-                                            source_address=(source, 0))  # fmt: skip
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", serve.port, timeout=300, source_address=(source, 0)
+    )
     connection.request("GET", path, headers={"Cookie": cookie} if cookie else {})
     return connection.getresponse()
 
@@ -92,8 +93,9 @@ def test_one_client_cannot_hold_every_stream(serve_with, build_config, git_serve
     base = build_config.base_images[build_config.default_python]
     git_server.create("sec/streams", {"Dockerfile": f"FROM {base}\nRUN sleep 300\n"})
     # Without cookies the address is the client: a room, as many streams as it has seats.
-    serve = serve_with(max_streams_per_client=2, max_builds_per_client=0,
-                       max_sessions_per_address=2)  # fmt: skip
+    serve = serve_with(
+        max_streams_per_client=2, max_builds_per_client=0, max_sessions_per_address=2
+    )
     held = [open_stream(serve, "gh/sec/streams/HEAD", "RUN sleep 300") for _ in range(2)]
     refused = request(serve, "/build/gh/sec/streams/HEAD")
     assert refused.status == 200 and int(refused.headers["Retry-After"]) > 0

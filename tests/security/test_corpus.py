@@ -33,8 +33,13 @@ def service(tmp_path_factory, git_server, build_config):
     from ..support.serving import ServeProcess
 
     folder = tmp_path_factory.mktemp("corpus")
-    config = serve_config(folder / "minibinder.toml", folder / "data", build_config, git_server,
-                          admin_token="s3cret-s3cret-s3cret-s3cret-s3cret")  # fmt: skip
+    config = serve_config(
+        folder / "minibinder.toml",
+        folder / "data",
+        build_config,
+        git_server,
+        admin_token="s3cret-s3cret-s3cret-s3cret-s3cret",
+    )
     serve = ServeProcess(config, folder / "serve.log").start()
     yield serve
     serve.stop()

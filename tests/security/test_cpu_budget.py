@@ -23,8 +23,11 @@ def test_a_session_past_its_cpu_budget_is_stopped(serve_with, git_server):
     assert api(ready, "api/status")[0] == 200, "stopped before it computed anything"
     started = time.monotonic()
     execute(ready, kernel, SPIN, wait=False)
-    wait_for(lambda: api(ready, "api/status")[0] != 200, 90,
-             message="the session past its CPU budget to stop")  # fmt: skip
+    wait_for(
+        lambda: api(ready, "api/status")[0] != 200,
+        90,
+        message="the session past its CPU budget to stop",
+    )
     elapsed = time.monotonic() - started
     # One CPU (session_cpu_limit) spends the budget in at most BUDGET seconds, plus a round.
     assert elapsed < BUDGET + 15, f"stopped {elapsed:.0f} s after the loop started"

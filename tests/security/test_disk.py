@@ -56,10 +56,14 @@ def _metrics(serve) -> str:
 def test_a_build_log_past_its_limit_is_cut_and_the_build_goes_on(serve_with, git_server):
     from ..support.sse import events
 
-    git_server.create("hostile/loud", {
-        "postBuild": "#!/bin/bash\npython3 -c \"import sys\nfor _ in range(20000): "
-                     "sys.stdout.write('y' * 1000 + '\\\\n')\"\n",
-    }, executable=("postBuild",))  # fmt: skip
+    git_server.create(
+        "hostile/loud",
+        {
+            "postBuild": '#!/bin/bash\npython3 -c "import sys\nfor _ in range(20000): '
+            "sys.stdout.write('y' * 1000 + '\\\\n')\"\n"
+        },
+        executable=("postBuild",),
+    )
     serve = serve_with(build_log_limit="1M")
     received = events(f"{serve.url}/build/gh/hostile/loud/HEAD?build_only=true")
     assert received[-1]["phase"] == "ready", received[-1]

@@ -77,16 +77,18 @@ def fill(text: str, base: str, port: int) -> str:
 def test_the_shapes_are_refused_naming_the_line(name):
     dockerfile, line, says = SHAPES[name]
     with pytest.raises(BuildpackError) as refused:
-        check_dockerfile_policy(fill(dockerfile, "minibinder-base:py3.11", 19999), "Dockerfile",
-                                LISTED)  # fmt: skip
+        check_dockerfile_policy(
+            fill(dockerfile, "minibinder-base:py3.11", 19999), "Dockerfile", LISTED
+        )
     assert str(refused.value).startswith(f"Dockerfile line {line}"), str(refused.value)
     assert says.replace("PORT", "19999") in str(refused.value)
 
 
 @pytest.mark.parametrize("name", ALLOWED)
 def test_ordinary_dockerfiles_and_heredoc_data_are_allowed(name):
-    check_dockerfile_policy(fill(ALLOWED[name], "minibinder-base:py3.11", 19999), "Dockerfile",
-                            LISTED)  # fmt: skip
+    check_dockerfile_policy(
+        fill(ALLOWED[name], "minibinder-base:py3.11", 19999), "Dockerfile", LISTED
+    )
 
 
 @pytest.fixture

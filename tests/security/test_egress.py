@@ -47,8 +47,10 @@ def test_without_minibinders_rules_both_listeners_answer(build_config, listeners
         output = sdk.containers.run(
             build_config.base_images[build_config.default_python],
             ["python3", "-c", PROBE, f"gateway:{host.port}", private.target],
-            network=network.name, remove=True, user="1000",
-        ).decode()  # fmt: skip
+            network=network.name,
+            remove=True,
+            user="1000",
+        ).decode()
     finally:
         network.remove()
     assert set(probe_results(output).values()) == {"reached"}, output
@@ -64,8 +66,10 @@ def own_network() -> str:
 def session_probe(ready, *targets) -> dict[str, str]:
     from ..support.jupyter import execute, start_kernel
 
-    code = ("import subprocess, sys\nprint(subprocess.run([sys.executable, '-c', PROBE, "
-            f"*{list(targets)!r}], capture_output=True, text=True).stdout)")  # fmt: skip
+    code = (
+        "import subprocess, sys\nprint(subprocess.run([sys.executable, '-c', PROBE, "
+        f"*{list(targets)!r}], capture_output=True, text=True).stdout)"
+    )
     result = execute(ready, start_kernel(ready), f"PROBE = {PROBE!r}\n{code}")
     return probe_results(result["stdout"])
 
@@ -92,8 +96,9 @@ def test_an_allowed_private_address_is_reached_and_nothing_else(
 
     host, private = listeners
     git_server.create("hostile/egress-allowed", {"README.md": "x"})
-    serve = serve_with(egress_filter="required", egress_allow=[PRIVATE_ADDRESS],
-                       session_network=own_network())  # fmt: skip
+    serve = serve_with(
+        egress_filter="required", egress_allow=[PRIVATE_ADDRESS], session_network=own_network()
+    )
     rules_of(serve.data_dir)
     ready = launch(serve, "gh/hostile/egress-allowed/HEAD")
     found = session_probe(ready, f"gateway:{host.port}", private.target)
@@ -108,11 +113,14 @@ def test_build_steps_run_as_root_reach_neither(
     ensure_egress(build_config, docker, instance_id(build_config))
     rules_of(build_config.data_path)
     base = build_config.base_images[build_config.default_python]
-    git_server.create("hostile/egress-build", {
-        "probe.py": PROBE,
-        "Dockerfile": f"FROM {base}\nUSER root\nCOPY probe.py /tmp/probe.py\n"
-                      f"RUN python3 /tmp/probe.py gateway:{host.port} {private.target}\n",
-    })  # fmt: skip
+    git_server.create(
+        "hostile/egress-build",
+        {
+            "probe.py": PROBE,
+            "Dockerfile": f"FROM {base}\nUSER root\nCOPY probe.py /tmp/probe.py\n"
+            f"RUN python3 /tmp/probe.py gateway:{host.port} {private.target}\n",
+        },
+    )
     _, events = builder.built("gh/hostile/egress-build/HEAD")
     log = "".join(event.message for event in events)
     found = probe_results(log)

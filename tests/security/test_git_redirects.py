@@ -141,8 +141,7 @@ def test_a_redirect_to_plain_http_is_refused_where_only_https_is_allowed(
 
 def test_a_redirect_to_something_other_than_the_repository_is_not_followed(trusted, started):
     target = trap(started)
-    login = redirector(started, trusted, f"https://127.0.0.1:{target.port}/login",
-                       keep_path=False)  # fmt: skip
+    login = redirector(started, trusted, f"https://127.0.0.1:{target.port}/login", keep_path=False)
     with pytest.raises(ResolveError, match="redirects to a page that is not a repository"):
         look_up(login.url("x.git"), ["127.0.0.1"])
     assert target.peers == []

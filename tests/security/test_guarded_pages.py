@@ -50,8 +50,9 @@ def test_the_operators_pages_never_answer_on_the_session_listener(serve_with, pa
 
 
 def test_a_sign_in_header_opens_no_operator_page_on_the_session_listener(serve_with):
-    serve = serve_with(access="header", trusted_proxies=["127.0.0.1"], auth_users=["boss"],
-                       admin_users=["boss"])  # fmt: skip
+    serve = serve_with(
+        access="header", trusted_proxies=["127.0.0.1"], auth_users=["boss"], admin_users=["boss"]
+    )
     boss = {"Host": f"127.0.0.1:{serve.port}", "X-Forwarded-User": "boss"}
     for path in corpus.unnormalised_paths("/admin/"):
         assert request(serve.port, path, boss)[0] in (400, 404), path
@@ -101,8 +102,11 @@ def test_the_data_directory_is_for_minibinders_user_alone(serve_with, tmp_path):
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     made = [path for path in data.iterdir() if path.is_file()]
     assert any(path.name.startswith("minibinder.sqlite") for path in made)
-    loose = {path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in made
-             if stat.S_IMODE(path.stat().st_mode) & 0o077}  # fmt: skip
+    loose = {
+        path.name: oct(stat.S_IMODE(path.stat().st_mode))
+        for path in made
+        if stat.S_IMODE(path.stat().st_mode) & 0o077
+    }
     assert loose == {}
     data.chmod(0o755)  # the doctor notices
     command = [sys.executable, "-m", "minibinder", "--config", str(serve.config_file), "doctor"]

@@ -31,11 +31,16 @@ def front(tmp_path_factory, docker):
     folder = tmp_path_factory.mktemp("front")
     data = folder / "data"
     config = write_config(
-        folder / "minibinder.toml", data, idle_timeout=86400, cull_interval=3600,
-        request_header_timeout=HEADER_SECONDS, request_body_timeout=BODY_SECONDS,
-        idle_connection_timeout=IDLE_SECONDS, websocket_idle_timeout=WEBSOCKET_IDLE_SECONDS,
+        folder / "minibinder.toml",
+        data,
+        idle_timeout=86400,
+        cull_interval=3600,
+        request_header_timeout=HEADER_SECONDS,
+        request_body_timeout=BODY_SECONDS,
+        idle_connection_timeout=IDLE_SECONDS,
+        websocket_idle_timeout=WEBSOCKET_IDLE_SECONDS,
         max_connections_per_client=PER_CLIENT,
-    )  # fmt: skip
+    )
     backend = SessionBackend(data, SESSION, "S")
     store = Store(data / "minibinder.sqlite")
     backend.add_route(store)
@@ -92,8 +97,10 @@ def test_slow_headers_are_cut_off_at_the_deadline(front):
 
 def test_a_body_that_never_ends_is_cut_off(front):
     sock = connect(front)
-    sock.sendall(f"POST /user/{SESSION}/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                 "Content-Length: 1000000\r\n\r\n".encode())  # fmt: skip
+    sock.sendall(
+        f"POST /user/{SESSION}/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Length: 1000000\r\n\r\n".encode()
+    )
     started = time.monotonic()
     with contextlib.suppress(OSError):
         for _ in range(60):
@@ -175,9 +182,11 @@ def test_2000_slow_header_connections_and_1000_refused_upgrades_do_not_starve_ot
         sock.close()
     assert still_open == 0, f"{still_open} slow connections outlived the header deadline"
 
-    handshake = (f"GET /user/{SESSION}/refuse/channels HTTP/1.1\r\nHost: 127.0.0.1:{front.port}"
-                 "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode()  # fmt: skip
+    handshake = (
+        f"GET /user/{SESSION}/refuse/channels HTTP/1.1\r\nHost: 127.0.0.1:{front.port}"
+        "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    ).encode()
     answers = []
     for _ in range(10):  # 1,000 in batches of 100 at once
         batch = [connect(front) for _ in range(100)]

@@ -22,8 +22,11 @@ from ..support.sse import events
 from .conftest import launch
 
 SESSION, INSTANCE, NETWORK, PID = (
-    "minibinder.session", "minibinder.instance", "minibinder.network", "minibinder.pid"
-)  # fmt: skip
+    "minibinder.session",
+    "minibinder.instance",
+    "minibinder.network",
+    "minibinder.pid",
+)
 
 
 def dead_pid() -> int:
@@ -40,8 +43,15 @@ def built_only(serve, spec: str) -> str:
 
 def rules(instance: str) -> str:
     prefix = chain_prefix(instance)
-    listed = (subprocess.run(["iptables", "-w", "-S", f"{prefix}-{chain}"], capture_output=True,
-                             text=True, check=True) for chain in ("HOST", "OUT"))  # fmt: skip
+    listed = (
+        subprocess.run(
+            ["iptables", "-w", "-S", f"{prefix}-{chain}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        for chain in ("HOST", "OUT")
+    )
     return "".join(done.stdout for done in listed)
 
 
@@ -51,9 +61,10 @@ class Leftovers:
 
     def __init__(self, sdk: docker_sdk.DockerClient, instance: str):
         self.network = sdk.networks.create(
-            f"mbtest-build-{instance[:8]}-{secrets.token_hex(2)}", driver="bridge",
+            f"mbtest-build-{instance[:8]}-{secrets.token_hex(2)}",
+            driver="bridge",
             labels={NETWORK: "build", INSTANCE: instance, PID: str(dead_pid())},
-        )  # fmt: skip
+        )
         self.volume = sdk.volumes.create(labels={SESSION: "gone", INSTANCE: instance})
         self.sdk = sdk
 
@@ -80,13 +91,19 @@ def test_two_installations_touch_only_their_own(serve_with, git_server, build_co
     # `a` collects its unused images above 1 % disk use (always, here); both need their rules.
     settings = {"cull_interval": 1, "egress_filter": "required"}
     network_a, network_b = (f"mbtest-{name}-{secrets.token_hex(3)}" for name in "ab")
-    a = serve_with(data_dir=tmp_path / "a", session_network=network_a, image_gc_high=1,
-                   image_gc_low=1, **settings)  # fmt: skip
+    a = serve_with(
+        data_dir=tmp_path / "a",
+        session_network=network_a,
+        image_gc_high=1,
+        image_gc_low=1,
+        **settings,
+    )
     b = serve_with(data_dir=tmp_path / "b", session_network=network_b, **settings)
     ready_a, ready_b = launch(a, "gh/twin/a/HEAD"), launch(b, "gh/twin/b/HEAD")
     spare_a, spare_b = built_only(a, "gh/twin/a-spare/HEAD"), built_only(b, "gh/twin/b-spare/HEAD")
-    instance_a, instance_b = ((serve.data_dir / "instance_id").read_text().strip()
-                              for serve in (a, b))  # fmt: skip
+    instance_a, instance_b = (
+        (serve.data_dir / "instance_id").read_text().strip() for serve in (a, b)
+    )
     sdk = docker_sdk.from_env()
     (container_b,) = sdk.containers.list(filters={"label": f"{INSTANCE}={instance_b}"})
     (volume_b,) = [m["Name"] for m in container_b.attrs["Mounts"] if m["Type"] == "volume"]
@@ -98,8 +115,10 @@ def test_two_installations_touch_only_their_own(serve_with, git_server, build_co
         # a's operator stops every session; a's jobs then run a round each, here and now.
         stopped = subprocess.run(
             [sys.executable, "-m", "minibinder", "--config", str(a.config_file), "stop", "--all"],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         assert stopped.count("stopped ") == 1, stopped
         services = create_services(load_config(a.config_file))
         maintain_sessions(services)

@@ -33,8 +33,9 @@ def listener():
 def test_a_submodule_cannot_reach_another_port_of_a_listed_host(tmp_path, git_server, listener):
     outer = git_server.create(f"ports/outer-{secrets.token_hex(3)}", {"README.md": "x"})
     with_submodule(outer, "evil", "evil", f"git://127.0.0.1:{listener.port}/x", outer.head)
-    limits = FetchLimits(SCHEMES, 60, 2**30, submodules=True,
-                         internal_hosts=[f"127.0.0.1:{git_server.port}"])  # fmt: skip
+    limits = FetchLimits(
+        SCHEMES, 60, 2**30, submodules=True, internal_hosts=[f"127.0.0.1:{git_server.port}"]
+    )
     with pytest.raises(FetchError) as refused:
         list(fetch_commit(outer.url, outer.head, tmp_path / "c", limits))
     assert str(refused.value).startswith("submodule 'evil': ")  # the listed port was fetched

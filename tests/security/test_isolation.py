@@ -67,9 +67,11 @@ def test_a_refused_websocket_handshake_is_answered_and_closed(serve_with, git_se
     ready = launch(serve, "gh/sec/ws-closed/HEAD")
     kernel = start_kernel(ready)
     path = urllib.parse.urlsplit(ready["url"]).path + f"api/kernels/{kernel}/channels"
-    handshake = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{serve.port}\r\nUpgrade: websocket\r\n"
-                 "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")  # fmt: skip
+    handshake = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{serve.port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
     sockets = []
     for _ in range(20):
         sock = socket.create_connection(("127.0.0.1", serve.port), timeout=30)

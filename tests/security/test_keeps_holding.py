@@ -61,8 +61,7 @@ SMUGGLING = {
 def proxied(tmp_path_factory, docker):
     folder = tmp_path_factory.mktemp("smuggling")
     data = folder / "data"
-    config = write_config(folder / "minibinder.toml", data, idle_timeout=86400,
-                          cull_interval=3600)  # fmt: skip
+    config = write_config(folder / "minibinder.toml", data, idle_timeout=86400, cull_interval=3600)
     backend = SessionBackend(data, SESSION, "recorder")
     backend.add_route(Store(data / "minibinder.sqlite"))
     serve = ServeProcess(config, folder / "serve.log").start()
@@ -97,8 +96,11 @@ def send_raw(serve, text: str) -> bytes:
 @pytest.mark.parametrize("name", sorted(SMUGGLING))
 def test_request_smuggling_is_refused(proxied, name):
     answer = send_raw(proxied, SMUGGLING[name])
-    statuses = [line.split()[1] for line in answer.decode("latin-1").split("\r\n")
-                if line.startswith("HTTP/1.")]  # fmt: skip
+    statuses = [
+        line.split()[1]
+        for line in answer.decode("latin-1").split("\r\n")
+        if line.startswith("HTTP/1.")
+    ]
     # One answer, a 400, and nothing after it: an unanswered request would pass otherwise.
     assert statuses == ["400"], (name, answer[:300])
     assert SMUGGLED not in seen_by_session(proxied), name
@@ -106,16 +108,25 @@ def test_request_smuggling_is_refused(proxied, name):
 
 def test_symlinks_and_apt_injections_fail_with_the_file_named(serve_with, git_server):
     cases = {
-        "sec/link-requirements": ({"requirements.txt": "/etc/passwd"}, {},
-                                  "requirements.txt is a symbolic link to outside"),
-        "sec/link-environment": ({"environment.yml": "/etc/hostname"}, {},
-                                 "environment.yml is a symbolic link to outside"),
+        "sec/link-requirements": (
+            {"requirements.txt": "/etc/passwd"},
+            {},
+            "requirements.txt is a symbolic link to outside",
+        ),
+        "sec/link-environment": (
+            {"environment.yml": "/etc/hostname"},
+            {},
+            "environment.yml is a symbolic link to outside",
+        ),
         "sec/link-binder": ({"binder": "/etc"}, {}, "binder/ is a symbolic link"),
-        "sec/link-postbuild": ({"postBuild": "/bin/sh"}, {},
-                               "postBuild is a symbolic link to outside"),
+        "sec/link-postbuild": (
+            {"postBuild": "/bin/sh"},
+            {},
+            "postBuild is a symbolic link to outside",
+        ),
         "sec/apt-semicolon": ({}, {"apt.txt": "curl; rm -rf /\n"}, "apt.txt line 1"),
         "sec/apt-substitution": ({}, {"apt.txt": "jq\n$(id)\n"}, "apt.txt line 2"),
-    }  # fmt: skip
+    }
     serve = serve_with()
     for name, (links, files, message) in cases.items():
         repo = git_server.create(name, {"README.md": "x", **files})
@@ -142,7 +153,8 @@ def test_a_launched_session_is_hardened(serve_with, git_server):
     assert not host.get("PortBindings") and host.get("NetworkMode") != "host"
     assert not any("docker.sock" in bind for bind in host.get("Binds") or [])
     assert container.attrs["Config"]["User"] == "1000"
-    status = container.exec_run(["sh", "-c", "grep -E '^(CapEff|NoNewPrivs|Seccomp):' "
-                                 "/proc/self/status"], user="1000").output.decode()  # fmt: skip
+    status = container.exec_run(
+        ["sh", "-c", "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status"], user="1000"
+    ).output.decode()
     assert "CapEff:\t0000000000000000" in status and "NoNewPrivs:\t1" in status
     assert "Seccomp:\t2" in status  # Docker's default profile, filtering

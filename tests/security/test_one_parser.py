@@ -35,9 +35,13 @@ def front(tmp_path_factory, docker):
     folder = tmp_path_factory.mktemp("one-parser")
     data = folder / "data"
     config = write_config(
-        folder / "minibinder.toml", data, idle_timeout=86400, cull_interval=3600,
-        request_body_timeout=BODY_SECONDS, max_connections_per_client=PER_CLIENT,
-    )  # fmt: skip
+        folder / "minibinder.toml",
+        data,
+        idle_timeout=86400,
+        cull_interval=3600,
+        request_body_timeout=BODY_SECONDS,
+        max_connections_per_client=PER_CLIENT,
+    )
     backend = SessionBackend(data, SESSION, "S")
     backend.add_route(Store(data / "minibinder.sqlite"))
     serve = ServeProcess(config, folder / "serve.log").start()
@@ -93,10 +97,15 @@ def test_framing_a_second_parser_could_misread_is_refused(front, shape, where):
 def test_an_upgrade_whose_body_is_withheld_never_swallows_the_next_client(front):
     """The reproducer of #18: the next clients' /versions were read as that body."""
     answers = [  # each answered before the next client asks
-        exchange(front, "GET /health HTTP/1.1\r\nHost: HOST\r\nConnection: Upgrade\r\nUpgrade: "
-                 "foo\r\nContent-Length: 5\r\n\r\n", "127.0.0.3", wait=3)
+        exchange(
+            front,
+            "GET /health HTTP/1.1\r\nHost: HOST\r\nConnection: Upgrade\r\nUpgrade: "
+            "foo\r\nContent-Length: 5\r\n\r\n",
+            "127.0.0.3",
+            wait=3,
+        )
         for _ in range(5)
-    ]  # fmt: skip
+    ]
     for _ in range(20):
         status, body = get_from(front, "127.0.0.2", "/versions")
         assert status == 200 and json.loads(body)["minibinder"], body[:200]
@@ -105,9 +114,12 @@ def test_an_upgrade_whose_body_is_withheld_never_swallows_the_next_client(front)
 
 def test_a_smuggled_request_is_never_answered_to_anyone(front):
     smuggled = f"GET /versions?smuggled HTTP/1.1\r\nHost: 127.0.0.1:{front.port}\r\n\r\n"
-    answer = exchange(front, f"GET /badge_logo.svg HTTP/1.1\r\nHost: HOST\r\nConnection: "
-                      f"Upgrade\r\nUpgrade: foo\r\nContent-Length: {len(smuggled)}\r\n\r\n"
-                      f"{smuggled}")  # fmt: skip
+    answer = exchange(
+        front,
+        f"GET /badge_logo.svg HTTP/1.1\r\nHost: HOST\r\nConnection: "
+        f"Upgrade\r\nUpgrade: foo\r\nContent-Length: {len(smuggled)}\r\n\r\n"
+        f"{smuggled}",
+    )
     assert statuses(answer) == ["400"]
     for _ in range(10):
         status, body = get_from(front, "127.0.0.2", "/badge_logo.svg")
@@ -120,8 +132,11 @@ def test_a_body_that_breaks_off_closes_the_sessions_connection(front):
     read then is a 400, and that connection to the session is closed, never reused."""
     big = 1536 * 1024
     body = f"{big:x}\r\n{'x' * big}\r\nzz\r\n\r\n"  # a good chunk, then a size that is not
-    answer = exchange(front, f"POST /user/{SESSION}/upload-broken HTTP/1.1\r\nHost: HOST\r\n"
-                      f"Transfer-Encoding: chunked\r\n\r\n{body}")  # fmt: skip
+    answer = exchange(
+        front,
+        f"POST /user/{SESSION}/upload-broken HTTP/1.1\r\nHost: HOST\r\n"
+        f"Transfer-Encoding: chunked\r\n\r\n{body}",
+    )
     assert statuses(answer) == ["400"]
     peers = front.backend.peers()
     broken = [port for path, port in peers if path.endswith("/upload-broken")]
@@ -134,9 +149,12 @@ def test_a_body_that_breaks_off_closes_the_sessions_connection(front):
 
 def test_nothing_sent_after_a_handshake_reaches_the_session_before_its_101(front):
     sneaky = f"GET /user/{SESSION}/sneaky HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    answer = exchange(front, f"GET /user/{SESSION}/refuse/channels HTTP/1.1\r\nHost: HOST\r\n"
-                      "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                      f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n{sneaky}")  # fmt: skip
+    answer = exchange(
+        front,
+        f"GET /user/{SESSION}/refuse/channels HTTP/1.1\r\nHost: HOST\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n{sneaky}",
+    )
     assert statuses(answer) == ["403"]
     assert not any("sneaky" in path for path in front.backend.requests())
     # and once the session agreed, the same bytes are WebSocket data, as they should be
@@ -164,8 +182,10 @@ def test_slow_bodies_and_upgrade_closes_hold_no_thread_and_no_session_connection
         path = "/access" if number % 2 else f"/user/{SESSION}/api/contents/x"
         try:
             sock = connect(front)
-            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{front.port}\r\n"
-                         "Content-Length: 100\r\n\r\nx".encode())  # fmt: skip
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{front.port}\r\n"
+                "Content-Length: 100\r\n\r\nx".encode()
+            )
             sock.setblocking(False)
             slow.append(sock)
         except OSError:
@@ -173,9 +193,10 @@ def test_slow_bodies_and_upgrade_closes_hold_no_thread_and_no_session_connection
     for number in range(1000):  # an upgrade with a body, closed at once
         path = "/access" if number % 2 else f"/user/{SESSION}/api/contents/y"
         with contextlib.suppress(OSError), connect(front) as sock:
-            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{front.port}\r\nConnection: "
-                         "Upgrade\r\nUpgrade: foo\r\nContent-Length: 100\r\n\r\n"
-                         .encode())  # fmt: skip
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{front.port}\r\nConnection: "
+                "Upgrade\r\nUpgrade: foo\r\nContent-Length: 100\r\n\r\n".encode()
+            )
     time.sleep(BODY_SECONDS + 2)  # the slow bodies' deadline passes
     for sock in slow:
         sock.close()

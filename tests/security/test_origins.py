@@ -20,8 +20,13 @@ def test_a_hostile_session_page_cannot_reach_the_operators_pages(tmp_path, docke
     data = tmp_path / "data"
     backend = SessionBackend(data, SESSION, "hostile")
     backend.add_route(Store(data / "minibinder.sqlite"))
-    config = write_config(tmp_path / "minibinder.toml", data, admin_token=ADMIN_TOKEN,
-                          idle_timeout=86400, cull_interval=3600)  # fmt: skip
+    config = write_config(
+        tmp_path / "minibinder.toml",
+        data,
+        admin_token=ADMIN_TOKEN,
+        idle_timeout=86400,
+        cull_interval=3600,
+    )
     serve = ServeProcess(config, tmp_path / "serve.log").start()
     try:
         with chromium(tmp_path / "profile") as browser:
@@ -33,8 +38,9 @@ def test_a_hostile_session_page_cannot_reach_the_operators_pages(tmp_path, docke
             outcome = json.loads(page.locator("#out").text_content())
         # The forged stop reached the operator's listener, which refused it: still running.
         assert Store(data / "minibinder.sqlite").get_session(SESSION) is not None
-        assert '"POST /admin/sessions/' + SESSION + '/stop HTTP/1.1" 400' in \
-            serve.log_file.read_text()  # fmt: skip
+        assert (
+            '"POST /admin/sessions/' + SESSION + '/stop HTTP/1.1" 400' in serve.log_file.read_text()
+        )
     finally:
         serve.stop()
         backend.remove()

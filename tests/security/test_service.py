@@ -35,11 +35,17 @@ def test_tokens_never_reach_the_access_log(serve_with, git_server):
     git_server.create("sec/logs", {"README.md": "x"})
     serve = serve_with()
     ready = launch(serve, "gh/sec/logs/HEAD")
-    raw_get(serve.port, f"/user/{ready['url'].split('/user/')[1]}lab?token={ready['token']}", {
-        "Host": f"127.0.0.1:{serve.port}",
-        "Referer": f"{ready['url']}tree?token={ready['token']}"})  # fmt: skip
-    raw_get(serve.admin_port, f"/admin/?token={ADMIN_TOKEN}",
-            {"Host": f"127.0.0.1:{serve.admin_port}"})  # fmt: skip
+    raw_get(
+        serve.port,
+        f"/user/{ready['url'].split('/user/')[1]}lab?token={ready['token']}",
+        {
+            "Host": f"127.0.0.1:{serve.port}",
+            "Referer": f"{ready['url']}tree?token={ready['token']}",
+        },
+    )
+    raw_get(
+        serve.admin_port, f"/admin/?token={ADMIN_TOKEN}", {"Host": f"127.0.0.1:{serve.admin_port}"}
+    )
     time.sleep(0.5)
     log = serve.log_file.read_text()
     assert "token=[secret]" in log

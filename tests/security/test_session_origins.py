@@ -36,9 +36,11 @@ def kernel_channels_open(serve, ready: dict, session_id: str) -> None:
     kernel = json.loads(response.read())["id"]
     ws = websocket.create_connection(
         f"ws://127.0.0.1:{serve.port}/user/{session_id}/api/kernels/{kernel}/channels",
-        host=host, origin=f"http://{host}", timeout=30,
+        host=host,
+        origin=f"http://{host}",
+        timeout=30,
         header=[f"Authorization: token {ready['token']}"],
-    )  # fmt: skip
+    )
     ws.close()
 
 
@@ -58,10 +60,16 @@ def test_a_session_cannot_read_another_through_the_browser(tmp_path, serve_with,
             page.wait_for_load_state()
             own = page.evaluate("fetch('api/contents').then(r => r.status)")
             assert own == 200  # signed in: its cookie opens its API on its own origin
-            query = urlencode({"url": victim["url"], "path": f"/user/{victim_id}/",
-                               "main": f"{serve.url}/user/{victim_id}/"})  # fmt: skip
-            page.goto(f"http://{HOSTILE}.localhost:{serve.port}/user/{HOSTILE}/neighbour.html"
-                      f"?{query}")  # fmt: skip
+            query = urlencode(
+                {
+                    "url": victim["url"],
+                    "path": f"/user/{victim_id}/",
+                    "main": f"{serve.url}/user/{victim_id}/",
+                }
+            )
+            page.goto(
+                f"http://{HOSTILE}.localhost:{serve.port}/user/{HOSTILE}/neighbour.html?{query}"
+            )
             page.wait_for_function("document.getElementById('out').textContent.length > 0")
             outcome = json.loads(page.locator("#out").text_content())
         # Its kernels work on its own origin (Jupyter checks Origin against Host).

@@ -24,11 +24,17 @@ print(open('/srv/data/seed').read().strip())
 @pytest.fixture(scope="module")
 def volume_repo(git_server, build_config):
     base = build_config.base_images[build_config.default_python]
-    git_server.create("hostile/volume", {"Dockerfile": (
-        f"FROM {base}\nUSER root\n"
-        "RUN mkdir -p /srv/data && echo seeded > /srv/data/seed && chown -R 1000:1000 /srv/data\n"
-        "VOLUME /srv/data\nUSER 1000\n"
-    )})  # fmt: skip
+    git_server.create(
+        "hostile/volume",
+        {
+            "Dockerfile": (
+                f"FROM {base}\nUSER root\n"
+                "RUN mkdir -p /srv/data && echo seeded > /srv/data/seed"
+                " && chown -R 1000:1000 /srv/data\n"
+                "VOLUME /srv/data\nUSER 1000\n"
+            )
+        },
+    )
     return "gh/hostile/volume/HEAD"
 
 
@@ -81,12 +87,16 @@ def test_writing_into_a_declared_volume_counts_against_the_disk_limit(
     # The image's files in the declared path are there, as Docker puts them in a volume.
     assert result["stdout"].strip() == "seeded", result
     # Docker's count of the writable layer does not see the 400 MiB (it saw 1.89 MB for 1.2 GB).
-    (listed,) = docker_sdk.from_env().api.containers(all=True, size=True,
-                                                     filters={"id": container.id})  # fmt: skip
+    (listed,) = docker_sdk.from_env().api.containers(
+        all=True, size=True, filters={"id": container.id}
+    )
     layer = listed["SizeRw"]
     assert layer < 100 * 2**20
-    wait_for(lambda: api(ready, "api/status")[0] != 200, 30,
-             message="the session past its disk limit (in its volume) to stop")  # fmt: skip
+    wait_for(
+        lambda: api(ready, "api/status")[0] != 200,
+        30,
+        message="the session past its disk limit (in its volume) to stop",
+    )
     wait_for(lambda: 'reason="disk"' in metrics(serve), 30, message="the disk stop counted")
     # Counted before the container goes (and its volume with it): a moment later it is gone.
     wait_for(lambda: not volume_exists(volume), 10, message="the session's volume to go with it")

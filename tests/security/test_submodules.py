@@ -69,8 +69,10 @@ def test_a_submodule_path_cannot_leave_the_checkout(tmp_path, git_server):
     outer = git_server.create("subs/escape", {"README.md": "x"})
     with_submodule(outer, "escape", "inner", "../escape-lib", library.head)
     # Rewrite the path in .gitmodules only: git's index keeps the gitlink at "inner".
-    outer.commit({".gitmodules": '[submodule "escape"]\n\tpath = ../../outside\n\t'
-                  'url = ../escape-lib\n'}, "a path out of the checkout")  # fmt: skip
+    outer.commit(
+        {".gitmodules": '[submodule "escape"]\n\tpath = ../../outside\n\turl = ../escape-lib\n'},
+        "a path out of the checkout",
+    )
     with pytest.raises(FetchError, match="its path '../../outside' leaves the checkout"):
         list(fetch_commit(outer.url, outer.head, tmp_path / "c", limits()))
     assert not (tmp_path / "outside").exists()
@@ -85,8 +87,9 @@ def nested_chain(git_server, levels: int) -> list:
     for level in range(levels - 1, -1, -1):
         name = f"level{level}" if level else "outer"
         repo = git_server.create(f"{prefix}/{name}", {f"{name}.txt": "x\n"})
-        sha = with_submodule(repo, f"level{level + 1}", f"level{level + 1}",
-                             f"../level{level + 1}", sha)  # fmt: skip
+        sha = with_submodule(
+            repo, f"level{level + 1}", f"level{level + 1}", f"../level{level + 1}", sha
+        )
         chain.insert(0, repo)
     return chain
 
@@ -101,8 +104,10 @@ def served_over_http(git_server):
 
 def asked_for(server: GitHttpServer) -> set[str]:
     """The repositories (last path segment) git asked the server for."""
-    return {path.removesuffix("/info/refs").removesuffix("/git-upload-pack").rsplit("/", 1)[1]
-            for path in server.paths}  # fmt: skip
+    return {
+        path.removesuffix("/info/refs").removesuffix("/git-upload-pack").rsplit("/", 1)[1]
+        for path in server.paths
+    }
 
 
 def test_three_levels_of_submodules_are_fetched(tmp_path, git_server, served_over_http):

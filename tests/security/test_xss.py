@@ -27,10 +27,14 @@ def watch(page, seen: list[str]) -> None:
 
 
 def test_hostile_text_never_runs_on_minibinders_pages(tmp_path, serve_with, git_server):
-    repo = git_server.create("sec/xss-log", {
-        "payloads.txt": "\n".join(PAYLOADS) + "\n",
-        "postBuild": "#!/bin/bash\ncat payloads.txt\n",
-    }, executable=("postBuild",))  # fmt: skip
+    repo = git_server.create(
+        "sec/xss-log",
+        {
+            "payloads.txt": "\n".join(PAYLOADS) + "\n",
+            "postBuild": "#!/bin/bash\ncat payloads.txt\n",
+        },
+        executable=("postBuild",),
+    )
     repo.commit({}, "a branch with a hostile name")
     serve = serve_with()
     seen: list[str] = []
@@ -41,9 +45,11 @@ def test_hostile_text_never_runs_on_minibinders_pages(tmp_path, serve_with, git_
         page.goto(f"{serve.url}/v2/gh/sec/xss-log/HEAD")
         page.wait_for_url("**/user/**", timeout=300_000)
         for payload in PAYLOADS:  # as a spec and as a ref, on the launch and the error pages
-            for path in (f"/v2/gh/{quote(payload, safe='')}/repo/HEAD",
-                         f"/v2/gh/sec/xss-log/{quote(payload, safe='')}",
-                         f"/v2/gh/sec/xss-log/{quote(HOSTILE_REF, safe='')}"):  # fmt: skip
+            for path in (
+                f"/v2/gh/{quote(payload, safe='')}/repo/HEAD",
+                f"/v2/gh/sec/xss-log/{quote(payload, safe='')}",
+                f"/v2/gh/sec/xss-log/{quote(HOSTILE_REF, safe='')}",
+            ):
                 page.goto(serve.url + path)
                 page.wait_for_timeout(300)
             # The home form, given hostile values.

@@ -117,9 +117,14 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("X-Backend-Hop", "secret")
             self.send_header("Keep-Alive", "timeout=5")
             prefix = "/".join(url.path.split("/")[:3]) + "/"  # /user/<id>/
-            for cookie in ("a=1; Path=/", f"b=2; Path={prefix}", "c=3; Path=/admin",
-                           f"d=4; Domain=example.org; Path={prefix}", "e=5",
-                           f"f=6; path={prefix}lab; HttpOnly"):  # fmt: skip
+            for cookie in (
+                "a=1; Path=/",
+                f"b=2; Path={prefix}",
+                "c=3; Path=/admin",
+                f"d=4; Domain=example.org; Path={prefix}",
+                "e=5",
+                f"f=6; path={prefix}lab; HttpOnly",
+            ):
                 self.send_header("Set-Cookie", cookie)
             self.end_headers()
             self.wfile.write(body)
@@ -130,8 +135,10 @@ class Handler(BaseHTTPRequestHandler):
         if url.path.endswith("/neighbour.html"):  # ... and trying to read another session
             return self.send_page(NEIGHBOUR_PAGE)
         if url.path.endswith("/until-close"):  # a body that ends with the connection
-            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close"
-                             b"\r\n\r\nall of it, then the end")  # fmt: skip
+            self.wfile.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close"
+                b"\r\n\r\nall of it, then the end"
+            )
             self.close_connection = True
             return
         if url.path.endswith("/early-hints"):  # an interim answer before the real one

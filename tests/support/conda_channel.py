@@ -27,20 +27,37 @@ class _Quiet(SimpleHTTPRequestHandler):
         return super().send_head()
 
 
-def make_package(channel: Path, name: str, version: str, depends=(), files=None,
-                 build: str = "0") -> str:  # fmt: skip
+def make_package(
+    channel: Path, name: str, version: str, depends=(), files=None, build: str = "0"
+) -> str:
     """A `noarch: generic` package; `bin/` files are executable."""
     files = files or {f"share/{name}/README": f"{name} {version}\n"}
     folder = channel / "noarch"
     folder.mkdir(parents=True, exist_ok=True)
     filename = f"{name}-{version}-{build}.tar.bz2"
-    index = {"name": name, "version": version, "build": build, "build_number": 0,
-             "depends": list(depends), "noarch": "generic", "subdir": "noarch",
-             "timestamp": 1700000000000, "license": "BSD-3-Clause"}  # fmt: skip
-    paths = {"paths_version": 1, "paths": [
-        {"_path": path, "path_type": "hardlink", "size_in_bytes": len(content.encode()),
-         "sha256": hashlib.sha256(content.encode()).hexdigest()}
-        for path, content in files.items()]}  # fmt: skip
+    index = {
+        "name": name,
+        "version": version,
+        "build": build,
+        "build_number": 0,
+        "depends": list(depends),
+        "noarch": "generic",
+        "subdir": "noarch",
+        "timestamp": 1700000000000,
+        "license": "BSD-3-Clause",
+    }
+    paths = {
+        "paths_version": 1,
+        "paths": [
+            {
+                "_path": path,
+                "path_type": "hardlink",
+                "size_in_bytes": len(content.encode()),
+                "sha256": hashlib.sha256(content.encode()).hexdigest(),
+            }
+            for path, content in files.items()
+        ],
+    }
     with tarfile.open(folder / filename, "w:bz2") as tar:
 
         def add(member: str, data: bytes, mode: int = 0o644) -> None:

@@ -33,8 +33,12 @@ def build_tinypkg(folder: Path, version: str = "0.1.0") -> Path:
     (source / "LICENSE").write_text("YEAR: 2026\nCOPYRIGHT HOLDER: minibinder tests\n")
     (source / "NAMESPACE").write_text("export(hello)\n")
     (source / "R" / "hello.R").write_text(HELLO)
-    subprocess.run(["R", "CMD", "build", "--no-manual", "--no-build-vignettes", "tinypkg"],
-                   cwd=folder, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["R", "CMD", "build", "--no-manual", "--no-build-vignettes", "tinypkg"],
+        cwd=folder,
+        check=True,
+        capture_output=True,
+    )
     return folder / f"tinypkg_{version}.tar.gz"
 
 
@@ -48,16 +52,17 @@ class CranRepository:
         tarball.rename(contrib / tarball.name)
         subprocess.run(
             ["Rscript", "-e", 'tools::write_PACKAGES("src/contrib", type = "source")'],
-            cwd=folder, check=True, capture_output=True,
-        )  # fmt: skip
+            cwd=folder,
+            check=True,
+            capture_output=True,
+        )
         self._network = None
         self._server: ThreadingHTTPServer | None = None
 
     def __enter__(self) -> CranRepository:
         client = docker_sdk.from_env()
         # Not "mbtest-": a test run ending sweeps those, and this one may be another run's.
-        self._network = client.networks.create(f"mbcran-{id(self) % 10**6}",
-                                               driver="bridge")  # fmt: skip
+        self._network = client.networks.create(f"mbcran-{id(self) % 10**6}", driver="bridge")
         self._network.reload()
         gateway = self._network.attrs["IPAM"]["Config"][0]["Gateway"]
         requested = self.requested

@@ -29,14 +29,28 @@ def build_minibinder_image(folder: Path, tag: str, extra_ca_file: str = "") -> f
     context = folder / "deploy"
     shutil.copytree(ROOT / "deploy", context, ignore=shutil.ignore_patterns("dist", "*.pem"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
-         str(context / "dist"), str(ROOT)],
-        check=True, cwd=folder, env={**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(context / "dist"),
+            str(ROOT),
+        ],
+        check=True,
+        cwd=folder,
+        env={**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},
+    )
     # The CA a TLS-intercepting proxy needs (make test passes the host's bundle), for pip.
     (context / "extra-ca.pem").write_text(Path(extra_ca_file).read_text() if extra_ca_file else "")
     docker.from_env(timeout=600).images.build(
-        path=str(context), dockerfile="Dockerfile", tag=tag, rm=True,
+        path=str(context),
+        dockerfile="Dockerfile",
+        tag=tag,
+        rm=True,
         buildargs={"BASE": "minibinder-rootfs:bookworm"},
-    )  # fmt: skip
+    )
     return time.monotonic() - started

@@ -111,8 +111,10 @@ class _Backend(BaseHTTPRequestHandler):
             "CONTENT_LENGTH": str(len(body)),
             "REMOTE_ADDR": self.client_address[0],
         }
-        for header, name in (("Content-Encoding", "HTTP_CONTENT_ENCODING"),
-                             ("Git-Protocol", "GIT_PROTOCOL")):  # fmt: skip
+        for header, name in (
+            ("Content-Encoding", "HTTP_CONTENT_ENCODING"),
+            ("Git-Protocol", "GIT_PROTOCOL"),
+        ):
             if self.headers.get(header):
                 env[name] = self.headers[header]
         done = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True)
@@ -147,9 +149,14 @@ class GitHttpServer(_Served):
     With `login` (user, password), every request must carry it as HTTP basic auth, as a
     private repository's host asks: 401 and a Basic challenge otherwise."""
 
-    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0,
-                 certs: TestCertificates | None = None,
-                 login: tuple[str, str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        root: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        certs: TestCertificates | None = None,
+        login: tuple[str, str] | None = None,
+    ) -> None:
         self.root, self.login = root, login
         self.authorizations: list[str] = []  # the Authorization header of each request
         super().__init__(_Backend, host, port, certs)

@@ -53,29 +53,59 @@ BASIC_AUTH = """auth_basic "lab";
 
 
 class Nginx:
-    def __init__(self, folder: Path, upstream: int, certificates: TestCertificates,
-                 prefix: str = "/binder", users: dict[str, str] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        folder: Path,
+        upstream: int,
+        certificates: TestCertificates,
+        prefix: str = "/binder",
+        users: dict[str, str] | None = None,
+    ):
         self.folder, self.port = folder, free_port()
         folder.mkdir(parents=True, exist_ok=True)
         auth = ""
         if users:
-            lines = [f"{name}:" + subprocess.run(["openssl", "passwd", "-apr1", password],
-                     capture_output=True, text=True, check=True).stdout.strip()
-                     for name, password in users.items()]  # fmt: skip
+            lines = [
+                f"{name}:"
+                + subprocess.run(
+                    ["openssl", "passwd", "-apr1", password],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.strip()
+                for name, password in users.items()
+            ]
             (folder / "htpasswd").write_text("\n".join(lines) + "\n")
             auth = BASIC_AUTH.format(folder=folder)
-        (folder / "nginx.conf").write_text(CONFIG.format(
-            folder=folder, port=self.port, certificate=certificates.certificate,
-            key=certificates.key, prefix=prefix, upstream=upstream, auth=auth))  # fmt: skip
+        (folder / "nginx.conf").write_text(
+            CONFIG.format(
+                folder=folder,
+                port=self.port,
+                certificate=certificates.certificate,
+                key=certificates.key,
+                prefix=prefix,
+                upstream=upstream,
+                auth=auth,
+            )
+        )
         self.url = f"https://127.0.0.1:{self.port}{prefix}"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Nginx:
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         self.process = subprocess.Popen(
-            [binary, "-p", str(self.folder), "-c", str(self.folder / "nginx.conf"),
-             "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            [
+                binary,
+                "-p",
+                str(self.folder),
+                "-c",
+                str(self.folder / "nginx.conf"),
+                "-g",
+                "daemon off;",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:

@@ -39,8 +39,9 @@ class PrivateGitServer:
         self.network.__enter__()
         self.process = self.network.run(
             [sys.executable, "-c", SERVE, str(TESTS_ROOT), str(self.root), ADDRESS],
-            stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.process.stdout is not None
         self.port = int(self.process.stdout.readline())
         return self

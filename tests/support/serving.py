@@ -17,9 +17,14 @@ from .gitserver import free_port
 
 class ServeProcess:
     def __init__(
-        self, config_file: Path, log_file: Path, tls_context: ssl.SSLContext | None = None,
-        prefix: str = "", docker_host: str = "", bind_host: str = "127.0.0.1",
-    ):  # fmt: skip
+        self,
+        config_file: Path,
+        log_file: Path,
+        tls_context: ssl.SSLContext | None = None,
+        prefix: str = "",
+        docker_host: str = "",
+        bind_host: str = "127.0.0.1",
+    ):
         """`tls_context`: the service serves HTTPS, which this context trusts. `prefix`: the
         path it is served under (public_url's path, without the trailing slash).
         `docker_host`: another engine than the host's Docker. `bind_host`: where it listens
@@ -59,8 +64,9 @@ class ServeProcess:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(self.url + "/versions", timeout=1,
-                                       context=self.tls_context).read()  # fmt: skip
+                urllib.request.urlopen(
+                    self.url + "/versions", timeout=1, context=self.tls_context
+                ).read()
                 return self
             except OSError:
                 if self.process.poll() is not None:
@@ -75,8 +81,9 @@ class ServeProcess:
         """Another serve of the same settings, engine and ports (not started): the service
         after a restart, at the addresses its users already have."""
         prefix = self.url.split(f":{self.port}", 1)[1]
-        again = ServeProcess(self.config_file, log_file, self.tls_context, prefix,
-                             self.docker_host, self.bind_host)  # fmt: skip
+        again = ServeProcess(
+            self.config_file, log_file, self.tls_context, prefix, self.docker_host, self.bind_host
+        )
         again.port, again.admin_port = self.port, self.admin_port
         again.url, again.admin_url = self.url, self.admin_url
         return again

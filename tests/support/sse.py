@@ -16,8 +16,11 @@ def events(
     """Read `data:` events until the stream ends or a `ready`/`failed` event arrives. An
     `opener` with a cookie jar reads them as a browser that holds cookies would."""
     received = []
-    opened = opener.open(url, timeout=timeout) if opener else urllib.request.urlopen(
-        url, timeout=timeout, context=context)  # fmt: skip
+    opened = (
+        opener.open(url, timeout=timeout)
+        if opener
+        else urllib.request.urlopen(url, timeout=timeout, context=context)
+    )
     with opened as response:
         assert response.headers["Content-Type"].startswith("text/event-stream")
         for raw in response:

@@ -244,8 +244,17 @@ class SwarmCluster:
         for node in self.nodes:
             node.folder.mkdir(parents=True, exist_ok=True)
             _run("ip", "netns", "add", node.netns)
-            _run("ip", "link", "add", node.host_veth, "type", "veth", "peer", "name",
-                 f"mbswn{node.index}")  # fmt: skip
+            _run(
+                "ip",
+                "link",
+                "add",
+                node.host_veth,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                f"mbswn{node.index}",
+            )
             _run("ip", "link", "set", f"mbswn{node.index}", "netns", node.netns)
             _run("ip", "link", "set", node.host_veth, "master", BRIDGE)
             _run("ip", "link", "set", node.host_veth, "up")
@@ -273,9 +282,11 @@ class SwarmCluster:
         )
         log = open(folder / "registry.log", "ab")  # noqa: SIM115 - the process holds it
         self.registry_process = subprocess.Popen(
-            ["docker-registry", "serve", str(config)], stdout=log, stderr=log,
+            ["docker-registry", "serve", str(config)],
+            stdout=log,
+            stderr=log,
             stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError):
@@ -296,11 +307,22 @@ class SwarmCluster:
         )
         log = open(folder / "containerd.log", "ab")  # noqa: SIM115 - the process holds it
         node.processes["containerd"] = subprocess.Popen(
-            [*nsenter, "containerd", "--config", str(folder / "containerd.toml"),
-             "--root", str(folder / "containerd-root"), "--state",
-             str(folder / "containerd-state"), "--address", str(node.containerd_socket)],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                *nsenter,
+                "containerd",
+                "--config",
+                str(folder / "containerd.toml"),
+                "--root",
+                str(folder / "containerd-root"),
+                "--state",
+                str(folder / "containerd-state"),
+                "--address",
+                str(node.containerd_socket),
+            ],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
         (folder / "daemon.json").write_text(
             json.dumps(
                 {
@@ -317,12 +339,26 @@ class SwarmCluster:
             time.sleep(0.1)
         log = open(folder / "dockerd.log", "ab")  # noqa: SIM115 - the process holds it
         node.processes["dockerd"] = subprocess.Popen(
-            [*nsenter, "dockerd", "--config-file", str(folder / "daemon.json"),
-             "--containerd", str(node.containerd_socket), "--data-root", str(folder / "data"),
-             "--exec-root", str(folder / "exec"), "--pidfile", str(folder / "dockerd.pid"),
-             "-H", node.docker_host],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                *nsenter,
+                "dockerd",
+                "--config-file",
+                str(folder / "daemon.json"),
+                "--containerd",
+                str(node.containerd_socket),
+                "--data-root",
+                str(folder / "data"),
+                "--exec-root",
+                str(folder / "exec"),
+                "--pidfile",
+                str(folder / "dockerd.pid"),
+                "-H",
+                node.docker_host,
+            ],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
 
     def _wait_for(self, node: Node, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -338,14 +374,29 @@ class SwarmCluster:
 
     def _swarm(self) -> None:
         manager = self.manager
-        manager.docker("swarm", "init", "--advertise-addr", manager.address,
-                       "--listen-addr", f"{manager.address}:2377",
-                       "--dispatcher-heartbeat", self.heartbeat)  # fmt: skip
+        manager.docker(
+            "swarm",
+            "init",
+            "--advertise-addr",
+            manager.address,
+            "--listen-addr",
+            f"{manager.address}:2377",
+            "--dispatcher-heartbeat",
+            self.heartbeat,
+        )
         token = manager.docker("swarm", "join-token", "-q", "worker").stdout.strip()
         for worker in self.workers:
-            worker.docker("swarm", "join", "--advertise-addr", worker.address,
-                          "--listen-addr", f"{worker.address}:2377", "--token", token,
-                          f"{manager.address}:2377")  # fmt: skip
+            worker.docker(
+                "swarm",
+                "join",
+                "--advertise-addr",
+                worker.address,
+                "--listen-addr",
+                f"{worker.address}:2377",
+                "--token",
+                token,
+                f"{manager.address}:2377",
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             nodes = manager.client().nodes.list()
@@ -368,11 +419,13 @@ class SwarmCluster:
         """Copy images from the host's daemon (`docker save | docker load`)."""
         host_env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
         for node in nodes or [self.manager]:
-            save = subprocess.Popen(["docker", "save", *names], stdout=subprocess.PIPE,
-                                    env=host_env)  # fmt: skip
+            save = subprocess.Popen(
+                ["docker", "save", *names], stdout=subprocess.PIPE, env=host_env
+            )
             env = {**os.environ, "DOCKER_HOST": node.docker_host}
-            loaded = subprocess.run(["docker", "load", "-q"], stdin=save.stdout,
-                                    capture_output=True, env=env)  # fmt: skip
+            loaded = subprocess.run(
+                ["docker", "load", "-q"], stdin=save.stdout, capture_output=True, env=env
+            )
             save.wait()
             if save.returncode or loaded.returncode:
                 raise RuntimeError(f"loading {names} into {node.name}: {loaded.stderr!r}")
@@ -396,8 +449,11 @@ class SwarmCluster:
             running = {t["NodeID"]: t for t in tasks if t["Status"]["State"] == "running"}
             if set(running) >= wanted:
                 return running
-            said |= {f"{t['NodeID'][:12]}: {t['Status'].get('Err') or t['Status']['State']}"
-                     for t in tasks if t["Status"]["State"] in ("failed", "rejected")}  # fmt: skip
+            said |= {
+                f"{t['NodeID'][:12]}: {t['Status'].get('Err') or t['Status']['State']}"
+                for t in tasks
+                if t["Status"]["State"] in ("failed", "rejected")
+            }
             time.sleep(0.5)
         raise RuntimeError(f"service {name} did not run on every node in {timeout} s: {said}")
 
@@ -504,6 +560,7 @@ class SwarmCluster:
     @staticmethod
     def _unmount_under(folder: Path) -> None:
         mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
-        for point in sorted((m for m in mounts if m.startswith(str(folder) + "/")),
-                            key=len, reverse=True):  # fmt: skip
+        for point in sorted(
+            (m for m in mounts if m.startswith(str(folder) + "/")), key=len, reverse=True
+        ):
             _run("umount", "-l", point, check=False)

@@ -76,18 +76,29 @@ class TempRoot:
 
     def run(self, command: str, env: dict, cwd: Path, stdin: str = "", timeout: float = 300):
         """Run `command` (shell text) to its end; the CompletedProcess, text output."""
-        return subprocess.run(self._command(command, cwd), env=self._env(env), cwd=cwd,
-                              input=stdin, capture_output=True, text=True,
-                              timeout=timeout)  # fmt: skip
+        return subprocess.run(
+            self._command(command, cwd),
+            env=self._env(env),
+            cwd=cwd,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def start(self, command: str, env: dict, cwd: Path, log: Path) -> subprocess.Popen:
         """Start `command` in the background, in a process group of its own (stopped with the
         root, or by `stop`)."""
         with open(log, "ab") as output:
-            process = subprocess.Popen(self._command(command, cwd), env=self._env(env), cwd=cwd,
-                                       stdout=output, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL,
-                                       start_new_session=True)  # fmt: skip
+            process = subprocess.Popen(
+                self._command(command, cwd),
+                env=self._env(env),
+                cwd=cwd,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.started.append(process)
         return process
 

@@ -95,8 +95,13 @@ def test_who_the_limits_count(address, user, browser, key):
 
 
 def test_streams_and_builds_per_client():
-    config = load_config(overrides={"max_streams_per_client": 3, "max_builds_per_client": 1,
-                                    "max_sessions_per_client": 1})  # fmt: skip
+    config = load_config(
+        overrides={
+            "max_streams_per_client": 3,
+            "max_builds_per_client": 1,
+            "max_sessions_per_client": 1,
+        }
+    )
     check_client_stream(ClientLoad(sessions=0, streams=2, builds=0), BROWSER, config)
     with pytest.raises(QuotaExceeded, match=r"3 launches open.*max_streams_per_client = 3"):
         check_client_stream(ClientLoad(sessions=0, streams=3, builds=0), BROWSER, config)

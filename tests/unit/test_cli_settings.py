@@ -41,8 +41,13 @@ def test_config_is_accepted_before_and_after_the_command(settings_file, tmp_path
     # The one after the command wins; MINIBINDER_CONFIG is the group's, read first.
     other = tmp_path / "other.toml"
     other.write_text("build_timeout = 88\n")
-    both = run("settings", "--effective", "--config", str(other),
-               env={"MINIBINDER_CONFIG": str(settings_file)})  # fmt: skip
+    both = run(
+        "settings",
+        "--effective",
+        "--config",
+        str(other),
+        env={"MINIBINDER_CONFIG": str(settings_file)},
+    )
     assert "build_timeout = 88" in both.output
     from_env = run("settings", "--effective", env={"MINIBINDER_CONFIG": str(settings_file)})
     assert "build_timeout = 77" in from_env.output
@@ -55,8 +60,9 @@ def test_every_command_that_reads_settings_takes_config():
 
 
 def test_a_bad_environment_variable_stops_commands_that_read_settings(settings_file):
-    result = run("admin-token", "--config", str(settings_file),
-                 env={"MINIBINDER_ADMIN_BND": "0.0.0.0:1"})  # fmt: skip
+    result = run(
+        "admin-token", "--config", str(settings_file), env={"MINIBINDER_ADMIN_BND": "0.0.0.0:1"}
+    )
     assert result.exit_code == 1
     assert "did you mean MINIBINDER_ADMIN_BIND?" in result.output
 
@@ -156,14 +162,28 @@ def test_install_service_trusts_the_ca_make_serve_passes_although_sudo_dropped_i
     monkeypatch.setattr(service, "CONFIG_PATH", tmp_path / "none.toml")  # no installed file
     monkeypatch.delenv("MINIBINDER_EXTRA_CA_FILE", raising=False)  # as sudo drops it
     settings = tmp_path / "etc" / "minibinder.toml"
-    result = run("install-service", "--unit", str(tmp_path / "x.service"),
-                 "--settings", str(settings), "--link", "")  # fmt: skip
+    result = run(
+        "install-service",
+        "--unit",
+        str(tmp_path / "x.service"),
+        "--settings",
+        str(settings),
+        "--link",
+        "",
+    )
     assert result.exit_code == 0, result.output
     assert tomllib.loads(settings.read_text())["extra_ca_file"] == str(bundle)
     # A CA the operator names wins.
     other = tmp_path / "other.toml"
-    named = run("install-service", "--unit", str(tmp_path / "y.service"), "--settings",
-                str(other), "--link", "",
-                env={"MINIBINDER_EXTRA_CA_FILE": str(settings)})  # fmt: skip
+    named = run(
+        "install-service",
+        "--unit",
+        str(tmp_path / "y.service"),
+        "--settings",
+        str(other),
+        "--link",
+        "",
+        env={"MINIBINDER_EXTRA_CA_FILE": str(settings)},
+    )
     assert named.exit_code == 0, named.output
     assert tomllib.loads(other.read_text())["extra_ca_file"] == str(settings)

@@ -63,6 +63,13 @@ def test_a_clients_word_about_its_address_is_not_believed():
 
     guard = ClientAddress(app, load_config(overrides={}))
     forged = "key=guess; for=10.9.8.7; proto=https; port=8586"
-    guard({"REMOTE_ADDR": "127.0.0.9", "HTTP_X_MINIBINDER_FRONT": forged,
-           "HTTP_X_FORWARDED_FOR": "10.9.8.7", "wsgi.url_scheme": "http"}, None)  # fmt: skip
+    guard(
+        {
+            "REMOTE_ADDR": "127.0.0.9",
+            "HTTP_X_MINIBINDER_FRONT": forged,
+            "HTTP_X_FORWARDED_FOR": "10.9.8.7",
+            "wsgi.url_scheme": "http",
+        },
+        None,
+    )
     assert seen["REMOTE_ADDR"] == "127.0.0.9" and seen["wsgi.url_scheme"] == "http"

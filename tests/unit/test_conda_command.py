@@ -47,7 +47,11 @@ SETTINGS = Settings(PREFIX, ("http://mirror/conda-forge",), "https://conda.examp
 def test_what_the_command_understands(argv, action, specs, channels, yes):
     request = parse_arguments("mamba", argv, PREFIX)
     assert (request.action, request.specs, request.channels, request.yes) == (
-        action, specs, channels, yes)  # fmt: skip
+        action,
+        specs,
+        channels,
+        yes,
+    )
 
 
 @pytest.mark.parametrize(
@@ -85,8 +89,9 @@ def test_the_environment_image_gets_the_command_and_its_settings(tmp_path):
     (prefix / "bin").mkdir(parents=True)
     (prefix / "bin" / "conda").write_text("the environment's own conda\n")
     write_conda_command(tools, prefix, PREFIX, ["http://a/ch", "http://a/ch"], "https://alias")
-    assert Settings.read(tools) == Settings(PREFIX, ("http://a/ch",), "https://alias",
-                                            rattler_version())  # fmt: skip
+    assert Settings.read(tools) == Settings(
+        PREFIX, ("http://a/ch",), "https://alias", rattler_version()
+    )
     assert (tools / "conda_command.py").read_text().startswith('"""`mamba` and `conda` inside')
     mamba = (prefix / "bin" / "mamba").read_text()
     assert (

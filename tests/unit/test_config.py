@@ -146,12 +146,19 @@ def test_settings_that_contradict_each_other_are_refused_naming_both(settings, n
 
 def test_consistent_neighbours_of_the_refused_values_load():
     config = load_config(
-        overrides={"base_images": {"3.12": "img:312"}, "default_python": "3.12",
-                   "image_gc_high": 100, "image_gc_low": 100, "cull_warning": 5,
-                   "idle_timeout": 6, "max_age": 6, "session_memory_reservation": "2G",
-                   "cors_allow_origin": "https://thebe.example.org:8443",
-                   "jupyter_allow_origin": "*"}
-    )  # fmt: skip
+        overrides={
+            "base_images": {"3.12": "img:312"},
+            "default_python": "3.12",
+            "image_gc_high": 100,
+            "image_gc_low": 100,
+            "cull_warning": 5,
+            "idle_timeout": 6,
+            "max_age": 6,
+            "session_memory_reservation": "2G",
+            "cors_allow_origin": "https://thebe.example.org:8443",
+            "jupyter_allow_origin": "*",
+        }
+    )
     assert config.base_images[config.default_python] == "img:312"
 
 
@@ -176,8 +183,13 @@ def test_unknown_environment_variables_are_an_error_with_the_closest_setting(var
 
 
 def test_variables_that_are_not_settings_and_other_prefixes_pass():
-    environ = {"MINIBINDER_CONFIG": "/etc/minibinder.toml", "MINIBINDER_DOCKERD_LOG": "/tmp/l",
-               "MINIBINDERX": "1", "HOME": "/root", "MINIBINDER_BIND": "0.0.0.0:9000"}  # fmt: skip
+    environ = {
+        "MINIBINDER_CONFIG": "/etc/minibinder.toml",
+        "MINIBINDER_DOCKERD_LOG": "/tmp/l",
+        "MINIBINDERX": "1",
+        "HOME": "/root",
+        "MINIBINDER_BIND": "0.0.0.0:9000",
+    }
     assert load_config(environ=environ).bind == "0.0.0.0:9000"
 
 
@@ -200,8 +212,11 @@ def test_a_setting_appended_below_a_table_is_said_to_sit_inside_it(tmp_path):
         'bind = "127.0.0.1:9000"\n[warm_pool]\n"gh/org/workshop/HEAD" = 2\n'
         f'access = "code"\naccess_code_hash = "{hash_code("sesame", iterations=1000)}"\n'
     )
-    with pytest.raises(ConfigError, match=r"access: .* inside the \[warm_pool\] table.*move it "
-                                          r"above \[warm_pool\]"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"access: .* inside the \[warm_pool\] table.*move it "
+        r"above \[warm_pool\]",
+    ):
         load_config(path)
 
 
@@ -214,8 +229,9 @@ def test_a_code_hash_whose_dollar_signs_a_shell_ate_says_so():
         load_config(environ={"MINIBINDER_ACCESS_CODE_HASH": eaten})
     with pytest.raises(ConfigError, match=r"access_code_hash: expected the hash"):
         load_config(overrides={"access_code_hash": "sesame"})
-    config = load_config(environ={"MINIBINDER_ACCESS": "code",
-                                  "MINIBINDER_ACCESS_CODE_HASH": stored})  # fmt: skip
+    config = load_config(
+        environ={"MINIBINDER_ACCESS": "code", "MINIBINDER_ACCESS_CODE_HASH": stored}
+    )
     assert config.access_code_hash == stored
 
 
@@ -224,8 +240,9 @@ def test_settings_say_where_each_value_came_from(tmp_path):
 
     path = tmp_path / "c.toml"
     path.write_text("build_timeout = 60\nclone_timeout = 30\n")
-    loaded = load_settings(path, environ={"MINIBINDER_CLONE_TIMEOUT": "90"},
-                           overrides={"bind": "127.0.0.1:9000"})  # fmt: skip
+    loaded = load_settings(
+        path, environ={"MINIBINDER_CLONE_TIMEOUT": "90"}, overrides={"bind": "127.0.0.1:9000"}
+    )
     assert loaded.sources["build_timeout"] == f"file {path}"
     assert loaded.sources["clone_timeout"] == "environment MINIBINDER_CLONE_TIMEOUT"
     assert loaded.sources["bind"] == "given"
@@ -256,8 +273,10 @@ def test_the_readmes_settings_snippets_are_valid_toml_and_valid_values():
     import tomllib
 
     snippets = readme_settings_snippets()
-    assert ("base_images", '{"3.11" = "minibinder-base:py3.11", "3.13" = '
-            '"minibinder-base:py3.13"}') in snippets  # fmt: skip
+    assert (
+        "base_images",
+        '{"3.11" = "minibinder-base:py3.11", "3.13" = "minibinder-base:py3.13"}',
+    ) in snippets
     assert any(name == "warm_pool" for name, _ in snippets)
     by_name = {f.name: f for f in fields()}
     for name, value in snippets:

@@ -12,8 +12,13 @@ from minibinder.proxy.front import ClientConnection, _framing_problem
 from minibinder.proxy.listeners import Listener
 from minibinder.proxy.wire import RequestHead
 
-LIMITS = Limits(header_timeout=10, idle_timeout=75, body_timeout=300,
-                websocket_idle_timeout=3600, connections_per_client=0)  # fmt: skip
+LIMITS = Limits(
+    header_timeout=10,
+    idle_timeout=75,
+    body_timeout=300,
+    websocket_idle_timeout=3600,
+    connections_per_client=0,
+)
 
 
 class FakeTransport(asyncio.Transport):
@@ -52,8 +57,14 @@ def connection(loop, serve=None) -> ClientConnection:
     async def idle(client):
         return None
 
-    client = ClientConnection(loop, Listener(None, admin=False), LIMITS,  # type: ignore[arg-type]
-                              lambda c: True, lambda c: None, serve or idle)  # fmt: skip
+    client = ClientConnection(
+        loop,
+        Listener(None, admin=False),
+        LIMITS,  # type: ignore[arg-type]
+        lambda c: True,
+        lambda c: None,
+        serve or idle,
+    )
     client.connection_made(FakeTransport())
     return client
 
@@ -75,8 +86,10 @@ def test_a_request_is_a_head_then_its_end(loop):
 
 
 def test_pipelined_requests_keep_their_order_across_pieces(loop):
-    wire = (b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
-            b"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc")  # fmt: skip
+    wire = (
+        b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+        b"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+    )
     found, _ = events_of(loop, [wire[:7], wire[7:40], wire[40:]])
     heads = [event.target for event in found if isinstance(event, RequestHead)]
     assert heads == [b"/a", b"/b"]
@@ -85,8 +98,11 @@ def test_pipelined_requests_keep_their_order_across_pieces(loop):
 
 
 def test_a_chunked_body_arrives_as_pieces(loop):
-    found, client = events_of(loop, b"POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked"
-                                    b"\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")  # fmt: skip
+    found, client = events_of(
+        loop,
+        b"POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked"
+        b"\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    )
     assert found[0].chunked and found[0].has_body
     assert b"".join(event.data for event in found if isinstance(event, Body)) == b"hello world"
     assert found[-1] == End() and client.ends == 1
@@ -118,8 +134,10 @@ def test_what_llhttp_cannot_read_strictly_is_refused(loop, wire, status):
 
 
 def test_bytes_after_an_upgrade_are_kept_raw_not_parsed(loop):
-    wire = (b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
-            b"GET /sneaky HTTP/1.1\r\n\r\n")  # fmt: skip
+    wire = (
+        b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        b"GET /sneaky HTTP/1.1\r\n\r\n"
+    )
     found, client = events_of(loop, wire)
     assert found[0].upgrade and found[0].websocket
     assert not any(isinstance(e, RequestHead) and e.target == b"/sneaky" for e in found)

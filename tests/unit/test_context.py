@@ -24,8 +24,10 @@ def pack(repo, plan=None, include_git=True):
 
 
 def repository_context(repo, scratch, include_git=True):
-    with make_repository_context(repo, scratch / "s", MIB, include_git) as handle, \
-            tarfile.open(fileobj=handle) as tar:  # fmt: skip
+    with (
+        make_repository_context(repo, scratch / "s", MIB, include_git) as handle,
+        tarfile.open(fileobj=handle) as tar,
+    ):
         return {member.name: member for member in tar.getmembers()}
 
 
@@ -38,8 +40,9 @@ def checkout(tmp_path, files):
 
 
 def test_layout_dependencies_and_executables(tmp_path):
-    repo = checkout(tmp_path, {"binder/postBuild": "#!/bin/sh\n", "a.ipynb": "{}",
-                               ".git/HEAD": "x"})  # fmt: skip
+    repo = checkout(
+        tmp_path, {"binder/postBuild": "#!/bin/sh\n", "a.ipynb": "{}", ".git/HEAD": "x"}
+    )
     os.symlink("a.ipynb", repo / "link.ipynb")
     plan = BuildPlan(
         buildpack="python",
@@ -73,8 +76,9 @@ def test_special_files_are_left_out(tmp_path):
 
 
 def test_a_repositorys_own_dockerfile_context_is_the_checkout(tmp_path):
-    repo = checkout(tmp_path, {"binder/Dockerfile": "FROM x\n", ".dockerignore": "*.tmp\n",
-                               ".git/HEAD": "x"})  # fmt: skip
+    repo = checkout(
+        tmp_path, {"binder/Dockerfile": "FROM x\n", ".dockerignore": "*.tmp\n", ".git/HEAD": "x"}
+    )
     members = repository_context(repo, tmp_path, include_git=False)
     assert sorted(members) == [".dockerignore", "binder", "binder/Dockerfile"]
 

@@ -17,8 +17,12 @@ CONFIG = load_config(overrides={"allowed_clone_schemes": ["https", "git"]})
 
 
 def test_the_corpus_is_large():
-    total = (len(corpus.hostile_specs()) + len(corpus.hostile_landings())
-             + len(corpus.hostile_paths()) + len(corpus.hostile_headers()))  # fmt: skip
+    total = (
+        len(corpus.hostile_specs())
+        + len(corpus.hostile_landings())
+        + len(corpus.hostile_paths())
+        + len(corpus.hostile_headers())
+    )
     assert total >= 500, total
 
 

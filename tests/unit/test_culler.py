@@ -5,8 +5,7 @@ import pytest
 from minibinder.sessions.culler import Limits, Notice, Usage, cull_notice, should_cull
 from minibinder.sessions.launcher import computing
 
-LIMITS = Limits(idle_timeout=600, max_age=21600, cpu_budget=3600, warning=120,
-                disk_bytes=5 * 2**30)  # fmt: skip
+LIMITS = Limits(idle_timeout=600, max_age=21600, cpu_budget=3600, warning=120, disk_bytes=5 * 2**30)
 T0 = 1_000_000.0
 
 

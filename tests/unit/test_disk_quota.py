@@ -32,16 +32,21 @@ class FakeApi:
         return {"Config": {"Volumes": {"/data": {}, "/var/lib/db": {}}}}
 
     def containers(self, all, size, filters):
-        mounts = [{"Type": "volume", "Name": "v1"}, {"Type": "bind", "Name": ""},
-                  {"Type": "volume", "Name": "v2"}]  # fmt: skip
+        mounts = [
+            {"Type": "volume", "Name": "v1"},
+            {"Type": "bind", "Name": ""},
+            {"Type": "volume", "Name": "v2"},
+        ]
         return [{"SizeRw": 5 * 2**20, "Mounts": mounts if filters["id"] == "vol" else []}]
 
     def df(self):
         self.df_calls += 1
         if self.sizes is None:
             raise docker.errors.APIError("a disk usage operation is already running")
-        volumes = [{"Name": name, "UsageData": {"Size": size, "RefCount": 1}}
-                   for name, size in self.sizes.items()]  # fmt: skip
+        volumes = [
+            {"Name": name, "UsageData": {"Size": size, "RefCount": 1}}
+            for name, size in self.sizes.items()
+        ]
         return {"Volumes": volumes + [{"Name": "not-measured", "UsageData": {"Size": -1}}]}
 
     def info(self):
@@ -53,8 +58,9 @@ class FakeApi:
 
     def create_container(self, host_config, **options):
         if "storage_opt" in host_config:
-            raise docker.errors.APIError("--storage-opt is supported only for overlay over xfs "
-                                         "with 'pquota' mount option")  # fmt: skip
+            raise docker.errors.APIError(
+                "--storage-opt is supported only for overlay over xfs with 'pquota' mount option"
+            )
         return {"Id": "c0ffee"}
 
     def start(self, container_id):
@@ -68,10 +74,19 @@ class FakeClient:
 
 def start(client: Docker) -> str:
     return client.start_container(
-        image="i", name="n", command=[], environment={}, labels={"minibinder.session": "s"},
-        network="net", user="1000",
-        mem_limit=1, mem_reservation=1, nano_cpus=1, pids_limit=1, disk_limit=5 * 2**30,
-    )  # fmt: skip
+        image="i",
+        name="n",
+        command=[],
+        environment={},
+        labels={"minibinder.session": "s"},
+        network="net",
+        user="1000",
+        mem_limit=1,
+        mem_reservation=1,
+        nano_cpus=1,
+        pids_limit=1,
+        disk_limit=5 * 2**30,
+    )
 
 
 def test_a_refused_quota_falls_back_to_the_watch_and_is_not_asked_again():

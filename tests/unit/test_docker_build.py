@@ -52,8 +52,7 @@ def test_a_log_past_its_limit_is_cut_and_the_build_goes_on():
     from minibinder.docker_client import BuildRequest
 
     chunks = [{"stream": "x" * 1000 + "\n"} for _ in range(50)]
-    events = list(run_build(FakeDocker(chunks), BuildRequest("img", 2**30), 60,
-                            log_limit=10_000))  # fmt: skip
+    events = list(run_build(FakeDocker(chunks), BuildRequest("img", 2**30), 60, log_limit=10_000))
     text = "".join(event.message for event in events)
     assert text.count("x" * 1000) == 10  # 10 chunks of 1001 bytes pass the limit
     assert "passed 0 MiB (build_log_limit)" in text or "build_log_limit" in text

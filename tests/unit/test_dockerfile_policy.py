@@ -67,8 +67,9 @@ def test_instructions_as_the_builder_reads_them(text, legacy, expected):
 
 
 def test_directives_and_joined_lines():
-    reading = read_dockerfile("# syntax = docker/dockerfile:1\n#escape=`\nFROM a\nRUN b `\n c\n",
-                              legacy=False)  # fmt: skip
+    reading = read_dockerfile(
+        "# syntax = docker/dockerfile:1\n#escape=`\nFROM a\nRUN b `\n c\n", legacy=False
+    )
     assert reading.directives == {"syntax": ("docker/dockerfile:1", 1), "escape": ("`", 2)}
     assert reading.escape == "`"
     assert reading.instructions[1].rest == "b  c"

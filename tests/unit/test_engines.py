@@ -58,7 +58,11 @@ def test_the_engine_decides_where_sessions_are_reached(
 ):
     facts = facts_of(info, version, host)
     assert (facts.name, facts.rootless, facts.desktop, facts.remote) == (
-        name, rootless, desktop, remote)  # fmt: skip
+        name,
+        rootless,
+        desktop,
+        remote,
+    )
     assert decide_reach(facts, "auto") == reach
     assert decide_reach(facts, "network") == "network"  # the operator knows better
     assert decide_reach(facts, "published") == "published"
@@ -78,8 +82,15 @@ def test_which_docker_hosts_are_another_machine(host, remote):
 
 
 def facts(**changes) -> EngineFacts:
-    base = dict(name="docker", version="20.10", rootless=False, desktop=False, remote=False,
-                cgroup_version="1", cgroups=True)  # fmt: skip
+    base = dict(
+        name="docker",
+        version="20.10",
+        rootless=False,
+        desktop=False,
+        remote=False,
+        cgroup_version="1",
+        cgroups=True,
+    )
     return EngineFacts(**{**base, **changes})
 
 
@@ -88,15 +99,23 @@ def by_name(found):
 
 
 def test_capabilities_of_a_rootful_engine_run_as_root():
-    found = by_name(capabilities(facts(), "network", cgroup_files=True, root=True,
-                                 limits_enforced=True))  # fmt: skip
+    found = by_name(
+        capabilities(facts(), "network", cgroup_files=True, root=True, limits_enforced=True)
+    )
     assert all(capability.available for capability in found.values())
     assert "session network" in found["sessions reached by"].found
 
 
 def test_a_rootless_engine_cannot_be_filtered_and_without_cgroups_limits_nothing():
-    found = by_name(capabilities(facts(rootless=True, cgroups=False), "published",
-                                 cgroup_files=False, root=True, limits_enforced=None))  # fmt: skip
+    found = by_name(
+        capabilities(
+            facts(rootless=True, cgroups=False),
+            "published",
+            cgroup_files=False,
+            root=True,
+            limits_enforced=None,
+        )
+    )
     assert not found["egress filter"].available
     assert "netfilter" in found["egress filter"].found
     assert not found["limits enforced"].available
@@ -111,12 +130,16 @@ def test_limits_read_back_from_a_session_decide():
 
 
 def test_a_published_session_is_reached_at_its_current_port():
-    published = {"Labels": {"minibinder.reach": "published"}, "Ports": [
-        {"IP": "127.0.0.1", "PrivatePort": 8888, "PublicPort": 49153, "Type": "tcp"}]}  # fmt: skip
+    published = {
+        "Labels": {"minibinder.reach": "published"},
+        "Ports": [{"IP": "127.0.0.1", "PrivatePort": 8888, "PublicPort": 49153, "Type": "tcp"}],
+    }
     assert endpoint_of(published, "minibinder-sessions") == "127.0.0.1:49153"
     assert endpoint_of({**published, "Ports": []}, "minibinder-sessions") == ""
-    routed = {"Labels": {}, "NetworkSettings": {"Networks": {
-        "minibinder-sessions": {"IPAddress": "172.20.0.5"}}}}  # fmt: skip
+    routed = {
+        "Labels": {},
+        "NetworkSettings": {"Networks": {"minibinder-sessions": {"IPAddress": "172.20.0.5"}}},
+    }
     assert endpoint_of(routed, "minibinder-sessions") == "172.20.0.5:8888"
 
 

@@ -42,9 +42,14 @@ dependencies:
     )
     assert env.channels == ("conda-forge", "defaults")
     assert [(s.name, s.constraint) for s in env.specs] == [
-        ("python", "=3.10"), ("numpy", ">=1.24,<2"), ("matplotlib-base", " 3.8.*"),
-        ("pandas", "=2.1=py310_0"), ("scipy", "[version='>=1.10']"), ("3to2", ""), ("pip", ""),
-    ]  # fmt: skip
+        ("python", "=3.10"),
+        ("numpy", ">=1.24,<2"),
+        ("matplotlib-base", " 3.8.*"),
+        ("pandas", "=2.1=py310_0"),
+        ("scipy", "[version='>=1.10']"),
+        ("3to2", ""),
+        ("pip", ""),
+    ]
     assert env.pip == ("requests==2.31", "-r requirements.txt", "-e .")
     assert env.python_spec is not None and env.python_spec.constraint == "=3.10"
 

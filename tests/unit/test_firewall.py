@@ -15,8 +15,9 @@ from minibinder.firewall import (
 )
 from minibinder.settings_load import load_config
 
-POLICY = EgressPolicy("MB-0123456789ab", ("br-abc", "mbb01234567+"), ("10.9.8.0/24",),
-                      ("10.255.255.53",))  # fmt: skip
+POLICY = EgressPolicy(
+    "MB-0123456789ab", ("br-abc", "mbb01234567+"), ("10.9.8.0/24",), ("10.255.255.53",)
+)
 
 
 def rules(text: str, chain: str) -> list[str]:
@@ -25,19 +26,30 @@ def rules(text: str, chain: str) -> list[str]:
 
 def test_the_host_chain_lets_only_replies_in():
     host = rules(restore_text(POLICY), "MB-0123456789ab-HOST")
-    assert host == ["-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
-                    "-p tcp -j REJECT --reject-with tcp-reset", "-j REJECT"]  # fmt: skip
+    assert host == [
+        "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+        "-p tcp -j REJECT --reject-with tcp-reset",
+        "-j REJECT",
+    ]
 
 
 def test_the_out_chain_allows_first_then_refuses_every_special_range():
     out = rules(restore_text(POLICY), "MB-0123456789ab-OUT")
     assert out[0].endswith("ESTABLISHED -j RETURN")
     assert out[1] == "-d 10.9.8.0/24 -j RETURN"
-    assert out[2:4] == ["-d 10.255.255.53/32 -p udp --dport 53 -j RETURN",
-                        "-d 10.255.255.53/32 -p tcp --dport 53 -j RETURN"]  # fmt: skip
+    assert out[2:4] == [
+        "-d 10.255.255.53/32 -p udp --dport 53 -j RETURN",
+        "-d 10.255.255.53/32 -p tcp --dport 53 -j RETURN",
+    ]
     refused = {rule.split()[1] for rule in out[4:]}
-    for network in ("169.254.0.0/16", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12",
-                    "192.168.0.0/16", "100.64.0.0/10"):  # fmt: skip
+    for network in (
+        "169.254.0.0/16",
+        "127.0.0.0/8",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+    ):
         assert network in refused
     assert all("REJECT" in rule for rule in out[4:])
 
@@ -60,15 +72,18 @@ def test_each_bridge_jumps_to_both_chains():
 
 
 def test_resolvers_leave_out_loopback_and_ipv6():
-    texts = ["nameserver 127.0.0.53\nnameserver 10.0.0.2\n# nameserver 1.1.1.1\n",
-             "nameserver 10.0.0.2\nnameserver fe80::1\nnameserver 9.9.9.9\nsearch x\n"]  # fmt: skip
+    texts = [
+        "nameserver 127.0.0.53\nnameserver 10.0.0.2\n# nameserver 1.1.1.1\n",
+        "nameserver 10.0.0.2\nnameserver fe80::1\nnameserver 9.9.9.9\nsearch x\n",
+    ]
     assert resolvers_in(texts) == ("10.0.0.2", "9.9.9.9")
 
 
 def test_allowed_entries_resolve_names_and_keep_networks():
     resolved = {"mirror.lab": ["10.1.2.3"], "gone.example": []}
-    found = allowed_networks(["10.9.0.0/16", "mirror.lab", "gone.example", "10.1.2.3"],
-                             lambda name: resolved[name])  # fmt: skip
+    found = allowed_networks(
+        ["10.9.0.0/16", "mirror.lab", "gone.example", "10.1.2.3"], lambda name: resolved[name]
+    )
     assert found == ("10.9.0.0/16", "10.1.2.3/32")
 
 

@@ -38,8 +38,15 @@ def test_hop_by_hop_and_connection_named_headers_are_dropped():
     assert sent["Host"] == "binder.example"
     assert sent["X-Kept"] == "yes"
     assert sent["Content-Type"] == "text/plain" and sent["Content-Length"] == "3"
-    for name in ("Connection", "X-Secret", "Keep-Alive", "TE", "Upgrade", "Proxy-Authorization",
-                 "Expect"):  # fmt: skip
+    for name in (
+        "Connection",
+        "X-Secret",
+        "Keep-Alive",
+        "TE",
+        "Upgrade",
+        "Proxy-Authorization",
+        "Expect",
+    ):
         assert name not in sent
 
 

@@ -68,8 +68,9 @@ def test_the_start_up_line_names_the_operators_pages_under_the_path_prefix():
 def test_the_operators_listener_answers_to_the_public_name_on_its_own_port():
     from minibinder.settings_load import load_config
 
-    config = load_config(overrides={"public_url": "http://w.example.org:8585/",
-                                    "bind": "0.0.0.0:8585"})  # fmt: skip
+    config = load_config(
+        overrides={"public_url": "http://w.example.org:8585/", "bind": "0.0.0.0:8585"}
+    )
     assert host_allowed("w.example.org:8586", config, config.admin_address)
     assert host_allowed("198.51.100.20:8586", config, config.admin_address)
     assert not host_allowed("w.example.org:8585", config, config.admin_address)

@@ -102,23 +102,39 @@ def test_the_users_copy_goes_beside_the_repositorys(path, mine):
 
 
 def test_only_a_file_both_changed_differently_is_a_conflict():
-    kept = {"same.md": "base", "both.md": "base", "added.py": None, "gone.md": "base",
-            "agreed.md": "base"}  # fmt: skip
-    users = {"same.md": "u1", "both.md": "u2", "added.py": "u3", "gone.md": "u4",
-             "agreed.md": "u5"}  # fmt: skip
+    kept = {
+        "same.md": "base",
+        "both.md": "base",
+        "added.py": None,
+        "gone.md": "base",
+        "agreed.md": "base",
+    }
+    users = {"same.md": "u1", "both.md": "u2", "added.py": "u3", "gone.md": "u4", "agreed.md": "u5"}
     now = {"same.md": "base", "both.md": "new", "added.py": "upstream-added", "agreed.md": "u5"}
     assert conflicts(kept, users, now) == {"both.md", "added.py"}
 
 
 def test_sizes_read_as_people_say_them():
     assert [describe_size(n) for n in (12, 2048, 3 * 2**20, 5 * 2**30)] == [
-        "12 bytes", "2.0 kB", "3.0 MB", "5.0 GB",
-    ]  # fmt: skip
+        "12 bytes",
+        "2.0 kB",
+        "3.0 MB",
+        "5.0 GB",
+    ]
 
 
 def _work(key: str, owner: str = "browser:b-1", saved_at: float = 0.0, size: int = 0) -> KeptWork:
-    return KeptWork(key, owner, "https://example.org/r", saved_at, "img:1", "a" * 40,
-                    {"notes.ipynb": {"size": size}}, [], size)  # fmt: skip
+    return KeptWork(
+        key,
+        owner,
+        "https://example.org/r",
+        saved_at,
+        "img:1",
+        "a" * 40,
+        {"notes.ipynb": {"size": size}},
+        [],
+        size,
+    )
 
 
 def _shelve(shelf: Shelf, work: KeptWork, content: bytes = b"x") -> KeptWork:
@@ -237,20 +253,39 @@ def _names(data: bytes) -> dict[str, bytes]:
 
 
 def test_save_keeps_the_changed_files_within_the_limit_and_restore_puts_them_back(tmp_path):
-    home = {"README.md": b"mine\n", "data/out.csv": b"a,b\n", "notes.ipynb": b"{}",
-            "big.bin": b"\0" * 5000, "analysis.py": b"print(1)\n", "tool.py": b"x"}  # fmt: skip
-    docker = FakeDocker(home, {"README.md": b"theirs\n", "analysis.py": b"print(1)\n"}, [
-        {"Path": "/home/jovyan/README.md", "Kind": CHANGED},
-        {"Path": "/home/jovyan/data", "Kind": ADDED},
-        {"Path": "/home/jovyan/data/out.csv", "Kind": ADDED},
-        {"Path": "/home/jovyan/notes.ipynb", "Kind": ADDED},
-        {"Path": "/home/jovyan/big.bin", "Kind": ADDED},
-        {"Path": "/home/jovyan/tool.py", "Kind": ADDED},
-    ])  # fmt: skip
+    home = {
+        "README.md": b"mine\n",
+        "data/out.csv": b"a,b\n",
+        "notes.ipynb": b"{}",
+        "big.bin": b"\0" * 5000,
+        "analysis.py": b"print(1)\n",
+        "tool.py": b"x",
+    }
+    docker = FakeDocker(
+        home,
+        {"README.md": b"theirs\n", "analysis.py": b"print(1)\n"},
+        [
+            {"Path": "/home/jovyan/README.md", "Kind": CHANGED},
+            {"Path": "/home/jovyan/data", "Kind": ADDED},
+            {"Path": "/home/jovyan/data/out.csv", "Kind": ADDED},
+            {"Path": "/home/jovyan/notes.ipynb", "Kind": ADDED},
+            {"Path": "/home/jovyan/big.bin", "Kind": ADDED},
+            {"Path": "/home/jovyan/tool.py", "Kind": ADDED},
+        ],
+    )
     shelf = Shelf(tmp_path / "kept-work")
-    saved = save_work(docker, shelf, container_id="c1", image="img:1", owner="browser:b-1",
-                      key="k", repo_url="https://example.org/r", resolved_ref="a" * 40,
-                      limit=1000, now=100.0)  # fmt: skip
+    saved = save_work(
+        docker,
+        shelf,
+        container_id="c1",
+        image="img:1",
+        owner="browser:b-1",
+        key="k",
+        repo_url="https://example.org/r",
+        resolved_ref="a" * 40,
+        limit=1000,
+        now=100.0,
+    )
     assert saved is not None
     assert sorted(saved.files) == ["README.md", "data/out.csv", "notes.ipynb", "tool.py"]
     assert saved.skipped == [("big.bin", 5000)] and saved.saved_at == 100.0
@@ -289,25 +324,48 @@ class GrowingDocker(FakeDocker):
 
 
 def test_a_file_that_grows_while_it_is_saved_is_left_out(tmp_path):
-    changes = [{"Path": "/home/jovyan/small.txt", "Kind": ADDED},
-               {"Path": "/home/jovyan/notes.ipynb", "Kind": ADDED}]  # fmt: skip
-    docker = GrowingDocker({"small.txt": b"x", "notes.ipynb": b"{}"},
-                           {"small.txt": b"x" * 5000, "notes.ipynb": b"{}"}, changes)  # fmt: skip
+    changes = [
+        {"Path": "/home/jovyan/small.txt", "Kind": ADDED},
+        {"Path": "/home/jovyan/notes.ipynb", "Kind": ADDED},
+    ]
+    docker = GrowingDocker(
+        {"small.txt": b"x", "notes.ipynb": b"{}"},
+        {"small.txt": b"x" * 5000, "notes.ipynb": b"{}"},
+        changes,
+    )
     shelf = Shelf(tmp_path / "kept-work")
-    saved = save_work(docker, shelf, container_id="c", image="i", owner="o", key="k",
-                      repo_url="u", resolved_ref="r", limit=1000)  # fmt: skip
+    saved = save_work(
+        docker,
+        shelf,
+        container_id="c",
+        image="i",
+        owner="o",
+        key="k",
+        repo_url="u",
+        resolved_ref="r",
+        limit=1000,
+    )
     assert saved is not None and sorted(saved.files) == ["notes.ipynb"]
     assert saved.size <= 1000 + 10240  # the archive's own blocks; never the grown file
 
 
 def test_work_goes_back_to_the_same_or_a_newer_commit_only(tmp_path):
-    docker = FakeDocker({"notes.ipynb": b"{}"}, {}, [
-        {"Path": "/home/jovyan/notes.ipynb", "Kind": ADDED},
-    ])  # fmt: skip
+    docker = FakeDocker(
+        {"notes.ipynb": b"{}"}, {}, [{"Path": "/home/jovyan/notes.ipynb", "Kind": ADDED}]
+    )
     shelf = Shelf(tmp_path / "kept-work")
-    saved = save_work(docker, shelf, container_id="c1", image="img:1", owner="o", key="k",
-                      repo_url="u", resolved_ref="a" * 40, limit=1000,
-                      commit_time=2000.0)  # fmt: skip
+    saved = save_work(
+        docker,
+        shelf,
+        container_id="c1",
+        image="img:1",
+        owner="o",
+        key="k",
+        repo_url="u",
+        resolved_ref="a" * 40,
+        limit=1000,
+        commit_time=2000.0,
+    )
     assert saved is not None and shelf.get("k").commit_time == 2000.0
     with pytest.raises(KeptForNewerCommit):
         restore_work(docker, shelf, "k", "c2", "img:0", commit_time=1999.0)
@@ -322,15 +380,34 @@ def test_a_session_that_changed_nothing_keeps_what_was_kept_before(tmp_path):
     shelf = Shelf(tmp_path / "kept-work")
     _shelve(shelf, _work("k"))
     docker = FakeDocker({"README.md": b"x"}, {}, [])
-    assert save_work(docker, shelf, container_id="c", image="i", owner="o", key="k",
-                     repo_url="u", resolved_ref="r", limit=100) is None  # fmt: skip
+    assert (
+        save_work(
+            docker,
+            shelf,
+            container_id="c",
+            image="i",
+            owner="o",
+            key="k",
+            repo_url="u",
+            resolved_ref="r",
+            limit=100,
+        )
+        is None
+    )
     assert shelf.get("k") is not None
 
 
 def test_the_launch_log_counts_restored_files_without_names():
-    row = {"time": 0.0, "provider": "gh", "spec": "o/r/HEAD", "resolved_ref": "a" * 40,
-           "status": "success", "build_seconds": None, "launch_seconds": 1.0,
-           "restored": 3}  # fmt: skip
+    row = {
+        "time": 0.0,
+        "provider": "gh",
+        "spec": "o/r/HEAD",
+        "resolved_ref": "a" * 40,
+        "status": "success",
+        "build_seconds": None,
+        "launch_seconds": 1.0,
+        "restored": 3,
+    }
     exported = json.loads(launch_event(row, "https://binder.example.org"))
     assert exported["restored_files"] == 3
     assert "restored_files" not in json.loads(launch_event({**row, "restored": 0}, "o"))
@@ -358,8 +435,13 @@ def test_kept_work_settings_that_cannot_hold_refuse_to_start(settings, message):
 
 
 def test_keep_work_on_a_public_bind_loads_with_sessions_on_their_own_origins():
-    config = load_config(overrides={"keep_work": "browser", "bind": "0.0.0.0:8585",
-                                    "session_domain": "sessions.lab.example"})  # fmt: skip
+    config = load_config(
+        overrides={
+            "keep_work": "browser",
+            "bind": "0.0.0.0:8585",
+            "session_domain": "sessions.lab.example",
+        }
+    )
     assert config.keep_work == "browser"
 
 
@@ -390,9 +472,19 @@ def test_the_cull_warning_says_how_long_the_work_is_kept():
 
     config = load_config(overrides={"keep_work": "browser", "keep_work_hours": 12})
     helpers = SessionHelpers(SimpleNamespace(config=config), lambda cookie: cookie)
-    fields = dict(token="t", container_id="c", target="", image="i", provider="gh", spec="o/r",
-                  repo_url="u", resolved_ref="r", state="running", created=0.0,
-                  last_activity=0.0)  # fmt: skip
+    fields = dict(
+        token="t",
+        container_id="c",
+        target="",
+        image="i",
+        provider="gh",
+        spec="o/r",
+        repo_url="u",
+        resolved_ref="r",
+        state="running",
+        created=0.0,
+        last_activity=0.0,
+    )
     kept = SessionRecord(id="s1", keeper="browser:b-1", **fields)
     assert "will be kept for 12 hours" in helpers.keeping_text(kept)
     assert "200.0 MB" in helpers.keeping_text(kept)

@@ -10,8 +10,20 @@ from minibinder.store import SessionRecord
 
 
 def record(session_id: str, spec: str) -> SessionRecord:
-    return SessionRecord(session_id, "t", "c", "a:1", "img", "gh", spec, f"https://x/{spec}",
-                         "sha", "running", 0.0, 0.0)  # fmt: skip
+    return SessionRecord(
+        session_id,
+        "t",
+        "c",
+        "a:1",
+        "img",
+        "gh",
+        spec,
+        f"https://x/{spec}",
+        "sha",
+        "running",
+        0.0,
+        0.0,
+    )
 
 
 RECORDS = [record("a" * 16, "org/intro/HEAD"), record("b" * 16, "org/advanced/HEAD")]
@@ -28,10 +40,12 @@ def test_stop_by_id_all_or_pattern():
 
 
 def test_the_report_marks_failures_and_their_fixes():
-    text, healthy = report([
-        Check("docker", True, "the daemon answers"),
-        Check("conda channel", False, "no answer", "set conda_channel_alias", warning=True),
-    ])  # fmt: skip
+    text, healthy = report(
+        [
+            Check("docker", True, "the daemon answers"),
+            Check("conda channel", False, "no answer", "set conda_channel_alias", warning=True),
+        ]
+    )
     assert healthy and "warn  conda channel: no answer\n      → set conda_channel_alias" in text
     text, healthy = report([Check("base image", False, "missing", "build it")])
     assert not healthy and text.startswith("FAIL  base image: missing")
@@ -79,8 +93,9 @@ def test_the_doctor_says_why_a_pool_cannot_be_full(tmp_path):
 
     none = _warm_pool(load_config(overrides={"data_dir": str(tmp_path)}), 8 * 2**30)
     assert none.ok and none.found == "none (warm_pool)"
-    config = load_config(overrides={"data_dir": str(tmp_path),
-                                    "warm_pool": {"gh/org/workshop/HEAD": 5}})  # fmt: skip
+    config = load_config(
+        overrides={"data_dir": str(tmp_path), "warm_pool": {"gh/org/workshop/HEAD": 5}}
+    )
     short = _warm_pool(config, 3 * 2**30 + 2**29)  # room for 2 (1 GiB each, 1 GiB headroom)
     assert not short.ok and short.warning
     assert "gh/org/workshop/HEAD 5" in short.found
@@ -102,8 +117,10 @@ def test_the_doctor_probes_the_conda_mirror_the_operator_set():
 
     mirrors = ["https://good.lab.example/conda-forge", "https://down.lab.example/bioconda/"]
     checks = _conda_channels(load_config(overrides={"conda_channels": mirrors}), probe)
-    assert asked == ["https://good.lab.example/conda-forge/noarch/repodata.json",
-                     "https://down.lab.example/bioconda/noarch/repodata.json"]  # fmt: skip
+    assert asked == [
+        "https://good.lab.example/conda-forge/noarch/repodata.json",
+        "https://down.lab.example/bioconda/noarch/repodata.json",
+    ]
     assert checks[0].ok and "(conda_channels)" in checks[0].found
     assert not checks[1].ok and checks[1].warning
     assert "the mirror set in conda_channels, does not answer (connection refused)" in (

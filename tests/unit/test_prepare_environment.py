@@ -54,12 +54,19 @@ def run(plan, config=CONFIG, image=None, error=None):
 def test_the_conda_path_starts_from_the_environment_image():
     plan = plan_for({"environment.yml": ENV})
     lines, calls = run(plan, image=EnvironmentImage("minibinder-conda-env:abc", True, 42, "solved"))
-    assert calls == [(["python 3.12.*", "matplotlib-base", "numpy >=1.26"],
-                      ["https://conda.anaconda.org/conda-forge"], "base:3.11")]  # fmt: skip
+    assert calls == [
+        (
+            ["python 3.12.*", "matplotlib-base", "numpy >=1.26"],
+            ["https://conda.anaconda.org/conda-forge"],
+            "base:3.11",
+        )
+    ]
     assert plan.base_image == "minibinder-conda-env:abc"
-    assert lines == ["binder/environment.yml: conda environment from "
-                     "https://conda.anaconda.org/conda-forge (42 packages, solved, Jupyter runs "
-                     "from it)\n"]  # fmt: skip
+    assert lines == [
+        "binder/environment.yml: conda environment from "
+        "https://conda.anaconda.org/conda-forge (42 packages, solved, Jupyter runs "
+        "from it)\n"
+    ]
     assert plan.dependency_files["environment-pip.txt"] == b"jupyter-server-proxy\n"
     assert plan.post_repo_steps[0].startswith("cd binder && uv pip install --python python -e .")
 
@@ -82,8 +89,11 @@ def test_no_channel_and_pypi_fallback_installs_from_the_index():
 def test_no_channel_and_fail_setting_is_a_clear_error():
     config = load_config(overrides={"conda_fallback": "fail"})
     plan = plan_for({"environment.yml": ENV}, config)
-    with pytest.raises(BuildError, match=r"conda channel https://c\.example/x unreachable: "
-                                         r"refused\. .*conda_fallback = \"fail\""):  # fmt: skip
+    with pytest.raises(
+        BuildError,
+        match=r"conda channel https://c\.example/x unreachable: "
+        r"refused\. .*conda_fallback = \"fail\"",
+    ):
         run(plan, config, error=ChannelUnreachable("https://c.example/x", "refused"))
 
 
@@ -98,8 +108,9 @@ def test_a_python_version_from_a_conda_channel():
     lines, calls = run(plan, image=EnvironmentImage("env:310", True, 30, "lock reused"))
     assert calls[0][0][0] == "python 3.10.*" and "ipykernel" in calls[0][0]
     assert plan.base_image == "env:310" and plan.python_version == "3.10"
-    assert lines == ["Python 3.10 for runtime.txt: a conda environment (30 packages, "
-                     "lock reused)\n"]  # fmt: skip
+    assert lines == [
+        "Python 3.10 for runtime.txt: a conda environment (30 packages, lock reused)\n"
+    ]
 
 
 def test_a_python_version_without_a_channel_follows_python_fallback():
@@ -110,8 +121,11 @@ def test_a_python_version_without_a_channel_follows_python_fallback():
     assert lines[1].startswith("WARNING: runtime.txt asks for Python 3.10")
     config = load_config(overrides={"python_fallback": "fail"})
     with pytest.raises(BuildpackError, match="python_fallback"):
-        run(plan_for({"runtime.txt": "python-3.10"}, config, folder=""), config,
-            error=ChannelUnreachable("x", "dns"))  # fmt: skip
+        run(
+            plan_for({"runtime.txt": "python-3.10"}, config, folder=""),
+            config,
+            error=ChannelUnreachable("x", "dns"),
+        )
 
 
 @pytest.mark.parametrize(
@@ -138,7 +152,9 @@ def test_channel_names_use_the_alias_and_the_operator_list_wins():
     config = load_config(overrides={"conda_channel_alias": "https://mirror.example/conda/"})
     mirror_url = "https://mirror.example/conda"
     assert channel_urls(["conda-forge", "bioconda"], config) == [
-        f"{mirror_url}/conda-forge", f"{mirror_url}/bioconda"]  # fmt: skip
+        f"{mirror_url}/conda-forge",
+        f"{mirror_url}/bioconda",
+    ]
     assert channel_urls([], config) == ["https://mirror.example/conda/conda-forge"]
     mirror = load_config(overrides={"conda_channels": ["file:///srv/conda-mirror"]})
     assert channel_urls(["conda-forge"], mirror) == ["file:///srv/conda-mirror"]
@@ -161,10 +177,13 @@ def test_an_unreachable_channel_is_named_as_the_operators_mirror():
     alias = load_config(overrides={"conda_channel_alias": "https://mirror.lab/c"})
     assert "conda_channel_alias" in channel_origin("https://mirror.lab/c/conda-forge", alias)
     assert channel_origin("https://conda.anaconda.org/conda-forge", load_config()) == ""
-    error = ChannelUnreachable("https://mirror.lab/conda-forge", "refused", "the mirror set in "
-                               "conda_channels")  # fmt: skip
-    assert str(error) == ("conda channel https://mirror.lab/conda-forge unreachable: refused "
-                          "(the mirror set in conda_channels)")  # fmt: skip
+    error = ChannelUnreachable(
+        "https://mirror.lab/conda-forge", "refused", "the mirror set in conda_channels"
+    )
+    assert str(error) == (
+        "conda channel https://mirror.lab/conda-forge unreachable: refused "
+        "(the mirror set in conda_channels)"
+    )
     # On the package-index path, conda-only packages name the mirror that did not answer.
     plan = plan_for({"environment.yml": "dependencies: [numpy, r-base]"}, mirror)
     with pytest.raises(BuildpackError) as refused:

@@ -55,13 +55,22 @@ dependencies:
 def test_a_data_science_environment():
     result = translate(parse_environment_file(DATA_SCIENCE, "environment.yml"))
     assert result.requirements == [
-        "numpy", "pandas>=2", "matplotlib==3.8.*", "bokeh", "dask", "scipy", "ipywidgets",
-        "voila", "opencv-python-headless", "torch",
-    ]  # fmt: skip
+        "numpy",
+        "pandas>=2",
+        "matplotlib==3.8.*",
+        "bokeh",
+        "dask",
+        "scipy",
+        "ipywidgets",
+        "voila",
+        "opencv-python-headless",
+        "torch",
+    ]
     assert result.renamed == [
-        ("matplotlib-base", "matplotlib"), ("py-opencv", "opencv-python-headless"),
+        ("matplotlib-base", "matplotlib"),
+        ("py-opencv", "opencv-python-headless"),
         ("pytorch", "torch"),
-    ]  # fmt: skip
+    ]
     assert result.skipped == ["python", "nodejs", "pip"]
     assert "renamed matplotlib-base → matplotlib" in result.summary()
 

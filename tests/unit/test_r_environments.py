@@ -110,8 +110,9 @@ def test_the_snapshot_date_fills_the_repository_url():
 
 
 def test_install_r_runs_before_the_repository_copy_and_python_stays():
-    plan = plan_build(repo({"install.R": 'install.packages("x")', "requirements.txt": "six"},
-                           "binder"), CONFIG)  # fmt: skip
+    plan = plan_build(
+        repo({"install.R": 'install.packages("x")', "requirements.txt": "six"}, "binder"), CONFIG
+    )
     assert plan.buildpack == "r" and plan.r == RRequest("binder/install.R", "")
     assert plan.dependency_files["install.R"] == b'install.packages("x")'
     assert "withCallingHandlers" in plan.dependency_files["minibinder-install.R"].decode()
@@ -144,8 +145,10 @@ def test_description_counts_only_at_the_root_without_a_binder_folder(tmp_path):
 def test_an_environment_file_beside_install_r_is_said_to_be_unused():
     plan = plan_build(repo({"install.R": "", "environment.yml": "dependencies: [numpy]"}), CONFIG)
     assert plan.conda is None
-    assert any("environment.yml is not used: install.R makes this an R environment" in n
-               for n in plan.notices)  # fmt: skip
+    assert any(
+        "environment.yml is not used: install.R makes this an R environment" in n
+        for n in plan.notices
+    )
 
 
 class FakeDocker:
@@ -175,8 +178,9 @@ def test_r_comes_from_the_base_images_debian_release_in_a_layer_of_its_own():
     assert "r-base-core r-base-dev r-cran-irkernel" in layer
     assert "IRkernel::installspec" in kernel
     assert "http://cran.test/2023-06-01" in profile
-    assert lines == ["R 4.2 (Debian bookworm's) for runtime.txt; R packages from "
-                     "http://cran.test/2023-06-01\n"]  # fmt: skip
+    assert lines == [
+        "R 4.2 (Debian bookworm's) for runtime.txt; R packages from http://cran.test/2023-06-01\n"
+    ]
     text = render_dockerfile(plan)
     assert text.index("r-base-core") < text.index("COPY --chown=1000:1000 _minibinder/deps/")
 
@@ -197,14 +201,20 @@ def test_the_fallback_is_visible_in_the_build_log():
 
 
 def test_an_r_build_installs_r_and_irkernel_from_the_operators_sources():
-    config = load_config(overrides={"r_builds": {"4.1": "https://r.example/r-4.1.3_1_amd64.deb"},
-                                    "r_package_repository": "http://cran.test/"})  # fmt: skip
+    config = load_config(
+        overrides={
+            "r_builds": {"4.1": "https://r.example/r-4.1.3_1_amd64.deb"},
+            "r_package_repository": "http://cran.test/",
+        }
+    )
     plan, lines = prepared({"runtime.txt": "r-4.1-2022-01-01"}, config, codename="bookworm")
     layer, profile, kernel = plan.system_steps
     assert "https://r.example/r-4.1.3_1_amd64.deb" in layer and "r-base-core" not in layer
     assert 'install.packages("IRkernel", lib = .Library)' in kernel and "HOME=/root" in kernel
-    assert lines == ["R 4.1 (from https://r.example/r-4.1.3_1_amd64.deb) for runtime.txt; "
-                     "R packages from http://cran.test/\n"]  # fmt: skip
+    assert lines == [
+        "R 4.1 (from https://r.example/r-4.1.3_1_amd64.deb) for runtime.txt; "
+        "R packages from http://cran.test/\n"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -229,8 +239,9 @@ def test_the_shown_dockerfile_has_the_r_steps_when_docker_answers(tmp_path):
     assert "r-base-core" in generated_dockerfile(tmp_path, CONFIG, FakeDocker("bookworm"))
     without = generated_dockerfile(tmp_path, CONFIG)
     assert "r-base-core" not in without
-    assert without.endswith("# R's steps are left out: they depend on the base image, and "
-                            "Docker did not answer\n")  # fmt: skip
+    assert without.endswith(
+        "# R's steps are left out: they depend on the base image, and Docker did not answer\n"
+    )
 
 
 class TwoReleases:
@@ -245,8 +256,12 @@ class TwoReleases:
         return f"VERSION_CODENAME={self.CODENAMES[name.removeprefix('sha256:')]}\n".encode()
 
 
-TWO_BASES = load_config(overrides={"base_images": {"3.11": "b:311", "3.13": "b:313"},
-                                   "r_package_repository": "http://cran.test/"})  # fmt: skip
+TWO_BASES = load_config(
+    overrides={
+        "base_images": {"3.11": "b:311", "3.13": "b:313"},
+        "r_package_repository": "http://cran.test/",
+    }
+)
 
 
 def test_an_r_version_another_base_has_is_taken_exactly_from_it():

@@ -96,8 +96,9 @@ def test_fail_refuses_and_an_r_of_r_builds_cannot_use_debians_packages():
 def test_calls_not_read_are_said_in_the_notice():
     asked = RPackages(("install.R",), (), ("install.packages(pk)",))
     notice = choose_r_packages(asked, "http://cran/", "refused", "debian", "bookworm").notice
-    assert notice.endswith(": none; not read (they fail unless Debian's packages cover them): "
-                           "install.packages(pk)")  # fmt: skip
+    assert notice.endswith(
+        ": none; not read (they fail unless Debian's packages cover them): install.packages(pk)"
+    )
 
 
 def test_the_debian_step_checks_every_name_first_and_records_what_it_installed():

@@ -61,8 +61,9 @@ def test_the_moved_repository_is_the_location_without_gits_request(location, mov
 
 def test_pins_name_the_host_and_port_git_connects_to():
     assert pin_resolution("https://gh.example/o/r", ["140.82.112.3", "2606:50c0::1"]) == [
-        "-c", "http.curloptResolve=gh.example:443:140.82.112.3,[2606:50c0::1]"
-    ]  # fmt: skip
+        "-c",
+        "http.curloptResolve=gh.example:443:140.82.112.3,[2606:50c0::1]",
+    ]
     assert pin_resolution("git://gh.example/o/r", ["140.82.112.3"]) == []
 
 
@@ -107,8 +108,9 @@ def follow(url, git, internal_hosts=(), schemes=("https",)):
 
 
 def test_a_redirect_is_followed_checked_and_pinned(public_resolver):
-    git = FakeGit({"https://old.example/o/r": "->https://new.example/o/r",
-                   "https://new.example/o/r": "sha"})  # fmt: skip
+    git = FakeGit(
+        {"https://old.example/o/r": "->https://new.example/o/r", "https://new.example/o/r": "sha"}
+    )
     assert follow("https://old.example/o/r", git) == "sha"
     assert public_resolver == ["new.example"]
     assert git.seen[1].options == ("-c", "http.curloptResolve=new.example:443:140.82.112.3")
@@ -150,10 +152,18 @@ def test_a_redirect_between_a_private_and_a_public_repository_is_not_tried(
     with pytest.raises(FetchError):
         through_redirects(start, [], ("https",), (), "looking up", git, str(credentials))
     assert len(git.seen) == 1
-    within = FakeGit({"https://new.example/lab/a": "->https://new.example/lab/b",
-                      "https://new.example/lab/b": "sha"})  # fmt: skip
-    assert through_redirects("https://new.example/lab/a", [], ("https",), (), "looking up",
-                             within, str(credentials)) == "sha"  # fmt: skip
+    within = FakeGit(
+        {
+            "https://new.example/lab/a": "->https://new.example/lab/b",
+            "https://new.example/lab/b": "sha",
+        }
+    )
+    assert (
+        through_redirects(
+            "https://new.example/lab/a", [], ("https",), (), "looking up", within, str(credentials)
+        )
+        == "sha"
+    )
 
 
 def test_refused_and_unreachable_redirects_read_the_same(public_resolver):
@@ -167,8 +177,9 @@ def test_refused_and_unreachable_redirects_read_the_same(public_resolver):
 
 
 def test_redirects_stop_after_a_few(public_resolver):
-    git = FakeGit({f"https://h{i}.example/o/r": f"->https://h{i + 1}.example/o/r"
-                   for i in range(10)})  # fmt: skip
+    git = FakeGit(
+        {f"https://h{i}.example/o/r": f"->https://h{i + 1}.example/o/r" for i in range(10)}
+    )
     with pytest.raises(FetchError, match=f"redirects more than {remote.MAX_REDIRECTS} times"):
         follow("https://h0.example/o/r", git)
     assert len(git.seen) == remote.MAX_REDIRECTS + 1

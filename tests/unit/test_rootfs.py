@@ -52,7 +52,9 @@ def test_a_missing_image_is_pulled(monkeypatch):
 def test_without_a_registry_debootstrap_makes_the_same_release(monkeypatch):
     engine = FakeEngine(pull_error="lookup registry-1.docker.io: no such host")
     assert found(engine, "debian:trixie-slim", monkeypatch) == (
-        "minibinder-rootfs:trixie", [("trixie", "minibinder-rootfs:trixie")])  # fmt: skip
+        "minibinder-rootfs:trixie",
+        [("trixie", "minibinder-rootfs:trixie")],
+    )
 
 
 def test_a_local_rootfs_is_never_pulled(monkeypatch):

@@ -38,8 +38,12 @@ def test_session_hosts(host, expected):
 
 
 def test_session_hosts_pass_the_host_check_on_the_main_port_only():
-    config = load_config(overrides={"session_domain": "binder.example.org",
-                                    "public_url": "https://binder.example.org/"})  # fmt: skip
+    config = load_config(
+        overrides={
+            "session_domain": "binder.example.org",
+            "public_url": "https://binder.example.org/",
+        }
+    )
     policy = HostPolicy(config)
     assert policy.allows(f"{ID}.binder.example.org")
     assert policy.allows(f"{ID}.binder.example.org:443")

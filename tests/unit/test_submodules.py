@@ -9,9 +9,11 @@ from minibinder.repos.submodules import check_submodule_path, submodule_entries,
 
 
 def test_entries_from_git_config_listing():
-    listing = ("submodule.lib.path\nvendor/lib\0submodule.lib.url\n../lib.git\0"
-               "submodule.a.b.path\nab\0submodule.a.b.url\nhttps://h/ab\0"
-               "submodule.nourl.path\nx\0")  # fmt: skip
+    listing = (
+        "submodule.lib.path\nvendor/lib\0submodule.lib.url\n../lib.git\0"
+        "submodule.a.b.path\nab\0submodule.a.b.url\nhttps://h/ab\0"
+        "submodule.nourl.path\nx\0"
+    )
     assert submodule_entries(listing) == [
         ("lib", "vendor/lib", "../lib.git"),
         ("a.b", "ab", "https://h/ab"),

@@ -24,8 +24,9 @@ from minibinder.swarm.reports import (
 
 KEY = b"k" * 64
 SESSION = "0123456789abcdef"
-REPORT = Report("node1", "w1", "1.0", True, (SessionUsage(SESSION, 12.5, 1),), 10**9, "",
-                "reg/x@sha256:ab", "")  # fmt: skip
+REPORT = Report(
+    "node1", "w1", "1.0", True, (SessionUsage(SESSION, 12.5, 1),), 10**9, "", "reg/x@sha256:ab", ""
+)
 
 
 def test_a_report_survives_the_wire():
@@ -70,11 +71,15 @@ def test_an_answer_counts_only_signed_for_its_report():
 
     answer = b'{"pull": "r.lab/probe:1"}'
     verify_answer(KEY, "sig-1", answer, sign_answer(KEY, "sig-1", answer))
-    for key, report, body in ((b"x" * 32, "sig-1", answer), (KEY, "sig-2", answer),
-                              (KEY, "sig-1", b'{"pull": "evil.example/x"}')):  # fmt: skip
+    for key, report, body in (
+        (b"x" * 32, "sig-1", answer),
+        (KEY, "sig-2", answer),
+        (KEY, "sig-1", b'{"pull": "evil.example/x"}'),
+    ):
         with pytest.raises(ReportError, match="not signed"):
-            verify_answer(KEY, "sig-1", answer if body is answer else body,
-                          sign_answer(key, report, answer))  # fmt: skip
+            verify_answer(
+                KEY, "sig-1", answer if body is answer else body, sign_answer(key, report, answer)
+            )
 
 
 def test_the_same_report_twice_is_a_replay():
@@ -156,8 +161,16 @@ NODES = [
 
 
 def record(**changes) -> NodeRecord:
-    fields = dict(at=1000.0, hostname="h", version="1.0", no_new_privileges=True,
-                  disk_free=1, rules="", pulled="reg/p@sha256:1", pull_error="")  # fmt: skip
+    fields = dict(
+        at=1000.0,
+        hostname="h",
+        version="1.0",
+        no_new_privileges=True,
+        disk_free=1,
+        rules="",
+        pulled="reg/p@sha256:1",
+        pull_error="",
+    )
     return NodeRecord(**{**fields, **changes})
 
 
@@ -166,11 +179,18 @@ def by_name(findings):
 
 
 def test_doctor_finds_every_agent_well():
-    found = by_name(agent_findings(NODES, {"a": record(), "b": record()}, "reg/p@sha256:1",
-                                   1010, version="1.0"))  # fmt: skip
+    found = by_name(
+        agent_findings(NODES, {"a": record(), "b": record()}, "reg/p@sha256:1", 1010, version="1.0")
+    )
     assert all(f.ok for f in found.values()), found
-    assert set(found) == {"agents", "agent version", "no-new-privileges", "node disk",
-                          "node rules", "nodes can pull"}  # fmt: skip
+    assert set(found) == {
+        "agents",
+        "agent version",
+        "no-new-privileges",
+        "node disk",
+        "node rules",
+        "nodes can pull",
+    }
 
 
 def test_doctor_reports_a_node_without_no_new_privileges_and_the_rest():
@@ -178,8 +198,7 @@ def test_doctor_reports_a_node_without_no_new_privileges_and_the_rest():
         "a": record(no_new_privileges=False, version="0.9", rules="iptables: denied"),
         "b": record(at=1000 - STALE_SECONDS - 1),
     }
-    found = by_name(agent_findings(NODES, records, "reg/p@sha256:1", 1000, version="1.0",
-                                   floor=2))  # fmt: skip
+    found = by_name(agent_findings(NODES, records, "reg/p@sha256:1", 1000, version="1.0", floor=2))
     assert not found["node disk"].ok and "mgr 10.0.0.10: 0.0 GiB free" in found["node disk"].found
     assert not found["agents"].ok and "silent: w1 10.0.0.11" in found["agents"].found
     assert (
@@ -191,8 +210,10 @@ def test_doctor_reports_a_node_without_no_new_privileges_and_the_rest():
 
 
 def test_doctor_says_which_node_could_not_pull():
-    records = {"a": record(pulled="", pull_error="reg/p@sha256:2: unauthorized"),
-               "b": record(pulled="reg/p@sha256:1")}  # fmt: skip
+    records = {
+        "a": record(pulled="", pull_error="reg/p@sha256:2: unauthorized"),
+        "b": record(pulled="reg/p@sha256:1"),
+    }
     found = by_name(agent_findings(NODES, records, "reg/p@sha256:2", 1000, version="1.0"))
     pull = found["nodes can pull"]
     assert not pull.ok and not pull.warning

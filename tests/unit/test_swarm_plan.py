@@ -24,11 +24,19 @@ from .test_engines import facts
 
 GIB = 2**30
 CONTAINER = SessionContainer(
-    image="mb-demo:abc", name="minibinder-session-s1", command=["jupyter", "lab"],
-    environment={"JUPYTER_TOKEN": "t"}, labels={SESSION_LABEL: "s1"}, user="1000",
-    mem_limit=2 * GIB, mem_reservation=GIB, nano_cpus=10**9, pids_limit=512, port=8888,
+    image="mb-demo:abc",
+    name="minibinder-session-s1",
+    command=["jupyter", "lab"],
+    environment={"JUPYTER_TOKEN": "t"},
+    labels={SESSION_LABEL: "s1"},
+    user="1000",
+    mem_limit=2 * GIB,
+    mem_reservation=GIB,
+    nano_cpus=10**9,
+    pids_limit=512,
+    port=8888,
     reach="node",
-)  # fmt: skip
+)
 
 
 def node(node_id, state="ready", address="10.0.0.1", memory=8 * GIB, availability="active"):
@@ -105,8 +113,12 @@ def test_a_service_found_in_the_reconcilers_shape():
 
 
 def test_seats_count_reservations_node_by_node():
-    nodes = [node("a", memory=5 * GIB), node("b", memory=3 * GIB), node("c", state="down"),
-             node("d", availability="drain")]  # fmt: skip
+    nodes = [
+        node("a", memory=5 * GIB),
+        node("b", memory=3 * GIB),
+        node("c", state="down"),
+        node("d", availability="drain"),
+    ]
     # (5 - 1) + (3 - 1) GiB of 1 GiB reservations; down and drained nodes have no room.
     assert seats(nodes, GIB, GIB) == 6
     assert seats([], GIB, GIB) == 0
@@ -121,8 +133,21 @@ def test_admission_asks_the_clusters_seats():
 
 
 def record(session_id, node="host-n1 10.0.0.1", state="running"):
-    return SessionRecord(session_id, "t", "svc", "10.0.0.1:30001", "img", "gh", "o/r/HEAD", "",
-                         "", state, 1.0, 1.0, node=node)  # fmt: skip
+    return SessionRecord(
+        session_id,
+        "t",
+        "svc",
+        "10.0.0.1:30001",
+        "img",
+        "gh",
+        "o/r/HEAD",
+        "",
+        "",
+        state,
+        1.0,
+        1.0,
+        node=node,
+    )
 
 
 @pytest.mark.parametrize(
@@ -134,9 +159,14 @@ def record(session_id, node="host-n1 10.0.0.1", state="running"):
     ],
 )
 def test_reconcile_ends_a_session_whose_node_is_lost(found_state, found_node, reason):
-    found = {"Id": "svc", "State": found_state, "Node": found_node, "EndReason": "shut down",
-             "Endpoint": "10.0.0.2:30009",
-             "Labels": {SESSION_LABEL: "s1", "minibinder.reach": "node"}}  # fmt: skip
+    found = {
+        "Id": "svc",
+        "State": found_state,
+        "Node": found_node,
+        "EndReason": "shut down",
+        "Endpoint": "10.0.0.2:30009",
+        "Labels": {SESSION_LABEL: "s1", "minibinder.reach": "node"},
+    }
     plan = plan_reconcile([record("s1")], [found], "net", 10_000.0, grace=90)
     assert plan.stop == [("s1", reason)]
 

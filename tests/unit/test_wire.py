@@ -19,11 +19,20 @@ def head(target=b"/user/0123456789abcdef/lab?x=1", headers=(), method="GET", upg
 
 def test_the_environ_is_what_gunicorn_would_give():
     environ = environ_for(
-        head(b"/user/0123456789abcdef/a%20b?token=t",
-             [(b"Host", b"h:1"), (b"Content-Type", b"text/plain"), (b"X-A", b"1"),
-              (b"x-a", b"2"), (b"X_Spoof", b"no")]),
-        "10.0.0.9", 8585, "https",
-    )  # fmt: skip
+        head(
+            b"/user/0123456789abcdef/a%20b?token=t",
+            [
+                (b"Host", b"h:1"),
+                (b"Content-Type", b"text/plain"),
+                (b"X-A", b"1"),
+                (b"x-a", b"2"),
+                (b"X_Spoof", b"no"),
+            ],
+        ),
+        "10.0.0.9",
+        8585,
+        "https",
+    )
     assert environ["PATH_INFO"] == "/user/0123456789abcdef/a b"
     assert environ["RAW_URI"] == "/user/0123456789abcdef/a%20b?token=t"
     assert environ["QUERY_STRING"] == "token=t"
@@ -39,8 +48,7 @@ def test_body_framing_is_read_from_the_head():
     assert head(headers=[(b"Content-Length", b"5")], method="POST").length == 5
     chunked = head(headers=[(b"Transfer-Encoding", b"chunked")], method="POST")
     assert chunked.chunked and chunked.has_body
-    websocket = head(headers=[(b"Upgrade", b"websocket"), (b"Content-Length", b"5")],
-                     upgrade=True)  # fmt: skip
+    websocket = head(headers=[(b"Upgrade", b"websocket"), (b"Content-Length", b"5")], upgrade=True)
     assert websocket.websocket and not websocket.has_body  # after an upgrade: not HTTP
     assert head(headers=[(b"Expect", b"100-Continue")]).expects_continue
 
@@ -57,11 +65,14 @@ def test_small_responses_carry_their_length():
     assert answer.startswith(b"HTTP/1.1 429 Too Many Requests\r\n")
     assert b"Retry-After: 5\r\n" in answer and b"Connection: close\r\n" in answer
     assert answer.endswith(b"Content-Length: 10\r\nConnection: close\r\n\r\nslow down\n")
-    redirect = wsgi_response("302 Found", [("Location", "/x/"), ("Content-Length", "0")], b"",
-                             close=False)  # fmt: skip
-    assert redirect == (b"HTTP/1.1 302 Found\r\nLocation: /x/\r\nX-Frame-Options: DENY\r\n"
-                        b"Content-Security-Policy: frame-ancestors 'none'\r\nContent-Length: 0"
-                        b"\r\n\r\n")  # fmt: skip
+    redirect = wsgi_response(
+        "302 Found", [("Location", "/x/"), ("Content-Length", "0")], b"", close=False
+    )
+    assert redirect == (
+        b"HTTP/1.1 302 Found\r\nLocation: /x/\r\nX-Frame-Options: DENY\r\n"
+        b"Content-Security-Policy: frame-ancestors 'none'\r\nContent-Length: 0"
+        b"\r\n\r\n"
+    )
 
 
 @pytest.mark.parametrize(
