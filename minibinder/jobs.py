@@ -16,11 +16,12 @@ from pathlib import Path
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import metrics
-from .builds.disk import collect_images, disk_used_and_total, docker_disk_path
+from .builds.disk import collect_images, disk_used_and_total, docker_disk_path, trim_to_watermarks
 from .builds.sharing import sweep_build_logs, sweep_work_folders
 from .errors import ConfigError, DockerUnavailable
 from .networks import ensure_egress, sweep_build_networks
 from .services import Services
+from .sessions.kept_work import KeptWork
 from .sessions.reconcile import reconcile
 from .warm_pool import refill
 
@@ -104,23 +105,17 @@ def trim_kept_work_for_disk(
     """Kept work counts in the disk watermarks where it shares the measured disk: still above
     image_gc_high once images went, the oldest kept work goes until below image_gc_low."""
     config, shelf = services.config, services.sessions.shelf
-    usage = usage or (lambda: disk_used_and_total(config))
-    used, total = usage()
-    if used * 100 < config.image_gc_high * total:
-        return []
-    gone = []
-    for work in shelf.all():  # oldest first
-        if used * 100 < config.image_gc_low * total:
-            break
+
+    def remove(work: KeptWork) -> None:
         shelf.delete(work.key)
-        gone.append(work.key)
         log.info(
             "removed kept work of %d bytes, the oldest (disk above %s%%)",
             work.size,
             config.image_gc_high,
         )
-        used, total = usage()
-    return gone
+
+    usage = usage or (lambda: disk_used_and_total(config))
+    return [work.key for work in trim_to_watermarks(config, usage, shelf.all, remove)]
 
 
 def watch_sessions(services: Services, stop: threading.Event) -> None:

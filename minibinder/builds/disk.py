@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .. import metrics
 from ..config import Config
@@ -16,6 +17,7 @@ from ..store import Store
 
 log = logging.getLogger(__name__)
 IMAGE_LABEL = "minibinder.repo"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,28 @@ def removal_order(images: list[ImageInfo]) -> list[ImageInfo]:
     )
 
 
+def trim_to_watermarks(
+    config: Config,
+    usage: Callable[[], tuple[int, int]],
+    candidates: Callable[[], Iterable[T]],
+    remove: Callable[[T], None],
+) -> list[T]:
+    """The watermarks, for every user of the disk (images, kept work): at or above
+    image_gc_high, `remove` the `candidates` in order until use is below image_gc_low. The
+    candidates are asked for only then. Returns what went."""
+    used, total = usage()
+    if used * 100 < config.image_gc_high * total:
+        return []
+    removed = []
+    for candidate in candidates():
+        if used * 100 < config.image_gc_low * total:
+            break
+        remove(candidate)
+        removed.append(candidate)
+        used, total = usage()
+    return removed
+
+
 def collect_images(
     config: Config,
     docker: Docker,
@@ -71,31 +95,27 @@ def collect_images(
 ) -> list[str]:
     """Above the high watermark, remove this installation's images (labelled with `instance`)
     until disk use is below the low one."""
-    usage = usage or (lambda: disk_used_and_total(config))
-    used, total = usage()
-    if used * 100 < config.image_gc_high * total:
-        return []
-    in_use = {c.get("Image") for c in docker.containers("minibinder.session")}
-    last_used = store.image_last_used()
-    images: list[ImageInfo] = []
-    for found in docker.images(f"minibinder.instance={instance}"):
-        for name in found.get("RepoTags") or []:
-            images.append(
-                ImageInfo(
-                    name,
-                    found.get("Size", 0),
-                    last_used.get(name, float(found.get("Created", 0))),
-                    name in in_use or found["Id"] in in_use,
-                )
+
+    def candidates() -> list[ImageInfo]:
+        in_use = {c.get("Image") for c in docker.containers("minibinder.session")}
+        last_used = store.image_last_used()
+        images = [
+            ImageInfo(
+                name,
+                found.get("Size", 0),
+                last_used.get(name, float(found.get("Created", 0))),
+                name in in_use or found["Id"] in in_use,
             )
-    removed = []
-    for image in removal_order(images):
-        if used * 100 < config.image_gc_low * total:
-            break
+            for found in docker.images(f"minibinder.instance={instance}")
+            for name in found.get("RepoTags") or []
+        ]
+        return removal_order(images)
+
+    def remove(image: ImageInfo) -> None:
         docker.remove_image(image.name)
         store.forget_image(image.name)
         metrics.IMAGES_REMOVED.inc()
-        removed.append(image.name)
         log.info("removed image %s (disk above %s%%)", image.name, config.image_gc_high)
-        used, total = usage()
-    return removed
+
+    usage = usage or (lambda: disk_used_and_total(config))
+    return [image.name for image in trim_to_watermarks(config, usage, candidates, remove)]
