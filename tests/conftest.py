@@ -19,8 +19,8 @@ from .support.gitserver import GitServer
 
 # `make test` runs some suites beside the rest (scripts/integration-tests.sh), sharing the host's
 # Docker. That run names its images apart, so each run's cleanup by prefix (images, session
-# containers) touches only its own; the host's netfilter and build networks it leaves to the
-# main run's end-of-run sweep.
+# containers) touches only its own; the host's netfilter and build networks the script sweeps
+# once both runs are over (tests/support/host_sweep.py).
 BESIDE = os.environ.get("MINIBINDER_TESTS_BESIDE") == "1"
 TEST_IMAGE_PREFIX = "minibinder-beside-" if BESIDE else "minibinder-test-"
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
+import os
 import time
 
 import docker as docker_sdk
@@ -12,16 +11,18 @@ import pytest
 from minibinder.builds.images import build_image, target_for_directory, target_for_source
 from minibinder.docker_client import Docker
 from minibinder.errors import DockerUnavailable
-from minibinder.firewall import uninstall
 from minibinder.repos.providers import parse_spec
 
-from ..conftest import BESIDE, TEST_IMAGE_PREFIX, make_config
+from ..conftest import TEST_IMAGE_PREFIX, make_config
+from ..support import host_sweep
 from ..support.gitserver import GitServer
 from ..support.serving import ServeProcess, remove_test_sessions, write_config
 from ..support.sse import events
 
 # The operator's token in every test service (at least 32 characters).
 ADMIN_TOKEN = "operator-secret-0123456789abcdef0123"
+# `make test` sweeps the host once after all its pytests (scripts/integration-tests.sh).
+SWEPT_AFTER = os.environ.get("MINIBINDER_TESTS_SWEEP_AFTER") == "1"
 
 
 @pytest.fixture(scope="session")
@@ -40,36 +41,14 @@ def config(tmp_path, git_server):
 def egress_rules_removed():
     """Every `minibinder serve` and `build` a test runs installs its egress rules (as it would
     for an operator): remove the chains and build networks the test run added once it is
-    over. The run beside the main one leaves them to the main run (tests/conftest.py): its
-    sweep would take the main run's from under it."""
-    if BESIDE:
+    over. Under `make test`, whose two pytests run at once, the script sweeps once after both
+    (MINIBINDER_TESTS_SWEEP_AFTER, tests/support/host_sweep.py)."""
+    if SWEPT_AFTER:
         yield
         return
-    before = set(_minibinder_chains())
-    sdk = docker_sdk.from_env()
-    build_networks = {"label": "minibinder.network=build"}
-    networks_before = {network.id for network in sdk.networks.list(filters=build_networks)}
+    before = host_sweep.snapshot()
     yield
-    for prefix in set(_minibinder_chains()) - before:
-        uninstall(prefix)
-    # A service stopped mid-build leaves its build's network (the next start of that
-    # installation would sweep it; test installations never start again).
-    for network in sdk.networks.list(filters=build_networks):
-        if network.id not in networks_before:
-            network.remove()
-    for network in sdk.networks.list(names=["mbtest-"]):  # sessions' networks of tests' own
-        if network.name.startswith("mbtest-"):
-            with contextlib.suppress(docker_sdk.errors.APIError):  # in use: another run's
-                network.remove()
-
-
-def _minibinder_chains() -> list[str]:
-    listed = subprocess.run(["iptables", "-w", "-S"], capture_output=True, text=True).stdout
-    return [
-        line.split()[1].rsplit("-", 1)[0]
-        for line in listed.splitlines()
-        if line.startswith("-N MB-")
-    ]
+    host_sweep.sweep(before)
 
 
 @pytest.fixture(scope="session")

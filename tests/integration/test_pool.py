@@ -38,11 +38,9 @@ def warm_sessions(serve) -> int:
 
 def warm_containers(spec: str) -> list:
     sdk = docker_sdk.from_env()
-    return [
-        c
-        for c in sdk.containers.list(filters={"label": "minibinder.session"})
-        if c.labels.get("minibinder.spec") == spec
-    ]
+    # ignore_removed: another run's session may go between the listing and its inspection.
+    listed = sdk.containers.list(filters={"label": "minibinder.session"}, ignore_removed=True)
+    return [c for c in listed if c.labels.get("minibinder.spec") == spec]
 
 
 def test_a_launch_is_handed_a_warm_session_and_the_pool_refills(serve_with, pool_repo):
