@@ -11,7 +11,6 @@ import os
 import pwd
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -20,8 +19,7 @@ import pytest
 
 from ..support.engines import ensure
 from ..support.gitserver import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from ..support.wheel import build_wheel
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +47,7 @@ def test_pipx_install_then_serve_as_an_unprivileged_user(rootless, tmp_path, bui
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     started = time.monotonic()
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    (wheel,) = tmp_path.glob("minibinder-*.whl")
+    wheel = build_wheel(tmp_path)
     shutil.copy(wheel, work / wheel.name)
     for path in (work, work / wheel.name):
         os.chown(path, user.pw_uid, user.pw_gid)

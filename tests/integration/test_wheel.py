@@ -10,35 +10,19 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from pathlib import Path
 
 import pytest
 
 from ..support.gitserver import free_port
+from ..support.wheel import build_wheel
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "wheel-test-operator-token-0123456789"  # at least 32 characters
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     folder = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--wheel-dir",
-            str(folder / "dist"),
-            str(ROOT),
-        ],
-        check=True,
-        cwd=folder,
-    )
-    wheel = next((folder / "dist").glob("minibinder-*.whl"))
+    wheel = build_wheel(folder / "dist")
     venv = folder / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run(

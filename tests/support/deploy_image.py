@@ -9,17 +9,13 @@ wheel's layer."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import docker
 
-ROOT = Path(__file__).resolve().parents[2]
-SOURCE_DATE_EPOCH = "1700000000"  # any fixed time: the wheel's files carry it
+from .wheel import ROOT, build_wheel
 
 
 def build_minibinder_image(folder: Path, tag: str, extra_ca_file: str = "") -> float:
@@ -28,22 +24,7 @@ def build_minibinder_image(folder: Path, tag: str, extra_ca_file: str = "") -> f
     started = time.monotonic()
     context = folder / "deploy"
     shutil.copytree(ROOT / "deploy", context, ignore=shutil.ignore_patterns("dist", "*.pem"))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--wheel-dir",
-            str(context / "dist"),
-            str(ROOT),
-        ],
-        check=True,
-        cwd=folder,
-        env={**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},
-    )
+    build_wheel(context / "dist", reproducible=True)
     # The CA a TLS-intercepting proxy needs (make test passes the host's bundle), for pip.
     (context / "extra-ca.pem").write_text(Path(extra_ca_file).read_text() if extra_ca_file else "")
     docker.from_env(timeout=600).images.build(
