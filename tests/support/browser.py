@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -16,8 +17,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-sync"]  # fmt: skip
 # Chromium aborts a navigation in flight when the host's network interfaces change, as Docker's
 # do whenever a container or network comes or goes (other tests' too): a reader would reload.
-NETWORK_CHANGED = "net::ERR_NETWORK_CHANGED"
+NETWORK_CHANGED = "ERR_NETWORK_CHANGED"
 NAVIGATION_TRIES = 3
+ERROR_PAGE = "chrome-error://"  # where a navigation Chromium gave up on lands
 
 
 @contextmanager
@@ -43,11 +45,13 @@ def chromium(profile: Path, **options: Any) -> Iterator[Any]:
 
 
 def _reload_when_the_network_changed(page: Any) -> Any:
-    """Make `page.goto` try again (up to NAVIGATION_TRIES) when Chromium aborted it because
-    the host's interfaces changed; any other failure is raised at once. Returns the page."""
+    """Make the page's navigations try again (up to NAVIGATION_TRIES) where Chromium aborted
+    them because the host's interfaces changed: `goto`, and a redirect awaited with
+    `wait_for_url` (a launch page's to its session), as a reader would reload Chromium's error
+    page. Any other failure is raised at once. Returns the page."""
     from playwright.sync_api import Error
 
-    navigate = page.goto
+    navigate, wait = page.goto, page.wait_for_url
 
     @functools.wraps(navigate)
     def goto(url: str, **options: Any) -> Any:
@@ -60,8 +64,32 @@ def _reload_when_the_network_changed(page: Any) -> Any:
                 time.sleep(0.5)
         raise AssertionError("unreachable")
 
-    page.goto = goto
+    @functools.wraps(wait)
+    def wait_for_url(url: Any, **options: Any) -> None:
+        if not isinstance(url, str):
+            return wait(url, **options)
+        pattern = url_glob(url)
+        for attempt in range(NAVIGATION_TRIES):
+            wait(lambda at: bool(pattern.fullmatch(at)) or at.startswith(ERROR_PAGE), **options)
+            if not page.url.startswith(ERROR_PAGE):
+                return None
+            shown = page.content()
+            if NETWORK_CHANGED not in shown or attempt == NAVIGATION_TRIES - 1:
+                raise AssertionError(f"the browser could not load the page: {shown[-2000:]}")
+            page.reload()
+        return None
+
+    page.goto, page.wait_for_url = goto, wait_for_url
     return page
+
+
+def url_glob(glob: str) -> re.Pattern[str]:
+    """Playwright's URL glob as a pattern: `**` any characters, `*` any but `/`."""
+    parts = (
+        ".*" if part == "**" else "[^/]*" if part == "*" else re.escape(part)
+        for part in re.split(r"(\*\*|\*)", glob)
+    )
+    return re.compile("".join(parts))
 
 
 def run_cell(page: Any, cell: Any, check: Callable[[Any], None], code: str = "") -> None:
