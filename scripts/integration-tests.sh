@@ -15,9 +15,9 @@ host_before=$(mktemp)
 trap 'rm -f "$side_log" "$host_before"' EXIT
 
 "$python" -m tests.support.host_sweep save "$host_before" || exit 1
-export MINIBINDER_TESTS_SWEEP_AFTER=1
+export MBTESTS_SWEEP_AFTER=1
 
-MINIBINDER_TESTS_BESIDE=1 "$pytest" -p no:cacheprovider --durations=10 "$@" >"$side_log" 2>&1 &
+MBTESTS_BESIDE=1 "$pytest" -p no:cacheprovider --durations=10 "$@" >"$side_log" 2>&1 &
 side=$!
 
 ignored=()
@@ -32,7 +32,7 @@ cat "$side_log"
 
 "$python" -m tests.support.host_sweep sweep "$host_before"
 sweep_status=$?
-unset MINIBINDER_TESTS_SWEEP_AFTER
+unset MBTESTS_SWEEP_AFTER
 
 "$pytest" -p no:cacheprovider tests/integration tests/security -m restarts_docker
 last_status=$?

@@ -21,7 +21,8 @@ from .support.gitserver import GitServer
 # Docker. That run names its images apart, so each run's cleanup by prefix (images, session
 # containers) touches only its own; the host's netfilter and build networks the script sweeps
 # once both runs are over (tests/support/host_sweep.py).
-BESIDE = os.environ.get("MINIBINDER_TESTS_BESIDE") == "1"
+# (Not MINIBINDER_*: minibinder reads every such variable as a setting, and refuses unknown ones.)
+BESIDE = os.environ.get("MBTESTS_BESIDE") == "1"
 TEST_IMAGE_PREFIX = "minibinder-beside-" if BESIDE else "minibinder-test-"
 
 

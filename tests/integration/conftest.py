@@ -22,7 +22,7 @@ from ..support.sse import events
 # The operator's token in every test service (at least 32 characters).
 ADMIN_TOKEN = "operator-secret-0123456789abcdef0123"
 # `make test` sweeps the host once after all its pytests (scripts/integration-tests.sh).
-SWEPT_AFTER = os.environ.get("MINIBINDER_TESTS_SWEEP_AFTER") == "1"
+SWEPT_AFTER = os.environ.get("MBTESTS_SWEEP_AFTER") == "1"
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +42,7 @@ def egress_rules_removed():
     """Every `minibinder serve` and `build` a test runs installs its egress rules (as it would
     for an operator): remove the chains and build networks the test run added once it is
     over. Under `make test`, whose two pytests run at once, the script sweeps once after both
-    (MINIBINDER_TESTS_SWEEP_AFTER, tests/support/host_sweep.py)."""
+    (MBTESTS_SWEEP_AFTER, tests/support/host_sweep.py)."""
     if SWEPT_AFTER:
         yield
         return
