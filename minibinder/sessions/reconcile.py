@@ -6,6 +6,7 @@ Jupyter, then acts.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,8 @@ from ..engines import REACH_LABEL
 from ..store import SessionRecord
 from . import jupyter
 from .launcher import JUPYTER_PORT, SESSION_LABEL, Sessions
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -114,7 +117,11 @@ def reconcile(sessions: Sessions, now: float) -> ReconcilePlan:
     if sessions.local:
         # A session's volumes go with its container; these are what a removal outside
         # minibinder (`docker rm` without -v) left behind.
-        sessions.docker.remove_unused_volumes([sessions.own_label, SESSION_LABEL])
+        left = sessions.docker.remove_unused_volumes([sessions.own_label, SESSION_LABEL])
+        if left:
+            log.info(
+                "removed %d session volume(s) a container removed outside minibinder left", left
+            )
     for session_id, reason in plan.stop:
         sessions.stop(session_id, reason)
     for session_id, (container_id, target) in plan.maybe_adopt.items():
