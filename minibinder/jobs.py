@@ -16,7 +16,7 @@ from pathlib import Path
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import metrics
-from .builds.disk import collect_images, disk_used_and_total, docker_disk_path, trim_to_watermarks
+from .builds.disk import collect_images, docker_disk_path, trim_to_watermarks
 from .builds.sharing import sweep_build_logs, sweep_work_folders
 from .errors import ConfigError, DockerUnavailable
 from .networks import ensure_egress, sweep_build_networks
@@ -114,7 +114,6 @@ def trim_kept_work_for_disk(
             config.image_gc_high,
         )
 
-    usage = usage or (lambda: disk_used_and_total(config))
     return [work.key for work in trim_to_watermarks(config, usage, shelf.all, remove)]
 
 

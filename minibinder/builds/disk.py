@@ -66,13 +66,15 @@ def removal_order(images: list[ImageInfo]) -> list[ImageInfo]:
 
 def trim_to_watermarks(
     config: Config,
-    usage: Callable[[], tuple[int, int]],
+    usage: Callable[[], tuple[int, int]] | None,
     candidates: Callable[[], Iterable[T]],
     remove: Callable[[T], None],
 ) -> list[T]:
     """The watermarks, for every user of the disk (images, kept work): at or above
     image_gc_high, `remove` the `candidates` in order until use is below image_gc_low. The
-    candidates are asked for only then. Returns what went."""
+    candidates are asked for only then. `usage` (bytes used, in all) defaults to the disk
+    Docker's data is on. Returns what went."""
+    usage = usage or (lambda: disk_used_and_total(config))
     used, total = usage()
     if used * 100 < config.image_gc_high * total:
         return []
@@ -117,5 +119,4 @@ def collect_images(
         metrics.IMAGES_REMOVED.inc()
         log.info("removed image %s (disk above %s%%)", image.name, config.image_gc_high)
 
-    usage = usage or (lambda: disk_used_and_total(config))
     return [image.name for image in trim_to_watermarks(config, usage, candidates, remove)]
